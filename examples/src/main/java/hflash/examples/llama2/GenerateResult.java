@@ -1,0 +1,33 @@
+package hflash.examples.llama2;
+
+import java.util.Locale;
+
+/**
+ * The outcome of one generation.
+ *
+ * @param tokens every token id of the sequence, BOS and prompt included
+ * @param promptTokens how many leading entries of {@code tokens} came from the prompt (BOS included)
+ * @param text what was streamed: the decoded prompt and continuation (BOS prints nothing)
+ * @param positions forward passes run (one per position)
+ * @param seconds wall time of the decode loop
+ * @param attention summed attention reports of every decode call
+ */
+public record GenerateResult(int[] tokens, int promptTokens, String text, int positions, double seconds,
+    AttentionTotals attention) {
+
+  /** Forward passes per second, prompt positions included. */
+  public double tokensPerSecond() {
+    return seconds > 0 ? positions / seconds : 0;
+  }
+
+  /** Tokens sampled after the prompt. */
+  public int generatedTokens() {
+    return Math.max(0, tokens.length - promptTokens);
+  }
+
+  /** Two lines: speed, then the attention totals. */
+  public String summary() {
+    return String.format(Locale.ROOT, "%d positions (%d prompt, %d generated) in %.3f s: %.1f tokens/s%n%s",
+        positions, promptTokens, generatedTokens(), seconds, tokensPerSecond(), attention.summary());
+  }
+}

@@ -1,0 +1,105 @@
+package hflash.examples.llama2;
+
+import hflash.engine.AttentionMode;
+import hflash.memory.DType;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * Prompt prefill plus autoregressive generation, the loop of llama2.c {@code run.c}'s {@code generate()}: each
+ * position runs one forward pass; while the prompt lasts the next token is forced from it, afterwards it is
+ * sampled; generation stops after {@code steps} positions or when the model emits BOS. Text is streamed as tokens
+ * are produced.
+ *
+ * <p>Borrows its transformer and tokenizer (does not close them). Not thread-safe.
+ */
+public final class Generator {
+
+  private final Transformer transformer;
+  private final Tokenizer tokenizer;
+
+  /** @throws IllegalArgumentException if the tokenizer's vocab size differs from the model's */
+  public Generator(Transformer transformer, Tokenizer tokenizer) {
+    this.transformer = Objects.requireNonNull(transformer, "transformer");
+    this.tokenizer = Objects.requireNonNull(tokenizer, "tokenizer");
+    int expected = transformer.config().vocabSize();
+    if (tokenizer.vocabSize() != expected) {
+      throw new IllegalArgumentException(
+          "tokenizer has " + tokenizer.vocabSize() + " tokens but the model expects " + expected);
+    }
+  }
+
+  /**
+   * Loads the model and tokenizer named in {@code options}, generates, streams the text to {@code out}, and
+   * releases everything (cache, attention threads) before returning.
+   *
+   * @throws IllegalArgumentException for an invalid file, an unknown mode or dtype, or a prompt longer than the
+   *     context
+   */
+  public static GenerateResult run(GenerateOptions options, PrintStream out) throws IOException {
+    // parse first: a typo in --mode or --dtype fails before megabytes of weights are read
+    AttentionMode mode = AttentionMode.parse(options.mode());
+    DType dtype = DType.parse(options.dtype());
+    Llama2Checkpoint model = Llama2Checkpoint.load(options.model());
+    Tokenizer tokenizer = Tokenizer.load(options.tokenizer(), model.config().vocabSize());
+    int capacity = model.config().seqLen();
+    try (Transformer transformer = new Transformer(model, capacity, dtype, mode, options.threads())) {
+      return new Generator(transformer, tokenizer)
+          .generate(options.prompt(), options.steps(), options.temperature(), options.seed(), out);
+    }
+  }
+
+  /**
+   * Runs prefill and generation from position 0 (the transformer is reset first).
+   *
+   * @param steps positions to run, prompt included (llama2.c {@code -n}); 0 or more than the context means the
+   *     whole context
+   * @param out receives the decoded text as it is produced (flushed per token); may be null
+   * @throws IllegalArgumentException if the prompt (with BOS) has more tokens than the context holds
+   */
+  public GenerateResult generate(String prompt, int steps, float temperature, long seed, PrintStream out) {
+    Objects.requireNonNull(prompt, "prompt");
+    if (steps < 0) {
+      throw new IllegalArgumentException("steps must be >= 0: " + steps);
+    }
+    Sampler sampler = new Sampler(temperature, seed);
+    int capacity = transformer.capacity();
+    int[] promptTokens = tokenizer.encode(prompt, true);
+    if (promptTokens.length > capacity) {
+      throw new IllegalArgumentException(
+          "prompt longer than the context: " + promptTokens.length + " tokens > " + capacity);
+    }
+    int positions = steps == 0 ? capacity : Math.min(steps, capacity);
+    int[] tokens = new int[positions + 1]; // BOS + one token per position
+    ByteArrayOutputStream text = new ByteArrayOutputStream(positions * tokenizer.maxTokenLength() + 16);
+    transformer.reset();
+    transformer.resetAttentionTotals();
+    int token = promptTokens[0];
+    tokens[0] = token;
+    int n = 1;
+    long start = System.nanoTime();
+    for (int pos = 0; pos < positions; pos++) {
+      float[] logits = transformer.forward(token, pos);
+      int next = pos + 1 < promptTokens.length ? promptTokens[pos + 1] : sampler.sample(logits);
+      if (next == Tokenizer.BOS) {
+        break; // run.c: BOS delimits sequences, so the story is over
+      }
+      byte[] piece = tokenizer.printedBytes(token, next); // shared, no allocation
+      if (out != null) {
+        out.write(piece, 0, piece.length);
+        out.flush();
+      }
+      text.write(piece, 0, piece.length);
+      tokens[n++] = next;
+      token = next;
+    }
+    double seconds = (System.nanoTime() - start) / 1e9;
+    int ran = Math.min(n, positions);
+    return new GenerateResult(Arrays.copyOf(tokens, n), Math.min(promptTokens.length, n),
+        text.toString(StandardCharsets.UTF_8), ran, seconds, transformer.attentionTotals());
+  }
+}

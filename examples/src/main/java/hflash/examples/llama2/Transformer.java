@@ -1,0 +1,312 @@
+package hflash.examples.llama2;
+
+import hflash.engine.AttentionMode;
+import hflash.engine.AttentionReport;
+import hflash.engine.DecodeAttention;
+import hflash.memory.DType;
+import hflash.memory.KvCache;
+import hflash.memory.KvCacheLayout;
+import java.util.Objects;
+
+/**
+ * The llama2.c forward pass in plain float32 Java, with every attention step delegated to hflash.
+ *
+ * <p>Per token and layer: RMSNorm, the q/k/v projections, RoPE on consecutive pairs {@code (2i, 2i+1)} with theta
+ * 10000 (the {@code run.c} convention), {@code cache.append(layer, k, v)}, {@code attention.decode(layer, q, out)},
+ * the output projection, and a SwiGLU feed-forward block. The arithmetic follows {@code run.c} operation for
+ * operation (float accumulators, same summation order), so greedy decoding reproduces llama2.c token for token.
+ *
+ * <p>Ownership: a {@code Transformer} creates and owns one {@code KvCache} and one {@code DecodeAttention};
+ * {@link #close()} closes the attention (its worker threads) first and then the cache. It borrows the checkpoint's
+ * weight arrays. Not thread-safe: one instance decodes one sequence on one caller thread at a time (the attention
+ * may use its own worker threads internally). All buffers are allocated in the constructor; {@link #forward} does
+ * not allocate.
+ */
+public final class Transformer implements AutoCloseable {
+
+  private static final float RMS_EPS = 1e-5f;
+  private static final double ROPE_THETA = 10000.0;
+
+  /** Keys per KV tile unless a constructor says otherwise (64 keys: the tile size DESIGN.md assumes). */
+  public static final int DEFAULT_TILE_TOKENS = 64;
+
+  private final Llama2Checkpoint.Config config;
+  private final Llama2Checkpoint w;
+  private final int capacity;
+  private final KvCache cache; // owned: K and V of every layer, (layers, kvHeads, capacity, headDim) each
+  private final DecodeAttention attention; // owned: reads the cache, may run worker threads
+  private final AttentionReport totals = new AttentionReport(); // running sum of attention.report()
+  private long calls; // decode calls summed into totals
+
+  private final float[] x; // (dim) residual stream
+  private final float[] xb; // (dim) normalised input of a block
+  private final float[] xb2; // (dim) attention output, then a block's output before the residual add
+  private final float[] q; // (heads, headDim) row-major query
+  private final float[] k; // (kvHeads, headDim) row-major key of this position
+  private final float[] v; // (kvHeads, headDim) row-major value of this position
+  private final float[] hb; // (hiddenDim) w1 branch, then the SwiGLU product
+  private final float[] hb2; // (hiddenDim) w3 branch
+  private final float[] logits; // (vocab)
+  private final float[] invFreq; // (headDim/2) RoPE frequency of pair i: 1 / 10000^(2i/headDim)
+  private final float[] cos; // (headDim/2) cos(pos * invFreq[i]) for the current position
+  private final float[] sin; // (headDim/2) sin(pos * invFreq[i]) for the current position
+
+  /**
+   * A transformer over an f32 cache of the full trained context, exact attention, one thread.
+   *
+   * @param model the weights (borrowed)
+   */
+  public Transformer(Llama2Checkpoint model) {
+    this(model, model.config().seqLen(), DType.F32, AttentionMode.EXACT, 1);
+  }
+
+  /**
+   * @param model the weights (borrowed)
+   * @param capacity KV positions to reserve; {@code model.config().seqLen()} for the full trained context
+   * @param dtype element type of the KV cache
+   * @param mode how each decode call computes attention
+   * @param threads attention worker threads, &gt;= 1
+   */
+  public Transformer(Llama2Checkpoint model, int capacity, DType dtype, AttentionMode mode, int threads) {
+    this(model, capacity, dtype, mode, threads, DEFAULT_TILE_TOKENS);
+  }
+
+  /**
+   * As {@link #Transformer(Llama2Checkpoint, int, DType, AttentionMode, int)} with an explicit tile size.
+   *
+   * @param tileTokens keys per KV tile, the unit the engine reads and reports
+   */
+  public Transformer(Llama2Checkpoint model, int capacity, DType dtype, AttentionMode mode, int threads,
+      int tileTokens) {
+    this.w = Objects.requireNonNull(model, "model");
+    this.config = model.config();
+    Objects.requireNonNull(dtype, "dtype");
+    Objects.requireNonNull(mode, "mode");
+    if (capacity <= 0) {
+      throw new IllegalArgumentException("capacity must be positive: " + capacity);
+    }
+    this.capacity = capacity;
+    Llama2Checkpoint.Config c = config;
+    // validates every dimension; K and V each take layers*kvHeads*capacity*headDim*dtype.bytes() bytes
+    KvCacheLayout layout = new KvCacheLayout(c.layers(), c.kvHeads(), c.headDim(), capacity, dtype, tileTokens);
+    this.cache = KvCache.allocate(layout);
+    try {
+      this.attention = switch (mode) {
+        case EXACT -> DecodeAttention.create(cache, c.heads(), threads); // scale 1/sqrt(headDim), as run.c
+      };
+    } catch (RuntimeException e) {
+      cache.close(); // we own the cache: release it when construction fails
+      throw e;
+    }
+    this.x = new float[c.dim()];
+    this.xb = new float[c.dim()];
+    this.xb2 = new float[c.dim()];
+    this.q = new float[c.dim()];
+    this.k = new float[c.kvDim()];
+    this.v = new float[c.kvDim()];
+    this.hb = new float[c.hiddenDim()];
+    this.hb2 = new float[c.hiddenDim()];
+    this.logits = new float[c.vocabSize()];
+    int pairs = c.headDim() / 2;
+    this.invFreq = new float[pairs];
+    this.cos = new float[pairs];
+    this.sin = new float[pairs];
+    for (int i = 0; i < pairs; i++) {
+      // run.c: 1.0f / powf(10000.0f, head_dim / (float) head_size), in float
+      invFreq[i] = 1.0f / (float) Math.pow(ROPE_THETA, (2 * i) / (float) c.headDim());
+    }
+  }
+
+  /** The model hyper-parameters. */
+  public Llama2Checkpoint.Config config() {
+    return config;
+  }
+
+  /** KV positions this transformer can hold (the context length). */
+  public int capacity() {
+    return capacity;
+  }
+
+  /** Number of positions currently in the cache (the next position to feed). */
+  public int length() {
+    return cache.length(0);
+  }
+
+  /**
+   * The KV cache, borrowed for inspection ({@code layout()}, {@code bytesUsed()}, {@code length(layer)}). Do not
+   * append, truncate or close it: this transformer owns it and keeps every layer at the same length.
+   */
+  public KvCache cache() {
+    return cache;
+  }
+
+  /** The attention engine, borrowed for inspection ({@code kernels()}, {@code threads()}); do not close it. */
+  public DecodeAttention attention() {
+    return attention;
+  }
+
+  /** Forgets every position, keeping the reserved memory: the next {@link #forward} must use position 0. */
+  public void reset() {
+    cache.truncate(0);
+  }
+
+  /** Sums of the attention reports since construction or the last {@link #resetAttentionTotals()}. */
+  public AttentionTotals attentionTotals() {
+    return new AttentionTotals(calls, totals.keysScored(), totals.tilesRead(), totals.kvBytesRead(),
+        totals.rescales());
+  }
+
+  /** Zeroes the attention totals. */
+  public void resetAttentionTotals() {
+    calls = 0;
+    totals.reset();
+  }
+
+  /**
+   * Runs one token through the model at position {@code pos} and returns the next-token logits.
+   *
+   * <p>{@code pos} must be at most {@link #length()}: equal appends a position; smaller rewinds the cache to
+   * {@code pos} first (re-decoding from an earlier point, e.g. after a rejected draft).
+   *
+   * @return (vocab) logits; a buffer owned by this transformer, overwritten by the next call
+   * @throws IndexOutOfBoundsException if the token or the position is out of range
+   */
+  public float[] forward(int token, int pos) {
+    Objects.checkIndex(token, config.vocabSize());
+    int length = length();
+    if (pos > length || pos < 0) {
+      throw new IndexOutOfBoundsException("position out of range [0, " + length + "]: " + pos);
+    }
+    Objects.checkIndex(pos, capacity);
+    if (pos < length) {
+      cache.truncate(pos); // rewind: this position and the ones after it are replaced
+    }
+    int dim = config.dim();
+    System.arraycopy(w.tokenEmbedding, token * dim, x, 0, dim);
+    ropeAngles(pos);
+    try {
+      for (int layer = 0; layer < config.layers(); layer++) {
+        attentionBlock(layer);
+        feedForwardBlock(layer);
+      }
+    } catch (RuntimeException e) {
+      if (!cache.isClosed()) {
+        cache.truncate(pos); // keep all layers at one length: drop a partly appended position
+      }
+      throw e;
+    }
+    rmsnorm(x, x, w.rmsFinal);
+    matmul(logits, x, w.wcls, dim, config.vocabSize());
+    return logits;
+  }
+
+  /** x += wo * attention(rope(wq * xn), rope(wk * xn), wv * xn) with xn = rmsnorm(x). */
+  private void attentionBlock(int layer) {
+    int dim = config.dim(), kvDim = config.kvDim();
+    rmsnorm(xb, x, w.rmsAtt[layer]);
+    matmul(q, xb, w.wq[layer], dim, dim);
+    matmul(k, xb, w.wk[layer], dim, kvDim);
+    matmul(v, xb, w.wv[layer], dim, kvDim);
+    rope(q);
+    rope(k);
+    cache.append(layer, k, v); // k, v: (kvHeads, headDim), stored at position length(layer)
+    attention.decode(layer, q, xb2);
+    attention.report().addTo(totals); // the report is overwritten by the next call: sum it now
+    calls++;
+    matmul(xb, xb2, w.wo[layer], dim, dim);
+    for (int i = 0; i < dim; i++) {
+      x[i] += xb[i];
+    }
+  }
+
+  /** x += w2 * (silu(w1 * xn) * (w3 * xn)) with xn = rmsnorm(x). */
+  private void feedForwardBlock(int layer) {
+    int dim = config.dim(), hidden = config.hiddenDim();
+    rmsnorm(xb, x, w.rmsFfn[layer]);
+    matmul(hb, xb, w.w1[layer], dim, hidden);
+    matmul(hb2, xb, w.w3[layer], dim, hidden);
+    for (int i = 0; i < hidden; i++) {
+      float val = hb[i];
+      val *= 1.0f / (1.0f + (float) Math.exp(-val)); // silu, as run.c
+      hb[i] = val * hb2[i];
+    }
+    matmul(xb, hb, w.w2[layer], hidden, dim);
+    for (int i = 0; i < dim; i++) {
+      x[i] += xb[i];
+    }
+  }
+
+  /** Fills cos/sin for position {@code pos}; shared by all heads and layers of this token. */
+  private void ropeAngles(int pos) {
+    for (int i = 0; i < invFreq.length; i++) {
+      float angle = pos * invFreq[i];
+      cos[i] = (float) Math.cos(angle);
+      sin[i] = (float) Math.sin(angle);
+    }
+  }
+
+  /**
+   * Rotates each consecutive pair {@code (2i, 2i+1)} of every head by the position's angle (run.c convention, not
+   * the rotate-halves one).
+   *
+   * @param vec (n, headDim) row-major, q or k
+   */
+  private void rope(float[] vec) {
+    int headDim = config.headDim();
+    for (int base = 0; base < vec.length; base += headDim) {
+      for (int p = 0; p < invFreq.length; p++) {
+        int i = base + 2 * p;
+        float v0 = vec[i], v1 = vec[i + 1];
+        vec[i] = v0 * cos[p] - v1 * sin[p];
+        vec[i + 1] = v0 * sin[p] + v1 * cos[p];
+      }
+    }
+  }
+
+  /**
+   * out = weight .* (x / sqrt(mean(x^2) + 1e-5)); out may alias x.
+   *
+   * @param out (n)
+   * @param x (n)
+   * @param weight (n)
+   */
+  static void rmsnorm(float[] out, float[] x, float[] weight) {
+    float ss = 0f;
+    for (float v : x) {
+      ss += v * v;
+    }
+    ss /= x.length;
+    ss += RMS_EPS;
+    ss = 1.0f / (float) Math.sqrt(ss);
+    for (int j = 0; j < x.length; j++) {
+      out[j] = weight[j] * (ss * x[j]);
+    }
+  }
+
+  /**
+   * out = w * x, a plain loop with one float accumulator per row (run.c order).
+   *
+   * @param out (d)
+   * @param x (n)
+   * @param w (d, n) row-major
+   */
+  static void matmul(float[] out, float[] x, float[] w, int n, int d) {
+    for (int i = 0; i < d; i++) {
+      int row = i * n;
+      float val = 0f;
+      for (int j = 0; j < n; j++) {
+        val += w[row + j] * x[j];
+      }
+      out[i] = val;
+    }
+  }
+
+  @Override
+  public void close() {
+    try {
+      attention.close(); // stop the workers first: they must never outlive the cache
+    } finally {
+      cache.close();
+    }
+  }
+}

@@ -1,0 +1,37 @@
+package hflash.examples.llama2;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Locates {@code shared/data/stories260K} by walking up from the working directory. */
+final class SharedData {
+
+  private static final Path RELATIVE = Path.of("shared", "data", "stories260K");
+
+  private SharedData() {}
+
+  /** The stories260K folder; fails with the searched start directory when no ancestor has it. */
+  static Path stories260K() {
+    Path start = Path.of("").toAbsolutePath();
+    for (Path dir = start; dir != null; dir = dir.getParent()) {
+      Path candidate = dir.resolve(RELATIVE);
+      if (Files.isDirectory(candidate)) {
+        return candidate;
+      }
+    }
+    throw new IllegalStateException("no " + RELATIVE + " folder in " + start + " or any parent directory;"
+        + " the examples tests need the stories260K model and reference.json");
+  }
+
+  static Path model() {
+    return stories260K().resolve("stories260K.bin");
+  }
+
+  static Path tokenizer() {
+    return stories260K().resolve("tok512.bin");
+  }
+
+  static Path reference() {
+    return stories260K().resolve("reference.json");
+  }
+}
