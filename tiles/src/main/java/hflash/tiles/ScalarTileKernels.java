@@ -1,0 +1,95 @@
+package hflash.tiles;
+
+import hflash.memory.DType;
+import hflash.memory.TileLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * Reference kernels: plain loops written for clarity, the specification every vector kernel is
+ * tested against. Elements are decoded one at a time with {@link DType#read}.
+ */
+public final class ScalarTileKernels implements TileKernels {
+
+  private static final ValueLayout.OfFloat F32_LE =
+      ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+  @Override
+  public String name() {
+    return "scalar";
+  }
+
+  @Override
+  public int bitSize() {
+    return 0;
+  }
+
+  @Override
+  public void scores(float[] q, int qOff, int g, int d, MemorySegment k, long kOff, DType dtype,
+      int count, float[] s, int sStride) {
+    assert g > 0 && d > 0 && count >= 0 && sStride >= count;
+    int bytes = dtype.bytes();
+    for (int j = 0; j < count; j++) {
+      for (int h = 0; h < g; h++) {
+        int qh = qOff + h * d;
+        float dot = 0f;
+        for (int c = 0; c < d; c++) {
+          dot = Math.fma(q[qh + c], dtype.read(k, kOff + (long) TileLayout.keyIndex(j, c, d) * bytes), dot);
+        }
+        s[h * sStride + j] = dot;
+      }
+    }
+  }
+
+  @Override
+  public float max(float[] x, int off, int n) {
+    float m = Float.NEGATIVE_INFINITY;
+    for (int i = off; i < off + n; i++) {
+      m = Math.max(m, x[i]);
+    }
+    return m;
+  }
+
+  @Override
+  public float expSum(float[] x, int off, int n, float m) {
+    float sum = 0f;
+    for (int i = off; i < off + n; i++) {
+      x[i] = (float) Math.exp(x[i] - m);
+      sum += x[i];
+    }
+    return sum;
+  }
+
+  @Override
+  public void accumulate(float[] p, int pStride, int g, int d, MemorySegment v, long vOff,
+      DType dtype, int count, int tileTokens, float[] acc, int accOff) {
+    assert g > 0 && d > 0 && count >= 0 && count <= tileTokens && pStride >= count;
+    int bytes = dtype.bytes();
+    for (int j = 0; j < count; j++) {
+      for (int c = 0; c < d; c++) {
+        float vc = dtype.read(v, vOff + (long) TileLayout.valueIndex(j, c, d, tileTokens) * bytes);
+        for (int h = 0; h < g; h++) {
+          int a = accOff + h * d + c;
+          acc[a] = Math.fma(p[h * pStride + j], vc, acc[a]);
+        }
+      }
+    }
+  }
+
+  @Override
+  public void scale(float[] x, int off, int n, float a) {
+    for (int i = off; i < off + n; i++) {
+      x[i] *= a;
+    }
+  }
+
+  @Override
+  public double streamSum(MemorySegment seg, long off, long floatCount) {
+    double sum = 0;
+    for (long i = 0; i < floatCount; i++) {
+      sum += seg.get(F32_LE, off + i * Float.BYTES);
+    }
+    return sum;
+  }
+}

@@ -1,0 +1,70 @@
+package hflash.tiles;
+
+import hflash.memory.DType;
+import hflash.memory.TileLayout;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The kernels of one attention tile, for a group of {@code g} query heads that share one KV head.
+ *
+ * <p>A tile is {@code count} consecutive key (or value) rows of one KV head, stored row-major in a
+ * {@link MemorySegment} at a byte offset, each row {@code d} elements of the cache {@link DType}.
+ * Every K and V row of a tile is read from memory once per group, never once per query head: the
+ * kernels keep the group's partial results side by side while a row is in registers.
+ *
+ * <p>Kernels trust their inputs: the engine validates shapes, offsets and values once at its public
+ * boundary, so implementations only {@code assert}. {@link ScalarTileKernels} is the reference
+ * (the spec); {@code VectorTileKernels} must agree with it within float rounding.
+ *
+ * <p>Array layouts used below:
+ *
+ * <pre>
+ * q      (g, d) row-major at qOff, already multiplied by the softmax scale
+ * K tile, V tile  see {@link TileLayout}
+ * s      (g, sStride) row-major: s[h*sStride + j] is head h's value for key j of the tile
+ * acc    (g, d) row-major at accOff
+ * </pre>
+ */
+public interface TileKernels {
+
+  /** Short name for logs and reports, e.g. {@code "vector-512"} or {@code "scalar"}. */
+  String name();
+
+  /** Lane width in bits of the float vectors, 0 for the scalar kernels. */
+  int bitSize();
+
+  /**
+   * Scores: {@code s[h*sStride + j] = q[qOff + h*d ..] . K[j]} for {@code h < g}, {@code j < count}.
+   *
+   * <p>The K tile starts at byte offset {@code kOff} and is laid out as {@link TileLayout} says:
+   * blocks of 32 keys, column-major inside a block. Kernels compute whole key blocks, so they may
+   * write scores for keys {@code [count, roundUp(count, 32))} too ({@code sStride} must leave room);
+   * that memory belongs to the tile and holds finite values, and callers ignore those entries.
+   */
+  void scores(float[] q, int qOff, int g, int d, MemorySegment k, long kOff, DType dtype, int count,
+      float[] s, int sStride);
+
+  /** Largest of {@code x[off .. off+n)}; {@code -Infinity} when n == 0. */
+  float max(float[] x, int off, int n);
+
+  /** In place {@code x[i] = exp(x[i] - m)} over {@code [off, off+n)}; returns the sum of the new values. */
+  float expSum(float[] x, int off, int n, float m);
+
+  /**
+   * Weighted value accumulation: {@code acc[accOff + h*d + c] += sum_j p[h*pStride + j] * V[j][c]}
+   * for {@code h < g}, {@code c < d}, {@code j < count}. The V tile of {@code tileTokens} keys
+   * starts at byte offset {@code vOff}, laid out as {@link TileLayout} says (blocks of 32 channels,
+   * row-major inside a block).
+   */
+  void accumulate(float[] p, int pStride, int g, int d, MemorySegment v, long vOff, DType dtype,
+      int count, int tileTokens, float[] acc, int accOff);
+
+  /** In place {@code x[i] *= a} over {@code [off, off+n)} (the online-softmax rescale). */
+  void scale(float[] x, int off, int n, float a);
+
+  /**
+   * Sum of {@code floatCount} little-endian floats starting at byte offset {@code off}: the
+   * streaming-read probe that the benchmarks compare the decode step against.
+   */
+  double streamSum(MemorySegment seg, long off, long floatCount);
+}

@@ -1,0 +1,96 @@
+package hflash.tiles;
+
+import java.lang.System.Logger.Level;
+
+/**
+ * Chooses the kernels once per JVM: the vector kernels when {@code jdk.incubator.vector} is present
+ * and not switched off, else the scalar reference, logging why.
+ *
+ * <p>System properties:
+ *
+ * <ul>
+ *   <li>{@code hflash.vectorBitSize} = {@code 0} (scalar), {@code 128}, {@code 256} or {@code 512};
+ *       default the CPU's preferred width. Anything else throws {@link IllegalArgumentException}.
+ *   <li>{@code hflash.requireProvider} = {@code vector} or {@code scalar}: fail with
+ *       {@link IllegalStateException} when the other one was picked (used by the tests to prove the
+ *       run they are in uses the kernels they think it does).
+ * </ul>
+ */
+public final class TileKernelsProvider {
+
+  /** Name of the width property. */
+  public static final String BIT_SIZE_PROPERTY = "hflash.vectorBitSize";
+
+  private static final System.Logger LOG = System.getLogger(TileKernelsProvider.class.getName());
+
+  private TileKernelsProvider() {}
+
+  /** The kernels of this JVM. */
+  public static TileKernels get() {
+    return Holder.INSTANCE;
+  }
+
+  /** The scalar reference kernels (always available). */
+  public static TileKernels scalar() {
+    return Holder.SCALAR;
+  }
+
+  /**
+   * The width asked for by {@code hflash.vectorBitSize}, or {@code preferred} when unset.
+   *
+   * @throws IllegalArgumentException when the property is not one of 0, 128, 256, 512
+   */
+  static int requestedBitSize(int preferred) {
+    String raw = System.getProperty(BIT_SIZE_PROPERTY);
+    if (raw == null || raw.isBlank()) {
+      return preferred;
+    }
+    int bits;
+    try {
+      bits = Integer.parseInt(raw.trim());
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(BIT_SIZE_PROPERTY + " must be 0, 128, 256 or 512: " + raw, e);
+    }
+    if (bits != 0 && bits != 128 && bits != 256 && bits != 512) {
+      throw new IllegalArgumentException(BIT_SIZE_PROPERTY + " must be 0, 128, 256 or 512: " + bits);
+    }
+    return bits;
+  }
+
+  private static TileKernels lookup() {
+    TileKernels chosen = pick();
+    String required = System.getProperty("hflash.requireProvider");
+    if (required != null && !required.isBlank()) {
+      boolean vector = chosen.bitSize() > 0;
+      if (required.equals("vector") != vector) {
+        throw new IllegalStateException(
+            "hflash.requireProvider=" + required + " but the provider is " + chosen.name());
+      }
+    }
+    return chosen;
+  }
+
+  private static TileKernels pick() {
+    String raw = System.getProperty(BIT_SIZE_PROPERTY);
+    if (raw != null && requestedBitSize(0) == 0) {
+      return new ScalarTileKernels();
+    }
+    if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+      LOG.log(Level.WARNING, "jdk.incubator.vector is not loaded; using scalar kernels"
+          + " (run java with --add-modules jdk.incubator.vector for the vector kernels)");
+      return new ScalarTileKernels();
+    }
+    int preferred = VectorProbe.preferredBitSize();
+    if (preferred < 128) {
+      LOG.log(Level.WARNING, "the CPU's preferred vector width is " + preferred
+          + " bits, below 128; using scalar kernels");
+      return new ScalarTileKernels();
+    }
+    return VectorProbe.create();
+  }
+
+  private static final class Holder {
+    static final TileKernels SCALAR = new ScalarTileKernels();
+    static final TileKernels INSTANCE = lookup();
+  }
+}

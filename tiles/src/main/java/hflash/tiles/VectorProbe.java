@@ -1,0 +1,17 @@
+package hflash.tiles;
+
+import jdk.incubator.vector.VectorShape;
+
+/** Touches the incubator module only after the provider has checked that it is loaded. */
+final class VectorProbe {
+
+  private VectorProbe() {}
+
+  static int preferredBitSize() {
+    return VectorShape.preferredShape().vectorBitSize();
+  }
+
+  static TileKernels create() {
+    return new VectorTileKernels();
+  }
+}

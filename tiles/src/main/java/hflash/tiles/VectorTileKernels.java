@@ -1,0 +1,372 @@
+package hflash.tiles;
+
+import static jdk.incubator.vector.VectorOperators.ADD;
+import static jdk.incubator.vector.VectorOperators.AND;
+import static jdk.incubator.vector.VectorOperators.EXP;
+import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.MAX;
+import static jdk.incubator.vector.VectorOperators.S2I;
+
+import hflash.memory.DType;
+import hflash.memory.TileLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * {@code jdk.incubator.vector} kernels at the width chosen by {@link VectorConstants}.
+ *
+ * <p>Loop shape (Lucene's): a {@code loopBound} vector body, then a scalar tail, never a masked
+ * tail. Heads are processed in blocks of four so that each K or V vector loaded from the cache
+ * feeds four FMAs (one per query head of the group) before the next load: the group shares every
+ * load, which is what makes the decode step memory-bound rather than load-bound.
+ *
+ * <p>16-bit rows are widened lane for lane: {@code S2I} sign-extends the raw bits, bf16 then shifts
+ * them into the top half of a float, f16 rebuilds the float with the magnitude-times-2^112 trick
+ * (exact for normal and subnormal halves; the cache never stores Inf/NaN, see {@code KvCache}).
+ * The dtype test inside the loops is loop-invariant; C2 unswitches it, so one loop serves all
+ * dtypes (measured: see docs/BENCHMARKS.md).
+ */
+final class VectorTileKernels implements TileKernels {
+
+  private static final VectorSpecies<Float> F = VectorConstants.FLOATS;
+  private static final VectorSpecies<Short> S = VectorConstants.SHORTS;
+  private static final VectorSpecies<Integer> I = VectorConstants.INTS;
+  private static final int L = F.length();
+  private static final int KB = TileLayout.KEY_BLOCK;
+  private static final int CB = TileLayout.CHANNEL_BLOCK;
+  private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+  private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
+  /** 2^112: moves an f16 exponent (bias 15) to the f32 bias (127). */
+  private static final float F16_EXP_SHIFT = 0x1p112f;
+
+  VectorTileKernels() {
+    if (F.vectorBitSize() < 128) {
+      throw new UnsupportedOperationException("no vector kernel for width " + F.vectorBitSize());
+    }
+  }
+
+  @Override
+  public String name() {
+    return "vector-" + F.vectorBitSize();
+  }
+
+  @Override
+  public int bitSize() {
+    return F.vectorBitSize();
+  }
+
+  // ---------------------------------------------------------------------------------- scores
+
+  @Override
+  public void scores(float[] q, int qOff, int g, int d, MemorySegment k, long kOff, DType dtype,
+      int count, float[] s, int sStride) {
+    assert g > 0 && d > 0 && count >= 0 && sStride >= (count + KB - 1) / KB * KB;
+    int blocks = (count + KB - 1) / KB;
+    long blockBytes = (long) KB * d * dtype.bytes();
+    for (int kb = 0; kb < blocks; kb++) {
+      long at = kOff + kb * blockBytes;
+      int h = 0;
+      for (; h + 4 <= g; h += 4) {
+        scores4(q, qOff + h * d, d, k, at, dtype, s, h * sStride + kb * KB, sStride);
+      }
+      for (; h < g; h++) {
+        scores1(q, qOff + h * d, d, k, at, dtype, s, h * sStride + kb * KB);
+      }
+    }
+  }
+
+  /**
+   * One block of 32 keys for four heads: per channel c the block's 32 keys are contiguous, so a
+   * sweep over c reads the block front to back. Two key vectors times four heads = eight
+   * accumulators (11 registers with the loads and the broadcast: fits AVX2 as well as AVX-512);
+   * each loaded K vector feeds four FMAs. At 512 bits one sweep covers the block; narrower
+   * lanes take 32 / (2L) sweeps.
+   */
+  private static void scores4(float[] q, int q0, int d, MemorySegment k, long blockOff,
+      DType dtype, float[] s, int s0, int sStride) {
+    int q1 = q0 + d, q2 = q1 + d, q3 = q2 + d;
+    int bytes = dtype.bytes();
+    boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
+    long rowBytes = (long) KB * bytes;
+    long second = (long) L * bytes;
+    for (int jj = 0; jj < KB; jj += 2 * L) {
+      FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00;
+      FloatVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+      long at = blockOff + (long) jj * bytes;
+      for (int c = 0; c < d; c++, at += rowBytes) {
+        FloatVector k0 = f32 ? FloatVector.fromMemorySegment(F, k, at, LE) : loadHalf(k, at, bf16);
+        FloatVector k1 = f32 ? FloatVector.fromMemorySegment(F, k, at + second, LE)
+            : loadHalf(k, at + second, bf16);
+        FloatVector b = FloatVector.broadcast(F, q[q0 + c]);
+        a00 = k0.fma(b, a00);
+        a01 = k1.fma(b, a01);
+        b = FloatVector.broadcast(F, q[q1 + c]);
+        a10 = k0.fma(b, a10);
+        a11 = k1.fma(b, a11);
+        b = FloatVector.broadcast(F, q[q2 + c]);
+        a20 = k0.fma(b, a20);
+        a21 = k1.fma(b, a21);
+        b = FloatVector.broadcast(F, q[q3 + c]);
+        a30 = k0.fma(b, a30);
+        a31 = k1.fma(b, a31);
+      }
+      int j = s0 + jj;
+      a00.intoArray(s, j);
+      a01.intoArray(s, j + L);
+      a10.intoArray(s, j + sStride);
+      a11.intoArray(s, j + sStride + L);
+      a20.intoArray(s, j + 2 * sStride);
+      a21.intoArray(s, j + 2 * sStride + L);
+      a30.intoArray(s, j + 3 * sStride);
+      a31.intoArray(s, j + 3 * sStride + L);
+    }
+  }
+
+  /** One block of 32 keys for one head (group remainders and g < 4). */
+  private static void scores1(float[] q, int q0, int d, MemorySegment k, long blockOff,
+      DType dtype, float[] s, int s0) {
+    int bytes = dtype.bytes();
+    boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
+    long rowBytes = (long) KB * bytes;
+    long second = (long) L * bytes;
+    for (int jj = 0; jj < KB; jj += 2 * L) {
+      FloatVector a0 = FloatVector.zero(F), a1 = a0;
+      long at = blockOff + (long) jj * bytes;
+      for (int c = 0; c < d; c++, at += rowBytes) {
+        FloatVector b = FloatVector.broadcast(F, q[q0 + c]);
+        a0 = (f32 ? FloatVector.fromMemorySegment(F, k, at, LE) : loadHalf(k, at, bf16)).fma(b, a0);
+        a1 = (f32 ? FloatVector.fromMemorySegment(F, k, at + second, LE)
+            : loadHalf(k, at + second, bf16)).fma(b, a1);
+      }
+      a0.intoArray(s, s0 + jj);
+      a1.intoArray(s, s0 + jj + L);
+    }
+  }
+
+  /** L 16-bit values at {@code off} widened to floats (bf16 or f16 bits). */
+  private static FloatVector loadHalf(MemorySegment seg, long off, boolean bf16) {
+    IntVector bits = (IntVector) ShortVector.fromMemorySegment(S, seg, off, LE).convertShape(S2I, I, 0);
+    if (bf16) {
+      return bits.lanewise(LSHL, 16).reinterpretAsFloats();
+    }
+    // |h| << 13 puts the f16 exponent and mantissa in f32 position; * 2^112 rebiases the exponent
+    // and, for subnormal halves, normalises them. The sign bit survives the sign extension.
+    FloatVector magnitude = bits.lanewise(AND, 0x7fff).lanewise(LSHL, 13).reinterpretAsFloats()
+        .mul(F16_EXP_SHIFT);
+    return magnitude.reinterpretAsInts().or(bits.lanewise(AND, 0x80000000)).reinterpretAsFloats();
+  }
+
+  // ---------------------------------------------------------------------------- softmax parts
+
+  @Override
+  public float max(float[] x, int off, int n) {
+    int i = 0;
+    float m = Float.NEGATIVE_INFINITY;
+    if (n >= L) {
+      int bound = F.loopBound(n);
+      FloatVector mv = FloatVector.fromArray(F, x, off);
+      for (i = L; i < bound; i += L) {
+        mv = mv.max(FloatVector.fromArray(F, x, off + i));
+      }
+      m = mv.reduceLanes(MAX);
+    }
+    for (; i < n; i++) {
+      m = Math.max(m, x[off + i]);
+    }
+    return m;
+  }
+
+  @Override
+  public float expSum(float[] x, int off, int n, float m) {
+    int i = 0;
+    float sum = 0f;
+    int bound = F.loopBound(n);
+    if (bound > 0) {
+      FloatVector mv = FloatVector.broadcast(F, m);
+      FloatVector acc = FloatVector.zero(F);
+      for (; i < bound; i += L) {
+        FloatVector e = FloatVector.fromArray(F, x, off + i).sub(mv).lanewise(EXP);
+        e.intoArray(x, off + i);
+        acc = acc.add(e);
+      }
+      sum = acc.reduceLanes(ADD);
+    }
+    for (; i < n; i++) {
+      float e = (float) Math.exp(x[off + i] - m);
+      x[off + i] = e;
+      sum += e;
+    }
+    return sum;
+  }
+
+  @Override
+  public void scale(float[] x, int off, int n, float a) {
+    int i = 0;
+    int bound = F.loopBound(n);
+    for (; i < bound; i += L) {
+      FloatVector.fromArray(F, x, off + i).mul(a).intoArray(x, off + i);
+    }
+    for (; i < n; i++) {
+      x[off + i] *= a;
+    }
+  }
+
+  // ------------------------------------------------------------------------------- accumulate
+
+  @Override
+  public void accumulate(float[] p, int pStride, int g, int d, MemorySegment v, long vOff,
+      DType dtype, int count, int tileTokens, float[] acc, int accOff) {
+    assert g > 0 && d > 0 && count >= 0 && count <= tileTokens && pStride >= count;
+    int bytes = dtype.bytes();
+    for (int cb = 0, c0 = 0; c0 < d; cb++, c0 += CB) {
+      int w = TileLayout.valueBlockWidth(cb, d);
+      long blockOff = vOff + (long) c0 * tileTokens * bytes;
+      int h = 0;
+      for (; h + 4 <= g; h += 4) {
+        accumulate4(p, h * pStride, pStride, w, v, blockOff, dtype, count, acc, accOff + h * d + c0, d);
+      }
+      for (; h < g; h++) {
+        accumulate1(p, h * pStride, w, v, blockOff, dtype, count, acc, accOff + h * d + c0);
+      }
+    }
+  }
+
+  /**
+   * One channel block (w <= 32 channels, rows of w contiguous elements) for four heads: keys
+   * inner, so the block is swept front to back while the heads' accumulators stay in registers
+   * (acc is loaded and stored once per tile, not once per key); each V vector feeds four FMAs.
+   * Two vectors x four heads = eight accumulators.
+   */
+  private static void accumulate4(float[] p, int p0, int pStride, int w, MemorySegment v,
+      long blockOff, DType dtype, int count, float[] acc, int a0Off, int d) {
+    int p1 = p0 + pStride, p2 = p1 + pStride, p3 = p2 + pStride;
+    int a1Off = a0Off + d, a2Off = a1Off + d, a3Off = a2Off + d;
+    int bytes = dtype.bytes();
+    long rowBytes = (long) w * bytes;
+    long second = (long) L * bytes;
+    boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
+    int c = 0;
+    for (; c + 2 * L <= w; c += 2 * L) {
+      FloatVector a00 = FloatVector.fromArray(F, acc, a0Off + c);
+      FloatVector a01 = FloatVector.fromArray(F, acc, a0Off + c + L);
+      FloatVector a10 = FloatVector.fromArray(F, acc, a1Off + c);
+      FloatVector a11 = FloatVector.fromArray(F, acc, a1Off + c + L);
+      FloatVector a20 = FloatVector.fromArray(F, acc, a2Off + c);
+      FloatVector a21 = FloatVector.fromArray(F, acc, a2Off + c + L);
+      FloatVector a30 = FloatVector.fromArray(F, acc, a3Off + c);
+      FloatVector a31 = FloatVector.fromArray(F, acc, a3Off + c + L);
+      long at = blockOff + (long) c * bytes;
+      for (int j = 0; j < count; j++, at += rowBytes) {
+        FloatVector v0 = f32 ? FloatVector.fromMemorySegment(F, v, at, LE) : loadHalf(v, at, bf16);
+        FloatVector v1 = f32 ? FloatVector.fromMemorySegment(F, v, at + second, LE)
+            : loadHalf(v, at + second, bf16);
+        FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
+        a00 = v0.fma(b, a00);
+        a01 = v1.fma(b, a01);
+        b = FloatVector.broadcast(F, p[p1 + j]);
+        a10 = v0.fma(b, a10);
+        a11 = v1.fma(b, a11);
+        b = FloatVector.broadcast(F, p[p2 + j]);
+        a20 = v0.fma(b, a20);
+        a21 = v1.fma(b, a21);
+        b = FloatVector.broadcast(F, p[p3 + j]);
+        a30 = v0.fma(b, a30);
+        a31 = v1.fma(b, a31);
+      }
+      a00.intoArray(acc, a0Off + c);
+      a01.intoArray(acc, a0Off + c + L);
+      a10.intoArray(acc, a1Off + c);
+      a11.intoArray(acc, a1Off + c + L);
+      a20.intoArray(acc, a2Off + c);
+      a21.intoArray(acc, a2Off + c + L);
+      a30.intoArray(acc, a3Off + c);
+      a31.intoArray(acc, a3Off + c + L);
+    }
+    for (; c + L <= w; c += L) {
+      FloatVector a0 = FloatVector.fromArray(F, acc, a0Off + c);
+      FloatVector a1 = FloatVector.fromArray(F, acc, a1Off + c);
+      FloatVector a2 = FloatVector.fromArray(F, acc, a2Off + c);
+      FloatVector a3 = FloatVector.fromArray(F, acc, a3Off + c);
+      long at = blockOff + (long) c * bytes;
+      for (int j = 0; j < count; j++, at += rowBytes) {
+        FloatVector vv = f32 ? FloatVector.fromMemorySegment(F, v, at, LE) : loadHalf(v, at, bf16);
+        a0 = vv.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
+        a1 = vv.fma(FloatVector.broadcast(F, p[p1 + j]), a1);
+        a2 = vv.fma(FloatVector.broadcast(F, p[p2 + j]), a2);
+        a3 = vv.fma(FloatVector.broadcast(F, p[p3 + j]), a3);
+      }
+      a0.intoArray(acc, a0Off + c);
+      a1.intoArray(acc, a1Off + c);
+      a2.intoArray(acc, a2Off + c);
+      a3.intoArray(acc, a3Off + c);
+    }
+    for (; c < w; c++) { // scalar tail: channels of a narrow last block
+      accumulateColumn(p, p0, w, v, blockOff, dtype, count, acc, a0Off, c);
+      accumulateColumn(p, p1, w, v, blockOff, dtype, count, acc, a1Off, c);
+      accumulateColumn(p, p2, w, v, blockOff, dtype, count, acc, a2Off, c);
+      accumulateColumn(p, p3, w, v, blockOff, dtype, count, acc, a3Off, c);
+    }
+  }
+
+  /** One channel block for one head. */
+  private static void accumulate1(float[] p, int p0, int w, MemorySegment v, long blockOff,
+      DType dtype, int count, float[] acc, int aOff) {
+    int bytes = dtype.bytes();
+    long rowBytes = (long) w * bytes;
+    boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
+    int c = 0;
+    for (; c + L <= w; c += L) {
+      FloatVector a = FloatVector.fromArray(F, acc, aOff + c);
+      long at = blockOff + (long) c * bytes;
+      for (int j = 0; j < count; j++, at += rowBytes) {
+        FloatVector vv = f32 ? FloatVector.fromMemorySegment(F, v, at, LE) : loadHalf(v, at, bf16);
+        a = vv.fma(FloatVector.broadcast(F, p[p0 + j]), a);
+      }
+      a.intoArray(acc, aOff + c);
+    }
+    for (; c < w; c++) {
+      accumulateColumn(p, p0, w, v, blockOff, dtype, count, acc, aOff, c);
+    }
+  }
+
+  private static void accumulateColumn(float[] p, int p0, int w, MemorySegment v, long blockOff,
+      DType dtype, int count, float[] acc, int aOff, int c) {
+    int bytes = dtype.bytes();
+    float r = acc[aOff + c];
+    for (int j = 0; j < count; j++) {
+      r = Math.fma(p[p0 + j], dtype.read(v, blockOff + ((long) j * w + c) * bytes), r);
+    }
+    acc[aOff + c] = r;
+  }
+
+  // ------------------------------------------------------------------------------------ probe
+
+  @Override
+  public double streamSum(MemorySegment seg, long off, long floatCount) {
+    long i = 0;
+    double total = 0;
+    long step = 4L * L;
+    long bound = floatCount - floatCount % step;
+    if (bound > 0) {
+      // four independent accumulators: one add chain per load port would stall on add latency
+      FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+      for (; i < bound; i += step) {
+        long at = off + i * Float.BYTES;
+        s0 = s0.add(FloatVector.fromMemorySegment(F, seg, at, LE));
+        s1 = s1.add(FloatVector.fromMemorySegment(F, seg, at + (long) L * Float.BYTES, LE));
+        s2 = s2.add(FloatVector.fromMemorySegment(F, seg, at + 2L * L * Float.BYTES, LE));
+        s3 = s3.add(FloatVector.fromMemorySegment(F, seg, at + 3L * L * Float.BYTES, LE));
+      }
+      total = s0.add(s1).add(s2.add(s3)).reduceLanes(ADD);
+    }
+    for (; i < floatCount; i++) {
+      total += seg.get(F32_LE, off + i * Float.BYTES);
+    }
+    return total;
+  }
+}

@@ -1,0 +1,180 @@
+package hflash.tiles;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import hflash.memory.DType;
+import hflash.memory.TileLayout;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The kernels of this JVM (vector at the width the run was started with, or scalar) against the
+ * scalar reference, over odd head sizes, partial tiles and group sizes. The surefire executions
+ * run this class at 512, 256 and 128 bits and with the scalar provider.
+ */
+class TileKernelsTest {
+
+  private static final TileKernels UNDER_TEST = TileKernelsProvider.get();
+  private static final TileKernels REF = TileKernelsProvider.scalar();
+
+  static Stream<Arguments> shapes() {
+    List<Arguments> out = new ArrayList<>();
+    int[] dims = {1, 7, 8, 15, 16, 17, 33, 40, 64, 72, 80, 128, 256};
+    int[] groups = {1, 2, 3, 4, 5, 8};
+    int[] counts = {1, 7, 31, 32, 33, 63, 64};
+    long seed = 1;
+    for (DType dt : DType.values()) {
+      for (int d : dims) {
+        for (int g : groups) {
+          out.add(Arguments.of(dt, d, g, counts[(int) (seed++ % counts.length)], seed));
+        }
+      }
+      for (int count : counts) {
+        out.add(Arguments.of(dt, 128, 4, count, seed++));
+      }
+    }
+    return out.stream();
+  }
+
+  /** A tile of T = 64 keys filled with rounded random values; returns (segment, K, V) pair. */
+  private static MemorySegment randomTile(Arena arena, DType dt, int d, int tileTokens, Random r) {
+    MemorySegment seg = arena.allocate((long) tileTokens * d * dt.bytes(), 64);
+    for (long i = 0; i < (long) tileTokens * d; i++) {
+      dt.write(seg, i * dt.bytes(), (float) r.nextGaussian());
+    }
+    return seg;
+  }
+
+  @ParameterizedTest(name = "{0} d={1} g={2} count={3}")
+  @MethodSource("shapes")
+  void scoresAndAccumulateMatchScalar(DType dt, int d, int g, int count, long seed) {
+    Random r = new Random(seed);
+    int tileTokens = 64;
+    try (Arena arena = Arena.ofConfined()) {
+      MemorySegment k = randomTile(arena, dt, d, tileTokens, r);
+      MemorySegment v = randomTile(arena, dt, d, tileTokens, r);
+      float[] q = new float[g * d + 3];
+      for (int i = 0; i < q.length; i++) {
+        q[i] = (float) r.nextGaussian();
+      }
+      float[] sRef = new float[g * tileTokens];
+      float[] sVec = new float[g * tileTokens];
+      REF.scores(q, 3, g, d, k, 0, dt, count, sRef, tileTokens);
+      UNDER_TEST.scores(q, 3, g, d, k, 0, dt, count, sVec, tileTokens);
+      for (int h = 0; h < g; h++) {
+        for (int j = 0; j < count; j++) {
+          double tol = 1e-5 * d + 1e-6;
+          assertEquals(sRef[h * tileTokens + j], sVec[h * tileTokens + j], tol,
+              "score h=" + h + " j=" + j + " seed=" + seed);
+        }
+      }
+      float[] p = new float[g * tileTokens];
+      for (int i = 0; i < p.length; i++) {
+        p[i] = r.nextFloat();
+      }
+      float[] aRef = new float[g * d + 5];
+      float[] aVec = new float[g * d + 5];
+      for (int i = 0; i < aRef.length; i++) {
+        aRef[i] = aVec[i] = (float) r.nextGaussian();
+      }
+      REF.accumulate(p, tileTokens, g, d, v, 0, dt, count, tileTokens, aRef, 5);
+      UNDER_TEST.accumulate(p, tileTokens, g, d, v, 0, dt, count, tileTokens, aVec, 5);
+      for (int i = 0; i < aRef.length; i++) {
+        assertEquals(aRef[i], aVec[i], 1e-5 * count + 1e-6, "acc[" + i + "] seed=" + seed);
+      }
+    }
+  }
+
+  @Test
+  void layoutPutsEveryElementOfATileInItsOwnPlace() {
+    for (int d : new int[] {1, 7, 33, 80, 128}) {
+      int tileTokens = 64;
+      boolean[] k = new boolean[tileTokens * d];
+      boolean[] v = new boolean[tileTokens * d];
+      for (int j = 0; j < tileTokens; j++) {
+        for (int c = 0; c < d; c++) {
+          int ki = TileLayout.keyIndex(j, c, d);
+          int vi = TileLayout.valueIndex(j, c, d, tileTokens);
+          assertEquals(false, k[ki], "K index used twice: j=" + j + " c=" + c + " d=" + d);
+          assertEquals(false, v[vi], "V index used twice: j=" + j + " c=" + c + " d=" + d);
+          k[ki] = v[vi] = true;
+        }
+      }
+    }
+  }
+
+  @Test
+  void softmaxPartsMatchScalar() {
+    Random r = new Random(7);
+    for (int n : new int[] {0, 1, 3, 15, 16, 17, 64, 100, 1021}) {
+      float[] a = new float[n + 2];
+      for (int i = 0; i < a.length; i++) {
+        a[i] = (float) (r.nextGaussian() * 20);
+      }
+      float[] b = a.clone();
+      assertEquals(REF.max(a, 2, n), UNDER_TEST.max(b, 2, n), "max n=" + n);
+      float m = n == 0 ? 0f : REF.max(a, 2, n);
+      float sa = REF.expSum(a, 2, n, m);
+      float sb = UNDER_TEST.expSum(b, 2, n, m);
+      assertEquals(sa, sb, 1e-5 * Math.max(1, sa), "expSum n=" + n);
+      for (int i = 0; i < a.length; i++) {
+        assertEquals(a[i], b[i], 2e-6 * Math.max(1, Math.abs(a[i])), "exp[" + i + "] n=" + n);
+      }
+      REF.scale(a, 1, n, 0.37f);
+      UNDER_TEST.scale(b, 1, n, 0.37f);
+      for (int i = 0; i < a.length; i++) {
+        assertEquals(a[i], b[i], 2e-6 * Math.max(1, Math.abs(a[i])), "scale n=" + n);
+      }
+    }
+  }
+
+  @Test
+  void streamSumMatchesScalar() {
+    try (Arena arena = Arena.ofConfined()) {
+      int n = 4099;
+      MemorySegment seg = arena.allocate(4L * n + 4, 64);
+      for (int i = 0; i <= n; i++) {
+        DType.F32.write(seg, 4L * i, (i % 13) * 0.25f);
+      }
+      assertEquals(REF.streamSum(seg, 4, n), UNDER_TEST.streamSum(seg, 4, n), 1e-3);
+    }
+  }
+
+  @Test
+  void providerIsTheOneThisRunAskedFor() {
+    String expected = System.getProperty("hflash.testProvider");
+    assumeTrue(expected != null, "run outside surefire: no provider expectation");
+    assertEquals(expected, UNDER_TEST.bitSize() > 0 ? "vector" : "scalar", UNDER_TEST.name());
+    String bits = System.getProperty(TileKernelsProvider.BIT_SIZE_PROPERTY);
+    if (expected.equals("vector") && bits != null) {
+      assertEquals(Integer.parseInt(bits), UNDER_TEST.bitSize());
+    }
+  }
+
+  @Test
+  void badWidthIsRejectedWithTheFlagName() {
+    String old = System.getProperty(TileKernelsProvider.BIT_SIZE_PROPERTY);
+    try {
+      System.setProperty(TileKernelsProvider.BIT_SIZE_PROPERTY, "96");
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+          () -> TileKernelsProvider.requestedBitSize(256));
+      assertEquals("hflash.vectorBitSize must be 0, 128, 256 or 512: 96", e.getMessage());
+    } finally {
+      if (old == null) {
+        System.clearProperty(TileKernelsProvider.BIT_SIZE_PROPERTY);
+      } else {
+        System.setProperty(TileKernelsProvider.BIT_SIZE_PROPERTY, old);
+      }
+    }
+  }
+}
