@@ -1,0 +1,383 @@
+package hflash.memory;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * Off-heap key/value cache for decode attention, laid out as described by {@link KvCacheLayout}.
+ *
+ * <p><b>Ownership.</b> Each cache owns exactly one {@link Arena#ofShared() shared arena} (shared
+ * because worker threads read it); it is the only object that closes it. Every segment it hands out
+ * ({@link #keys()}, {@link #values()}, {@link #keyTile}, {@link #valueTile}) is a borrowed,
+ * read-only view: valid until {@link #close()}, never closed by the borrower, and any access
+ * through it after close throws {@link IllegalStateException}. If construction fails after the
+ * arena was created, the arena is closed before the exception propagates.
+ *
+ * <p><b>Lifecycle.</b> {@link #close()} is idempotent and terminal. After it, every method except
+ * {@link #layout()}, {@link #isClosed()}, {@link #close()} and {@link #toString()} throws
+ * {@code IllegalStateException("KvCache is closed: ...")}, from any thread. Do not close a cache
+ * while kernels still read it: a kernel racing with close fails with an
+ * {@code IllegalStateException}, it does not crash the JVM, but its result is lost.
+ *
+ * <p><b>Threads.</b> Appends and truncates of one layer must not run concurrently with each other
+ * or with a decode that reads that layer; the caller orders them (a decode loop does naturally).
+ * Different layers have disjoint state, so appends to different layers may run in parallel.
+ * {@link #truncate(int)} touches every layer. Readers in other threads see an append only after a
+ * happens-before edge (e.g. handing work to a thread pool). {@link #close()} and {@link #isClosed()}
+ * are thread-safe.
+ *
+ * <p><b>Validation.</b> {@link #append} checks everything (state, layer, shapes, room, every value)
+ * before it writes a byte, so a rejected append leaves the cache unchanged.
+ */
+public final class KvCache implements AutoCloseable {
+
+  private final KvCacheLayout layout;
+  private final Arena arena;
+  private final MemorySegment keys; // (layers, kvHeads, capacity, headDim), row-major, LE dtype
+  private final MemorySegment values; // (layers, kvHeads, capacity, headDim), row-major, LE dtype
+  private final MemorySegment keysView; // read-only view of keys handed to borrowers
+  private final MemorySegment valuesView; // read-only view of values handed to borrowers
+  private final int[] lengths; // (layers): positions stored per layer, each in [0, capacity]
+  private final AtomicBoolean closed = new AtomicBoolean();
+
+  private KvCache(KvCacheLayout layout) {
+    this.layout = layout;
+    this.lengths = new int[layout.layers()];
+    Arena a = Arena.ofShared();
+    try {
+      // 64-byte alignment: a tile row never straddles a cache line more than it must
+      MemorySegment k = a.allocate(layout.segmentBytes(), 64);
+      MemorySegment v = a.allocate(layout.segmentBytes(), 64);
+      this.keys = k;
+      this.values = v;
+      this.keysView = k.asReadOnly();
+      this.valuesView = v.asReadOnly();
+    } catch (RuntimeException | Error e) {
+      a.close();
+      throw e;
+    }
+    this.arena = a;
+  }
+
+  /**
+   * Allocates a zero-filled cache with every layer empty. The memory is reserved and touched up
+   * front: {@link #bytesReserved()} bytes.
+   *
+   * @throws IllegalArgumentException if layout is null
+   * @throws OutOfMemoryError if the native allocation fails (nothing is leaked)
+   */
+  public static KvCache allocate(KvCacheLayout layout) {
+    if (layout == null) {
+      throw new IllegalArgumentException("layout must not be null");
+    }
+    return new KvCache(layout);
+  }
+
+  /** The layout; available after close. */
+  public KvCacheLayout layout() {
+    return layout;
+  }
+
+  /** Positions stored for {@code layer}, in {@code [0, capacity]}. */
+  public int length(int layer) {
+    ensureOpen();
+    Checks.index("layer", layer, layout.layers());
+    return lengths[layer];
+  }
+
+  /**
+   * Appends one position to {@code layer}: writes {@code k} and {@code v} at {@code length(layer)},
+   * rounded to the dtype, then increments the length.
+   *
+   * @param k (kvHeads, headDim), row-major
+   * @param v (kvHeads, headDim), row-major
+   * @throws IllegalStateException if closed or the layer is full
+   * @throws IndexOutOfBoundsException if layer is out of range
+   * @throws IllegalArgumentException if k or v is null, has the wrong length, holds a non-finite
+   *     value or one that overflows the dtype
+   */
+  public void append(int layer, float[] k, float[] v) {
+    validate(layer, 1, k, v, false);
+    store(layer, 1, k, v);
+  }
+
+  /**
+   * Appends {@code count} consecutive positions to {@code layer} (prefill), all or nothing: the
+   * same rules as {@link #append(int, float[], float[])}, checked for every row before any write.
+   *
+   * @param count positions to append, &ge; 0 (0 is a validated no-op)
+   * @param k (count, kvHeads, headDim), row-major
+   * @param v (count, kvHeads, headDim), row-major
+   */
+  public void append(int layer, int count, float[] k, float[] v) {
+    validate(layer, count, k, v, true);
+    store(layer, count, k, v);
+  }
+
+  /**
+   * Shortens every layer to at most {@code n} positions ({@code length = min(length, n)}). Stored
+   * bytes past the new length are left as they are and are never read.
+   *
+   * @throws IllegalArgumentException if n is negative
+   */
+  public void truncate(int n) {
+    ensureOpen();
+    checkTruncateLength(n);
+    for (int layer = 0; layer < lengths.length; layer++) {
+      lengths[layer] = Math.min(lengths[layer], n);
+    }
+  }
+
+  /** Shortens {@code layer} to at most {@code n} positions. */
+  public void truncate(int layer, int n) {
+    ensureOpen();
+    Checks.index("layer", layer, layout.layers());
+    checkTruncateLength(n);
+    lengths[layer] = Math.min(lengths[layer], n);
+  }
+
+  /** The whole K segment, read-only and borrowed: valid until {@link #close()}. */
+  public MemorySegment keys() {
+    ensureOpen();
+    return keysView;
+  }
+
+  /** The whole V segment, read-only and borrowed: valid until {@link #close()}. */
+  public MemorySegment values() {
+    ensureOpen();
+    return valuesView;
+  }
+
+  /**
+   * Rows {@code [tile*tileTokens, min(length, (tile+1)*tileTokens))} of K for (layer, kvHead): a
+   * read-only, borrowed view of {@code rows * rowBytes()} contiguous bytes.
+   *
+   * @throws IndexOutOfBoundsException if layer, kvHead or tile is out of range; tile's range is
+   *     {@code [0, tileCount(length(layer)))}
+   */
+  public MemorySegment keyTile(int layer, int kvHead, int tile) {
+    return tile(keysView, layer, kvHead, tile);
+  }
+
+  /** The V twin of {@link #keyTile}. */
+  public MemorySegment valueTile(int layer, int kvHead, int tile) {
+    return tile(valuesView, layer, kvHead, tile);
+  }
+
+  /** Element {@code c} of the stored (rounded) key at {@code pos}; a slow path for tests. */
+  public float key(int layer, int kvHead, int pos, int c) {
+    return element(keys, layer, kvHead, pos, c);
+  }
+
+  /** Element {@code c} of the stored (rounded) value at {@code pos}; a slow path for tests. */
+  public float value(int layer, int kvHead, int pos, int c) {
+    return element(values, layer, kvHead, pos, c);
+  }
+
+  /** K plus V bytes of the stored positions over all layers. */
+  public long bytesUsed() {
+    ensureOpen();
+    long positions = 0;
+    for (int len : lengths) {
+      positions += len;
+    }
+    return positions * 2L * layout.kvHeads() * layout.rowBytes();
+  }
+
+  /** K plus V bytes allocated: {@code 2 * layout().segmentBytes()}. */
+  public long bytesReserved() {
+    ensureOpen();
+    return 2L * layout.segmentBytes();
+  }
+
+  /** True once {@link #close()} has been called. Thread-safe. */
+  public boolean isClosed() {
+    return closed.get();
+  }
+
+  /** Throws {@code IllegalStateException("KvCache is closed: ...")} if closed. */
+  public void ensureOpen() {
+    if (closed.get()) {
+      throw closedException(null);
+    }
+  }
+
+  /** Frees the memory. Idempotent and thread-safe; must not race with running kernels. */
+  @Override
+  public void close() {
+    if (closed.compareAndSet(false, true)) {
+      arena.close();
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "KvCache[layers=" + layout.layers() + ", kvHeads=" + layout.kvHeads() + ", headDim="
+        + layout.headDim() + ", capacity=" + layout.capacity() + ", dtype=" + layout.dtype().id()
+        + ", tileTokens=" + layout.tileTokens() + "]";
+  }
+
+  // ---- append internals -------------------------------------------------------------------
+
+  /** Every check of an append, in the documented order; throws before anything is written. */
+  private void validate(int layer, int count, float[] k, float[] v, boolean batched) {
+    ensureOpen();
+    Checks.index("layer", layer, layout.layers());
+    if (count < 0) {
+      throw new IllegalArgumentException("count must be >= 0: " + count);
+    }
+    checkShape("k", k, count, batched);
+    checkShape("v", v, count, batched);
+    int length = lengths[layer];
+    int capacity = layout.capacity();
+    if (count > capacity - length) {
+      if (length == capacity) {
+        throw new IllegalStateException(
+            "cache is full: capacity " + capacity + " (layer=" + layer + ")");
+      }
+      throw new IllegalStateException("batch exceeds capacity: " + length + "+" + count + ">"
+          + capacity + " (layer=" + layer + ")");
+    }
+    checkValues("k", k, layer, length);
+    checkValues("v", v, layer, length);
+  }
+
+  private void checkShape(String name, float[] x, int count, boolean batched) {
+    if (x == null) {
+      throw new IllegalArgumentException(name + " must not be null");
+    }
+    long expected = (long) count * layout.kvHeads() * layout.headDim();
+    if (x.length != expected) {
+      String what = batched ? "count*kvHeads*headDim" : "kvHeads*headDim";
+      throw new IllegalArgumentException(
+          name + " length differs from " + what + ": " + x.length + "!=" + expected);
+    }
+  }
+
+  /**
+   * One branch-free pass: the max of |x| is NaN or &ge; limit iff some element is not
+   * representable (Math.max propagates NaN). C2 can vectorize this reduction; only a failure pays
+   * for the second pass that finds the first bad index for the message.
+   */
+  private void checkValues(String name, float[] x, int layer, int position0) {
+    float limit = layout.dtype().overflowLimit();
+    float maxAbs = 0f;
+    for (float e : x) {
+      maxAbs = Math.max(maxAbs, Math.abs(e));
+    }
+    if (maxAbs < limit) {
+      return;
+    }
+    int row = layout.kvHeads() * layout.headDim();
+    for (int i = 0; i < x.length; i++) {
+      if (!(Math.abs(x[i]) < limit)) {
+        String problem = Float.isFinite(x[i])
+            ? "value out of " + layout.dtype().id() + " range"
+            : "non-finite value";
+        throw new IllegalArgumentException(problem + " at " + name + "[" + i + "]=" + x[i]
+            + " (layer=" + layer + ", position=" + (position0 + i / row) + ")");
+      }
+    }
+    throw new AssertionError("max |x| not representable but no element is: " + maxAbs);
+  }
+
+  /** Writes validated rows at the layer's current length, then publishes the new length. */
+  private void store(int layer, int count, float[] k, float[] v) {
+    int position0 = lengths[layer];
+    try {
+      writeRows(keys, layer, position0, count, k);
+      writeRows(values, layer, position0, count, v);
+    } catch (IllegalStateException e) {
+      throw translate(e);
+    }
+    lengths[layer] = position0 + count;
+  }
+
+  /** x is (count, kvHeads, headDim); row (t, h) goes to offset(layer, h, position0 + t). */
+  private void writeRows(MemorySegment seg, int layer, int position0, int count, float[] x) {
+    int kvHeads = layout.kvHeads();
+    int headDim = layout.headDim();
+    long rowBytes = layout.rowBytes();
+    long headStride = layout.headStride();
+    long layerBase = (long) layer * kvHeads * headStride;
+    int src = 0;
+    for (int t = 0; t < count; t++) {
+      long posBase = layerBase + (position0 + t) * rowBytes;
+      for (int h = 0; h < kvHeads; h++) {
+        writeRow(seg, posBase + h * headStride, x, src, headDim);
+        src += headDim;
+      }
+    }
+  }
+
+  private void writeRow(MemorySegment seg, long dst, float[] x, int src, int n) {
+    switch (layout.dtype()) {
+      // bulk copy: no conversion needed, the JDK copies (and byte-swaps if big-endian) in one go
+      case F32 -> MemorySegment.copy(x, src, seg, DType.F32_LE, dst, n);
+      case BF16 -> {
+        for (int c = 0; c < n; c++) {
+          seg.set(DType.I16_LE, dst + 2L * c, DType.toBf16(x[src + c]));
+        }
+      }
+      case F16 -> {
+        // Float.floatToFloat16 is an intrinsic (vcvtps2ph on F16C hardware)
+        for (int c = 0; c < n; c++) {
+          seg.set(DType.I16_LE, dst + 2L * c, Float.floatToFloat16(x[src + c]));
+        }
+      }
+    }
+  }
+
+  // ---- read internals ---------------------------------------------------------------------
+
+  private MemorySegment tile(MemorySegment seg, int layer, int kvHead, int tile) {
+    ensureOpen();
+    Checks.index("layer", layer, layout.layers());
+    Checks.index("kvHead", kvHead, layout.kvHeads());
+    int length = lengths[layer];
+    int tiles = layout.tileCount(length);
+    if (tile < 0 || tile >= tiles) {
+      throw new IndexOutOfBoundsException("tile out of range [0, " + tiles + "): " + tile
+          + " (layer=" + layer + ", length=" + length + ")");
+    }
+    int start = tile * layout.tileTokens();
+    int end = (int) Math.min(length, (long) start + layout.tileTokens());
+    return seg.asSlice(layout.offset(layer, kvHead, start), (end - start) * layout.rowBytes());
+  }
+
+  private float element(MemorySegment seg, int layer, int kvHead, int pos, int c) {
+    ensureOpen();
+    Checks.index("layer", layer, layout.layers());
+    Checks.index("kvHead", kvHead, layout.kvHeads());
+    int length = lengths[layer];
+    if (pos < 0 || pos >= length) {
+      throw new IndexOutOfBoundsException(
+          "position out of range [0, " + length + "): " + pos + " (layer=" + layer + ")");
+    }
+    Checks.index("channel", c, layout.headDim());
+    long offset = layout.offset(layer, kvHead, pos) + (long) c * layout.dtype().bytes();
+    try {
+      return layout.dtype().read(seg, offset);
+    } catch (IllegalStateException e) {
+      throw translate(e);
+    }
+  }
+
+  // ---- lifecycle internals ----------------------------------------------------------------
+
+  private void checkTruncateLength(int n) {
+    if (n < 0) {
+      throw new IllegalArgumentException("truncate length must be >= 0: " + n);
+    }
+  }
+
+  /** FFM's "Already closed" becomes ours only if our arena really is closed; other bugs pass. */
+  private IllegalStateException translate(IllegalStateException e) {
+    return arena.scope().isAlive() ? e : closedException(e);
+  }
+
+  private IllegalStateException closedException(Throwable cause) {
+    return new IllegalStateException("KvCache is closed: " + this, cause);
+  }
+}
