@@ -34,8 +34,8 @@ public final class KvCache implements AutoCloseable {
 
   private final KvCacheLayout layout;
   private final Arena arena;
-  private final MemorySegment keys; // (layers, kvHeads, capacity, headDim), row-major, LE dtype
-  private final MemorySegment values; // (layers, kvHeads, capacity, headDim), row-major, LE dtype
+  private final MemorySegment keys; // (layers, kvHeads, tiles) of K tiles in TileLayout order, LE dtype
+  private final MemorySegment values; // (layers, kvHeads, tiles) of V tiles in TileLayout order, LE dtype
   private final MemorySegment keysView; // read-only view of keys handed to borrowers
   private final MemorySegment valuesView; // read-only view of values handed to borrowers
   private final int[] lengths; // (layers): positions stored per layer, each in [0, capacity]
@@ -150,8 +150,9 @@ public final class KvCache implements AutoCloseable {
   }
 
   /**
-   * Rows {@code [tile*tileTokens, min(length, (tile+1)*tileTokens))} of K for (layer, kvHead): a
-   * read-only, borrowed view of {@code rows * rowBytes()} contiguous bytes.
+   * Tile {@code tile} of K for (layer, kvHead): a read-only, borrowed view of the whole tile,
+   * {@code tileTokens * rowBytes()} bytes in {@link TileLayout} order, of which positions
+   * {@code [tile*tileTokens, min(length, (tile+1)*tileTokens))} are stored.
    *
    * @throws IndexOutOfBoundsException if layer, kvHead or tile is out of range; tile's range is
    *     {@code [0, tileCount(length(layer)))}
@@ -286,27 +287,44 @@ public final class KvCache implements AutoCloseable {
   private void store(int layer, int count, float[] k, float[] v) {
     int position0 = lengths[layer];
     try {
-      writeRows(keys, layer, position0, count, k);
-      writeRows(values, layer, position0, count, v);
+      writeRows(keys, true, layer, position0, count, k);
+      writeRows(values, false, layer, position0, count, v);
     } catch (IllegalStateException e) {
       throw translate(e);
     }
     lengths[layer] = position0 + count;
   }
 
-  /** x is (count, kvHeads, headDim); row (t, h) goes to offset(layer, h, position0 + t). */
-  private void writeRows(MemorySegment seg, int layer, int position0, int count, float[] x) {
+  /**
+   * x is (count, kvHeads, headDim); row (t, h) goes to position position0 + t of (layer, h) in
+   * {@link TileLayout} order: a K row is written with a stride of 32 elements (one column of its
+   * key block), a V row as one contiguous run per 32-channel block.
+   */
+  private void writeRows(MemorySegment seg, boolean isKey, int layer, int position0, int count,
+      float[] x) {
     int kvHeads = layout.kvHeads();
-    int headDim = layout.headDim();
-    long rowBytes = layout.rowBytes();
-    long headStride = layout.headStride();
-    long layerBase = (long) layer * kvHeads * headStride;
+    int d = layout.headDim();
+    int tileTokens = layout.tileTokens();
+    long bytes = layout.dtype().bytes();
     int src = 0;
     for (int t = 0; t < count; t++) {
-      long posBase = layerBase + (position0 + t) * rowBytes;
+      int pos = position0 + t;
+      int j = pos % tileTokens;
       for (int h = 0; h < kvHeads; h++) {
-        writeRow(seg, posBase + h * headStride, x, src, headDim);
-        src += headDim;
+        long tileBase = layout.tileOffset(layer, h, pos / tileTokens);
+        if (isKey) {
+          long at = tileBase + TileLayout.keyIndex(j, 0, d) * bytes;
+          for (int c = 0; c < d; c++) {
+            layout.dtype().write(seg, at + c * TileLayout.KEY_BLOCK * bytes, x[src + c]);
+          }
+        } else {
+          for (int c0 = 0; c0 < d; c0 += TileLayout.CHANNEL_BLOCK) {
+            int w = TileLayout.valueBlockWidth(c0 / TileLayout.CHANNEL_BLOCK, d);
+            long at = tileBase + TileLayout.valueIndex(j, c0, d, tileTokens) * bytes;
+            writeRow(seg, at, x, src + c0, w);
+          }
+        }
+        src += d;
       }
     }
   }
@@ -341,9 +359,7 @@ public final class KvCache implements AutoCloseable {
       throw new IndexOutOfBoundsException("tile out of range [0, " + tiles + "): " + tile
           + " (layer=" + layer + ", length=" + length + ")");
     }
-    int start = tile * layout.tileTokens();
-    int end = (int) Math.min(length, (long) start + layout.tileTokens());
-    return seg.asSlice(layout.offset(layer, kvHead, start), (end - start) * layout.rowBytes());
+    return seg.asSlice(layout.tileOffset(layer, kvHead, tile), layout.tileTokens() * layout.rowBytes());
   }
 
   private float element(MemorySegment seg, int layer, int kvHead, int pos, int c) {
@@ -356,7 +372,8 @@ public final class KvCache implements AutoCloseable {
           "position out of range [0, " + length + "): " + pos + " (layer=" + layer + ")");
     }
     Checks.index("channel", c, layout.headDim());
-    long offset = layout.offset(layer, kvHead, pos) + (long) c * layout.dtype().bytes();
+    long offset = seg == keys ? layout.keyOffset(layer, kvHead, pos, c)
+        : layout.valueOffset(layer, kvHead, pos, c);
     try {
       return layout.dtype().read(seg, offset);
     } catch (IllegalStateException e) {

@@ -3,17 +3,18 @@ package hflash.memory;
 /**
  * Shape and byte layout of a {@link KvCache}: a value object, it owns no memory.
  *
- * <p>K is one segment of shape {@code (layers, kvHeads, capacity, headDim)}, row-major,
- * little-endian, {@code dtype} elements; V is a second segment with the same shape. The positions
- * of one (layer, kvHead) are contiguous, so a tile of {@code tileTokens} keys is one contiguous
- * run of {@code tileTokens * rowBytes()} bytes. Byte offset of element {@code c} of position
- * {@code pos}:
+ * <p>K and V are two segments of the same size. Each (layer, kvHead) owns a contiguous run of
+ * {@code paddedCapacity()} positions, split into tiles of {@code tileTokens} positions; a tile is
+ * one contiguous run of {@code tileTokens * rowBytes()} bytes in each segment. Inside a tile the
+ * elements follow {@link TileLayout} (K: 32-key blocks, column-major; V: 32-channel blocks,
+ * row-major) so the kernels sweep every tile front to back. Byte offsets:
  *
  * <pre>
- *   offset(layer, kvHead, pos) + c * dtype.bytes()
- *   offset(layer, kvHead, pos) = (layer * kvHeads + kvHead) * headStride() + pos * rowBytes()
+ *   tileOffset(layer, kvHead, t) = (layer * kvHeads + kvHead) * headStride() + t * tileTokens * rowBytes()
+ *   keyOffset(layer, kvHead, pos, c)   = tileOffset(.., pos / T) + TileLayout.keyIndex(pos % T, c, d) * bytes
+ *   valueOffset(layer, kvHead, pos, c) = tileOffset(.., pos / T) + TileLayout.valueIndex(pos % T, c, d, T) * bytes
  *   rowBytes()   = headDim * dtype.bytes()
- *   headStride() = capacity * rowBytes()
+ *   headStride() = paddedCapacity() * rowBytes(),  paddedCapacity() = ceil(capacity / T) * T
  * </pre>
  *
  * @param layers number of transformer layers, &gt; 0
@@ -21,7 +22,7 @@ package hflash.memory;
  * @param headDim elements per head row, &gt; 0
  * @param capacity positions per (layer, kvHead), &gt; 0
  * @param dtype element type, non-null
- * @param tileTokens positions per tile view, &gt; 0 (may exceed capacity: then one tile)
+ * @param tileTokens positions per tile, a positive multiple of {@link TileLayout#KEY_BLOCK} (32)
  */
 public record KvCacheLayout(
     int layers, int kvHeads, int headDim, int capacity, DType dtype, int tileTokens) {
@@ -36,9 +37,13 @@ public record KvCacheLayout(
       throw new IllegalArgumentException("dtype must not be null");
     }
     Checks.positive("tileTokens", tileTokens);
+    if (tileTokens % TileLayout.KEY_BLOCK != 0) {
+      throw new IllegalArgumentException(
+          "tileTokens must be a multiple of " + TileLayout.KEY_BLOCK + ": " + tileTokens);
+    }
     try {
       long row = Math.multiplyExact((long) headDim, dtype.bytes());
-      long head = Math.multiplyExact(row, capacity);
+      long head = Math.multiplyExact(row, ((long) capacity + tileTokens - 1) / tileTokens * tileTokens);
       long total = Math.multiplyExact(Math.multiplyExact((long) layers, kvHeads), head);
       Math.multiplyExact(total, 2L); // K + V, as reported by KvCache.bytesReserved()
     } catch (ArithmeticException e) {
@@ -53,22 +58,43 @@ public record KvCacheLayout(
     return (long) headDim * dtype.bytes();
   }
 
-  /** Bytes between consecutive (layer, kvHead) blocks: {@code capacity * rowBytes()}. */
+  /** Capacity rounded up to whole tiles: the positions each (layer, kvHead) reserves. */
+  public long paddedCapacity() {
+    return ((long) capacity + tileTokens - 1) / tileTokens * tileTokens;
+  }
+
+  /** Bytes between consecutive (layer, kvHead) blocks: {@code paddedCapacity() * rowBytes()}. */
   public long headStride() {
-    return capacity * rowBytes();
+    return paddedCapacity() * rowBytes();
   }
 
   /**
-   * Byte offset of row {@code pos} of {@code (layer, kvHead)}, the same in the K and the V segment.
+   * Byte offset of tile {@code tile} of {@code (layer, kvHead)}, the same in the K and the V
+   * segment; the tile spans {@code tileTokens * rowBytes()} bytes.
    *
-   * @throws IndexOutOfBoundsException if layer, kvHead or pos is outside its range; pos is checked
-   *     against capacity, not against any cache's current length
+   * @throws IndexOutOfBoundsException if layer, kvHead or tile is outside its range
    */
-  public long offset(int layer, int kvHead, int pos) {
+  public long tileOffset(int layer, int kvHead, int tile) {
     Checks.index("layer", layer, layers);
     Checks.index("kvHead", kvHead, kvHeads);
+    Checks.index("tile", tile, (int) (paddedCapacity() / tileTokens));
+    return ((long) layer * kvHeads + kvHead) * headStride() + (long) tile * tileTokens * rowBytes();
+  }
+
+  /** Byte offset in the K segment of channel {@code c} of position {@code pos}. */
+  public long keyOffset(int layer, int kvHead, int pos, int c) {
     Checks.index("position", pos, capacity);
-    return ((long) layer * kvHeads + kvHead) * headStride() + pos * rowBytes();
+    Checks.index("channel", c, headDim);
+    return tileOffset(layer, kvHead, pos / tileTokens)
+        + (long) TileLayout.keyIndex(pos % tileTokens, c, headDim) * dtype.bytes();
+  }
+
+  /** Byte offset in the V segment of channel {@code c} of position {@code pos}. */
+  public long valueOffset(int layer, int kvHead, int pos, int c) {
+    Checks.index("position", pos, capacity);
+    Checks.index("channel", c, headDim);
+    return tileOffset(layer, kvHead, pos / tileTokens)
+        + (long) TileLayout.valueIndex(pos % tileTokens, c, headDim, tileTokens) * dtype.bytes();
   }
 
   /** Size of each of the K and the V segment: {@code layers * kvHeads * headStride()}. */

@@ -1,0 +1,151 @@
+package hflash.engine;
+
+import hflash.tiles.TileKernels;
+import java.util.Arrays;
+
+/**
+ * Online-softmax state of a set of query heads (Rabe &amp; Staats, arXiv:2112.05682; Dao,
+ * FlashAttention-2, arXiv:2307.08691):
+ *
+ * <pre>
+ * m[h]          running max of the scores seen so far (starts at -inf)
+ * l[h]          sum of exp(s_j - m[h]) over the keys seen (starts at 0)
+ * acc[h*d + c]  sum of exp(s_j - m[h]) * v_j[c]           (starts at 0)
+ * out           acc / l, or 0 when l == 0 (no key seen: a fully-masked row maps to zeros)
+ * </pre>
+ *
+ * Per tile with scores {@code s_j}: {@code m' = max(m, max_j s_j)}, {@code alpha = exp(m - m')},
+ * {@code l = l*alpha + sum_j exp(s_j - m')}, {@code acc = acc*alpha + sum_j exp(s_j - m') v_j}.
+ * Two states over disjoint key ranges merge with the same rule ({@link #merge}), which is how
+ * split-K partial results combine (FlashDecoding).
+ *
+ * <p>Not thread-safe: each worker owns its states.
+ */
+public final class AttentionState {
+
+  private final int heads;
+  private final int headDim;
+  final float[] m; // (heads)
+  final float[] l; // (heads)
+  final float[] acc; // (heads, headDim) row-major
+
+  /** A state for {@code heads} query heads of dimension {@code headDim}, reset. */
+  public AttentionState(int heads, int headDim) {
+    if (heads <= 0 || headDim <= 0) {
+      throw new IllegalArgumentException("heads and headDim must be positive: " + heads + ", " + headDim);
+    }
+    this.heads = heads;
+    this.headDim = headDim;
+    this.m = new float[heads];
+    this.l = new float[heads];
+    this.acc = new float[Math.multiplyExact(heads, headDim)];
+    reset();
+  }
+
+  public int heads() {
+    return heads;
+  }
+
+  public int headDim() {
+    return headDim;
+  }
+
+  /** Running max of head {@code h}. */
+  public float max(int h) {
+    return m[h];
+  }
+
+  /** Running sum of head {@code h}. */
+  public float sum(int h) {
+    return l[h];
+  }
+
+  /** Back to the empty state: m = -inf, l = 0, acc = 0. */
+  public void reset() {
+    Arrays.fill(m, Float.NEGATIVE_INFINITY);
+    Arrays.fill(l, 0f);
+    Arrays.fill(acc, 0f);
+  }
+
+  /**
+   * Folds one tile's scores of heads {@code [h0, h0+g)} into the state and turns them into the
+   * tile's weights {@code p_j = exp(s_j - m')} in place, ready for the {@code p . V} accumulation.
+   *
+   * @param s (g, sStride) scores of the tile, overwritten with the weights
+   * @return how many heads had to rescale a non-empty accumulator
+   */
+  int absorbScores(TileKernels kernels, int h0, int g, float[] s, int sStride, int count) {
+    int rescales = 0;
+    for (int i = 0; i < g; i++) {
+      int h = h0 + i;
+      float tileMax = kernels.max(s, i * sStride, count);
+      if (tileMax > m[h]) {
+        if (l[h] != 0f) { // old max is finite and the accumulators hold mass: rescale them
+          float alpha = (float) Math.exp(m[h] - tileMax);
+          l[h] *= alpha;
+          kernels.scale(acc, h * headDim, headDim, alpha);
+          rescales++;
+        }
+        m[h] = tileMax;
+      }
+      l[h] += kernels.expSum(s, i * sStride, count, m[h]);
+    }
+    return rescales;
+  }
+
+  /**
+   * Merges {@code other} (a state over a disjoint set of keys) into this one. Commutative and
+   * associative up to float rounding.
+   */
+  public void merge(AttentionState other) {
+    if (other.heads != heads || other.headDim != headDim) {
+      throw new IllegalArgumentException("state shapes differ: (" + heads + ", " + headDim
+          + ") != (" + other.heads + ", " + other.headDim + ")");
+    }
+    for (int h = 0; h < heads; h++) {
+      if (other.l[h] == 0f) {
+        continue; // nothing seen on the other side
+      }
+      if (l[h] == 0f) {
+        m[h] = other.m[h];
+        l[h] = other.l[h];
+        System.arraycopy(other.acc, h * headDim, acc, h * headDim, headDim);
+        continue;
+      }
+      float mNew = Math.max(m[h], other.m[h]);
+      float sa = (float) Math.exp(m[h] - mNew); // one of sa, sb is exactly 1
+      float sb = (float) Math.exp(other.m[h] - mNew);
+      l[h] = l[h] * sa + other.l[h] * sb;
+      int base = h * headDim;
+      for (int c = 0; c < headDim; c++) {
+        acc[base + c] = acc[base + c] * sa + other.acc[base + c] * sb;
+      }
+      m[h] = mNew;
+    }
+  }
+
+  /**
+   * Writes the normalised output of every head into {@code out[outOff ..]} as (heads, headDim);
+   * heads that saw no key get zeros.
+   */
+  public void finish(float[] out, int outOff) {
+    for (int h = 0; h < heads; h++) {
+      int base = h * headDim;
+      if (l[h] == 0f) {
+        Arrays.fill(out, outOff + base, outOff + base + headDim, 0f);
+        continue;
+      }
+      float inv = 1f / l[h];
+      for (int c = 0; c < headDim; c++) {
+        out[outOff + base + c] = acc[base + c] * inv;
+      }
+    }
+  }
+
+  /** Copies {@code other} into this state. */
+  public void copyFrom(AttentionState other) {
+    System.arraycopy(other.m, 0, m, 0, heads);
+    System.arraycopy(other.l, 0, l, 0, heads);
+    System.arraycopy(other.acc, 0, acc, 0, acc.length);
+  }
+}

@@ -1,0 +1,299 @@
+package hflash.engine;
+
+import hflash.memory.DType;
+import hflash.memory.KvCache;
+import hflash.memory.KvCacheLayout;
+import hflash.tiles.TileKernels;
+import hflash.tiles.TileKernelsProvider;
+import java.lang.foreign.MemorySegment;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.IntConsumer;
+
+/**
+ * Decode attention over a {@link KvCache}: one new query token per head attends to the cached keys
+ * and values of one layer.
+ *
+ * <pre>
+ * s_j = scale * (q_h . k_j)     out_h = sum_j softmax(s)_j v_j      (scale defaults to 1/sqrt(d))
+ * </pre>
+ *
+ * Query head {@code h} reads KV head {@code h / g} with {@code g = numHeads / kvHeads} (GQA); the
+ * {@code g} heads of a group are scored and accumulated together so each K and V tile is read once
+ * per group. The exact mode is an online softmax over tiles of {@code tileTokens} keys (see
+ * {@link AttentionState}). With {@code threads > 1} and enough keys, the keys are split into one
+ * contiguous, tile-aligned chunk per thread (split-K); the partial states are merged in chunk
+ * order, so the same input and thread count always give the same output bits.
+ *
+ * <p>Validation happens here, once per call: shapes, ranges, finite queries, an open cache. The
+ * kernels below trust their inputs. A decode call allocates nothing.
+ *
+ * <p>Ownership and threading: the caller owns the cache and must keep it open while this object is
+ * used; {@link #close()} stops the worker threads and does not close the cache. One call at a time
+ * per instance (a concurrent second call fails with {@link IllegalStateException}); use one
+ * instance per thread that decodes. Appending to a layer while it is being decoded is not allowed.
+ */
+public final class DecodeAttention implements AutoCloseable {
+
+  /** A split-K chunk gets at least this many keys; shorter contexts use fewer threads. */
+  public static final int SPLIT_MIN_KEYS = 256;
+
+  private final KvCache cache;
+  private final KvCacheLayout layout;
+  private final int numHeads;
+  private final int kvHeads;
+  private final int headDim;
+  private final int group;
+  private final int tileTokens;
+  private final float scale;
+  private final int threads;
+  private final TileKernels kernels;
+  private final float[] qs; // (numHeads, headDim): q * scale for the current call
+  private final Worker[] workers; // one per thread; worker i runs chunk i
+  private final WorkerPool pool; // null when threads == 1
+  private final AttentionReport report = new AttentionReport();
+  private final AtomicBoolean busy = new AtomicBoolean();
+  private final IntConsumer chunkTask = this::runChunk;
+
+  // the current call, published to the workers by WorkerPool.run
+  private MemorySegment callKeys;
+  private MemorySegment callValues;
+  private int callLayer;
+  private int callLength;
+  private int callChunks;
+
+  private DecodeAttention(KvCache cache, int numHeads, int threads, float scale, TileKernels kernels) {
+    this.cache = Objects.requireNonNull(cache, "cache");
+    cache.ensureOpen();
+    this.layout = cache.layout();
+    this.kvHeads = layout.kvHeads();
+    this.headDim = layout.headDim();
+    this.tileTokens = layout.tileTokens();
+    if (numHeads <= 0) {
+      throw new IllegalArgumentException("numHeads must be positive: " + numHeads);
+    }
+    if (numHeads % kvHeads != 0) {
+      throw new IllegalArgumentException("numHeads must be a multiple of numKvHeads: "
+          + numHeads + " % " + kvHeads + " != 0");
+    }
+    if (threads < 1 || threads > 1024) {
+      throw new IllegalArgumentException("threads out of range [1, 1024]: " + threads);
+    }
+    if (!Float.isFinite(scale) || scale <= 0f) {
+      throw new IllegalArgumentException("scale must be finite and positive: " + scale);
+    }
+    this.numHeads = numHeads;
+    this.group = numHeads / kvHeads;
+    this.threads = threads;
+    this.scale = scale;
+    this.kernels = Objects.requireNonNull(kernels, "kernels");
+    this.qs = new float[numHeads * headDim];
+    this.workers = new Worker[threads];
+    for (int i = 0; i < threads; i++) {
+      workers[i] = new Worker(numHeads, headDim, group, tileTokens);
+    }
+    this.pool = threads > 1 ? new WorkerPool(threads, "hflash-decode") : null;
+  }
+
+  /** Single-threaded exact attention with scale {@code 1/sqrt(headDim)}. */
+  public static DecodeAttention create(KvCache cache, int numHeads) {
+    return create(cache, numHeads, 1);
+  }
+
+  /** Exact attention on {@code threads} threads with scale {@code 1/sqrt(headDim)}. */
+  public static DecodeAttention create(KvCache cache, int numHeads, int threads) {
+    return create(cache, numHeads, threads, (float) (1.0 / Math.sqrt(cache.layout().headDim())));
+  }
+
+  /** Exact attention on {@code threads} threads with the given softmax scale. */
+  public static DecodeAttention create(KvCache cache, int numHeads, int threads, float scale) {
+    return new DecodeAttention(cache, numHeads, threads, scale, TileKernelsProvider.get());
+  }
+
+  /** As {@link #create(KvCache, int, int, float)} with explicit kernels (tests, benchmarks). */
+  public static DecodeAttention create(KvCache cache, int numHeads, int threads, float scale,
+      TileKernels kernels) {
+    return new DecodeAttention(cache, numHeads, threads, scale, kernels);
+  }
+
+  public int numHeads() {
+    return numHeads;
+  }
+
+  public int threads() {
+    return threads;
+  }
+
+  public float scale() {
+    return scale;
+  }
+
+  /** The kernels in use (e.g. {@code vector-512} or {@code scalar}). */
+  public TileKernels kernels() {
+    return kernels;
+  }
+
+  /** Counters of the last call; the same object is overwritten by every call. */
+  public AttentionReport report() {
+    return report;
+  }
+
+  /** Attends to every stored position of {@code layer}. */
+  public void decode(int layer, float[] q, float[] out) {
+    Objects.checkIndex(layer, layout.layers());
+    decode(layer, q, out, cache.length(layer));
+  }
+
+  /**
+   * Attends to the first {@code keys} positions of {@code layer} (a causal step at position
+   * {@code keys - 1}). {@code q} and {@code out} are (numHeads, headDim) row-major; with
+   * {@code keys == 0} the output is zeros.
+   *
+   * @throws IllegalArgumentException wrong lengths, or a non-finite query value
+   * @throws IndexOutOfBoundsException layer or keys out of range
+   * @throws IllegalStateException closed cache or instance, or a concurrent call
+   */
+  public void decode(int layer, float[] q, float[] out, int keys) {
+    checkArguments(layer, q, out, keys);
+    if (!busy.compareAndSet(false, true)) {
+      throw new IllegalStateException("concurrent decode calls on one DecodeAttention: " + this);
+    }
+    try {
+      scaleQuery(q);
+      run(layer, keys);
+      workers[0].state.finish(out, 0);
+    } catch (IllegalStateException e) {
+      if (cache.isClosed()) {
+        throw new IllegalStateException("KvCache is closed: " + cache, e);
+      }
+      throw e;
+    } finally {
+      busy.set(false);
+    }
+  }
+
+  private void checkArguments(int layer, float[] q, float[] out, int keys) {
+    if (closed) {
+      throw new IllegalStateException("DecodeAttention is closed: " + this);
+    }
+    cache.ensureOpen();
+    Objects.checkIndex(layer, layout.layers());
+    Objects.requireNonNull(q, "q");
+    Objects.requireNonNull(out, "out");
+    if (q.length != qs.length) {
+      throw new IllegalArgumentException("q length differs from numHeads*headDim: "
+          + q.length + "!=" + qs.length);
+    }
+    if (out.length != qs.length) {
+      throw new IllegalArgumentException("out length differs from numHeads*headDim: "
+          + out.length + "!=" + qs.length);
+    }
+    int length = cache.length(layer);
+    if (keys < 0 || keys > length) {
+      throw new IndexOutOfBoundsException("keys out of range [0, " + length + "]: " + keys
+          + " (layer=" + layer + ")");
+    }
+  }
+
+  /** Copies q * scale into {@link #qs}, rejecting non-finite values. */
+  private void scaleQuery(float[] q) {
+    for (int i = 0; i < q.length; i++) {
+      float x = q[i];
+      if (!Float.isFinite(x)) {
+        throw new IllegalArgumentException("non-finite value at q[" + i + "]=" + x);
+      }
+      qs[i] = x * scale;
+    }
+  }
+
+  private void run(int layer, int keys) {
+    int tiles = (keys + tileTokens - 1) / tileTokens;
+    int chunks = Math.max(1, Math.min(Math.min(threads, tiles), keys / SPLIT_MIN_KEYS));
+    callKeys = cache.keys();
+    callValues = cache.values();
+    callLayer = layer;
+    callLength = keys;
+    callChunks = chunks;
+    if (pool == null || chunks == 1) {
+      runChunk(0);
+    } else {
+      pool.run(chunkTask, chunks);
+    }
+    report.reset();
+    for (int i = 0; i < chunks; i++) {
+      if (i > 0) {
+        workers[0].state.merge(workers[i].state);
+      }
+      report.rescales += workers[i].rescales;
+    }
+    long rowBytes = layout.rowBytes();
+    report.keysInContext = (long) keys * kvHeads;
+    report.keysScored = (long) keys * kvHeads;
+    report.tilesRead = (long) tiles * kvHeads;
+    report.kvBytesRead = 2L * keys * kvHeads * rowBytes;
+    callKeys = callValues = null;
+  }
+
+  /** Chunk {@code c} of the current call: its tile range, for every KV head. */
+  private void runChunk(int c) {
+    Worker w = workers[c];
+    w.state.reset();
+    w.rescales = 0;
+    int tiles = (callLength + tileTokens - 1) / tileTokens;
+    int from = (int) ((long) c * tiles / callChunks);
+    int to = (int) ((long) (c + 1) * tiles / callChunks);
+    for (int kh = 0; kh < kvHeads; kh++) {
+      exactRange(w, kh, from, to);
+    }
+  }
+
+  /** The online-softmax tile loop of one KV head's group over tiles {@code [from, to)}. */
+  private void exactRange(Worker w, int kh, int from, int to) {
+    DType dtype = layout.dtype();
+    long rowBytes = layout.rowBytes();
+    long base = layout.tileOffset(callLayer, kh, 0);
+    int h0 = kh * group;
+    float[] s = w.scores;
+    for (int t = from; t < to; t++) {
+      int start = t * tileTokens;
+      int count = Math.min(tileTokens, callLength - start);
+      long off = base + start * rowBytes;
+      kernels.scores(qs, h0 * headDim, group, headDim, callKeys, off, dtype, count, s, tileTokens);
+      w.rescales += w.state.absorbScores(kernels, h0, group, s, tileTokens, count);
+      kernels.accumulate(s, tileTokens, group, headDim, callValues, off, dtype, count, tileTokens,
+          w.state.acc, h0 * headDim);
+    }
+  }
+
+  private volatile boolean closed;
+
+  /** Stops the worker threads. Idempotent. Does not close the cache. */
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    if (pool != null) {
+      pool.close();
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "DecodeAttention[numHeads=" + numHeads + ", kvHeads=" + kvHeads + ", headDim=" + headDim
+        + ", threads=" + threads + ", kernels=" + kernels.name() + "]";
+  }
+
+  /** Per-thread scratch: never shared between threads. */
+  private static final class Worker {
+    final AttentionState state; // (numHeads) partial state of this worker's chunk
+    final float[] scores; // (group, tileTokens): scores, then weights, of the current tile
+    long rescales;
+
+    Worker(int numHeads, int headDim, int group, int tileTokens) {
+      this.state = new AttentionState(numHeads, headDim);
+      this.scores = new float[Math.multiplyExact(group, tileTokens)];
+    }
+  }
+}
