@@ -1,0 +1,71 @@
+package hflash.cli;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * JMH-style timing of one operation in a single JVM. An iteration calls the operation until at least
+ * {@code minIterationNanos} have passed (so timer resolution and call overhead do not dominate small
+ * shapes, and the call count follows the JIT as it warms up); its sample is the time per call.
+ * Warm-up iterations run until the last three agree within {@link #STABLE} (at least
+ * {@code minWarmup}, at most {@code maxWarmup}), then the measured iterations. Not a substitute for
+ * the JMH benchmarks in {@code test/}: one fork, and the caller must consume its results.
+ */
+final class Stopwatch {
+
+  /** Relative spread of the last three warm-up iterations below which timing counts as stable. */
+  static final double STABLE = 0.03;
+
+  private final long minIterationNanos;
+  private final int minWarmup;
+  private final int maxWarmup;
+  private final int measured;
+
+  Stopwatch(long minIterationNanos, int minWarmup, int maxWarmup, int measured) {
+    this.minIterationNanos = minIterationNanos;
+    this.minWarmup = minWarmup;
+    this.maxWarmup = Math.max(minWarmup, maxWarmup);
+    this.measured = measured;
+  }
+
+  /** What happened: the per-call samples, the warm-up iterations run, the calls of the last iteration. */
+  record Result(Samples samples, int warmupIterations, long callsPerIteration) {}
+
+  Result time(Runnable op) {
+    List<Double> warm = new ArrayList<>();
+    long[] calls = new long[1];
+    while (warm.size() < maxWarmup) {
+      warm.add(iteration(op, calls));
+      if (warm.size() >= minWarmup && stable(warm)) {
+        break;
+      }
+    }
+    double[] samples = new double[measured];
+    for (int i = 0; i < measured; i++) {
+      samples[i] = iteration(op, calls);
+    }
+    return new Result(new Samples(samples), warm.size(), calls[0]);
+  }
+
+  private double iteration(Runnable op, long[] calls) {
+    long t0 = System.nanoTime();
+    long n = 0;
+    long t;
+    do {
+      op.run();
+      n++;
+      t = System.nanoTime() - t0;
+    } while (t < minIterationNanos);
+    calls[0] = n;
+    return (double) t / n;
+  }
+
+  private static boolean stable(List<Double> warm) {
+    if (warm.size() < 3) {
+      return false;
+    }
+    double a = warm.get(warm.size() - 1), b = warm.get(warm.size() - 2), c = warm.get(warm.size() - 3);
+    double min = Math.min(a, Math.min(b, c)), max = Math.max(a, Math.max(b, c));
+    return (max - min) <= STABLE * min;
+  }
+}

@@ -1,0 +1,128 @@
+package hflash.cli;
+
+import hflash.tiles.TileKernels;
+import hflash.tiles.TileKernelsProvider;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * The streaming-read probe: the fastest single pass over an off-heap buffer with the tiles kernel
+ * {@code streamSum}, split into one contiguous chunk per thread. The buffer is written once before
+ * timing so every page is backed by its own memory (an untouched allocation may map the shared zero
+ * page, which reads from cache and overstates bandwidth). Owns one shared Arena and a thread pool,
+ * both released by {@link #close()}.
+ */
+final class StreamProbe implements AutoCloseable {
+
+  /** Chunk boundaries are multiples of this many bytes (a page), so threads never share a page. */
+  private static final long ALIGN = 4096;
+
+  private final Arena arena = Arena.ofShared();
+  private final MemorySegment buffer;
+  private final int threads;
+  private final ExecutorService pool;
+  private final TileKernels kernels = TileKernelsProvider.get();
+  private volatile double sink;
+
+  /** Probe size for a KV cache of {@code kvBytes}: at least 1 GiB or 4x the KV size, whichever is smaller. */
+  static long probeBytes(long kvBytes) {
+    long bytes = Math.min(1L << 30, 4 * kvBytes);
+    return Math.max(ALIGN, (bytes + ALIGN - 1) / ALIGN * ALIGN);
+  }
+
+  StreamProbe(long bytes, int threads) {
+    if (bytes <= 0 || bytes % Float.BYTES != 0) {
+      throw new IllegalArgumentException("probe bytes must be a positive multiple of 4: " + bytes);
+    }
+    this.threads = threads;
+    try {
+      buffer = arena.allocate(bytes, 64);
+      buffer.fill((byte) 0x3c); // every float 0x3c3c3c3c ~ 0.0115: finite, so the sum stays finite
+    } catch (RuntimeException | OutOfMemoryError e) {
+      arena.close();
+      throw e;
+    }
+    this.pool =
+        threads > 1
+            ? Executors.newFixedThreadPool(
+                threads,
+                r -> {
+                  Thread t = new Thread(r, "hflash-probe");
+                  t.setDaemon(true);
+                  return t;
+                })
+            : null;
+  }
+
+  long bytes() {
+    return buffer.byteSize();
+  }
+
+  /**
+   * Best bandwidth in GB/s (1e9 bytes/s) of the passes made until both {@code minPasses} passes and
+   * {@code minNanos} of wall time are done. Wall time, not a pass count, bounds small buffers: their
+   * first thousands of passes run before the JIT has compiled the vector kernel.
+   */
+  double bestGBps(int minPasses, long minNanos) {
+    long best = Long.MAX_VALUE;
+    long start = System.nanoTime();
+    for (int pass = 0; pass < minPasses || System.nanoTime() - start < minNanos; pass++) {
+      best = Math.min(best, pass());
+    }
+    return buffer.byteSize() / (double) best;
+  }
+
+  /** One pass over the whole buffer; returns its wall time in nanoseconds. */
+  long pass() {
+    long t0 = System.nanoTime();
+    double sum;
+    if (pool == null) {
+      sum = kernels.streamSum(buffer, 0, buffer.byteSize() / Float.BYTES);
+    } else {
+      sum = parallelSum();
+    }
+    long t = System.nanoTime() - t0;
+    if (!Double.isFinite(sum)) {
+      throw new IllegalStateException("probe sum is not finite: " + sum);
+    }
+    sink += sum;
+    return Math.max(1, t);
+  }
+
+  private double parallelSum() {
+    long size = buffer.byteSize();
+    long chunk = (size / threads + ALIGN - 1) / ALIGN * ALIGN;
+    List<Future<Double>> parts = new ArrayList<>(threads);
+    for (int i = 0; i < threads; i++) {
+      long from = Math.min(size, i * chunk);
+      long to = Math.min(size, from + chunk);
+      parts.add(pool.submit(() -> kernels.streamSum(buffer, from, (to - from) / Float.BYTES)));
+    }
+    double sum = 0;
+    try {
+      for (Future<Double> f : parts) {
+        sum += f.get();
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("probe interrupted", e);
+    } catch (ExecutionException e) {
+      throw new IllegalStateException("probe failed: " + e.getCause(), e.getCause());
+    }
+    return sum;
+  }
+
+  @Override
+  public void close() {
+    if (pool != null) {
+      pool.shutdownNow();
+    }
+    arena.close();
+  }
+}

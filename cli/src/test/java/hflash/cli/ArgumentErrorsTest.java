@@ -1,0 +1,74 @@
+package hflash.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** Errors in arguments or files: exit 2, exactly one line on stderr naming the problem, nothing on stdout. */
+class ArgumentErrorsTest {
+
+  @TempDir static Path tmp;
+
+  static Stream<Arguments> badArguments() throws IOException {
+    Path garbage = tmp.resolve("garbage.safetensors");
+    Files.write(garbage, new byte[] {1, 2, 3});
+    Path truncated = tmp.resolve("truncated.safetensors");
+    Files.write(truncated, new byte[] {(byte) 200, 0, 0, 0, 0, 0, 0, 0, '{', '}'});
+    return Stream.of(
+        Arguments.of(new String[] {}, "missing command"),
+        Arguments.of(new String[] {"frobnicate"}, "Unmatched argument"),
+        Arguments.of(new String[] {"bench", "--bogus"}, "Unknown option: '--bogus'"),
+        Arguments.of(new String[] {"bench", "--context", "0"}, "--context must be positive: 0"),
+        Arguments.of(new String[] {"bench", "--context", "many"}, "'many' is not an int"),
+        Arguments.of(new String[] {"bench", "--threads", "-1"}, "--threads must be positive: -1"),
+        Arguments.of(new String[] {"bench", "--dtype", "f8"}, "unknown dtype: f8 (expected f32, bf16 or f16)"),
+        Arguments.of(
+            new String[] {"bench", "--heads", "32", "--kv-heads", "6"},
+            "--heads must be a multiple of --kv-heads: 32 % 6 != 0"),
+        Arguments.of(new String[] {"bench", "--mode", "fast"}, "unknown mode: fast (expected exact)"),
+        Arguments.of(new String[] {"bench", "--workload", "zipf"}, "unknown workload: zipf (expected random)"),
+        Arguments.of(new String[] {"eval"}, "Missing required option: '--trace=FILE'"),
+        Arguments.of(new String[] {"eval", "--trace", tmp.resolve("none.safetensors").toString()}, "no such trace file"),
+        Arguments.of(new String[] {"eval", "--trace", garbage.toString()}, "garbage.safetensors"),
+        Arguments.of(new String[] {"eval", "--trace", truncated.toString()}, "truncated.safetensors"),
+        Arguments.of(new String[] {"make-demo-trace", "--from", garbage.toString(), "--positions", "0", "--out", "x"},
+            "--positions must be positive: 0"));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("badArguments")
+  void exitsTwoWithOneLine(String[] args, String expected) {
+    CliRun r = CliRun.of(args);
+    assertEquals(Main.EXIT_USAGE, r.code(), r::toString);
+    assertEquals(1, r.errLines().length, () -> "expected one line on stderr\n" + r);
+    assertTrue(r.err().contains(expected), () -> "stderr should contain '" + expected + "'\n" + r);
+    assertTrue(r.err().startsWith("hflash"), r::toString);
+    assertEquals("", r.out(), r::toString);
+  }
+
+  @Test
+  void verbosePrintsTheStackTrace() {
+    CliRun r = CliRun.of("eval", "--trace", tmp.resolve("none.safetensors").toString(), "--verbose");
+    assertEquals(Main.EXIT_USAGE, r.code(), r::toString);
+    assertTrue(r.errLines().length > 1, r::toString);
+    assertTrue(r.err().contains("\tat hflash.cli."), r::toString);
+  }
+
+  @Test
+  void helpExitsZero() {
+    CliRun r = CliRun.of("bench", "--help");
+    assertEquals(0, r.code(), r::toString);
+    for (String flag : new String[] {"--context", "--heads", "--kv-heads", "--dim", "--dtype", "--threads", "--mode", "--json", "--workload"}) {
+      assertTrue(r.out().contains(flag), () -> flag + " missing from help\n" + r);
+    }
+  }
+}

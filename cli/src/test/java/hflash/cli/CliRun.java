@@ -1,0 +1,25 @@
+package hflash.cli;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+
+/** Runs {@link Main#run} in process and captures exit code, stdout and stderr. */
+record CliRun(int code, String out, String err) {
+
+  static CliRun of(String... args) {
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    int code = Main.run(args, new PrintWriter(out), new PrintWriter(err));
+    return new CliRun(code, out.toString(), err.toString());
+  }
+
+  /** Lines of stderr, without the trailing empty one. */
+  String[] errLines() {
+    return err.isEmpty() ? new String[0] : err.split("\\R");
+  }
+
+  @Override
+  public String toString() {
+    return "exit " + code + "\n--- stdout\n" + out + "--- stderr\n" + err;
+  }
+}

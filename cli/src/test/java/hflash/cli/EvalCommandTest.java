@@ -1,0 +1,88 @@
+package hflash.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** {@code eval} on the embedded trace (data/stories260K-seq0-256.safetensors, 5 layers x 256 rows). */
+class EvalCommandTest {
+
+  private static Path trace;
+
+  @BeforeAll
+  static void extract() throws Exception {
+    trace = DemoCommand.extractTrace();
+  }
+
+  @AfterAll
+  static void delete() throws Exception {
+    Files.deleteIfExists(trace);
+  }
+
+  @Test
+  void exactF32MatchesFloat64AndTheStoredOutput() throws Exception {
+    CliRun r = CliRun.of("eval", "--trace", trace.toString(), "--mode", "exact", "--json");
+    assertEquals(0, r.code(), r::toString);
+    JsonNode json = new ObjectMapper().readTree(r.out());
+    assertEquals(trace.toString(), json.get("trace").asText());
+    assertEquals(5 * 256, json.get("rows").asInt(), r::toString);
+    JsonNode exact = json.get("results").get(0);
+    for (String field : new String[] {"mode", "relErrMean", "relErrMax", "keysFraction", "bytesFraction"}) {
+      assertTrue(exact.has(field), () -> field + " missing: " + r.out());
+    }
+    assertEquals("exact", exact.get("mode").asText());
+    // float32 online softmax over <= 256 keys, d = 8: a few ulps, far below this bound
+    assertTrue(exact.get("relErrMax").asDouble() < 1e-5, r::toString);
+    assertTrue(exact.get("relErrMean").asDouble() <= exact.get("relErrMax").asDouble(), r::toString);
+    // the trace's own o is float32 attention too: the two differ by rounding only
+    assertTrue(exact.get("relErrVsStoredMax").asDouble() < 1e-5, r::toString);
+    assertEquals(1.0, exact.get("keysFraction").asDouble(), r::toString);
+    assertEquals(1.0, exact.get("bytesFraction").asDouble(), r::toString);
+    assertEquals(5, exact.get("perLayer").size(), r::toString);
+  }
+
+  @Test
+  void tableNamesEveryLayer() {
+    CliRun r = CliRun.of("eval", "--trace", trace.toString());
+    assertEquals(0, r.code(), r::toString);
+    for (String row : new String[] {"  0 ", "  4 ", "  all "}) {
+      assertTrue(r.out().contains(row), () -> row + " missing\n" + r);
+    }
+  }
+
+  @Test
+  void lastRowsOfALongerContext(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+    // keep q and o for the last 16 rows only: row i is then position 256 - 16 + i
+    Trace t = Trace.read(trace);
+    int keep = 16;
+    var tensors = new java.util.LinkedHashMap<String, hflash.memory.Safetensors.WriteTensor>();
+    tensors.put("q", lastRows(t.q(), t, keep));
+    tensors.put("k", new hflash.memory.Safetensors.WriteTensor(new long[] {t.layers(), t.kvHeads(), t.positions(), t.dim()}, t.k()));
+    tensors.put("v", new hflash.memory.Safetensors.WriteTensor(new long[] {t.layers(), t.kvHeads(), t.positions(), t.dim()}, t.v()));
+    tensors.put("o", lastRows(t.o(), t, keep));
+    Path tail = tmp.resolve("tail.safetensors");
+    hflash.memory.Safetensors.write(tail, tensors, java.util.Map.of("scale", String.valueOf(t.scale())));
+    CliRun r = CliRun.of("eval", "--trace", tail.toString(), "--json");
+    assertEquals(0, r.code(), r::toString);
+    JsonNode json = new ObjectMapper().readTree(r.out());
+    assertEquals(5 * keep, json.get("rows").asInt(), r::toString);
+    // o of row i is attention over positions 0..240+i: it matches only if rows sit at the end
+    assertTrue(json.get("results").get(0).get("relErrVsStoredMax").asDouble() < 1e-5, r::toString);
+  }
+
+  private static hflash.memory.Safetensors.WriteTensor lastRows(float[] src, Trace t, int keep) {
+    int d = t.dim();
+    float[] dst = new float[t.layers() * t.heads() * keep * d];
+    for (int lh = 0; lh < t.layers() * t.heads(); lh++) {
+      System.arraycopy(src, (lh * t.positions() + t.positions() - keep) * d, dst, lh * keep * d, keep * d);
+    }
+    return new hflash.memory.Safetensors.WriteTensor(new long[] {t.layers(), t.heads(), keep, d}, dst);
+  }
+}
