@@ -1,0 +1,127 @@
+package hflash.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import hflash.engine.DecodeAttention;
+import hflash.engine.ReferenceAttention;
+import hflash.memory.DType;
+import hflash.memory.KvCache;
+import hflash.memory.KvCacheLayout;
+import hflash.memory.Safetensors;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Real attention data: each stories260K trace is appended position by position, as a runtime
+ * would, and every query position of every layer is decoded causally. The output is compared with
+ * float64 attention recomputed from the trace's q, k, v and with the trace's own stored o.
+ */
+class RealTraceTest {
+
+  static Path tracesDir() {
+    Path dir = Path.of("").toAbsolutePath();
+    for (; dir != null; dir = dir.getParent()) {
+      Path candidate = dir.resolve("shared/data/traces");
+      if (Files.isDirectory(candidate)) {
+        return candidate;
+      }
+    }
+    throw new IllegalStateException("shared/data/traces not found above " + Path.of("").toAbsolutePath());
+  }
+
+  static Stream<Arguments> traces() {
+    try (Stream<Path> files = Files.list(tracesDir())) {
+      List<Path> list = files.filter(p -> p.toString().endsWith(".safetensors")).sorted().toList();
+      assertTrue(list.size() >= 2, "expected the shared traces, found " + list);
+      return list.stream().flatMap(p -> Stream.of(DType.values()).map(dt -> Arguments.of(p.getFileName().toString(), dt)));
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  @ParameterizedTest(name = "{0} {1}")
+  @MethodSource("traces")
+  void causalDecodeMatchesFloat64AndStoredOutput(String name, DType dtype) {
+    try (Safetensors st = Safetensors.open(tracesDir().resolve(name))) {
+      var q = st.tensor("q");
+      var k = st.tensor("k");
+      var v = st.tensor("v");
+      var o = st.tensor("o");
+      int layers = (int) q.shape()[0], heads = (int) q.shape()[1], n = (int) q.shape()[2];
+      int d = (int) q.shape()[3], kvHeads = (int) k.shape()[1];
+      assertEquals(n, (int) k.shape()[2]);
+      float[] qa = q.toFloatArray(), ka = k.toFloatArray(), va = v.toFloatArray(), oa = o.toFloatArray();
+      float scale = Float.parseFloat(st.metadata().getOrDefault("scale", Double.toString(1 / Math.sqrt(d))));
+      double worstStored = 0, worstRaw = 0, worstVsO = 0, sumRaw = 0;
+      int rows = 0;
+      try (KvCache cache = KvCache.allocate(new KvCacheLayout(layers, kvHeads, d, n, dtype, 64));
+          DecodeAttention att = DecodeAttention.create(cache, heads, 2, scale)) {
+        float[] kRow = new float[kvHeads * d], vRow = new float[kvHeads * d];
+        float[] qRow = new float[heads * d], out = new float[heads * d], oRow = new float[heads * d];
+        for (int layer = 0; layer < layers; layer++) {
+          for (int t = 0; t < n; t++) {
+            for (int kh = 0; kh < kvHeads; kh++) {
+              System.arraycopy(ka, ((layer * kvHeads + kh) * n + t) * d, kRow, kh * d, d);
+              System.arraycopy(va, ((layer * kvHeads + kh) * n + t) * d, vRow, kh * d, d);
+            }
+            cache.append(layer, kRow, vRow);
+            for (int h = 0; h < heads; h++) {
+              System.arraycopy(qa, ((layer * heads + h) * n + t) * d, qRow, h * d, d);
+              System.arraycopy(oa, ((layer * heads + h) * n + t) * d, oRow, h * d, d);
+            }
+            att.decode(layer, qRow, out);
+            double[] refStored = ReferenceAttention.decode(cache, layer, qRow, heads, t + 1, scale);
+            worstStored = Math.max(worstStored, ReferenceAttention.relError(out, refStored));
+            double[] refRaw = rawReference(qRow, ka, va, layer, kvHeads, heads, d, n, t + 1, scale);
+            double raw = ReferenceAttention.relError(out, refRaw);
+            worstRaw = Math.max(worstRaw, raw);
+            sumRaw += raw;
+            rows++;
+            double[] oRef = new double[oRow.length];
+            for (int i = 0; i < oRow.length; i++) {
+              oRef[i] = oRow[i];
+            }
+            worstVsO = Math.max(worstVsO, ReferenceAttention.relError(out, oRef));
+          }
+        }
+      }
+      double meanRaw = sumRaw / rows;
+      String msg = name + " " + dtype + ": max rel error vs float64 over stored values " + worstStored
+          + "; vs float64 over the trace: mean " + meanRaw + " max " + worstRaw
+          + "; vs stored o " + worstVsO;
+      System.out.println(msg);
+      // exact mode is exact over what the cache stores, whatever the dtype
+      assertTrue(worstStored < 1e-5, msg);
+      if (dtype == DType.F32) {
+        assertTrue(worstRaw < 1e-5, msg);
+        assertTrue(worstVsO < 1e-5, msg);
+      } else {
+        // a 16-bit cache rounds each key by 2^-11 (f16) or 2^-8 (bf16) relative; these traces have
+        // scores past 100, so a rounded key can move a score by ~0.1 and reshape a sharp softmax.
+        // The mean over all rows stays small; the worst rows are recorded in docs/TESTING.md.
+        double meanBound = dtype == DType.F16 ? 4e-3 : 3e-2;
+        assertTrue(meanRaw < meanBound, msg);
+      }
+    }
+  }
+
+  /** float64 attention of one row over the trace's raw keys 0..keys-1. */
+  private static double[] rawReference(float[] q, float[] ka, float[] va, int layer, int kvHeads,
+      int heads, int d, int n, int keys, float scale) {
+    float[] k = new float[kvHeads * keys * d];
+    float[] v = new float[kvHeads * keys * d];
+    for (int kh = 0; kh < kvHeads; kh++) {
+      System.arraycopy(ka, ((layer * kvHeads + kh) * n) * d, k, kh * keys * d, keys * d);
+      System.arraycopy(va, ((layer * kvHeads + kh) * n) * d, v, kh * keys * d, keys * d);
+    }
+    return ReferenceAttention.decode(q, k, v, heads, kvHeads, d, keys, scale);
+  }
+}
