@@ -30,6 +30,7 @@ public final class Main {
     } catch (IllegalArgumentException e) {
       System.err.println(e.getMessage());
       System.err.println(USAGE);
+      // a process entry point, not library code: its job is the exit status scripts test
       System.exit(2);
       return;
     }

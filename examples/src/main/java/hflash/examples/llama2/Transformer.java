@@ -172,12 +172,16 @@ public final class Transformer implements AutoCloseable {
    * @throws IndexOutOfBoundsException if the token or the position is out of range
    */
   public float[] forward(int token, int pos) {
-    Objects.checkIndex(token, config.vocabSize());
+    if (token < 0 || token >= config.vocabSize()) {
+      throw new IndexOutOfBoundsException("token out of range [0, " + config.vocabSize() + "): " + token);
+    }
     int length = length();
     if (pos > length || pos < 0) {
       throw new IndexOutOfBoundsException("position out of range [0, " + length + "]: " + pos);
     }
-    Objects.checkIndex(pos, capacity);
+    if (pos >= capacity) {
+      throw new IndexOutOfBoundsException("position out of range [0, " + capacity + "): " + pos + " (context full)");
+    }
     if (pos < length) {
       cache.truncate(pos); // rewind: this position and the ones after it are replaced
     }
