@@ -13,7 +13,7 @@ import org.junit.jupiter.api.function.Executable;
 class KvCacheBoundsTest {
 
   // 2 layers, 2 kv heads, headDim 4, capacity 8: one position is 8 floats of k and 8 of v
-  private static final KvCacheLayout LAYOUT = new KvCacheLayout(2, 2, 4, 8, DType.F32, 4);
+  private static final KvCacheLayout LAYOUT = new KvCacheLayout(2, 2, 4, 8, DType.F32, 32);
 
   private static float[] row(float fill) {
     float[] x = new float[8];
@@ -110,7 +110,7 @@ class KvCacheBoundsTest {
 
   @Test
   void appendRejectsValuesThatOverflowTheDtype() {
-    try (var cache = KvCache.allocate(new KvCacheLayout(1, 2, 4, 8, DType.F16, 4))) {
+    try (var cache = KvCache.allocate(new KvCacheLayout(1, 2, 4, 8, DType.F16, 32))) {
       cache.append(0, 2, new float[16], new float[16]);
       float[] v = row(1);
       v[3] = 70000f;
@@ -125,7 +125,7 @@ class KvCacheBoundsTest {
       cache.append(0, row(65504f), row(Math.nextDown(65520f))); // largest admissible values
       assertEquals(65504f, cache.value(0, 1, 2, 3));
     }
-    try (var cache = KvCache.allocate(new KvCacheLayout(1, 2, 4, 8, DType.BF16, 4))) {
+    try (var cache = KvCache.allocate(new KvCacheLayout(1, 2, 4, 8, DType.BF16, 32))) {
       float[] k = row(1);
       k[6] = Float.MAX_VALUE;
       assertRejected(cache, IllegalArgumentException.class,
@@ -155,7 +155,7 @@ class KvCacheBoundsTest {
 
   @Test
   void firstBadElementIsReportedWhenSeveralAre() {
-    try (var cache = KvCache.allocate(new KvCacheLayout(1, 1, 4, 8, DType.F16, 4))) {
+    try (var cache = KvCache.allocate(new KvCacheLayout(1, 1, 4, 8, DType.F16, 32))) {
       float[] k = {1, 1e6f, Float.NaN, 1};
       assertRejected(cache, IllegalArgumentException.class,
           "value out of f16 range at k[1]=1000000.0 (layer=0, position=0)",
@@ -202,8 +202,9 @@ class KvCacheBoundsTest {
 
   @Test
   void tileAccessThrowsIffOutOfRange() {
-    try (var cache = KvCache.allocate(LAYOUT)) {
-      cache.append(0, 5, new float[40], new float[40]); // tiles of 4: [0,4) and [4,5)
+    // capacity 40 pads to 2 tiles of 32
+    try (var cache = KvCache.allocate(new KvCacheLayout(2, 2, 4, 40, DType.F32, 32))) {
+      cache.append(0, 33, new float[33 * 8], new float[33 * 8]); // tiles [0,32) and [32,33)
       for (int tile = -1; tile <= 3; tile++) {
         int t = tile;
         if (tile == 0 || tile == 1) {
@@ -214,8 +215,12 @@ class KvCacheBoundsTest {
           assertThrows(IndexOutOfBoundsException.class, () -> cache.valueTile(0, 1, t));
         }
       }
-      assertEquals("tile out of range [0, 2): 2 (layer=0, length=5)",
+      assertEquals("tile out of range [0, 2): 2 (layer=0, length=33)",
           assertThrows(IndexOutOfBoundsException.class, () -> cache.keyTile(0, 0, 2))
+              .getMessage());
+      cache.truncate(0, 32); // the second tile is still reserved, but no longer stored
+      assertEquals("tile out of range [0, 1): 1 (layer=0, length=32)",
+          assertThrows(IndexOutOfBoundsException.class, () -> cache.valueTile(0, 1, 1))
               .getMessage());
       assertEquals("tile out of range [0, 0): 0 (layer=1, length=0)",
           assertThrows(IndexOutOfBoundsException.class, () -> cache.valueTile(1, 0, 0))

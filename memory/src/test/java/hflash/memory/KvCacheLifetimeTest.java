@@ -19,9 +19,9 @@ import org.junit.jupiter.api.function.Executable;
 /** Owner/borrower rules: use after close throws from every thread; close is idempotent. */
 class KvCacheLifetimeTest {
 
-  private static final KvCacheLayout LAYOUT = new KvCacheLayout(2, 2, 4, 8, DType.BF16, 4);
+  private static final KvCacheLayout LAYOUT = new KvCacheLayout(2, 2, 4, 8, DType.BF16, 32);
   private static final String CLOSED = "KvCache is closed: KvCache[layers=2, kvHeads=2, headDim=4,"
-      + " capacity=8, dtype=bf16, tileTokens=4]";
+      + " capacity=8, dtype=bf16, tileTokens=32]";
 
   /** Every state-touching call of the public API, by name. */
   private static Map<String, Executable> calls(KvCache cache) {
@@ -97,12 +97,17 @@ class KvCacheLifetimeTest {
     MemorySegment keys = cache.keys();
     MemorySegment values = cache.values();
     MemorySegment tile = cache.keyTile(1, 1, 0);
-    long off = LAYOUT.offset(1, 1, 0);
+    // head 1 of the row is {5, 6, 7, 8}; inside a tile, channel c of key 0 is at
+    // TileLayout.keyIndex(0, c, 4) = 32 * c elements
+    long kTileOff = 2L * TileLayout.keyIndex(0, 1, 4);
+    long kTileOff2 = 2L * TileLayout.keyIndex(0, 2, 4);
+    assertEquals(64, kTileOff);
     // valid while open, on this thread and on another one (the arena is shared)
-    assertEquals(5f, DType.BF16.read(keys, off));
-    assertEquals(8f, DType.BF16.read(values, off + 3 * 2));
-    assertEquals(6f, DType.BF16.read(tile, 2));
-    assertEquals(null, runOnAnotherThread(() -> assertEquals(7f, DType.BF16.read(tile, 4))));
+    assertEquals(5f, DType.BF16.read(keys, LAYOUT.keyOffset(1, 1, 0, 0)));
+    assertEquals(8f, DType.BF16.read(values, LAYOUT.valueOffset(1, 1, 0, 3)));
+    assertEquals(6f, DType.BF16.read(tile, kTileOff));
+    assertEquals(null,
+        runOnAnotherThread(() -> assertEquals(7f, DType.BF16.read(tile, kTileOff2))));
     cache.close();
     assertThrows(IllegalStateException.class, () -> keys.get(ValueLayout.JAVA_BYTE, 0));
     assertThrows(IllegalStateException.class, () -> DType.BF16.read(tile, 0));

@@ -33,32 +33,78 @@ class KvCacheTest {
   void appendStoresRoundedValuesAtTheLayoutOffsets(DType dtype) {
     long seed = 20240611L + dtype.ordinal();
     Random rnd = new Random(seed);
-    var layout = new KvCacheLayout(3, 2, 7, 13, dtype, 4); // odd sizes on purpose
+    // odd sizes on purpose: 70 positions span 3 tiles of 32 (the last one partly padding),
+    // headDim 40 gives one full and one 8-wide V block
+    int layers = 3;
+    int heads = 2;
+    int d = 40;
+    int n = 70;
+    var layout = new KvCacheLayout(layers, heads, d, n, dtype, 32);
     try (var cache = KvCache.allocate(layout)) {
-      float[][][] ks = new float[3][13][];
-      float[][][] vs = new float[3][13][];
-      for (int pos = 0; pos < 13; pos++) {
-        for (int layer = 0; layer < 3; layer++) {
-          ks[layer][pos] = randomRows(rnd, 14);
-          vs[layer][pos] = randomRows(rnd, 14);
+      float[][][] ks = new float[layers][n][];
+      float[][][] vs = new float[layers][n][];
+      for (int pos = 0; pos < n; pos++) {
+        for (int layer = 0; layer < layers; layer++) {
+          ks[layer][pos] = randomRows(rnd, heads * d);
+          vs[layer][pos] = randomRows(rnd, heads * d);
           cache.append(layer, ks[layer][pos], vs[layer][pos]);
           assertEquals(pos + 1, cache.length(layer));
         }
       }
-      for (int layer = 0; layer < 3; layer++) {
-        for (int pos = 0; pos < 13; pos++) {
-          for (int h = 0; h < 2; h++) {
-            for (int c = 0; c < 7; c++) {
-              float k = dtype.round(ks[layer][pos][h * 7 + c]);
-              float v = dtype.round(vs[layer][pos][h * 7 + c]);
+      for (int layer = 0; layer < layers; layer++) {
+        for (int pos = 0; pos < n; pos++) {
+          for (int h = 0; h < heads; h++) {
+            for (int c = 0; c < d; c++) {
+              float k = dtype.round(ks[layer][pos][h * d + c]);
+              float v = dtype.round(vs[layer][pos][h * d + c]);
               String where = "seed=" + seed + " layer=" + layer + " pos=" + pos + " h=" + h
                   + " c=" + c;
               assertEquals(k, cache.key(layer, h, pos, c), where);
               assertEquals(v, cache.value(layer, h, pos, c), where);
-              long off = layout.offset(layer, h, pos) + (long) c * dtype.bytes();
-              assertEquals(k, dtype.read(cache.keys(), off), where);
-              assertEquals(v, dtype.read(cache.values(), off), where);
+              // the raw bytes at the documented offsets decode to the appended values
+              long tile = layout.tileOffset(layer, h, pos / 32);
+              long ko = tile + TileLayout.keyIndex(pos % 32, c, d) * (long) dtype.bytes();
+              long vo = tile + TileLayout.valueIndex(pos % 32, c, d, 32) * (long) dtype.bytes();
+              assertEquals(ko, layout.keyOffset(layer, h, pos, c), where);
+              assertEquals(vo, layout.valueOffset(layer, h, pos, c), where);
+              assertEquals(k, dtype.read(cache.keys(), ko), where);
+              assertEquals(v, dtype.read(cache.values(), vo), where);
             }
+          }
+        }
+      }
+    }
+  }
+
+  /** Nothing but the appended elements is written: padding and unused positions stay zero. */
+  @ParameterizedTest(name = "dtype={0}")
+  @EnumSource(DType.class)
+  void appendWritesOnlyItsOwnSlots(DType dtype) {
+    int d = 40;
+    var layout = new KvCacheLayout(2, 2, d, 50, dtype, 32);
+    try (var cache = KvCache.allocate(layout)) {
+      float[] ones = new float[2 * d];
+      Arrays.fill(ones, 1f);
+      cache.append(1, ones, ones);
+      cache.append(1, ones, ones);
+      long b = dtype.bytes();
+      int keysWritten = 0;
+      int valuesWritten = 0;
+      for (long off = 0; off < layout.segmentBytes(); off += b) {
+        float k = dtype.read(cache.keys(), off);
+        float v = dtype.read(cache.values(), off);
+        assertTrue(k == 0f || k == 1f, "K at " + off + ": " + k);
+        assertTrue(v == 0f || v == 1f, "V at " + off + ": " + v);
+        keysWritten += (int) k;
+        valuesWritten += (int) v;
+      }
+      assertEquals(2 * 2 * d, keysWritten); // 2 positions x 2 heads x d channels
+      assertEquals(2 * 2 * d, valuesWritten);
+      for (int h = 0; h < 2; h++) {
+        for (int pos = 0; pos < 2; pos++) {
+          for (int c = 0; c < d; c++) {
+            assertEquals(1f, dtype.read(cache.keys(), layout.keyOffset(1, h, pos, c)));
+            assertEquals(1f, dtype.read(cache.values(), layout.valueOffset(1, h, pos, c)));
           }
         }
       }
@@ -70,24 +116,29 @@ class KvCacheTest {
   void batchedAppendEqualsSequentialAppends(DType dtype) {
     long seed = 77L;
     Random rnd = new Random(seed);
-    var layout = new KvCacheLayout(2, 3, 5, 17, dtype, 8);
-    int row = 3 * 5;
+    var layout = new KvCacheLayout(2, 3, 37, 80, dtype, 32);
+    int row = 3 * 37;
     try (var batched = KvCache.allocate(layout); var single = KvCache.allocate(layout)) {
-      float[] k = randomRows(rnd, 11 * row);
-      float[] v = randomRows(rnd, 11 * row);
+      float[] k = randomRows(rnd, 71 * row);
+      float[] v = randomRows(rnd, 71 * row);
+      // batches that start and end inside tiles and cross tile boundaries
       batched.append(1, 4, Arrays.copyOfRange(k, 0, 4 * row),
           Arrays.copyOfRange(v, 0, 4 * row));
-      batched.append(1, 7, Arrays.copyOfRange(k, 4 * row, 11 * row),
-          Arrays.copyOfRange(v, 4 * row, 11 * row));
+      batched.append(1, 37, Arrays.copyOfRange(k, 4 * row, 41 * row),
+          Arrays.copyOfRange(v, 4 * row, 41 * row));
       batched.append(1, 0, new float[0], new float[0]);
-      for (int t = 0; t < 11; t++) {
+      batched.append(1, 30, Arrays.copyOfRange(k, 41 * row, 71 * row),
+          Arrays.copyOfRange(v, 41 * row, 71 * row));
+      for (int t = 0; t < 71; t++) {
         single.append(1, Arrays.copyOfRange(k, t * row, (t + 1) * row),
             Arrays.copyOfRange(v, t * row, (t + 1) * row));
       }
-      assertEquals(11, batched.length(1));
+      assertEquals(71, batched.length(1));
       assertEquals(0, batched.length(0));
       assertEquals(-1, batched.keys().mismatch(single.keys()), "seed=" + seed);
       assertEquals(-1, batched.values().mismatch(single.values()), "seed=" + seed);
+      assertEquals(dtype.round(k[70 * row + 2 * 37 + 36]), batched.key(1, 2, 70, 36));
+      assertEquals(dtype.round(v[33 * row + 37 + 33]), batched.value(1, 1, 33, 33));
     }
   }
 
@@ -152,7 +203,7 @@ class KvCacheTest {
 
   /** Appends v through a 1x1x1 cache and checks the raw little-endian halfword in the segment. */
   private static void assertStoredBits(DType dtype, float v, int expectedBits) {
-    try (var cache = KvCache.allocate(new KvCacheLayout(1, 1, 1, 1, dtype, 1))) {
+    try (var cache = KvCache.allocate(new KvCacheLayout(1, 1, 1, 1, dtype, 32))) {
       if (!dtype.representable(v)) {
         // the cache rejects overflow; the codec itself must still produce the documented bits
         short h = dtype == DType.BF16 ? DType.toBf16(v) : DType.toF16(v);
@@ -169,7 +220,7 @@ class KvCacheTest {
 
   @Test
   void truncateShortensEveryLayerAndAppendOverwrites() {
-    var layout = new KvCacheLayout(3, 1, 2, 8, DType.F32, 4);
+    var layout = new KvCacheLayout(3, 1, 2, 8, DType.F32, 32);
     try (var cache = KvCache.allocate(layout)) {
       for (int layer = 0; layer < 3; layer++) {
         for (int pos = 0; pos < 2 + 2 * layer; pos++) {
@@ -195,31 +246,71 @@ class KvCacheTest {
 
   @ParameterizedTest(name = "dtype={0}")
   @EnumSource(DType.class)
-  void tileViewsCoverTheStoredRows(DType dtype) {
+  void tileViewsAreWholeTilesInTileLayoutOrder(DType dtype) {
     long seed = 5L;
     Random rnd = new Random(seed);
-    var layout = new KvCacheLayout(2, 3, 5, 40, dtype, 8);
+    int d = 40;
+    var layout = new KvCacheLayout(2, 3, d, 100, dtype, 32);
+    long b = dtype.bytes();
     try (var cache = KvCache.allocate(layout)) {
-      int length = 19; // 2 full tiles and one of 3 rows
-      cache.append(1, length, randomRows(rnd, length * 15), randomRows(rnd, length * 15));
+      int length = 70; // 2 full tiles and one holding 6 positions
+      cache.append(1, length, randomRows(rnd, length * 3 * d), randomRows(rnd, length * 3 * d));
       assertEquals(3, layout.tileCount(cache.length(1)));
       for (int h = 0; h < 3; h++) {
         for (int tile = 0; tile < 3; tile++) {
           MemorySegment kt = cache.keyTile(1, h, tile);
           MemorySegment vt = cache.valueTile(1, h, tile);
-          int rows = Math.min(8, length - tile * 8);
-          assertEquals(rows * layout.rowBytes(), kt.byteSize());
-          assertEquals(rows * layout.rowBytes(), vt.byteSize());
+          // the whole tile, also the last, partly filled one
+          assertEquals(32 * layout.rowBytes(), kt.byteSize());
+          assertEquals(32 * layout.rowBytes(), vt.byteSize());
           assertTrue(kt.isReadOnly() && vt.isReadOnly());
+          assertEquals(layout.tileOffset(1, h, tile), kt.address() - cache.keys().address());
+          assertEquals(layout.tileOffset(1, h, tile), vt.address() - cache.values().address());
+          int rows = Math.min(32, length - tile * 32);
           for (int r = 0; r < rows; r++) {
-            for (int c = 0; c < 5; c++) {
-              long off = r * layout.rowBytes() + (long) c * dtype.bytes();
-              int pos = tile * 8 + r;
+            for (int c = 0; c < d; c++) {
+              int pos = tile * 32 + r;
               String where = "seed=" + seed + " h=" + h + " pos=" + pos + " c=" + c;
-              assertEquals(cache.key(1, h, pos, c), dtype.read(kt, off), where);
-              assertEquals(cache.value(1, h, pos, c), dtype.read(vt, off), where);
+              assertEquals(cache.key(1, h, pos, c),
+                  dtype.read(kt, TileLayout.keyIndex(r, c, d) * b), where);
+              assertEquals(cache.value(1, h, pos, c),
+                  dtype.read(vt, TileLayout.valueIndex(r, c, d, 32) * b), where);
             }
           }
+        }
+      }
+    }
+  }
+
+  /** The score kernel's access: one channel of 32 consecutive keys is one contiguous run. */
+  @Test
+  void keyTileHoldsEachChannelOf32KeysContiguously() {
+    int d = 8;
+    var layout = new KvCacheLayout(1, 1, d, 64, DType.F32, 64);
+    try (var cache = KvCache.allocate(layout)) {
+      for (int pos = 0; pos < 64; pos++) {
+        float[] k = new float[d];
+        float[] v = new float[d];
+        for (int c = 0; c < d; c++) {
+          k[c] = pos * 100 + c;
+          v[c] = -(pos * 100 + c);
+        }
+        cache.append(0, k, v);
+      }
+      MemorySegment kt = cache.keyTile(0, 0, 0);
+      MemorySegment vt = cache.valueTile(0, 0, 0);
+      for (int block = 0; block < 2; block++) {
+        for (int c = 0; c < d; c++) {
+          for (int j = 0; j < 32; j++) {
+            long at = 4L * (block * 32 * d + c * 32 + j);
+            assertEquals((block * 32 + j) * 100 + c, DType.F32.read(kt, at));
+          }
+        }
+      }
+      // V, d = 8 < 32: one block of width 8, i.e. plain rows of 8 channels, key after key
+      for (int pos = 0; pos < 64; pos++) {
+        for (int c = 0; c < d; c++) {
+          assertEquals(-(pos * 100 + c), DType.F32.read(vt, 4L * (pos * d + c)));
         }
       }
     }
@@ -228,13 +319,14 @@ class KvCacheTest {
   @ParameterizedTest(name = "dtype={0}")
   @EnumSource(DType.class)
   void bytesUsedCountsStoredPositionsOfKAndV(DType dtype) {
-    var layout = new KvCacheLayout(4, 2, 6, 10, dtype, 4);
+    var layout = new KvCacheLayout(4, 2, 6, 10, dtype, 32);
     try (var cache = KvCache.allocate(layout)) {
+      long row = 6L * dtype.bytes();
       assertEquals(0, cache.bytesUsed());
       assertEquals(2 * layout.segmentBytes(), cache.bytesReserved());
+      assertEquals(2 * 4 * 2 * 32 * row, cache.bytesReserved()); // 10 positions pad to 32
       cache.append(0, 3, new float[36], new float[36]);
       cache.append(3, new float[12], new float[12]);
-      long row = 6L * dtype.bytes();
       assertEquals(2 * 4 * 2 * row, cache.bytesUsed()); // 4 positions, K+V, 2 heads
       assertEquals(layout.segmentBytes(), cache.keys().byteSize());
       assertEquals(layout.segmentBytes(), cache.values().byteSize());
@@ -243,14 +335,15 @@ class KvCacheTest {
 
   @Test
   void appendFillsToCapacityExactly() {
-    var layout = new KvCacheLayout(1, 1, 3, 5, DType.F16, 2);
+    var layout = new KvCacheLayout(1, 1, 3, 70, DType.F16, 32);
     try (var cache = KvCache.allocate(layout)) {
-      cache.append(0, 4, new float[12], new float[12]);
+      cache.append(0, 69, new float[69 * 3], new float[69 * 3]);
       cache.append(0, new float[] {1, 2, 3}, new float[] {4, 5, 6});
-      assertEquals(5, cache.length(0));
-      assertEquals(3, layout.tileCount(5));
-      assertEquals(layout.rowBytes(), cache.keyTile(0, 0, 2).byteSize());
-      assertEquals(6f, cache.value(0, 0, 4, 2));
+      assertEquals(70, cache.length(0));
+      assertEquals(3, layout.tileCount(70));
+      assertEquals(32 * layout.rowBytes(), cache.keyTile(0, 0, 2).byteSize());
+      assertEquals(6f, cache.value(0, 0, 69, 2));
+      assertEquals(1f, cache.key(0, 0, 69, 0));
     }
   }
 }
