@@ -22,7 +22,8 @@ package hflash.memory;
  * @param headDim elements per head row, &gt; 0
  * @param capacity positions per (layer, kvHead), &gt; 0
  * @param dtype element type, non-null
- * @param tileTokens positions per tile, a positive multiple of {@link TileLayout#KEY_BLOCK} (32)
+ * @param tileTokens positions per tile, a positive multiple of {@link TileLayout#KEY_BLOCK} (32),
+ *     with {@code tileTokens * headDim <= Integer.MAX_VALUE} (tile indices are ints)
  */
 public record KvCacheLayout(
     int layers, int kvHeads, int headDim, int capacity, DType dtype, int tileTokens) {
@@ -50,6 +51,10 @@ public record KvCacheLayout(
       throw new IllegalArgumentException(
           "layout size overflows a long: layers=" + layers + ", kvHeads=" + kvHeads
               + ", headDim=" + headDim + ", capacity=" + capacity + ", dtype=" + dtype.id(), e);
+    }
+    if ((long) tileTokens * headDim > Integer.MAX_VALUE) { // TileLayout indexes a tile with ints
+      throw new IllegalArgumentException(
+          "tile size overflows an int: tileTokens*headDim=" + tileTokens + "*" + headDim);
     }
   }
 
