@@ -42,54 +42,52 @@ record Trace(
   }
 
   private static Trace read(Path path, Safetensors st) {
-    {
-      String file = path.getFileName().toString();
-      for (String name : new String[] {"q", "k", "v"}) {
-        if (!st.names().contains(name)) {
-          throw new UsageException("trace " + file + " has no tensor '" + name + "' (has: " + String.join(", ", st.names()) + ")");
-        }
+    String file = path.getFileName().toString();
+    for (String name : new String[] {"q", "k", "v"}) {
+      if (!st.names().contains(name)) {
+        throw new UsageException("trace " + file + " has no tensor '" + name + "' (has: " + String.join(", ", st.names()) + ")");
       }
-      var q = st.tensor("q");
-      var k = st.tensor("k");
-      var v = st.tensor("v");
-      var o = st.names().contains("o") ? st.tensor("o") : null;
-      long[] qs = shape4(file, "q", q.shape());
-      long[] ks = shape4(file, "k", k.shape());
-      long[] vs = shape4(file, "v", v.shape());
-      if (!Arrays.equals(ks, vs)) {
-        throw new UsageException("trace " + file + ": v shape differs from k shape: " + Arrays.toString(vs) + "!=" + Arrays.toString(ks));
-      }
-      if (qs[0] != ks[0] || qs[3] != ks[3]) {
-        throw new UsageException("trace " + file + ": q shape " + Arrays.toString(qs) + " does not match k shape "
-            + Arrays.toString(ks) + " in layers or head dim");
-      }
-      if (qs[1] % ks[1] != 0) {
-        throw new UsageException("trace " + file + ": query heads must be a multiple of kv heads: " + qs[1] + " % " + ks[1] + " != 0");
-      }
-      if (qs[2] > ks[2]) {
-        throw new UsageException("trace " + file + ": q has more positions than k: " + qs[2] + ">" + ks[2]);
-      }
-      if (o != null && !Arrays.equals(o.shape(), qs)) {
-        throw new UsageException("trace " + file + ": o shape differs from q shape: " + Arrays.toString(o.shape()) + "!=" + Arrays.toString(qs));
-      }
-      int dim = (int) qs[3];
-      double scale = 1.0 / Math.sqrt(dim);
-      String s = st.metadata().get("scale");
-      if (s != null) {
-        try {
-          scale = Double.parseDouble(s);
-        } catch (NumberFormatException e) {
-          throw new UsageException("trace " + file + ": metadata scale is not a number: " + s);
-        }
-        if (!(scale > 0) || !Double.isFinite(scale)) {
-          throw new UsageException("trace " + file + ": metadata scale must be positive and finite: " + s);
-        }
-      }
-      return new Trace(
-          path, (int) qs[0], (int) qs[1], (int) ks[1], (int) qs[2], (int) ks[2], dim,
-          q.toFloatArray(), k.toFloatArray(), v.toFloatArray(), o == null ? null : o.toFloatArray(),
-          scale, java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(st.metadata())));
     }
+    var q = st.tensor("q");
+    var k = st.tensor("k");
+    var v = st.tensor("v");
+    var o = st.names().contains("o") ? st.tensor("o") : null;
+    long[] qs = shape4(file, "q", q.shape());
+    long[] ks = shape4(file, "k", k.shape());
+    long[] vs = shape4(file, "v", v.shape());
+    if (!Arrays.equals(ks, vs)) {
+      throw new UsageException("trace " + file + ": v shape differs from k shape: " + Arrays.toString(vs) + "!=" + Arrays.toString(ks));
+    }
+    if (qs[0] != ks[0] || qs[3] != ks[3]) {
+      throw new UsageException("trace " + file + ": q shape " + Arrays.toString(qs) + " does not match k shape "
+          + Arrays.toString(ks) + " in layers or head dim");
+    }
+    if (qs[1] % ks[1] != 0) {
+      throw new UsageException("trace " + file + ": query heads must be a multiple of kv heads: " + qs[1] + " % " + ks[1] + " != 0");
+    }
+    if (qs[2] > ks[2]) {
+      throw new UsageException("trace " + file + ": q has more positions than k: " + qs[2] + ">" + ks[2]);
+    }
+    if (o != null && !Arrays.equals(o.shape(), qs)) {
+      throw new UsageException("trace " + file + ": o shape differs from q shape: " + Arrays.toString(o.shape()) + "!=" + Arrays.toString(qs));
+    }
+    int dim = (int) qs[3];
+    double scale = 1.0 / Math.sqrt(dim);
+    String s = st.metadata().get("scale");
+    if (s != null) {
+      try {
+        scale = Double.parseDouble(s);
+      } catch (NumberFormatException e) {
+        throw new UsageException("trace " + file + ": metadata scale is not a number: " + s);
+      }
+      if (!(scale > 0) || !Double.isFinite(scale)) {
+        throw new UsageException("trace " + file + ": metadata scale must be positive and finite: " + s);
+      }
+    }
+    return new Trace(
+        path, (int) qs[0], (int) qs[1], (int) ks[1], (int) qs[2], (int) ks[2], dim,
+        q.toFloatArray(), k.toFloatArray(), v.toFloatArray(), o == null ? null : o.toFloatArray(),
+        scale, java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(st.metadata())));
   }
 
   private static long[] shape4(String file, String name, long[] shape) {
@@ -101,7 +99,7 @@ record Trace(
         throw new UsageException("trace " + file + ": " + name + " has an empty or huge dimension: " + Arrays.toString(shape));
       }
     }
-    if (shape[0] * shape[1] * shape[2] * shape[3] > Integer.MAX_VALUE - 8) {
+    if ((double) shape[0] * shape[1] * shape[2] * shape[3] > Integer.MAX_VALUE - 8) {
       throw new UsageException("trace " + file + ": " + name + " is too large for a heap array: " + Arrays.toString(shape));
     }
     return shape;

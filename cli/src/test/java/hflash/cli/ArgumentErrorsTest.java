@@ -23,6 +23,18 @@ class ArgumentErrorsTest {
     Files.write(garbage, new byte[] {1, 2, 3});
     Path truncated = tmp.resolve("truncated.safetensors");
     Files.write(truncated, new byte[] {(byte) 200, 0, 0, 0, 0, 0, 0, 0, '{', '}'});
+    Path onlyQ = tmp.resolve("only-q.safetensors");
+    var t = new hflash.memory.Safetensors.WriteTensor(new long[] {1, 2, 3, 4}, new float[24]);
+    hflash.memory.Safetensors.write(onlyQ, java.util.Map.of("q", t), java.util.Map.of());
+    Path badO = tmp.resolve("bad-o.safetensors");
+    var kv = new hflash.memory.Safetensors.WriteTensor(new long[] {1, 1, 3, 4}, new float[12]);
+    var o = new hflash.memory.Safetensors.WriteTensor(new long[] {1, 2, 2, 4}, new float[16]);
+    var tensors = new java.util.LinkedHashMap<String, hflash.memory.Safetensors.WriteTensor>();
+    tensors.put("q", t);
+    tensors.put("k", kv);
+    tensors.put("v", kv);
+    tensors.put("o", o);
+    hflash.memory.Safetensors.write(badO, tensors, java.util.Map.of("scale", "abc"));
     return Stream.of(
         Arguments.of(new String[] {}, "missing command"),
         Arguments.of(new String[] {"frobnicate"}, "Unmatched argument"),
@@ -40,6 +52,9 @@ class ArgumentErrorsTest {
         Arguments.of(new String[] {"eval", "--trace", tmp.resolve("none.safetensors").toString()}, "no such trace file"),
         Arguments.of(new String[] {"eval", "--trace", garbage.toString()}, "garbage.safetensors"),
         Arguments.of(new String[] {"eval", "--trace", truncated.toString()}, "truncated.safetensors"),
+        Arguments.of(new String[] {"eval", "--trace", onlyQ.toString()}, "trace only-q.safetensors has no tensor 'k' (has: q)"),
+        Arguments.of(new String[] {"eval", "--trace", badO.toString()},
+            "trace bad-o.safetensors: o shape differs from q shape: [1, 2, 2, 4]!=[1, 2, 3, 4]"),
         Arguments.of(new String[] {"make-demo-trace", "--from", garbage.toString(), "--positions", "0", "--out", "x"},
             "--positions must be positive: 0"));
   }
