@@ -46,7 +46,7 @@ class ArgumentErrorsTest {
         Arguments.of(
             new String[] {"bench", "--heads", "32", "--kv-heads", "6"},
             "--heads must be a multiple of --kv-heads: 32 % 6 != 0"),
-        Arguments.of(new String[] {"bench", "--mode", "fast"}, "unknown mode: fast (expected exact)"),
+        Arguments.of(new String[] {"bench", "--mode", "fast"}, "unknown mode: fast (expected exact"),
         Arguments.of(new String[] {"bench", "--workload", "zipf"}, "unknown workload: zipf (expected random)"),
         Arguments.of(new String[] {"eval"}, "Missing required option: '--trace=FILE'"),
         Arguments.of(new String[] {"eval", "--trace", tmp.resolve("none.safetensors").toString()}, "no such trace file"),
