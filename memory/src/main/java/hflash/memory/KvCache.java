@@ -39,6 +39,13 @@ public final class KvCache implements AutoCloseable {
   private final MemorySegment keysView; // read-only view of keys handed to borrowers
   private final MemorySegment valuesView; // read-only view of values handed to borrowers
   private final int[] lengths; // (layers): positions stored per layer, each in [0, capacity]
+  /** Every SAMPLE_STRIDE-th key is also kept in {@link #samples()}, for sampled-max estimates. */
+  public static final int SAMPLE_STRIDE = 8;
+
+  private final TileSummaries summaries; // per-tile key/value bounds, current with lengths
+  private final MemorySegment samples; // (layers, kvHeads, ceil(capacity/8), headDim) f32 LE: keys 0, 8, 16, ...
+  private final MemorySegment samplesView;
+  private final MemorySegment summariesView;
   private final AtomicBoolean closed = new AtomicBoolean();
 
   private KvCache(KvCacheLayout layout) {
@@ -53,6 +60,11 @@ public final class KvCache implements AutoCloseable {
       this.values = v;
       this.keysView = k.asReadOnly();
       this.valuesView = v.asReadOnly();
+      this.summaries = new TileSummaries(layout, a);
+      this.samples = a.allocate(Math.multiplyExact((long) layout.layers() * layout.kvHeads()
+          * sampleRows(layout), (long) layout.headDim() * Float.BYTES), 64);
+      this.samplesView = samples.asReadOnly();
+      this.summariesView = summaries.data().asReadOnly();
     } catch (RuntimeException | Error e) {
       a.close();
       throw e;
@@ -125,7 +137,16 @@ public final class KvCache implements AutoCloseable {
     ensureOpen();
     checkTruncateLength(n);
     for (int layer = 0; layer < lengths.length; layer++) {
-      lengths[layer] = Math.min(lengths[layer], n);
+      truncateLayer(layer, n);
+    }
+  }
+
+  private void truncateLayer(int layer, int n) {
+    if (n < lengths[layer]) {
+      lengths[layer] = n;
+      for (int h = 0; h < layout.kvHeads(); h++) {
+        summaries.rebuildOpenTile(keys, layer, h, n);
+      }
     }
   }
 
@@ -134,7 +155,42 @@ public final class KvCache implements AutoCloseable {
     ensureOpen();
     Checks.index("layer", layer, layout.layers());
     checkTruncateLength(n);
-    lengths[layer] = Math.min(lengths[layer], n);
+    truncateLayer(layer, n);
+  }
+
+  /**
+   * The per-tile summaries (see {@link TileSummaries}); tiles below {@code length(layer) / T} are
+   * complete. Borrowed: valid until {@link #close()}.
+   */
+  public TileSummaries tileSummaries() {
+    ensureOpen();
+    return summaries;
+  }
+
+  /** Rows in the sample store per (layer, kvHead): {@code ceil(capacity / SAMPLE_STRIDE)}. */
+  public static int sampleRows(KvCacheLayout layout) {
+    return (layout.capacity() + SAMPLE_STRIDE - 1) / SAMPLE_STRIDE;
+  }
+
+  /** Byte offset in {@link #samples()} of sample row {@code i} (key {@code i * SAMPLE_STRIDE}). */
+  public long sampleOffset(int layer, int kvHead, int i) {
+    return (((long) layer * layout.kvHeads() + kvHead) * sampleRows(layout) + i)
+        * layout.headDim() * Float.BYTES;
+  }
+
+  /**
+   * The sample store: key {@code i * SAMPLE_STRIDE} of every (layer, kvHead) as an f32 row (the
+   * stored, rounded values), row-major. Read-only and borrowed: valid until {@link #close()}.
+   */
+  public MemorySegment samples() {
+    ensureOpen();
+    return samplesView;
+  }
+
+  /** Read-only view of the summary records, for the kernels. */
+  public MemorySegment summaries() {
+    ensureOpen();
+    return summariesView;
   }
 
   /** The whole K segment, read-only and borrowed: valid until {@link #close()}. */
@@ -186,7 +242,7 @@ public final class KvCache implements AutoCloseable {
     return positions * 2L * layout.kvHeads() * layout.rowBytes();
   }
 
-  /** K plus V bytes allocated: {@code 2 * layout().segmentBytes()}. */
+  /** K plus V bytes allocated: {@code 2 * layout().segmentBytes()} (summaries not included). */
   public long bytesReserved() {
     ensureOpen();
     return 2L * layout.segmentBytes();
@@ -289,10 +345,32 @@ public final class KvCache implements AutoCloseable {
     try {
       writeRows(keys, true, layer, position0, count, k);
       writeRows(values, false, layer, position0, count, v);
+      updateSummaries(layer, position0, count);
     } catch (IllegalStateException e) {
       throw translate(e);
     }
     lengths[layer] = position0 + count;
+  }
+
+  /** lo/hi for every new position; centroid, radius and vmax for every tile that became full. */
+  private void updateSummaries(int layer, int position0, int count) {
+    int tt = layout.tileTokens();
+    int d = layout.headDim();
+    for (int h = 0; h < layout.kvHeads(); h++) {
+      for (int pos = position0; pos < position0 + count; pos++) {
+        summaries.addKey(keys, layer, h, pos);
+        if (pos % SAMPLE_STRIDE == 0) {
+          long row = sampleOffset(layer, h, pos / SAMPLE_STRIDE);
+          for (int c = 0; c < d; c++) {
+            samples.set(DType.F32_LE, row + (long) c * Float.BYTES,
+                layout.dtype().read(keys, layout.keyOffset(layer, h, pos, c)));
+          }
+        }
+        if ((pos + 1) % tt == 0) {
+          summaries.complete(keys, values, layer, h, pos / tt);
+        }
+      }
+    }
   }
 
   /**
