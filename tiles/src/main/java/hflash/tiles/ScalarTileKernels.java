@@ -85,6 +85,38 @@ public final class ScalarTileKernels implements TileKernels {
   }
 
   @Override
+  public void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, float[] out, int o) {
+    float box = 0f, magnitude = 0f, dot = 0f;
+    for (int c = 0; c < d; c++) {
+      float qc = q[qOff + c];
+      float lo = rec.get(F32_LE, off + (long) c * Float.BYTES);
+      float hi = rec.get(F32_LE, off + (long) (d + c) * Float.BYTES);
+      float ce = rec.get(F32_LE, off + (long) (2 * d + c) * Float.BYTES);
+      box += Math.max(qc * lo, qc * hi);
+      magnitude += Math.abs(qc) * Math.max(Math.abs(lo), Math.abs(hi));
+      dot = Math.fma(qc, ce, dot);
+    }
+    out[o] = box;
+    out[o + 1] = magnitude;
+    out[o + 2] = dot;
+  }
+
+  @Override
+  public void rowScores(float[] q, int qOff, int g, int d, MemorySegment rows, long off,
+      long rowStrideBytes, int count, float[] s, int sStride) {
+    for (int j = 0; j < count; j++) {
+      long row = off + j * rowStrideBytes;
+      for (int h = 0; h < g; h++) {
+        float dot = 0f;
+        for (int c = 0; c < d; c++) {
+          dot = Math.fma(q[qOff + h * d + c], rows.get(F32_LE, row + (long) c * Float.BYTES), dot);
+        }
+        s[h * sStride + j] = dot;
+      }
+    }
+  }
+
+  @Override
   public double streamSum(MemorySegment seg, long off, long floatCount) {
     double sum = 0;
     for (long i = 0; i < floatCount; i++) {

@@ -63,6 +63,26 @@ public interface TileKernels {
   void scale(float[] x, int off, int n, float a);
 
   /**
+   * Bound terms of one tile summary for one query (see {@code hflash.memory.TileSummaries}): the
+   * record at byte offset {@code off} holds f32 {@code lo[d], hi[d], centroid[d]}. Writes
+   *
+   * <pre>
+   * out[o]     = sum_c max(q_c lo_c, q_c hi_c)        box bound: &gt;= q.k for every key of the tile
+   * out[o + 1] = sum_c |q_c| max(|lo_c|, |hi_c|)      &gt;= sum_c |q_c k_c|: scales the rounding slack
+   * out[o + 2] = q . centroid
+   * </pre>
+   */
+  void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, float[] out, int o);
+
+  /**
+   * Dot products of {@code g} query heads with {@code count} f32 rows of length d spaced
+   * {@code rowStrideBytes} apart from byte offset {@code off}: {@code s[h*sStride + j]}. Used for
+   * the sampled-max estimator over the strided sample store.
+   */
+  void rowScores(float[] q, int qOff, int g, int d, MemorySegment rows, long off,
+      long rowStrideBytes, int count, float[] s, int sStride);
+
+  /**
    * Sum of {@code floatCount} little-endian floats starting at byte offset {@code off}: the
    * streaming-read probe that the benchmarks compare the decode step against.
    */

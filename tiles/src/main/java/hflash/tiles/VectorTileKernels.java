@@ -344,6 +344,68 @@ final class VectorTileKernels implements TileKernels {
     acc[aOff + c] = r;
   }
 
+  // ----------------------------------------------------------------------- hierarchical modes
+
+  @Override
+  public void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, float[] out, int o) {
+    int c = 0;
+    float box = 0f, magnitude = 0f, dot = 0f;
+    int bound = F.loopBound(d);
+    if (bound > 0) {
+      FloatVector b = FloatVector.zero(F), m = b, t = b;
+      for (; c < bound; c += L) {
+        FloatVector qc = FloatVector.fromArray(F, q, qOff + c);
+        FloatVector lo = FloatVector.fromMemorySegment(F, rec, off + (long) c * Float.BYTES, LE);
+        FloatVector hi = FloatVector.fromMemorySegment(F, rec, off + (long) (d + c) * Float.BYTES, LE);
+        FloatVector ce = FloatVector.fromMemorySegment(F, rec, off + (long) (2 * d + c) * Float.BYTES, LE);
+        b = b.add(qc.mul(lo).max(qc.mul(hi)));
+        m = qc.abs().fma(lo.abs().max(hi.abs()), m);
+        t = qc.fma(ce, t);
+      }
+      box = b.reduceLanes(ADD);
+      magnitude = m.reduceLanes(ADD);
+      dot = t.reduceLanes(ADD);
+    }
+    for (; c < d; c++) {
+      float qc = q[qOff + c];
+      float lo = rec.get(F32_LE, off + (long) c * Float.BYTES);
+      float hi = rec.get(F32_LE, off + (long) (d + c) * Float.BYTES);
+      float ce = rec.get(F32_LE, off + (long) (2 * d + c) * Float.BYTES);
+      box += Math.max(qc * lo, qc * hi);
+      magnitude += Math.abs(qc) * Math.max(Math.abs(lo), Math.abs(hi));
+      dot = Math.fma(qc, ce, dot);
+    }
+    out[o] = box;
+    out[o + 1] = magnitude;
+    out[o + 2] = dot;
+  }
+
+  @Override
+  public void rowScores(float[] q, int qOff, int g, int d, MemorySegment rows, long off,
+      long rowStrideBytes, int count, float[] s, int sStride) {
+    int bound = F.loopBound(d);
+    for (int j = 0; j < count; j++) {
+      long row = off + j * rowStrideBytes;
+      for (int h = 0; h < g; h++) {
+        int qh = qOff + h * d;
+        float dot = 0f;
+        int c = 0;
+        if (bound > 0) {
+          FloatVector a = FloatVector.zero(F);
+          for (; c < bound; c += L) {
+            a = FloatVector.fromArray(F, q, qh + c)
+                .fma(FloatVector.fromMemorySegment(F, rows, row + (long) c * Float.BYTES, LE), a);
+          }
+          dot = a.reduceLanes(ADD);
+        }
+        for (; c < d; c++) {
+          dot = Math.fma(q[qh + c], rows.get(F32_LE, row + (long) c * Float.BYTES), dot);
+        }
+        s[h * sStride + j] = dot;
+      }
+    }
+  }
+
   // ------------------------------------------------------------------------------------ probe
 
   @Override

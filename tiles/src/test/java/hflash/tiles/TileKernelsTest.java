@@ -139,6 +139,44 @@ class TileKernelsTest {
   }
 
   @Test
+  void boundKernelsMatchScalar() {
+    Random r = new Random(21);
+    try (Arena arena = Arena.ofConfined()) {
+      for (int d : new int[] {1, 7, 8, 15, 16, 17, 64, 80, 128}) {
+        MemorySegment rec = arena.allocate(4L * (3 * d + 2) + 4, 64);
+        for (int i = 0; i < 3 * d + 2; i++) {
+          DType.F32.write(rec, 4 + 4L * i, (float) r.nextGaussian());
+        }
+        float[] q = new float[d + 1];
+        for (int i = 0; i < q.length; i++) {
+          q[i] = (float) r.nextGaussian();
+        }
+        float[] a = new float[4], b = new float[4];
+        REF.nodeBounds(q, 1, d, rec, 4, a, 1);
+        UNDER_TEST.nodeBounds(q, 1, d, rec, 4, b, 1);
+        for (int i = 1; i < 4; i++) {
+          assertEquals(a[i], b[i], 1e-5 * d, "nodeBounds[" + i + "] d=" + d);
+        }
+        int g = 3, rows = 5;
+        MemorySegment seg = arena.allocate(4L * d * rows * 2, 64);
+        for (int i = 0; i < d * rows * 2; i++) {
+          DType.F32.write(seg, 4L * i, (float) r.nextGaussian());
+        }
+        float[] qg = new float[g * d];
+        for (int i = 0; i < qg.length; i++) {
+          qg[i] = (float) r.nextGaussian();
+        }
+        float[] sa = new float[g * 8], sb = new float[g * 8];
+        REF.rowScores(qg, 0, g, d, seg, 0, 8L * d, rows, sa, 8);
+        UNDER_TEST.rowScores(qg, 0, g, d, seg, 0, 8L * d, rows, sb, 8);
+        for (int i = 0; i < sa.length; i++) {
+          assertEquals(sa[i], sb[i], 1e-5 * d, "rowScores[" + i + "] d=" + d);
+        }
+      }
+    }
+  }
+
+  @Test
   void streamSumMatchesScalar() {
     try (Arena arena = Arena.ofConfined()) {
       int n = 4099;
