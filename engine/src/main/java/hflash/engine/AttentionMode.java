@@ -2,10 +2,26 @@ package hflash.engine;
 
 import java.util.Locale;
 
-/** How a decode call computes attention. Every mode returns the same kind of output and report. */
+/**
+ * How a decode call computes attention. Every mode returns the same kind of output and report;
+ * see docs/HIERARCHICAL.md for the bounds and how each maps onto the design note's stages.
+ */
 public enum AttentionMode {
   /** Online softmax over every key (FlashAttention/FlashDecoding); float32-exact. */
-  EXACT;
+  EXACT,
+  /**
+   * The note's estimator (stride-delta samples, refinement within +-r, margin delta) fixes the
+   * softmax reference; one pass, no rescale unless a tile beats it by more than the guard G.
+   * Float32-exact on every input.
+   */
+  SAMPLED,
+  /**
+   * Opens tiles best-first by a certified upper bound of their scores and stops when the mass
+   * that could remain unread is at most epsilon times the mass read; returns a bound on the error.
+   */
+  CERTIFIED,
+  /** The note's top-k: the same order, stopped at a tile or byte budget; the bound is a-posteriori. */
+  BUDGETED;
 
   /** The CLI spelling: lower case. */
   public String id() {

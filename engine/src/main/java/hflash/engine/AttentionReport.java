@@ -1,10 +1,17 @@
 package hflash.engine;
 
+import java.util.Arrays;
+
 /**
- * What one decode call did, counted per KV head: a key row scored once serves all {@code g} query
- * heads of its group, so it counts once. Mutable and reused: {@link DecodeAttention#report()}
- * returns the same object after every call (no allocation per call); copy the numbers out if you
- * need them later, or use {@link #addTo(AttentionReport)} to keep a running total.
+ * What one decode call did. Key rows and tiles are counted per KV head: a key row scored once
+ * serves all {@code g} query heads of its group, so it counts once. Mutable and reused:
+ * {@link DecodeAttention#report()} returns the same object after every call (no allocation per
+ * call); copy the numbers out if you need them later, or use {@link #addTo} for running totals.
+ *
+ * <p>Per query head, the approximate modes also give {@link #rho(int)} (an upper bound on the
+ * softmax share of the keys they skipped) and {@link #errorBound(int)} (an upper bound on
+ * {@code ||out_h - exact_h||} in the 2-norm); both are 0 for the exact modes. The sampled mode
+ * gives {@link #estimateMiss(int)}, the true max minus the note's estimate.
  */
 public final class AttentionReport {
 
@@ -12,7 +19,29 @@ public final class AttentionReport {
   long keysScored;
   long tilesRead;
   long kvBytesRead;
+  long summaryBytesRead;
+  long sampleBytesRead;
   long rescales;
+  long guardFirings;
+  final double[] rho; // (numHeads)
+  final double[] errorBound; // (numHeads)
+  final double[] miss; // (numHeads)
+
+  /** An empty report with no per-head figures, for running totals of counters. */
+  public AttentionReport() {
+    this(0);
+  }
+
+  AttentionReport(int numHeads) {
+    rho = new double[numHeads];
+    errorBound = new double[numHeads];
+    miss = new double[numHeads];
+  }
+
+  /** A report for running totals (see {@link #addTo}); per-head figures keep their maxima. */
+  public static AttentionReport totals(int numHeads) {
+    return new AttentionReport(numHeads);
+  }
 
   /** Key rows an exact call over the same context reads: keys attended times KV heads. */
   public long keysInContext() {
@@ -24,14 +53,29 @@ public final class AttentionReport {
     return keysScored;
   }
 
-  /** Tiles opened, summed over KV heads. */
+  /** Tiles opened (K and V read), summed over KV heads. */
   public long tilesRead() {
     return tilesRead;
   }
 
-  /** Bytes of K and V read from the cache. */
+  /** Bytes of K and V read from the cache, including refinement re-reads. */
   public long kvBytesRead() {
     return kvBytesRead;
+  }
+
+  /** Bytes of tile summaries read (certified and budgeted modes). */
+  public long summaryBytesRead() {
+    return summaryBytesRead;
+  }
+
+  /** Bytes of the sample store read (sampled mode). */
+  public long sampleBytesRead() {
+    return sampleBytesRead;
+  }
+
+  /** Every byte the call read: K, V, summaries and samples. */
+  public long bytesRead() {
+    return kvBytesRead + summaryBytesRead + sampleBytesRead;
   }
 
   /** Times a running max grew after its first tile, forcing the accumulators to be rescaled. */
@@ -39,29 +83,87 @@ public final class AttentionReport {
     return rescales;
   }
 
+  /** Sampled mode: tiles whose max beat the fixed reference by more than the guard. */
+  public long guardFirings() {
+    return guardFirings;
+  }
+
   /** Share of the context's key rows that were scored (1 for exact). */
   public double keysFraction() {
     return keysInContext == 0 ? 1.0 : (double) keysScored / keysInContext;
   }
 
-  /** Sets every counter to zero. */
-  public void reset() {
-    keysInContext = keysScored = tilesRead = kvBytesRead = rescales = 0;
+  /** Upper bound on the softmax share of the keys head h skipped (0 when nothing was skipped). */
+  public double rho(int h) {
+    return rho[h];
   }
 
-  /** Adds this report's counters into {@code total}; returns {@code total}. */
+  /** Upper bound on {@code ||out_h - exact_h||}, 2-norm (0 when nothing was skipped). */
+  public double errorBound(int h) {
+    return errorBound[h];
+  }
+
+  /** Sampled mode: true max minus the estimate before the margin, for head h (&gt;= 0). */
+  public double estimateMiss(int h) {
+    return miss[h];
+  }
+
+  /** Largest {@link #errorBound(int)} over the heads. */
+  public double maxErrorBound() {
+    return max(errorBound);
+  }
+
+  /** Largest {@link #rho(int)} over the heads. */
+  public double maxRho() {
+    return max(rho);
+  }
+
+  /** Largest {@link #estimateMiss(int)} over the heads. */
+  public double maxEstimateMiss() {
+    return max(miss);
+  }
+
+  private static double max(double[] x) {
+    double m = 0;
+    for (double v : x) {
+      m = Math.max(m, v);
+    }
+    return m;
+  }
+
+  /** Sets every counter and per-head figure to zero. */
+  public void reset() {
+    keysInContext = keysScored = tilesRead = kvBytesRead = rescales = 0;
+    summaryBytesRead = sampleBytesRead = guardFirings = 0;
+    Arrays.fill(rho, 0);
+    Arrays.fill(errorBound, 0);
+    Arrays.fill(miss, 0);
+  }
+
+  /** Adds the counters into {@code total} and keeps the per-head maxima; returns {@code total}. */
   public AttentionReport addTo(AttentionReport total) {
     total.keysInContext += keysInContext;
     total.keysScored += keysScored;
     total.tilesRead += tilesRead;
     total.kvBytesRead += kvBytesRead;
+    total.summaryBytesRead += summaryBytesRead;
+    total.sampleBytesRead += sampleBytesRead;
     total.rescales += rescales;
+    total.guardFirings += guardFirings;
+    for (int h = 0; h < Math.min(rho.length, total.rho.length); h++) {
+      total.rho[h] = Math.max(total.rho[h], rho[h]);
+      total.errorBound[h] = Math.max(total.errorBound[h], errorBound[h]);
+      total.miss[h] = Math.max(total.miss[h], miss[h]);
+    }
     return total;
   }
 
   @Override
   public String toString() {
     return "AttentionReport[keysInContext=" + keysInContext + ", keysScored=" + keysScored
-        + ", tilesRead=" + tilesRead + ", kvBytesRead=" + kvBytesRead + ", rescales=" + rescales + "]";
+        + ", tilesRead=" + tilesRead + ", kvBytesRead=" + kvBytesRead + ", summaryBytesRead="
+        + summaryBytesRead + ", sampleBytesRead=" + sampleBytesRead + ", rescales=" + rescales
+        + ", guardFirings=" + guardFirings + ", maxRho=" + maxRho() + ", maxErrorBound="
+        + maxErrorBound() + "]";
   }
 }

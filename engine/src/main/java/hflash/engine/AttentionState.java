@@ -94,6 +94,61 @@ public final class AttentionState {
   }
 
   /**
+   * The sampled mode's update: head h's reference {@code m[h]} was fixed in advance (estimate plus
+   * margin) and stays put unless a tile's max beats it by more than {@code guard}; then the state
+   * rescales to that max (a guard firing). Weights are {@code exp(s - m) <= exp(guard)}, so with
+   * guard &lt;= 60 nothing overflows, and keys far below the reference underflow only where their
+   * share of the sum is below float resolution. Also tracks the true max in {@code trueMax}.
+   *
+   * @return guard firings
+   */
+  int absorbScoresWithReference(TileKernels kernels, int h0, int g, float[] s, int sStride,
+      int count, float guard, float[] trueMax) {
+    int firings = 0;
+    for (int i = 0; i < g; i++) {
+      int h = h0 + i;
+      float tileMax = kernels.max(s, i * sStride, count);
+      trueMax[h] = Math.max(trueMax[h], tileMax);
+      if (tileMax > m[h] + guard) {
+        if (l[h] != 0f) {
+          float alpha = (float) Math.exp(m[h] - tileMax);
+          l[h] *= alpha;
+          kernels.scale(acc, h * headDim, headDim, alpha);
+        }
+        m[h] = tileMax;
+        firings++;
+      }
+      l[h] += kernels.expSum(s, i * sStride, count, m[h]);
+    }
+    return firings;
+  }
+
+  /** Fixes head h's reference max before a sampled pass (its sum and accumulator stay 0). */
+  void setReference(int h, float reference) {
+    m[h] = reference;
+  }
+
+  /** Resets heads [h0, h0+g) only. */
+  void reset(int h0, int g) {
+    Arrays.fill(m, h0, h0 + g, Float.NEGATIVE_INFINITY);
+    Arrays.fill(l, h0, h0 + g, 0f);
+    Arrays.fill(acc, h0 * headDim, (h0 + g) * headDim, 0f);
+  }
+
+  /** ||acc_h / l_h||, the 2-norm of head h's current output (0 when l == 0). */
+  double outputNorm(int h) {
+    if (l[h] == 0f) {
+      return 0;
+    }
+    double sq = 0;
+    for (int c = 0; c < headDim; c++) {
+      double x = acc[h * headDim + c] / (double) l[h];
+      sq += x * x;
+    }
+    return Math.sqrt(sq);
+  }
+
+  /**
    * Merges {@code other} (a state over a disjoint set of keys) into this one. Commutative and
    * associative up to float rounding.
    */

@@ -1,11 +1,9 @@
 package hflash.engine;
 
-import hflash.memory.DType;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
 import hflash.tiles.TileKernels;
 import hflash.tiles.TileKernelsProvider;
-import java.lang.foreign.MemorySegment;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.IntConsumer;
@@ -48,19 +46,14 @@ public final class DecodeAttention implements AutoCloseable {
   private final float scale;
   private final int threads;
   private final TileKernels kernels;
-  private final float[] qs; // (numHeads, headDim): q * scale for the current call
-  private final Worker[] workers; // one per thread; worker i runs chunk i
+  private final TileLoop[] workers; // one per thread; worker i runs chunk i
+  private final TileLoop.Call call = new TileLoop.Call(); // the current call, read by the workers
   private final WorkerPool pool; // null when threads == 1
-  private final AttentionReport report = new AttentionReport();
+  private final AttentionReport report;
   private final AtomicBoolean busy = new AtomicBoolean();
   private final IntConsumer chunkTask = this::runChunk;
 
-  // the current call, published to the workers by WorkerPool.run
-  private MemorySegment callKeys;
-  private MemorySegment callValues;
-  private int callLayer;
-  private int callLength;
-  private int callChunks;
+  private int callChunks; // chunks of the current call, published to the workers by WorkerPool.run
 
   private DecodeAttention(KvCache cache, int numHeads, int threads, float scale, TileKernels kernels) {
     this.cache = Objects.requireNonNull(cache, "cache");
@@ -87,10 +80,14 @@ public final class DecodeAttention implements AutoCloseable {
     this.threads = threads;
     this.scale = scale;
     this.kernels = Objects.requireNonNull(kernels, "kernels");
-    this.qs = new float[numHeads * headDim];
-    this.workers = new Worker[threads];
+    this.report = new AttentionReport(numHeads);
+    call.qs = new float[numHeads * headDim];
+    call.qNorm = new double[numHeads];
+    call.cache = cache;
+    call.report = report;
+    this.workers = new TileLoop[threads];
     for (int i = 0; i < threads; i++) {
-      workers[i] = new Worker(numHeads, headDim, group, tileTokens);
+      workers[i] = new TileLoop(kernels, layout, numHeads, group);
     }
     this.pool = threads > 1 ? new WorkerPool(threads, "hflash-decode") : null;
   }
@@ -138,29 +135,42 @@ public final class DecodeAttention implements AutoCloseable {
     return report;
   }
 
-  /** Attends to every stored position of {@code layer}. */
+  /** Exact attention to every stored position of {@code layer}. */
   public void decode(int layer, float[] q, float[] out) {
     Objects.checkIndex(layer, layout.layers());
-    decode(layer, q, out, cache.length(layer));
+    decode(layer, q, out, cache.length(layer), AttentionConfig.exact());
+  }
+
+  /** Exact attention to the first {@code keys} positions of {@code layer}. */
+  public void decode(int layer, float[] q, float[] out, int keys) {
+    decode(layer, q, out, keys, AttentionConfig.exact());
+  }
+
+  /** Attention to every stored position of {@code layer} in the given mode. */
+  public void decode(int layer, float[] q, float[] out, AttentionConfig config) {
+    Objects.checkIndex(layer, layout.layers());
+    decode(layer, q, out, cache.length(layer), config);
   }
 
   /**
    * Attends to the first {@code keys} positions of {@code layer} (a causal step at position
-   * {@code keys - 1}). {@code q} and {@code out} are (numHeads, headDim) row-major; with
-   * {@code keys == 0} the output is zeros.
+   * {@code keys - 1}) in the mode of {@code config}. {@code q} and {@code out} are (numHeads,
+   * headDim) row-major; with {@code keys == 0} the output is zeros. {@link #report()} then holds
+   * what the call read and, for the approximate modes, the error bound per head.
    *
    * @throws IllegalArgumentException wrong lengths, or a non-finite query value
    * @throws IndexOutOfBoundsException layer or keys out of range
    * @throws IllegalStateException closed cache or instance, or a concurrent call
    */
-  public void decode(int layer, float[] q, float[] out, int keys) {
+  public void decode(int layer, float[] q, float[] out, int keys, AttentionConfig config) {
     checkArguments(layer, q, out, keys);
+    Objects.requireNonNull(config, "config");
     if (!busy.compareAndSet(false, true)) {
       throw new IllegalStateException("concurrent decode calls on one DecodeAttention: " + this);
     }
     try {
       scaleQuery(q);
-      run(layer, keys);
+      run(layer, keys, config);
       workers[0].state.finish(out, 0);
     } catch (IllegalStateException e) {
       if (cache.isClosed()) {
@@ -180,13 +190,14 @@ public final class DecodeAttention implements AutoCloseable {
     Objects.checkIndex(layer, layout.layers());
     Objects.requireNonNull(q, "q");
     Objects.requireNonNull(out, "out");
-    if (q.length != qs.length) {
+    int expected = numHeads * headDim;
+    if (q.length != expected) {
       throw new IllegalArgumentException("q length differs from numHeads*headDim: "
-          + q.length + "!=" + qs.length);
+          + q.length + "!=" + expected);
     }
-    if (out.length != qs.length) {
+    if (out.length != expected) {
       throw new IllegalArgumentException("out length differs from numHeads*headDim: "
-          + out.length + "!=" + qs.length);
+          + out.length + "!=" + expected);
     }
     int length = cache.length(layer);
     if (keys < 0 || keys > length) {
@@ -195,8 +206,9 @@ public final class DecodeAttention implements AutoCloseable {
     }
   }
 
-  /** Copies q * scale into {@link #qs}, rejecting non-finite values. */
+  /** Copies q * scale into the call, rejecting non-finite values; per-head norms too. */
   private void scaleQuery(float[] q) {
+    float[] qs = call.qs;
     for (int i = 0; i < q.length; i++) {
       float x = q[i];
       if (!Float.isFinite(x)) {
@@ -204,64 +216,84 @@ public final class DecodeAttention implements AutoCloseable {
       }
       qs[i] = x * scale;
     }
+    for (int h = 0; h < numHeads; h++) {
+      double sq = 0;
+      for (int c = h * headDim; c < (h + 1) * headDim; c++) {
+        sq += (double) qs[c] * qs[c];
+      }
+      call.qNorm[h] = Math.sqrt(sq);
+    }
   }
 
-  private void run(int layer, int keys) {
+  private void run(int layer, int keys, AttentionConfig config) {
     int tiles = (keys + tileTokens - 1) / tileTokens;
-    int chunks = Math.max(1, Math.min(Math.min(threads, tiles), keys / SPLIT_MIN_KEYS));
-    callKeys = cache.keys();
-    callValues = cache.values();
-    callLayer = layer;
-    callLength = keys;
+    int chunks = config.mode() == AttentionMode.EXACT
+        ? Math.max(1, Math.min(Math.min(threads, tiles), keys / SPLIT_MIN_KEYS))
+        : Math.min(threads, kvHeads); // approximate modes split over KV heads
+    report.reset();
+    call.k = cache.keys();
+    call.v = cache.values();
+    if (config.mode() == AttentionMode.SAMPLED) {
+      call.samples = cache.samples();
+    } else if (config.mode() != AttentionMode.EXACT) {
+      call.summaries = cache.tileSummaries();
+      call.summarySegment = cache.summaries();
+    }
+    call.layer = layer;
+    call.keys = keys;
+    call.config = config;
     callChunks = chunks;
     if (pool == null || chunks == 1) {
       runChunk(0);
     } else {
       pool.run(chunkTask, chunks);
     }
-    report.reset();
     for (int i = 0; i < chunks; i++) {
+      TileLoop w = workers[i];
       if (i > 0) {
-        workers[0].state.merge(workers[i].state);
+        workers[0].state.merge(w.state);
       }
-      report.rescales += workers[i].rescales;
+      report.rescales += w.rescales;
+      report.guardFirings += w.guardFirings;
+      report.keysScored += w.keysScored;
+      report.tilesRead += w.tilesRead;
+      report.kvBytesRead += w.kvBytes;
+      report.summaryBytesRead += w.summaryBytes;
+      report.sampleBytesRead += w.sampleBytes;
     }
-    long rowBytes = layout.rowBytes();
     report.keysInContext = (long) keys * kvHeads;
-    report.keysScored = (long) keys * kvHeads;
-    report.tilesRead = (long) tiles * kvHeads;
-    report.kvBytesRead = 2L * keys * kvHeads * rowBytes;
-    callKeys = callValues = null;
+    call.k = call.v = call.samples = call.summarySegment = null;
+    call.summaries = null;
   }
 
-  /** Chunk {@code c} of the current call: its tile range, for every KV head. */
+  /** Chunk {@code c} of the current call. */
   private void runChunk(int c) {
-    Worker w = workers[c];
+    TileLoop w = workers[c];
     w.state.reset();
-    w.rescales = 0;
-    int tiles = (callLength + tileTokens - 1) / tileTokens;
-    int from = (int) ((long) c * tiles / callChunks);
-    int to = (int) ((long) (c + 1) * tiles / callChunks);
-    for (int kh = 0; kh < kvHeads; kh++) {
-      exactRange(w, kh, from, to);
-    }
-  }
-
-  /** The online-softmax tile loop of one KV head's group over tiles {@code [from, to)}. */
-  private void exactRange(Worker w, int kh, int from, int to) {
-    DType dtype = layout.dtype();
-    long rowBytes = layout.rowBytes();
-    long base = layout.tileOffset(callLayer, kh, 0);
-    int h0 = kh * group;
-    float[] s = w.scores;
-    for (int t = from; t < to; t++) {
-      int start = t * tileTokens;
-      int count = Math.min(tileTokens, callLength - start);
-      long off = base + start * rowBytes;
-      kernels.scores(qs, h0 * headDim, group, headDim, callKeys, off, dtype, count, s, tileTokens);
-      w.rescales += w.state.absorbScores(kernels, h0, group, s, tileTokens, count);
-      kernels.accumulate(s, tileTokens, group, headDim, callValues, off, dtype, count, tileTokens,
-          w.state.acc, h0 * headDim);
+    w.resetCounters();
+    AttentionConfig cfg = call.config;
+    switch (cfg.mode()) {
+      case EXACT -> {
+        int tiles = (call.keys + tileTokens - 1) / tileTokens;
+        int from = (int) ((long) c * tiles / callChunks);
+        int to = (int) ((long) (c + 1) * tiles / callChunks);
+        for (int kh = 0; kh < kvHeads; kh++) {
+          w.exact(call, kh, from, to);
+        }
+      }
+      case SAMPLED -> {
+        for (int kh = c; kh < kvHeads; kh += callChunks) {
+          w.sampled(call, kh);
+        }
+      }
+      case CERTIFIED, BUDGETED -> {
+        int tiles = (call.keys + tileTokens - 1) / tileTokens;
+        int budget = cfg.mode() == AttentionMode.CERTIFIED ? -1
+            : cfg.tileBudget(tiles, 2L * tileTokens * layout.rowBytes(), kvHeads);
+        for (int kh = c; kh < kvHeads; kh += callChunks) {
+          w.bounded(call, kh, budget);
+        }
+      }
     }
   }
 
@@ -285,15 +317,4 @@ public final class DecodeAttention implements AutoCloseable {
         + ", threads=" + threads + ", kernels=" + kernels.name() + "]";
   }
 
-  /** Per-thread scratch: never shared between threads. */
-  private static final class Worker {
-    final AttentionState state; // (numHeads) partial state of this worker's chunk
-    final float[] scores; // (group, tileTokens): scores, then weights, of the current tile
-    long rescales;
-
-    Worker(int numHeads, int headDim, int group, int tileTokens) {
-      this.state = new AttentionState(numHeads, headDim);
-      this.scores = new float[Math.multiplyExact(group, tileTokens)];
-    }
-  }
 }

@@ -1,5 +1,6 @@
 package hflash.examples.llama2;
 
+import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
 import hflash.engine.AttentionReport;
 import hflash.engine.DecodeAttention;
@@ -35,6 +36,7 @@ public final class Transformer implements AutoCloseable {
   private final int capacity;
   private final KvCache cache; // owned: K and V of every layer, (layers, kvHeads, capacity, headDim) each
   private final DecodeAttention attention; // owned: reads the cache, may run worker threads
+  private final AttentionConfig attentionConfig; // the mode of every attention call
   private final AttentionReport totals = new AttentionReport(); // running sum of attention.report()
   private long calls; // decode calls summed into totals
 
@@ -90,10 +92,9 @@ public final class Transformer implements AutoCloseable {
     // validates every dimension; K and V each take layers*kvHeads*capacity*headDim*dtype.bytes() bytes
     KvCacheLayout layout = new KvCacheLayout(c.layers(), c.kvHeads(), c.headDim(), capacity, dtype, tileTokens);
     this.cache = KvCache.allocate(layout);
+    this.attentionConfig = defaultConfig(mode);
     try {
-      this.attention = switch (mode) {
-        case EXACT -> DecodeAttention.create(cache, c.heads(), threads); // scale 1/sqrt(headDim), as run.c
-      };
+      this.attention = DecodeAttention.create(cache, c.heads(), threads); // scale 1/sqrt(headDim), as run.c
     } catch (RuntimeException e) {
       cache.close(); // we own the cache: release it when construction fails
       throw e;
@@ -214,7 +215,7 @@ public final class Transformer implements AutoCloseable {
     rope(q);
     rope(k);
     cache.append(layer, k, v); // k, v: (kvHeads, headDim), stored at position length(layer)
-    attention.decode(layer, q, xb2);
+    attention.decode(layer, q, xb2, attentionConfig);
     attention.report().addTo(totals); // the report is overwritten by the next call: sum it now
     calls++;
     matmul(xb, xb2, w.wo[layer], dim, dim);
@@ -312,5 +313,18 @@ public final class Transformer implements AutoCloseable {
     } finally {
       cache.close();
     }
+  }
+
+  /**
+   * The configuration a mode runs with in this example: the note's defaults for sampled,
+   * epsilon 1e-3 for certified, 5 % of the tiles for budgeted.
+   */
+  static AttentionConfig defaultConfig(AttentionMode mode) {
+    return switch (mode) {
+      case EXACT -> AttentionConfig.exact();
+      case SAMPLED -> AttentionConfig.sampled();
+      case CERTIFIED -> AttentionConfig.certified(1e-3);
+      case BUDGETED -> AttentionConfig.budgetedShare(0.05);
+    };
   }
 }

@@ -1,0 +1,124 @@
+package hflash.engine;
+
+import java.util.Objects;
+
+/**
+ * A mode and its parameters, validated once at construction and reused for every call (no
+ * allocation per call). Build with the static factories.
+ *
+ * @param mode the mode
+ * @param epsilon CERTIFIED: stop when the unread mass bound is at most epsilon times the read mass
+ * @param budgetTiles BUDGETED: tiles per KV head to open (0 when another budget is set)
+ * @param budgetShare BUDGETED: share of the tiles to open, in (0, 1] (0 when unused)
+ * @param budgetBytes BUDGETED: K+V bytes per call to read (0 when unused)
+ * @param delta SAMPLED: sampling stride, &gt;= 1 (the note: 8-16)
+ * @param radius SAMPLED: refinement radius in keys, &gt;= 0 (the note: 32-64)
+ * @param margin SAMPLED: safety margin added to the estimate, &gt;= 0 (the note: 1-2)
+ * @param guard SAMPLED: a tile whose max beats the reference by more than this rescales, in [1, 60]
+ */
+public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTiles,
+    double budgetShare, long budgetBytes, int delta, int radius, float margin, float guard) {
+
+  /** Default stride, radius, margin of the note, and the guard (exp(20) = 4.9e8 cannot overflow). */
+  public static final int DEFAULT_DELTA = 16;
+  public static final int DEFAULT_RADIUS = 32;
+  public static final float DEFAULT_MARGIN = 2f;
+  public static final float DEFAULT_GUARD = 20f;
+
+  private static final AttentionConfig EXACT = new AttentionConfig(AttentionMode.EXACT, 0, 0, 0,
+      0, DEFAULT_DELTA, DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD);
+
+  /** Validates every parameter the mode uses. */
+  public AttentionConfig {
+    Objects.requireNonNull(mode, "mode");
+    if (mode == AttentionMode.CERTIFIED && !(epsilon > 0 && epsilon < Double.POSITIVE_INFINITY)) {
+      throw new IllegalArgumentException("epsilon must be finite and > 0: " + epsilon);
+    }
+    if (mode == AttentionMode.BUDGETED) {
+      int set = (budgetTiles != 0 ? 1 : 0) + (budgetShare != 0 ? 1 : 0) + (budgetBytes != 0 ? 1 : 0);
+      if (set != 1) {
+        throw new IllegalArgumentException("budgeted needs exactly one budget (tiles, share or bytes)");
+      }
+      if (budgetTiles < 0) {
+        throw new IllegalArgumentException("budget tiles must be > 0: " + budgetTiles);
+      }
+      if (budgetShare != 0 && !(budgetShare > 0 && budgetShare <= 1)) {
+        throw new IllegalArgumentException("budget share must be in (0, 1]: " + budgetShare);
+      }
+      if (budgetBytes < 0) {
+        throw new IllegalArgumentException("budget bytes must be > 0: " + budgetBytes);
+      }
+    }
+    if (delta < 1) {
+      throw new IllegalArgumentException("delta must be >= 1: " + delta);
+    }
+    if (radius < 0) {
+      throw new IllegalArgumentException("radius must be >= 0: " + radius);
+    }
+    if (!(margin >= 0 && margin < Float.POSITIVE_INFINITY)) {
+      throw new IllegalArgumentException("margin must be finite and >= 0: " + margin);
+    }
+    if (!(guard >= 1 && guard <= 60)) {
+      throw new IllegalArgumentException("guard must be in [1, 60]: " + guard);
+    }
+  }
+
+  /** Exact online softmax. */
+  public static AttentionConfig exact() {
+    return EXACT;
+  }
+
+  /** The note's sampled max with its default stride 16, radius 32, margin 2. */
+  public static AttentionConfig sampled() {
+    return sampled(DEFAULT_DELTA, DEFAULT_RADIUS, DEFAULT_MARGIN);
+  }
+
+  /** Sampled max with explicit stride, refinement radius and margin; guard 20. */
+  public static AttentionConfig sampled(int delta, int radius, float margin) {
+    return new AttentionConfig(AttentionMode.SAMPLED, 0, 0, 0, 0, delta, radius, margin, DEFAULT_GUARD);
+  }
+
+  /** Certified mode with relative mass tolerance {@code epsilon}. */
+  public static AttentionConfig certified(double epsilon) {
+    return new AttentionConfig(AttentionMode.CERTIFIED, epsilon, 0, 0, 0, DEFAULT_DELTA,
+        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD);
+  }
+
+  /** Budgeted mode opening {@code tiles} tiles per KV head (first and last always included). */
+  public static AttentionConfig budgetedTiles(int tiles) {
+    if (tiles <= 0) {
+      throw new IllegalArgumentException("budget tiles must be > 0: " + tiles);
+    }
+    return new AttentionConfig(AttentionMode.BUDGETED, 0, tiles, 0, 0, DEFAULT_DELTA,
+        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD);
+  }
+
+  /** Budgeted mode opening a share (0, 1] of the tiles. */
+  public static AttentionConfig budgetedShare(double share) {
+    if (!(share > 0 && share <= 1)) {
+      throw new IllegalArgumentException("budget share must be in (0, 1]: " + share);
+    }
+    return new AttentionConfig(AttentionMode.BUDGETED, 0, 0, share, 0, DEFAULT_DELTA,
+        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD);
+  }
+
+  /** Budgeted mode reading at most {@code bytes} of K and V per call (at least the kept tiles). */
+  public static AttentionConfig budgetedBytes(long bytes) {
+    if (bytes <= 0) {
+      throw new IllegalArgumentException("budget bytes must be > 0: " + bytes);
+    }
+    return new AttentionConfig(AttentionMode.BUDGETED, 0, 0, 0, bytes, DEFAULT_DELTA,
+        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD);
+  }
+
+  /** Tiles per KV head a budgeted call may open, given the total and the bytes of one tile. */
+  int tileBudget(int totalTiles, long tileBytes, int kvHeads) {
+    if (budgetTiles > 0) {
+      return budgetTiles;
+    }
+    if (budgetShare > 0) {
+      return (int) Math.ceil(budgetShare * totalTiles);
+    }
+    return (int) Math.max(1, budgetBytes / (tileBytes * kvHeads));
+  }
+}
