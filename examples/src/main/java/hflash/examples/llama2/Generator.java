@@ -1,6 +1,6 @@
 package hflash.examples.llama2;
 
-import hflash.engine.AttentionMode;
+import hflash.engine.AttentionConfig;
 import hflash.memory.DType;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -10,10 +10,14 @@ import java.util.Arrays;
 import java.util.Objects;
 
 /**
- * Prompt prefill plus autoregressive generation, the loop of llama2.c {@code run.c}'s {@code generate()}: each
- * position runs one forward pass; while the prompt lasts the next token is forced from it, afterwards it is
- * sampled; generation stops after {@code steps} positions or when the model emits BOS. Text is streamed as tokens
- * are produced.
+ * Prompt prefill plus autoregressive generation, the loop of llama2.c {@code run.c}'s {@code generate()}: while the
+ * prompt lasts the next token is forced from it, afterwards it is sampled; generation stops after {@code steps}
+ * positions or when the model emits BOS. Text is streamed as tokens are produced.
+ *
+ * <p>The prompt goes through {@link Transformer#prefill} (layer by layer, one batched K/V append per layer) unless
+ * the generator was built with {@code batchedPrefill = false}, in which case every prompt position runs its own
+ * forward pass as in run.c. Both give the same tokens and logits ({@code PrefillTest}); the batched path prints the
+ * prompt once it is processed rather than token by token.
  *
  * <p>Borrows its transformer and tokenizer (does not close them). Not thread-safe.
  */
@@ -21,9 +25,24 @@ public final class Generator {
 
   private final Transformer transformer;
   private final Tokenizer tokenizer;
+  private final boolean batchedPrefill;
 
-  /** @throws IllegalArgumentException if the tokenizer's vocab size differs from the model's */
+  /**
+   * A generator that prefills the prompt in one batched pass per layer.
+   *
+   * @throws IllegalArgumentException if the tokenizer's vocab size differs from the model's
+   */
   public Generator(Transformer transformer, Tokenizer tokenizer) {
+    this(transformer, tokenizer, true);
+  }
+
+  /**
+   * @param batchedPrefill true: the prompt goes through {@link Transformer#prefill}; false: one
+   *     {@link Transformer#forward} per prompt position (run.c's loop)
+   * @throws IllegalArgumentException if the tokenizer's vocab size differs from the model's
+   */
+  public Generator(Transformer transformer, Tokenizer tokenizer, boolean batchedPrefill) {
+    this.batchedPrefill = batchedPrefill;
     this.transformer = Objects.requireNonNull(transformer, "transformer");
     this.tokenizer = Objects.requireNonNull(tokenizer, "tokenizer");
     int expected = transformer.config().vocabSize();
@@ -37,12 +56,12 @@ public final class Generator {
    * Loads the model and tokenizer named in {@code options}, generates, streams the text to {@code out}, and
    * releases everything (cache, attention threads) before returning.
    *
-   * @throws IllegalArgumentException for an invalid file, an unknown mode or dtype, or a prompt longer than the
-   *     context
+   * @throws IllegalArgumentException for an invalid file, an unknown mode or dtype, a malformed budget, or a prompt
+   *     longer than the context
    */
   public static GenerateResult run(GenerateOptions options, PrintStream out) throws IOException {
-    // parse first: a typo in --mode or --dtype fails before megabytes of weights are read
-    AttentionMode mode = AttentionMode.parse(options.mode());
+    // parse first: a typo in --mode, --budget or --dtype fails before megabytes of weights are read
+    AttentionConfig mode = options.attentionConfig();
     DType dtype = DType.parse(options.dtype());
     Llama2Checkpoint model = Llama2Checkpoint.load(options.model());
     Tokenizer tokenizer = Tokenizer.load(options.tokenizer(), model.config().vocabSize());
@@ -78,28 +97,41 @@ public final class Generator {
     ByteArrayOutputStream text = new ByteArrayOutputStream(positions * tokenizer.maxTokenLength() + 16);
     transformer.reset();
     transformer.resetAttentionTotals();
-    int token = promptTokens[0];
-    tokens[0] = token;
-    int n = 1;
     long start = System.nanoTime();
-    for (int pos = 0; pos < positions; pos++) {
-      float[] logits = transformer.forward(token, pos);
+    // the prompt positions: forced tokens, so only the last position's logits are needed
+    int prefilled = batchedPrefill ? Math.min(promptTokens.length, positions) : 1;
+    float[] logits = batchedPrefill ? transformer.prefill(promptTokens, prefilled, 0)
+        : transformer.forward(promptTokens[0], 0);
+    int n = 0;
+    tokens[n++] = promptTokens[0];
+    for (int i = 1; i < prefilled; i++) {
+      n = emit(tokens, n, promptTokens[i], text, out);
+    }
+    for (int pos = prefilled - 1; pos < positions; pos++) {
+      if (pos >= prefilled) {
+        logits = transformer.forward(tokens[n - 1], pos);
+      }
       int next = pos + 1 < promptTokens.length ? promptTokens[pos + 1] : sampler.sample(logits);
       if (next == Tokenizer.BOS) {
         break; // run.c: BOS delimits sequences, so the story is over
       }
-      byte[] piece = tokenizer.printedBytes(token, next); // shared, no allocation
-      if (out != null) {
-        out.write(piece, 0, piece.length);
-        out.flush();
-      }
-      text.write(piece, 0, piece.length);
-      tokens[n++] = next;
-      token = next;
+      n = emit(tokens, n, next, text, out);
     }
     double seconds = (System.nanoTime() - start) / 1e9;
     int ran = Math.min(n, positions);
     return new GenerateResult(Arrays.copyOf(tokens, n), Math.min(promptTokens.length, n),
         text.toString(StandardCharsets.UTF_8), ran, seconds, transformer.attentionTotals());
+  }
+
+  /** Appends {@code next} after {@code tokens[n - 1]}, prints its piece; returns the new count. */
+  private int emit(int[] tokens, int n, int next, ByteArrayOutputStream text, PrintStream out) {
+    byte[] piece = tokenizer.printedBytes(tokens[n - 1], next); // shared, no allocation
+    if (out != null) {
+      out.write(piece, 0, piece.length);
+      out.flush();
+    }
+    text.write(piece, 0, piece.length);
+    tokens[n] = next;
+    return n + 1;
   }
 }

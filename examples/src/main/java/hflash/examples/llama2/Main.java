@@ -10,7 +10,7 @@ import java.nio.file.Path;
  * <pre>
  * java --add-modules jdk.incubator.vector -cp ... hflash.examples.llama2.Main \
  *     --model stories260K.bin --tokenizer tok512.bin [--prompt TEXT] [--steps N] [--temperature T] [--seed S] \
- *     [--mode exact] [--dtype f32|bf16|f16] [--threads N]
+ *     [--mode exact|sampled|certified|budgeted] [--epsilon E] [--budget N|P%] [--dtype f32|bf16|f16] [--threads N]
  * </pre>
  *
  * The text goes to stdout, the summary (tokens/s, attention totals) to stderr. Exit status 2 on a usage error, 1 on
@@ -19,7 +19,8 @@ import java.nio.file.Path;
 public final class Main {
 
   private static final String USAGE = "usage: Main --model FILE --tokenizer FILE [--prompt TEXT] [--steps N]"
-      + " [--temperature T] [--seed S] [--mode exact] [--dtype f32|bf16|f16] [--threads N]";
+      + " [--temperature T] [--seed S] [--mode exact|sampled|certified|budgeted] [--epsilon E] [--budget N|P%]"
+      + " [--dtype f32|bf16|f16] [--threads N]";
 
   private Main() {}
 
@@ -51,6 +52,8 @@ public final class Main {
     int steps = GenerateOptions.DEFAULT_STEPS, threads = 1;
     float temperature = 0f;
     long seed = GenerateOptions.DEFAULT_SEED;
+    double epsilon = GenerateOptions.DEFAULT_EPSILON;
+    String budget = GenerateOptions.DEFAULT_BUDGET;
     for (int i = 0; i < args.length; i += 2) {
       String flag = args[i];
       if (i + 1 >= args.length) {
@@ -65,6 +68,8 @@ public final class Main {
         case "--temperature" -> temperature = parseFloat(flag, value);
         case "--seed" -> seed = parseLong(flag, value);
         case "--mode" -> mode = value;
+        case "--epsilon" -> epsilon = parseDouble(flag, value);
+        case "--budget" -> budget = value;
         case "--dtype" -> dtype = value;
         case "--threads" -> threads = parseInt(flag, value);
         default -> throw new IllegalArgumentException("unknown option: " + flag);
@@ -73,8 +78,8 @@ public final class Main {
     if (model == null || tokenizer == null) {
       throw new IllegalArgumentException("--model and --tokenizer are required");
     }
-    return new GenerateOptions(Path.of(model), Path.of(tokenizer), prompt, steps, temperature, seed, mode, dtype,
-        threads);
+    return new GenerateOptions(Path.of(model), Path.of(tokenizer), prompt, steps, temperature, seed, mode, epsilon,
+        budget, dtype, threads);
   }
 
   private static int parseInt(String flag, String value) {
@@ -90,6 +95,14 @@ public final class Main {
       return Long.parseLong(value);
     } catch (NumberFormatException e) {
       throw new IllegalArgumentException(flag + " expects an integer: " + value);
+    }
+  }
+
+  private static double parseDouble(String flag, String value) {
+    try {
+      return Double.parseDouble(value);
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(flag + " expects a number: " + value);
     }
   }
 

@@ -11,6 +11,8 @@ import java.util.Objects;
 
 /**
  * The llama2.c forward pass in plain float32 Java, with every attention step delegated to hflash.
+ * {@link #forward} runs one token; {@link #prefill} runs a block of prompt tokens layer by layer with one batched
+ * K/V append per layer. Every attention call uses {@link #attentionConfig()} (exact unless told otherwise).
  *
  * <p>Per token and layer: RMSNorm, the q/k/v projections, RoPE on consecutive pairs {@code (2i, 2i+1)} with theta
  * 10000 (the {@code run.c} convention), {@code cache.append(layer, k, v)}, {@code attention.decode(layer, q, out)},
@@ -36,8 +38,8 @@ public final class Transformer implements AutoCloseable {
   private final int capacity;
   private final KvCache cache; // owned: K and V of every layer, (layers, kvHeads, capacity, headDim) each
   private final DecodeAttention attention; // owned: reads the cache, may run worker threads
-  private final AttentionConfig attentionConfig; // the mode of every attention call
-  private final AttentionReport totals = new AttentionReport(); // running sum of attention.report()
+  private AttentionConfig attentionConfig; // mode and parameters of every attention call
+  private final AttentionReport totals; // running sum of attention.report(), per-head maxima
   private long calls; // decode calls summed into totals
 
   private final float[] x; // (dim) residual stream
@@ -80,10 +82,31 @@ public final class Transformer implements AutoCloseable {
    */
   public Transformer(Llama2Checkpoint model, int capacity, DType dtype, AttentionMode mode, int threads,
       int tileTokens) {
+    this(model, capacity, dtype, defaultConfig(Objects.requireNonNull(mode, "mode")), threads, tileTokens);
+  }
+
+  /**
+   * A transformer whose attention calls run with {@code attention} (any mode and its parameters), with
+   * {@link #DEFAULT_TILE_TOKENS}-key tiles.
+   */
+  public Transformer(Llama2Checkpoint model, int capacity, DType dtype, AttentionConfig attention, int threads) {
+    this(model, capacity, dtype, attention, threads, DEFAULT_TILE_TOKENS);
+  }
+
+  /**
+   * @param model the weights (borrowed)
+   * @param capacity KV positions to reserve; {@code model.config().seqLen()} for the full trained context
+   * @param dtype element type of the KV cache
+   * @param attention mode and parameters of every decode call; {@link #setAttentionConfig} changes it later
+   * @param threads attention worker threads, &gt;= 1
+   * @param tileTokens keys per KV tile, the unit the engine reads, summarises and reports
+   */
+  public Transformer(Llama2Checkpoint model, int capacity, DType dtype, AttentionConfig attention, int threads,
+      int tileTokens) {
     this.w = Objects.requireNonNull(model, "model");
     this.config = model.config();
     Objects.requireNonNull(dtype, "dtype");
-    Objects.requireNonNull(mode, "mode");
+    this.attentionConfig = Objects.requireNonNull(attention, "attention");
     if (capacity <= 0) {
       throw new IllegalArgumentException("capacity must be positive: " + capacity);
     }
@@ -92,13 +115,13 @@ public final class Transformer implements AutoCloseable {
     // validates every dimension; K and V each take layers*kvHeads*capacity*headDim*dtype.bytes() bytes
     KvCacheLayout layout = new KvCacheLayout(c.layers(), c.kvHeads(), c.headDim(), capacity, dtype, tileTokens);
     this.cache = KvCache.allocate(layout);
-    this.attentionConfig = defaultConfig(mode);
     try {
       this.attention = DecodeAttention.create(cache, c.heads(), threads); // scale 1/sqrt(headDim), as run.c
     } catch (RuntimeException e) {
       cache.close(); // we own the cache: release it when construction fails
       throw e;
     }
+    this.totals = AttentionReport.totals(c.heads());
     this.x = new float[c.dim()];
     this.xb = new float[c.dim()];
     this.xb2 = new float[c.dim()];
@@ -146,6 +169,20 @@ public final class Transformer implements AutoCloseable {
     return attention;
   }
 
+  /** Mode and parameters of the attention calls. */
+  public AttentionConfig attentionConfig() {
+    return attentionConfig;
+  }
+
+  /**
+   * Sets the mode and parameters of the following attention calls. A runtime may change it at any token (e.g.
+   * exact for the prompt, an approximate mode for generation, or exact again when an error bound looks too large):
+   * the cache and its summaries serve every mode.
+   */
+  public void setAttentionConfig(AttentionConfig config) {
+    this.attentionConfig = Objects.requireNonNull(config, "config");
+  }
+
   /** Forgets every position, keeping the reserved memory: the next {@link #forward} must use position 0. */
   public void reset() {
     cache.truncate(0);
@@ -153,8 +190,10 @@ public final class Transformer implements AutoCloseable {
 
   /** Sums of the attention reports since construction or the last {@link #resetAttentionTotals()}. */
   public AttentionTotals attentionTotals() {
-    return new AttentionTotals(calls, totals.keysScored(), totals.tilesRead(), totals.kvBytesRead(),
-        totals.rescales());
+    long exactKvBytes = totals.keysInContext() * 2 * cache.layout().rowBytes();
+    return new AttentionTotals(calls, totals.keysInContext(), totals.keysScored(), totals.tilesRead(),
+        totals.kvBytesRead(), exactKvBytes, totals.summaryBytesRead(), totals.sampleBytesRead(), totals.rescales(),
+        totals.maxErrorBound());
   }
 
   /** Zeroes the attention totals. */
@@ -173,40 +212,141 @@ public final class Transformer implements AutoCloseable {
    * @throws IndexOutOfBoundsException if the token or the position is out of range
    */
   public float[] forward(int token, int pos) {
-    if (token < 0 || token >= config.vocabSize()) {
-      throw new IndexOutOfBoundsException("token out of range [0, " + config.vocabSize() + "): " + token);
-    }
-    int length = length();
-    if (pos > length || pos < 0) {
-      throw new IndexOutOfBoundsException("position out of range [0, " + length + "]: " + pos);
-    }
-    if (pos >= capacity) {
-      throw new IndexOutOfBoundsException("position out of range [0, " + capacity + "): " + pos + " (context full)");
-    }
-    if (pos < length) {
-      cache.truncate(pos); // rewind: this position and the ones after it are replaced
-    }
+    checkToken(token);
+    startAt(pos, 1);
     int dim = config.dim();
     System.arraycopy(w.tokenEmbedding, token * dim, x, 0, dim);
     ropeAngles(pos);
     try {
       for (int layer = 0; layer < config.layers(); layer++) {
-        attentionBlock(layer);
+        projectQkv(layer);
+        cache.append(layer, k, v); // k, v: (kvHeads, headDim), stored at position length(layer) = pos
+        attendAndProject(layer, pos + 1);
         feedForwardBlock(layer);
       }
     } catch (RuntimeException e) {
-      if (!cache.isClosed()) {
-        cache.truncate(pos); // keep all layers at one length: drop a partly appended position
-      }
+      rollBack(pos);
       throw e;
     }
-    rmsnorm(x, x, w.rmsFinal);
-    matmul(logits, x, w.wcls, dim, config.vocabSize());
+    return logits();
+  }
+
+  /** Receives the logits of each prefilled position (a buffer reused for the next position). */
+  @FunctionalInterface
+  public interface PositionLogits {
+    void accept(int pos, float[] logits);
+  }
+
+  /** {@link #prefill(int[], int, int, PositionLogits)} computing only the last position's logits. */
+  public float[] prefill(int[] tokens, int count, int pos) {
+    return prefill(tokens, count, pos, null);
+  }
+
+  /**
+   * Runs {@code tokens[0..count)} at positions {@code pos .. pos+count-1} layer by layer: each layer projects every
+   * position, appends their K/V with one batched {@code cache.append(layer, count, k, v)}, then attends each position
+   * causally ({@code decode(layer, q_i, out_i, keys = pos + i + 1)}) before the next layer. Per position the arithmetic
+   * is that of {@link #forward}, operation for operation; only the loop order changes ({@code PrefillTest}: logits
+   * within 1e-5). The logits are bit-identical with the scalar kernels and with warmed-up vector kernels; in a cold
+   * JVM the Vector API's {@code EXP} may differ in the last bit between the interpreter and C2.
+   *
+   * <p>Allocates {@code count * (2 dim + 2 kvDim)} floats of scratch per call (prompt processing, not the per-token
+   * path).
+   *
+   * @param pos first position, at most {@link #length()} (smaller rewinds, as in {@link #forward})
+   * @param sink if non-null, receives the logits of every position in order; otherwise only the last position's
+   *     logits are computed
+   * @return (vocab) logits of the last position; a buffer owned by this transformer
+   * @throws IllegalArgumentException if count is not positive or exceeds tokens.length
+   * @throws IndexOutOfBoundsException if a token or a position is out of range
+   */
+  public float[] prefill(int[] tokens, int count, int pos, PositionLogits sink) {
+    Objects.requireNonNull(tokens, "tokens");
+    if (count <= 0 || count > tokens.length) {
+      throw new IllegalArgumentException("count out of range [1, " + tokens.length + "]: " + count);
+    }
+    for (int i = 0; i < count; i++) {
+      checkToken(tokens[i]);
+    }
+    startAt(pos, count);
+    int dim = config.dim(), kvDim = config.kvDim();
+    float[] xs = new float[count * dim]; // (count, dim) residual stream of every position
+    float[] qs = new float[count * dim]; // (count, heads, headDim) queries of the current layer
+    float[] ks = new float[count * kvDim]; // (count, kvHeads, headDim) keys of the current layer
+    float[] vs = new float[count * kvDim]; // (count, kvHeads, headDim) values of the current layer
+    for (int i = 0; i < count; i++) {
+      System.arraycopy(w.tokenEmbedding, tokens[i] * dim, xs, i * dim, dim);
+    }
+    try {
+      for (int layer = 0; layer < config.layers(); layer++) {
+        for (int i = 0; i < count; i++) {
+          System.arraycopy(xs, i * dim, x, 0, dim);
+          ropeAngles(pos + i);
+          projectQkv(layer);
+          System.arraycopy(q, 0, qs, i * dim, dim);
+          System.arraycopy(k, 0, ks, i * kvDim, kvDim);
+          System.arraycopy(v, 0, vs, i * kvDim, kvDim);
+        }
+        cache.append(layer, count, ks, vs); // one call for the block: validates, stores, updates summaries
+        for (int i = 0; i < count; i++) {
+          System.arraycopy(xs, i * dim, x, 0, dim);
+          System.arraycopy(qs, i * dim, q, 0, dim);
+          attendAndProject(layer, pos + i + 1); // causal: position pos+i sees keys [0, pos+i]
+          feedForwardBlock(layer);
+          System.arraycopy(x, 0, xs, i * dim, dim);
+        }
+      }
+    } catch (RuntimeException e) {
+      rollBack(pos);
+      throw e;
+    }
+    for (int i = sink == null ? count - 1 : 0; i < count; i++) {
+      System.arraycopy(xs, i * dim, x, 0, dim);
+      float[] out = logits();
+      if (sink != null) {
+        sink.accept(pos + i, out);
+      }
+    }
     return logits;
   }
 
-  /** x += wo * attention(rope(wq * xn), rope(wk * xn), wv * xn) with xn = rmsnorm(x). */
-  private void attentionBlock(int layer) {
+  private void checkToken(int token) {
+    if (token < 0 || token >= config.vocabSize()) {
+      throw new IndexOutOfBoundsException("token out of range [0, " + config.vocabSize() + "): " + token);
+    }
+  }
+
+  /** Checks that positions [pos, pos + count) can be written, and rewinds the cache to pos. */
+  private void startAt(int pos, int count) {
+    int length = length();
+    if (pos > length || pos < 0) {
+      throw new IndexOutOfBoundsException("position out of range [0, " + length + "]: " + pos);
+    }
+    if (pos + count > capacity) {
+      throw new IndexOutOfBoundsException("position out of range [0, " + capacity + "): " + (pos + count - 1)
+          + " (context full)");
+    }
+    if (pos < length) {
+      cache.truncate(pos); // rewind: this position and the ones after it are replaced
+    }
+  }
+
+  /** After a failure part-way through: keep all layers at one length by dropping what was appended. */
+  private void rollBack(int pos) {
+    if (!cache.isClosed()) {
+      cache.truncate(pos);
+    }
+  }
+
+  /** Final norm and classifier of the residual {@code x} (overwrites x). */
+  private float[] logits() {
+    rmsnorm(x, x, w.rmsFinal);
+    matmul(logits, x, w.wcls, config.dim(), config.vocabSize());
+    return logits;
+  }
+
+  /** q, k, v = rope(wq * xn), rope(wk * xn), wv * xn with xn = rmsnorm(x), at the angles of ropeAngles. */
+  private void projectQkv(int layer) {
     int dim = config.dim(), kvDim = config.kvDim();
     rmsnorm(xb, x, w.rmsAtt[layer]);
     matmul(q, xb, w.wq[layer], dim, dim);
@@ -214,8 +354,12 @@ public final class Transformer implements AutoCloseable {
     matmul(v, xb, w.wv[layer], dim, kvDim);
     rope(q);
     rope(k);
-    cache.append(layer, k, v); // k, v: (kvHeads, headDim), stored at position length(layer)
-    attention.decode(layer, q, xb2, attentionConfig);
+  }
+
+  /** x += wo * attention(q) over the first {@code keys} cached positions of {@code layer}. */
+  private void attendAndProject(int layer, int keys) {
+    int dim = config.dim();
+    attention.decode(layer, q, xb2, keys, attentionConfig);
     attention.report().addTo(totals); // the report is overwritten by the next call: sum it now
     calls++;
     matmul(xb, xb2, w.wo[layer], dim, dim);
@@ -319,7 +463,7 @@ public final class Transformer implements AutoCloseable {
    * The configuration a mode runs with in this example: the note's defaults for sampled,
    * epsilon 1e-3 for certified, 5 % of the tiles for budgeted.
    */
-  static AttentionConfig defaultConfig(AttentionMode mode) {
+  public static AttentionConfig defaultConfig(AttentionMode mode) {
     return switch (mode) {
       case EXACT -> AttentionConfig.exact();
       case SAMPLED -> AttentionConfig.sampled();

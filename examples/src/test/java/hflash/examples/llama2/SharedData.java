@@ -31,6 +31,11 @@ final class SharedData {
     return stories260K().resolve("tok512.bin");
   }
 
+  /** A stories260K trace, e.g. {@code trace("seq1")}: {@code shared/data/traces/stories260K-seq1.safetensors}. */
+  static Path trace(String name) {
+    return stories260K().resolveSibling("traces").resolve("stories260K-" + name + ".safetensors");
+  }
+
   static Path reference() {
     return stories260K().resolve("reference.json");
   }
