@@ -15,9 +15,12 @@ import java.util.Objects;
  * @param radius SAMPLED: refinement radius in keys, &gt;= 0 (the note: 32-64)
  * @param margin SAMPLED: safety margin added to the estimate, &gt;= 0 (the note: 1-2)
  * @param guard SAMPLED: a tile whose max beats the reference by more than this rescales, in [1, 60]
+ * @param sinks EXACT with a window: the first {@code sinks} positions are always attended (&gt;= 0)
+ * @param window EXACT: attend only to the last {@code window} positions plus the sinks (0 = all)
  */
 public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTiles,
-    double budgetShare, long budgetBytes, int delta, int radius, float margin, float guard) {
+    double budgetShare, long budgetBytes, int delta, int radius, float margin, float guard,
+    int sinks, int window) {
 
   /** Default stride, radius, margin of the note, and the guard (exp(20) = 4.9e8 cannot overflow). */
   public static final int DEFAULT_DELTA = 16;
@@ -26,7 +29,7 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
   public static final float DEFAULT_GUARD = 20f;
 
   private static final AttentionConfig EXACT = new AttentionConfig(AttentionMode.EXACT, 0, 0, 0,
-      0, DEFAULT_DELTA, DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD);
+      0, DEFAULT_DELTA, DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0);
 
   /** Validates every parameter the mode uses. */
   public AttentionConfig {
@@ -61,6 +64,30 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
     if (!(guard >= 1 && guard <= 60)) {
       throw new IllegalArgumentException("guard must be in [1, 60]: " + guard);
     }
+    if (sinks < 0 || window < 0) {
+      throw new IllegalArgumentException("sinks and window must be >= 0: " + sinks + ", " + window);
+    }
+    if (window > 0 && mode != AttentionMode.EXACT) {
+      throw new IllegalArgumentException("a window (sinks + recent keys) is only supported in exact mode: " + mode.id());
+    }
+  }
+
+  /**
+   * StreamingLLM-style attention in exact mode: every call attends to the first {@code sinks}
+   * positions and the last {@code window} positions only (window &gt;= 1). The cache keeps
+   * everything; what is read is the sinks and the window.
+   */
+  public static AttentionConfig streaming(int sinks, int window) {
+    if (window < 1) {
+      throw new IllegalArgumentException("window must be >= 1: " + window);
+    }
+    return new AttentionConfig(AttentionMode.EXACT, 0, 0, 0, 0, DEFAULT_DELTA, DEFAULT_RADIUS,
+        DEFAULT_MARGIN, DEFAULT_GUARD, sinks, window);
+  }
+
+  /** Whether this config restricts the keys to sinks plus a recent window. */
+  public boolean windowed() {
+    return window > 0;
   }
 
   /** Exact online softmax. */
@@ -75,13 +102,14 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
 
   /** Sampled max with explicit stride, refinement radius and margin; guard 20. */
   public static AttentionConfig sampled(int delta, int radius, float margin) {
-    return new AttentionConfig(AttentionMode.SAMPLED, 0, 0, 0, 0, delta, radius, margin, DEFAULT_GUARD);
+    return new AttentionConfig(AttentionMode.SAMPLED, 0, 0, 0, 0, delta, radius, margin,
+        DEFAULT_GUARD, 0, 0);
   }
 
   /** Certified mode with relative mass tolerance {@code epsilon}. */
   public static AttentionConfig certified(double epsilon) {
     return new AttentionConfig(AttentionMode.CERTIFIED, epsilon, 0, 0, 0, DEFAULT_DELTA,
-        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD);
+        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0);
   }
 
   /** Budgeted mode opening {@code tiles} tiles per KV head (first and last always included). */
@@ -90,7 +118,7 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
       throw new IllegalArgumentException("budget tiles must be > 0: " + tiles);
     }
     return new AttentionConfig(AttentionMode.BUDGETED, 0, tiles, 0, 0, DEFAULT_DELTA,
-        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD);
+        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0);
   }
 
   /** Budgeted mode opening a share (0, 1] of the tiles. */
@@ -99,7 +127,7 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
       throw new IllegalArgumentException("budget share must be in (0, 1]: " + share);
     }
     return new AttentionConfig(AttentionMode.BUDGETED, 0, 0, share, 0, DEFAULT_DELTA,
-        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD);
+        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0);
   }
 
   /** Budgeted mode reading at most {@code bytes} of K and V per call (at least the kept tiles). */
@@ -108,7 +136,7 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
       throw new IllegalArgumentException("budget bytes must be > 0: " + bytes);
     }
     return new AttentionConfig(AttentionMode.BUDGETED, 0, 0, 0, bytes, DEFAULT_DELTA,
-        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD);
+        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0);
   }
 
   /** Tiles per KV head a budgeted call may open, given the total and the bytes of one tile. */

@@ -158,6 +158,12 @@ public final class AttentionReport {
     return total;
   }
 
+  /** Makes this report a copy of {@code other} (same number of heads). */
+  void copyFrom(AttentionReport other) {
+    reset();
+    other.addTo(this);
+  }
+
   @Override
   public String toString() {
     return "AttentionReport[keysInContext=" + keysInContext + ", keysScored=" + keysScored

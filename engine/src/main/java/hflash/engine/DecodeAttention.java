@@ -50,6 +50,9 @@ public final class DecodeAttention implements AutoCloseable {
   private final TileLoop.Call call = new TileLoop.Call(); // the current call, read by the workers
   private final WorkerPool pool; // null when threads == 1
   private final AttentionReport report;
+  private final AttentionReport prefillTotals; // sums over the rows of a prefill call
+  private final float[] prefillQ; // (numHeads, headDim) one row of a prefill call
+  private final float[] prefillOut; // (numHeads, headDim)
   private final AtomicBoolean busy = new AtomicBoolean();
   private final IntConsumer chunkTask = this::runChunk;
 
@@ -81,6 +84,9 @@ public final class DecodeAttention implements AutoCloseable {
     this.scale = scale;
     this.kernels = Objects.requireNonNull(kernels, "kernels");
     this.report = new AttentionReport(numHeads);
+    this.prefillTotals = new AttentionReport(numHeads);
+    this.prefillQ = new float[numHeads * headDim];
+    this.prefillOut = new float[numHeads * headDim];
     call.qs = new float[numHeads * headDim];
     call.qNorm = new double[numHeads];
     call.cache = cache;
@@ -182,6 +188,64 @@ public final class DecodeAttention implements AutoCloseable {
     }
   }
 
+  /**
+   * Causal prefill: query rows {@code i < count} of {@code q} are positions
+   * {@code firstPosition + i}; row i attends to keys {@code [0, firstPosition + i]} (its own
+   * prefix, which the cache must already hold: append the block's K/V first, e.g. with the
+   * batched {@link KvCache#append(int, int, float[], float[])}). One call per layer for a
+   * prompt. {@link #report()} then holds the sums over the rows (per-head bounds: their maxima).
+   * Each row reads its own prefix, so a block of c rows reads about c times the prefix.
+   *
+   * @param q (count, numHeads, headDim) row-major
+   * @param out (count, numHeads, headDim) row-major
+   */
+  public void prefill(int layer, float[] q, float[] out, int firstPosition, int count,
+      AttentionConfig config) {
+    Objects.checkIndex(layer, layout.layers());
+    Objects.requireNonNull(q, "q");
+    Objects.requireNonNull(out, "out");
+    Objects.requireNonNull(config, "config");
+    int row = numHeads * headDim;
+    if (count < 0 || firstPosition < 0) {
+      throw new IllegalArgumentException("count and firstPosition must be >= 0: " + count + ", "
+          + firstPosition);
+    }
+    if ((long) q.length != (long) count * row || (long) out.length != (long) count * row) {
+      throw new IllegalArgumentException("q and out length must be count*numHeads*headDim: "
+          + q.length + ", " + out.length + " != " + (long) count * row);
+    }
+    int length = cache.length(layer);
+    if ((long) firstPosition + count > length) {
+      throw new IndexOutOfBoundsException("prefill rows past the cache: " + firstPosition + "+"
+          + count + " > " + length + " (layer=" + layer + ")");
+    }
+    prefillTotals.reset();
+    for (int i = 0; i < count; i++) {
+      System.arraycopy(q, i * row, prefillQ, 0, row);
+      decode(layer, prefillQ, prefillOut, firstPosition + i + 1, config);
+      System.arraycopy(prefillOut, 0, out, i * row, row);
+      report.addTo(prefillTotals);
+    }
+    report.copyFrom(prefillTotals);
+  }
+
+  /**
+   * The oracle the certified mode is measured against: the same traversal and stopping rule as
+   * {@code certified(epsilon)}, but each tile's bound is its true max score (the best any
+   * tile-level bound can do). Returns the tiles it opens, summed over KV heads; {@link #report()}
+   * then describes that traversal. For evaluation only: it scores every key to find the maxima.
+   */
+  public long oracleTiles(int layer, float[] q, int keys, double epsilon) {
+    float[] out = new float[numHeads * headDim];
+    call.oracle = true;
+    try {
+      decode(layer, q, out, keys, AttentionConfig.certified(epsilon));
+    } finally {
+      call.oracle = false;
+    }
+    return report.tilesRead;
+  }
+
   private void checkArguments(int layer, float[] q, float[] out, int keys) {
     if (closed) {
       throw new IllegalStateException("DecodeAttention is closed: " + this);
@@ -227,6 +291,14 @@ public final class DecodeAttention implements AutoCloseable {
 
   private void run(int layer, int keys, AttentionConfig config) {
     int tiles = (keys + tileTokens - 1) / tileTokens;
+    if (config.windowed()) {
+      call.sinks = Math.min(config.sinks(), keys);
+      call.windowStart = Math.max(call.sinks, keys - config.window());
+      call.sinkTiles = (call.sinks + tileTokens - 1) / tileTokens;
+      call.windowFirstTile = call.windowStart / tileTokens;
+      call.layoutTileTokens = tileTokens;
+      tiles = call.windowTiles();
+    }
     int chunks = config.mode() == AttentionMode.EXACT
         ? Math.max(1, Math.min(Math.min(threads, tiles), keys / SPLIT_MIN_KEYS))
         : Math.min(threads, kvHeads); // approximate modes split over KV heads
@@ -274,11 +346,16 @@ public final class DecodeAttention implements AutoCloseable {
     AttentionConfig cfg = call.config;
     switch (cfg.mode()) {
       case EXACT -> {
-        int tiles = (call.keys + tileTokens - 1) / tileTokens;
+        boolean windowed = cfg.windowed();
+        int tiles = windowed ? call.windowTiles() : (call.keys + tileTokens - 1) / tileTokens;
         int from = (int) ((long) c * tiles / callChunks);
         int to = (int) ((long) (c + 1) * tiles / callChunks);
         for (int kh = 0; kh < kvHeads; kh++) {
-          w.exact(call, kh, from, to);
+          if (windowed) {
+            w.exactWindowed(call, kh, from, to);
+          } else {
+            w.exact(call, kh, from, to);
+          }
         }
       }
       case SAMPLED -> {

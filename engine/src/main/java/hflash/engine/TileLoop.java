@@ -82,6 +82,30 @@ final class TileLoop {
     }
   }
 
+  /**
+   * Exact mode restricted to the sinks [0, sinks) and the window [windowStart, keys): virtual
+   * tiles [from, to) of the list "sink tiles, then window tiles"; keys of a read tile outside both
+   * ranges get score -inf (weight 0). Every read tile holds at least one attended key.
+   */
+  void exactWindowed(Call call, int kh, int from, int to) {
+    int h0 = kh * g;
+    for (int vt = from; vt < to; vt++) {
+      int t = call.windowTile(vt);
+      int count = scoreTile(call, kh, t);
+      int first = t * tileTokens;
+      for (int j = 0; j < count; j++) {
+        int key = first + j;
+        if (key >= call.sinks && key < call.windowStart) {
+          for (int i = 0; i < g; i++) {
+            s[i * tileTokens + j] = Float.NEGATIVE_INFINITY;
+          }
+        }
+      }
+      rescales += state.absorbScores(kernels, h0, g, s, tileTokens, count);
+      accumulateTile(call, kh, t, count);
+    }
+  }
+
   /** Scores of tile t for the group into {@link #s}; returns the keys of the tile in the call. */
   private int scoreTile(Call call, int kh, int t) {
     int count = Math.min(tileTokens, call.keys - t * tileTokens);
@@ -241,6 +265,16 @@ final class TileLoop {
   /** Upper bounds of tiles [0, full) for every head of the group. */
   private void boundTiles(Call call, int kh, int full) {
     int h0 = kh * g;
+    if (call.oracle) { // perfect knowledge: each tile's true max (scored here, not counted as read)
+      for (int t = 0; t < full; t++) {
+        long off = layout.tileOffset(call.layer, kh, t);
+        kernels.scores(call.qs, h0 * d, g, d, call.k, off, layout.dtype(), tileTokens, s, tileTokens);
+        for (int i = 0; i < g; i++) {
+          ub[i * maxTiles + t] = kernels.max(s, i * tileTokens, tileTokens);
+        }
+      }
+      return;
+    }
     TileSummaries sum = call.summaries;
     for (int t = 0; t < full; t++) {
       long rec = sum.offset(call.layer, kh, t);
@@ -350,8 +384,27 @@ final class TileLoop {
     KvCache cache;
     int layer;
     int keys;
+    boolean oracle; // bounded modes: use true tile maxima instead of summaries
+    int sinks; // windowed exact: keys [0, sinks) and [windowStart, keys) are attended
+    int windowStart;
+    int sinkTiles; // tiles holding sinks: [0, sinkTiles)
+    int windowFirstTile; // tiles holding the window: [windowFirstTile, tiles)
     AttentionConfig config;
     AttentionReport report;
+
+    /** Number of tiles a windowed call reads. */
+    int windowTiles() {
+      int tiles = (keys + layoutTileTokens - 1) / layoutTileTokens;
+      return Math.min(sinkTiles, windowFirstTile) + (tiles - windowFirstTile);
+    }
+
+    /** Tile of virtual index vt in the list "sink tiles, then window tiles" (no tile twice). */
+    int windowTile(int vt) {
+      int head = Math.min(sinkTiles, windowFirstTile);
+      return vt < head ? vt : windowFirstTile + (vt - head);
+    }
+
+    int layoutTileTokens;
 
     long sampleOffset(int kh, int row) {
       return cache.sampleOffset(layer, kh, row);

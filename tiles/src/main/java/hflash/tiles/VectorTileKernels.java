@@ -39,6 +39,13 @@ final class VectorTileKernels implements TileKernels {
   private static final int L = F.length();
   private static final int KB = TileLayout.KEY_BLOCK;
   private static final int CB = TileLayout.CHANNEL_BLOCK;
+  /**
+   * At 256 bits a 32-element block row is four vectors: sweep all four at once (16 accumulators,
+   * which C2 keeps in registers on AVX-512 machines' 32 and spills a little on AVX2's 16) so the
+   * block is still read front to back. At 512 bits it is two vectors (the x2 kernels); at 128
+   * bits the x2 kernels take four half-row sweeps.
+   */
+  private static final boolean FOUR_PER_ROW = KB == 4 * L;
   private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
   private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
   /** 2^112: moves an f16 exponent (bias 15) to the f32 bias (127). */
@@ -72,7 +79,11 @@ final class VectorTileKernels implements TileKernels {
       long at = kOff + kb * blockBytes;
       int h = 0;
       for (; h + 4 <= g; h += 4) {
-        scores4(q, qOff + h * d, d, k, at, dtype, s, h * sStride + kb * KB, sStride);
+        if (FOUR_PER_ROW && dtype == DType.F32) {
+          scores4x4(q, qOff + h * d, d, k, at, dtype, s, h * sStride + kb * KB, sStride);
+        } else {
+          scores4(q, qOff + h * d, d, k, at, dtype, s, h * sStride + kb * KB, sStride);
+        }
       }
       for (; h < g; h++) {
         scores1(q, qOff + h * d, d, k, at, dtype, s, h * sStride + kb * KB);
@@ -125,6 +136,62 @@ final class VectorTileKernels implements TileKernels {
       a30.intoArray(s, j + 3 * sStride);
       a31.intoArray(s, j + 3 * sStride + L);
     }
+  }
+
+  /**
+   * {@link #scores4} at 256 bits, f32: the block row of 32 keys is four vectors, swept at once.
+   * (With the widening 16-bit loads the 16 accumulators no longer stay in registers and C2 boxes
+   * them, ~7x slower: 16-bit dtypes keep the two-vector kernel.)
+   */
+  private static void scores4x4(float[] q, int q0, int d, MemorySegment k, long blockOff,
+      DType dtype, float[] s, int s0, int sStride) {
+    int q1 = q0 + d, q2 = q1 + d, q3 = q2 + d;
+    int bytes = dtype.bytes();
+    long rowBytes = (long) KB * bytes;
+    long vb = (long) L * bytes;
+    FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
+    FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+    FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+    FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+    long at = blockOff;
+    for (int c = 0; c < d; c++, at += rowBytes) {
+      FloatVector k0 = FloatVector.fromMemorySegment(F, k, at, LE);
+      FloatVector k1 = FloatVector.fromMemorySegment(F, k, at + vb, LE);
+      FloatVector k2 = FloatVector.fromMemorySegment(F, k, at + 2 * vb, LE);
+      FloatVector k3 = FloatVector.fromMemorySegment(F, k, at + 3 * vb, LE);
+      FloatVector b = FloatVector.broadcast(F, q[q0 + c]);
+      a00 = k0.fma(b, a00);
+      a01 = k1.fma(b, a01);
+      a02 = k2.fma(b, a02);
+      a03 = k3.fma(b, a03);
+      b = FloatVector.broadcast(F, q[q1 + c]);
+      a10 = k0.fma(b, a10);
+      a11 = k1.fma(b, a11);
+      a12 = k2.fma(b, a12);
+      a13 = k3.fma(b, a13);
+      b = FloatVector.broadcast(F, q[q2 + c]);
+      a20 = k0.fma(b, a20);
+      a21 = k1.fma(b, a21);
+      a22 = k2.fma(b, a22);
+      a23 = k3.fma(b, a23);
+      b = FloatVector.broadcast(F, q[q3 + c]);
+      a30 = k0.fma(b, a30);
+      a31 = k1.fma(b, a31);
+      a32 = k2.fma(b, a32);
+      a33 = k3.fma(b, a33);
+    }
+    storeRow(s, s0, a00, a01, a02, a03);
+    storeRow(s, s0 + sStride, a10, a11, a12, a13);
+    storeRow(s, s0 + 2 * sStride, a20, a21, a22, a23);
+    storeRow(s, s0 + 3 * sStride, a30, a31, a32, a33);
+  }
+
+  private static void storeRow(float[] x, int off, FloatVector a, FloatVector b, FloatVector c,
+      FloatVector d) {
+    a.intoArray(x, off);
+    b.intoArray(x, off + L);
+    c.intoArray(x, off + 2 * L);
+    d.intoArray(x, off + 3 * L);
   }
 
   /** One block of 32 keys for one head (group remainders and g < 4). */
@@ -228,7 +295,11 @@ final class VectorTileKernels implements TileKernels {
       long blockOff = vOff + (long) c0 * tileTokens * bytes;
       int h = 0;
       for (; h + 4 <= g; h += 4) {
-        accumulate4(p, h * pStride, pStride, w, v, blockOff, dtype, count, acc, accOff + h * d + c0, d);
+        if (FOUR_PER_ROW && w == CB && dtype == DType.F32) {
+          accumulate4x4(p, h * pStride, pStride, v, blockOff, dtype, count, acc, accOff + h * d + c0, d);
+        } else {
+          accumulate4(p, h * pStride, pStride, w, v, blockOff, dtype, count, acc, accOff + h * d + c0, d);
+        }
       }
       for (; h < g; h++) {
         accumulate1(p, h * pStride, w, v, blockOff, dtype, count, acc, accOff + h * d + c0);
@@ -311,6 +382,55 @@ final class VectorTileKernels implements TileKernels {
       accumulateColumn(p, p2, w, v, blockOff, dtype, count, acc, a2Off, c);
       accumulateColumn(p, p3, w, v, blockOff, dtype, count, acc, a3Off, c);
     }
+  }
+
+  /** {@link #accumulate4} at 256 bits over a full 32-channel f32 block: four vectors per row. */
+  private static void accumulate4x4(float[] p, int p0, int pStride, MemorySegment v,
+      long blockOff, DType dtype, int count, float[] acc, int a0Off, int d) {
+    int p1 = p0 + pStride, p2 = p1 + pStride, p3 = p2 + pStride;
+    int a1Off = a0Off + d, a2Off = a1Off + d, a3Off = a2Off + d;
+    int bytes = dtype.bytes();
+    long rowBytes = (long) CB * bytes;
+    long vb = (long) L * bytes;
+    FloatVector a00 = FloatVector.fromArray(F, acc, a0Off), a01 = FloatVector.fromArray(F, acc, a0Off + L);
+    FloatVector a02 = FloatVector.fromArray(F, acc, a0Off + 2 * L), a03 = FloatVector.fromArray(F, acc, a0Off + 3 * L);
+    FloatVector a10 = FloatVector.fromArray(F, acc, a1Off), a11 = FloatVector.fromArray(F, acc, a1Off + L);
+    FloatVector a12 = FloatVector.fromArray(F, acc, a1Off + 2 * L), a13 = FloatVector.fromArray(F, acc, a1Off + 3 * L);
+    FloatVector a20 = FloatVector.fromArray(F, acc, a2Off), a21 = FloatVector.fromArray(F, acc, a2Off + L);
+    FloatVector a22 = FloatVector.fromArray(F, acc, a2Off + 2 * L), a23 = FloatVector.fromArray(F, acc, a2Off + 3 * L);
+    FloatVector a30 = FloatVector.fromArray(F, acc, a3Off), a31 = FloatVector.fromArray(F, acc, a3Off + L);
+    FloatVector a32 = FloatVector.fromArray(F, acc, a3Off + 2 * L), a33 = FloatVector.fromArray(F, acc, a3Off + 3 * L);
+    long at = blockOff;
+    for (int j = 0; j < count; j++, at += rowBytes) {
+      FloatVector v0 = FloatVector.fromMemorySegment(F, v, at, LE);
+      FloatVector v1 = FloatVector.fromMemorySegment(F, v, at + vb, LE);
+      FloatVector v2 = FloatVector.fromMemorySegment(F, v, at + 2 * vb, LE);
+      FloatVector v3 = FloatVector.fromMemorySegment(F, v, at + 3 * vb, LE);
+      FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
+      a00 = v0.fma(b, a00);
+      a01 = v1.fma(b, a01);
+      a02 = v2.fma(b, a02);
+      a03 = v3.fma(b, a03);
+      b = FloatVector.broadcast(F, p[p1 + j]);
+      a10 = v0.fma(b, a10);
+      a11 = v1.fma(b, a11);
+      a12 = v2.fma(b, a12);
+      a13 = v3.fma(b, a13);
+      b = FloatVector.broadcast(F, p[p2 + j]);
+      a20 = v0.fma(b, a20);
+      a21 = v1.fma(b, a21);
+      a22 = v2.fma(b, a22);
+      a23 = v3.fma(b, a23);
+      b = FloatVector.broadcast(F, p[p3 + j]);
+      a30 = v0.fma(b, a30);
+      a31 = v1.fma(b, a31);
+      a32 = v2.fma(b, a32);
+      a33 = v3.fma(b, a33);
+    }
+    storeRow(acc, a0Off, a00, a01, a02, a03);
+    storeRow(acc, a1Off, a10, a11, a12, a13);
+    storeRow(acc, a2Off, a20, a21, a22, a23);
+    storeRow(acc, a3Off, a30, a31, a32, a33);
   }
 
   /** One channel block for one head. */
