@@ -4,10 +4,11 @@ import hflash.engine.AttentionMode;
 import hflash.memory.DType;
 import java.io.PrintWriter;
 import java.util.LinkedHashMap;
-import java.util.Locale;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -21,7 +22,9 @@ import picocli.CommandLine.Spec;
       "Time one decode step (all query heads of one layer) over a cache of seeded random keys and values,",
       "and in the same run the fastest streaming read over an off-heap buffer (at least 1 GiB or 4x the KV",
       "size, whichever is smaller) with the same thread count. Warm-up until stable (at most --warmup",
-      "iterations), then --iterations measured; reports median, p10 and p90."
+      "iterations), then --iterations measured; reports median, p10 and p90. A mode other than exact is",
+      "timed together with exact (alternating iterations, same cache and query): speedupVsExact is a",
+      "same-run ratio. Several modes (or --mode all) print one result each (--json: one object per line)."
     })
 final class BenchCommand implements Callable<Integer> {
 
@@ -47,14 +50,12 @@ final class BenchCommand implements Callable<Integer> {
   @Option(names = "--threads", defaultValue = "1", description = "Decode and probe threads (default ${DEFAULT-VALUE}).")
   int threads;
 
-  @Option(
-      names = "--mode",
-      defaultValue = "exact",
-      converter = Converters.ModeConverter.class,
-      description = "Attention mode (default ${DEFAULT-VALUE}).")
-  AttentionMode mode;
+  @Mixin ModeOptions modeOptions;
 
-  @Option(names = "--workload", defaultValue = "random", description = "Key/value generator (default ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--workload",
+      defaultValue = "random",
+      description = "Key, value and query generator: " + Workload.NAMES + " (default ${DEFAULT-VALUE}).")
   String workload;
 
   @Option(names = "--tile", defaultValue = "64", description = "Tokens per cache tile (default ${DEFAULT-VALUE}).")
@@ -76,12 +77,14 @@ final class BenchCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
+    List<ModeSpec> modes = modeOptions.specs();
     var config =
         new BenchRunner.Config(
-            mode, workload, context, heads, kvHeads, dim, dtype, threads, tile, seed, warmup, iterations);
+            modes, workload, context, heads, kvHeads, dim, dtype, threads, tile, seed, warmup, iterations,
+            modeOptions.epsilon());
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
-    BenchRunner.Result r =
+    List<BenchRunner.Result> results =
         BenchRunner.run(
             config,
             line -> {
@@ -90,20 +93,19 @@ final class BenchCommand implements Callable<Integer> {
                 err.flush();
               }
             });
-    if (json) {
-      out.println(Format.json(toJson(r)));
-    } else {
-      out.print(table(r));
+    for (BenchRunner.Result r : results) {
+      // one object per mode, one per line (JSON Lines when there are several)
+      out.print(json ? Format.json(toJson(r)) + "\n" : table(r));
     }
     out.flush();
     return 0;
   }
 
-  /** The contract fields first, in the order the issue lists them, then extras. */
+  /** The contract fields first, in the order the issues list them, then extras. */
   static Map<String, Object> toJson(BenchRunner.Result r) {
     var c = r.config();
     Map<String, Object> m = new LinkedHashMap<>();
-    m.put("mode", c.mode().name().toLowerCase(Locale.ROOT));
+    m.put("mode", r.spec().id());
     m.put("context", c.context());
     m.put("heads", c.heads());
     m.put("kvHeads", c.kvHeads());
@@ -119,6 +121,25 @@ final class BenchCommand implements Callable<Integer> {
     m.put("ratioToProbe", Format.finite(r.ratioToProbe()));
     m.put("relError", Format.finite(r.relError()));
     m.put("workload", c.workload());
+    m.put("epsilon", r.spec().mode() == AttentionMode.CERTIFIED ? r.spec().config().epsilon() : c.oracleEpsilon());
+    m.put("tiles", r.tileBudget() >= 0 ? r.tileBudget() : null);
+    m.put("bytesFraction", r.bytesFraction());
+    m.put("oracleBytesFraction", r.oracleBytesFraction());
+    m.put("speedupVsExact", Format.finite(r.speedupVsExact()));
+    m.put("relErrMax", Format.finite(r.relErrMax()));
+    m.put("bound", Format.finite(r.bound()));
+    m.put("label", r.spec().label());
+    m.put("exactMedianMs", r.exactSamples().medianMs());
+    m.put("keysFraction", r.keysFraction());
+    m.put("kvBytesRead", r.kvBytesRead());
+    m.put("summaryBytesRead", r.summaryBytesRead());
+    m.put("sampleBytesRead", r.sampleBytesRead());
+    m.put("oracleTiles", r.oracleTiles());
+    m.put("guardFirings", r.guardFirings());
+    m.put("maxEstimateMiss", Format.finite(r.maxEstimateMiss()));
+    if (r.spec().mode() == AttentionMode.BUDGETED) {
+      m.put("tilesSpec", r.spec().budgetBytes() > 0 ? r.spec().param() + " bytes" : r.spec().param());
+    }
     m.put("tileTokens", c.tileTokens());
     m.put("seed", c.seed());
     m.put("iterations", r.samples().count());
@@ -137,9 +158,8 @@ final class BenchCommand implements Callable<Integer> {
     var c = r.config();
     String shape =
         "n=" + c.context() + " heads=" + c.heads() + " kvHeads=" + c.kvHeads() + " d=" + c.dim() + " " + c.dtype().id()
-            + " threads=" + c.threads() + " mode=" + c.mode().name().toLowerCase(Locale.ROOT);
-    return "decode step, " + shape + "\n"
-        + new Format.Table("metric", "value")
+            + " threads=" + c.threads() + " workload=" + c.workload() + " mode=" + r.spec().label();
+    Format.Table table = new Format.Table("metric", "value")
             .row("median ms (p10, p90)",
                 Format.fixed(r.samples().medianMs(), 3) + " (" + Format.fixed(r.samples().p10Ms(), 3) + ", "
                     + Format.fixed(r.samples().p90Ms(), 3) + ")")
@@ -148,5 +168,19 @@ final class BenchCommand implements Callable<Integer> {
             .row("probe GB/s (" + Format.bytes(r.probeBytes()) + ")", Format.fixed(r.probeGBps(), 2))
             .row("ratio to probe", Format.fixed(r.ratioToProbe(), 3))
             .row("relError vs float64 (" + r.relErrorHeads() + " heads)", Format.sci(r.relError()));
+    if (r.spec().mode() != AttentionMode.EXACT) {
+      table
+          .row("exact median ms, same run", Format.fixed(r.exactSamples().medianMs(), 3))
+          .row("speedup vs exact", Format.fixed(r.speedupVsExact(), 2) + "x")
+          .row("bytes read / exact", Format.fixed(r.bytesFraction(), 4))
+          .row("oracle bytes / exact (eps=" + ModeSpec.trim(c.oracleEpsilon()) + ")",
+              Format.fixed(r.oracleBytesFraction(), 4))
+          .row("keys scored / exact", Format.fixed(r.keysFraction(), 4))
+          .row("max head relErr, stated bound", Format.sci(r.relErrMax()) + ", " + Format.sci(r.bound()));
+      if (r.spec().mode() == AttentionMode.SAMPLED) {
+        table.row("guard firings, max estimate miss", r.guardFirings() + ", " + Format.fixed(r.maxEstimateMiss(), 3));
+      }
+    }
+    return "decode step, " + shape + "\n" + table;
   }
 }

@@ -72,7 +72,7 @@ final class DemoCommand implements Callable<Integer> {
     out.println();
 
     var config =
-        new BenchRunner.Config(AttentionMode.EXACT, "random", context, 32, 8, 128, dtype, t, 64, 42, 10, 15);
+        new BenchRunner.Config("random", context, 32, 8, 128, dtype, t, 64, 42, 10, 15);
     out.println("[2/2] synthetic W1 decode step: 32 query heads, 8 KV heads, d=128, n=" + context + ", " + dtype.id()
         + " (" + Format.bytes(config.kvBytes()) + " of K and V), " + t + " thread(s)");
     out.flush();
@@ -83,7 +83,7 @@ final class DemoCommand implements Callable<Integer> {
             line -> {
               out.println("      " + line + String.format(Locale.ROOT, "  [%.1f s]", (System.nanoTime() - t0) / 1e9));
               out.flush();
-            });
+            }).get(0);
     out.print(indent(BenchCommand.table(w1)));
     out.println();
 

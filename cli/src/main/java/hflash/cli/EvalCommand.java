@@ -2,16 +2,18 @@ package hflash.cli;
 
 import hflash.engine.AttentionMode;
 import hflash.memory.DType;
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -25,20 +27,23 @@ import picocli.CommandLine.Spec;
       "Causal decode of every query position of every layer and head of a trace (safetensors: q",
       "[layers, heads, qpos, d], k and v [layers, kvHeads, pos, d], optional o; metadata scale, else",
       "1/sqrt(d)). When q holds fewer positions than k, its rows are the last positions of the context.",
-      "Errors are relative L2 over all heads of a row, against float64 attention recomputed from q, k, v."
+      "relErr is relative L2 over all heads of a row, against float64 attention recomputed from q, k, v.",
+      "Bounds and violations are per (row, head), against float64 over the values the cache stores:",
+      "a violation is err > bound + 4*err_exact + 1e-5*||ref|| + 1e-7. The oracle opens the tiles a",
+      "certified traversal with each tile's true max would open, at --epsilon, in every mode."
     })
 final class EvalCommand implements Callable<Integer> {
+
+  /** Tokens per tile unless --tile says otherwise: the shared traces have 512 positions, so 16 tiles. */
+  static final int DEFAULT_TILE = 32;
+  /** The --svg sweep: certified epsilons and budgeted shares. */
+  static final List<String> SWEEP_EPSILON = List.of("1e-1", "3e-2", "1e-2", "3e-3", "1e-3", "1e-4");
+  static final List<String> SWEEP_TILES = List.of("1%", "2%", "5%", "10%", "20%", "50%");
 
   @Option(names = "--trace", required = true, paramLabel = "FILE", description = "Trace file (.safetensors).")
   Path trace;
 
-  @Option(
-      names = "--mode",
-      defaultValue = "exact",
-      split = ",",
-      converter = Converters.ModeConverter.class,
-      description = "Attention mode(s), comma-separated (default ${DEFAULT-VALUE}).")
-  List<AttentionMode> modes;
+  @Mixin ModeOptions modeOptions;
 
   @Option(
       names = "--dtype",
@@ -50,37 +55,100 @@ final class EvalCommand implements Callable<Integer> {
   @Option(names = "--threads", defaultValue = "1", description = "Decode threads (default ${DEFAULT-VALUE}).")
   int threads;
 
-  @Option(names = "--tile", defaultValue = "64", description = "Tokens per cache tile (default ${DEFAULT-VALUE}).")
+  @Option(
+      names = "--tile",
+      defaultValue = "" + DEFAULT_TILE,
+      description = "Tokens per cache tile, a multiple of 32 (default ${DEFAULT-VALUE}: 16 tiles for 512 positions).")
   int tile;
 
   @Option(names = "--json", description = "Print one JSON object instead of a table.")
   boolean json;
 
+  @Option(
+      names = "--svg",
+      paramLabel = "FILE",
+      description = "Also write an SVG plot of relative error against the share of KV bytes read: every mode,"
+          + " certified swept over epsilon " + "1e-1..1e-4, budgeted over 1%..50% of tiles.")
+  Path svg;
+
   @Spec CommandSpec spec;
 
   @Override
-  public Integer call() {
+  public Integer call() throws IOException {
     UsageException.positive("--threads", threads);
     UsageException.positive("--tile", tile);
+    List<ModeSpec> specs = modeOptions.specs();
+    double epsilon = modeOptions.epsilon();
     if (!Files.isRegularFile(trace)) {
       throw new UsageException("no such trace file: " + trace);
     }
+    if (svg != null && svg.toAbsolutePath().getParent() != null && !Files.isDirectory(svg.toAbsolutePath().getParent())) {
+      throw new UsageException("no such folder for --svg: " + svg.toAbsolutePath().getParent());
+    }
     Trace t = Trace.read(trace);
-    List<TraceEval.ModeResult> results = new ArrayList<>();
-    for (AttentionMode mode : modes) {
-      results.add(TraceEval.run(t, mode, dtype, threads, tile));
+    List<ModeSpec> all = new ArrayList<>(specs);
+    List<ModeSpec> sweep = svg == null ? List.of() : sweep(modeOptions);
+    all.addAll(sweep);
+    List<TraceEval.ModeResult> results = TraceEval.run(t, all, epsilon, dtype, threads, tile);
+    List<TraceEval.ModeResult> shown = results.subList(0, specs.size());
+    if (svg != null) {
+      String plot = plot(t, results.subList(specs.size(), results.size()));
+      Files.writeString(svg, plot, StandardCharsets.UTF_8);
     }
     PrintWriter out = spec.commandLine().getOut();
     if (json) {
-      out.println(Format.json(toJson(t, dtype, results)));
+      Map<String, Object> m = toJson(t, dtype, shown);
+      m.put("tileTokens", tile);
+      m.put("oracleEpsilon", epsilon);
+      if (svg != null) {
+        m.put("svg", svg.toString());
+      }
+      out.println(Format.json(m));
     } else {
-      out.println(describe(t) + ", " + dtype.id() + " cache");
-      for (var r : results) {
-        out.print(table(r));
+      out.println(describe(t) + ", " + dtype.id() + " cache, tiles of " + tile);
+      for (var r : shown) {
+        out.print(table(r, epsilon));
+      }
+      if (svg != null) {
+        out.println("wrote " + svg);
       }
     }
     out.flush();
     return 0;
+  }
+
+  /** The --svg points: exact and sampled once, certified per epsilon, budgeted per share. */
+  static List<ModeSpec> sweep(ModeOptions options) {
+    List<ModeSpec> sweep = new ArrayList<>();
+    for (ModeSpec s : options.specsOf("exact", "sampled")) {
+      sweep.add(s);
+    }
+    for (String e : SWEEP_EPSILON) {
+      sweep.add(ModeOptions.certified(e));
+    }
+    for (String k : SWEEP_TILES) {
+      sweep.add(ModeOptions.budgeted(k, null));
+    }
+    return sweep;
+  }
+
+  static String plot(Trace t, List<TraceEval.ModeResult> points) {
+    Map<AttentionMode, ErrorBytesPlot.Series> series = new LinkedHashMap<>();
+    for (var r : points) {
+      var s = series.computeIfAbsent(r.mode(), m -> new ErrorBytesPlot.Series(m.id(), ErrorBytesPlot.color(m)));
+      String label = switch (r.mode()) {
+        case CERTIFIED -> "\u03b5=" + r.spec().param();
+        case BUDGETED -> r.spec().param();
+        default -> "";
+      };
+      boolean bounded = r.mode() == AttentionMode.CERTIFIED || r.mode() == AttentionMode.BUDGETED;
+      s.points().add(new ErrorBytesPlot.Point(r.total().bytesFraction(), r.total().headErrMean(),
+          bounded ? r.total().boundMean() : Double.NaN, label));
+    }
+    String title = "relative error vs KV bytes read: " + t.path().getFileName();
+    String subtitle = t.layers() + " layers x " + t.qPositions() + " rows, " + t.heads() + " heads, d=" + t.dim()
+        + "; solid: measured mean ||out_h - ref_h|| / ||ref_h||, dashed: mean stated bound";
+    return ErrorBytesPlot.render(title, subtitle, new ArrayList<>(series.values()));
   }
 
   static String describe(Trace t) {
@@ -94,11 +162,26 @@ final class EvalCommand implements Callable<Integer> {
     m.put("rows", (long) t.layers() * t.qPositions());
     List<Map<String, Object>> rs = new ArrayList<>();
     for (var r : results) {
-      Map<String, Object> e = stats(r.total());
-      e.put("mode", r.mode().name().toLowerCase(Locale.ROOT));
-      Map<String, Object> ordered = new LinkedHashMap<>();
-      ordered.put("mode", e.remove("mode"));
-      ordered.putAll(e);
+      Map<String, Object> e = new LinkedHashMap<>();
+      e.put("mode", r.spec().id());
+      e.putAll(stats(r.total()));
+      e.put("label", r.spec().label());
+      switch (r.mode()) {
+        case CERTIFIED -> e.put("epsilon", r.spec().config().epsilon());
+        case BUDGETED -> {
+          if (r.spec().budgetBytes() > 0) {
+            e.put("budgetBytes", r.spec().budgetBytes());
+          } else {
+            e.put("tiles", r.spec().param());
+          }
+        }
+        case SAMPLED -> {
+          e.put("delta", r.spec().config().delta());
+          e.put("radius", r.spec().config().radius());
+          e.put("margin", r.spec().config().margin());
+        }
+        case EXACT -> { }
+      }
       List<Map<String, Object>> layers = new ArrayList<>();
       for (int i = 0; i < r.layers().size(); i++) {
         Map<String, Object> l = new LinkedHashMap<>();
@@ -106,8 +189,8 @@ final class EvalCommand implements Callable<Integer> {
         l.putAll(stats(r.layers().get(i)));
         layers.add(l);
       }
-      ordered.put("perLayer", layers);
-      rs.add(ordered);
+      e.put("perLayer", layers);
+      rs.add(e);
     }
     m.put("results", rs);
     m.put("dtype", dtype.id());
@@ -122,13 +205,22 @@ final class EvalCommand implements Callable<Integer> {
     return m;
   }
 
+  /** The contract fields in the order, then extras. */
   private static Map<String, Object> stats(TraceEval.Stats s) {
     Map<String, Object> e = new LinkedHashMap<>();
     e.put("relErrMean", Format.finite(s.mean()));
     e.put("relErrMax", Format.finite(s.max));
+    e.put("boundMean", Format.finite(s.boundMean()));
+    e.put("boundMax", Format.finite(s.boundMax));
+    e.put("violations", s.violations);
     e.put("keysFraction", s.keysFraction());
     e.put("bytesFraction", s.bytesFraction());
+    e.put("oracleBytesFraction", s.oracleBytesFraction());
+    e.put("guardFirings", s.guardFirings);
     e.put("rows", s.rows);
+    e.put("headRelErrMean", Format.finite(s.headErrMean()));
+    e.put("headRelErrMax", Format.finite(s.headErrMax));
+    e.put("estimateMissMax", Format.finite(s.missMax));
     if (s.hasStored) {
       e.put("relErrVsStoredMean", Format.finite(s.storedMean()));
       e.put("relErrVsStoredMax", Format.finite(s.storedMax));
@@ -137,24 +229,44 @@ final class EvalCommand implements Callable<Integer> {
     return e;
   }
 
+  /** As {@link #table(TraceEval.ModeResult, double)} without the oracle's epsilon (the demo: exact). */
   static String table(TraceEval.ModeResult r) {
+    return table(r, Double.NaN);
+  }
+
+  static String table(TraceEval.ModeResult r, double oracleEpsilon) {
     boolean stored = r.total().hasStored;
-    Format.Table table =
-        stored
-            ? new Format.Table("layer", "rows", "relErr mean", "relErr max", "vs stored o max", "stored o vs float64 max")
-            : new Format.Table("layer", "rows", "relErr mean", "relErr max");
+    boolean approx = r.mode() != AttentionMode.EXACT;
+    List<String> header = new ArrayList<>(List.of("layer", "rows", "relErr mean", "relErr max"));
+    if (approx) {
+      header.addAll(List.of("bound max", "violations", "bytes", "oracle bytes"));
+    }
+    if (stored) {
+      header.addAll(List.of("vs stored o max", "stored o vs float64 max"));
+    }
+    Format.Table table = new Format.Table(header.toArray(String[]::new));
     for (int i = 0; i <= r.layers().size(); i++) {
       boolean all = i == r.layers().size();
       TraceEval.Stats s = all ? r.total() : r.layers().get(i);
-      String name = all ? "all" : String.valueOf(i);
-      if (stored) {
-        table.row(name, s.rows, Format.sci(s.mean()), Format.sci(s.max), Format.sci(s.storedMax), Format.sci(s.storedVsRefMax));
-      } else {
-        table.row(name, s.rows, Format.sci(s.mean()), Format.sci(s.max));
+      List<Object> row = new ArrayList<>(List.of(all ? "all" : String.valueOf(i), s.rows, Format.sci(s.mean()),
+          Format.sci(s.max)));
+      if (approx) {
+        row.addAll(List.of(Format.sci(s.boundMax), s.violations, Format.fixed(s.bytesFraction(), 3),
+            Format.fixed(s.oracleBytesFraction(), 3)));
       }
+      if (stored) {
+        row.addAll(List.of(Format.sci(s.storedMax), Format.sci(s.storedVsRefMax)));
+      }
+      table.row(row.toArray());
     }
-    return "mode " + r.mode().name().toLowerCase(Locale.ROOT) + " (relErr = ||out - float64|| / ||float64|| per row; keys "
-        + Format.fixed(r.total().keysFraction(), 3) + ", bytes " + Format.fixed(r.total().bytesFraction(), 3)
-        + " of exact)\n" + table;
+    TraceEval.Stats t = r.total();
+    String head = "mode " + r.spec().label() + " (relErr = ||out - float64|| / ||float64|| per row; keys "
+        + Format.fixed(t.keysFraction(), 3) + ", bytes " + Format.fixed(t.bytesFraction(), 3) + " of exact";
+    if (approx) {
+      head += "; oracle at eps=" + ModeSpec.trim(oracleEpsilon) + " " + Format.fixed(t.oracleBytesFraction(), 3)
+          + "; bound mean " + Format.sci(t.boundMean()) + " per head; " + t.violations + " violations; "
+          + t.guardFirings + " guard firings";
+    }
+    return head + ")\n" + table;
   }
 }

@@ -47,6 +47,37 @@ final class Stopwatch {
     return new Result(new Samples(samples), warm.size(), calls[0]);
   }
 
+  /**
+   * Times {@code a} and {@code b} alternately, iteration by iteration, with the same warm-up and
+   * measured counts: warm-up goes on until both are stable (or {@code maxWarmup}), so drift of the
+   * clock, the heat or other load hits both alike and their ratio is a same-run ratio.
+   *
+   * @return {result of a, result of b}
+   */
+  Result[] timePair(Runnable a, Runnable b) {
+    List<Double> warmA = new ArrayList<>();
+    List<Double> warmB = new ArrayList<>();
+    long[] callsA = new long[1];
+    long[] callsB = new long[1];
+    while (warmA.size() < maxWarmup) {
+      warmA.add(iteration(a, callsA));
+      warmB.add(iteration(b, callsB));
+      if (warmA.size() >= minWarmup && stable(warmA) && stable(warmB)) {
+        break;
+      }
+    }
+    double[] samplesA = new double[measured];
+    double[] samplesB = new double[measured];
+    for (int i = 0; i < measured; i++) {
+      samplesA[i] = iteration(a, callsA);
+      samplesB[i] = iteration(b, callsB);
+    }
+    return new Result[] {
+      new Result(new Samples(samplesA), warmA.size(), callsA[0]),
+      new Result(new Samples(samplesB), warmB.size(), callsB[0])
+    };
+  }
+
   private double iteration(Runnable op, long[] calls) {
     long t0 = System.nanoTime();
     long n = 0;

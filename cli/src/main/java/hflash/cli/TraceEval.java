@@ -1,6 +1,7 @@
 package hflash.cli;
 
 import hflash.engine.AttentionMode;
+import hflash.engine.AttentionReport;
 import hflash.engine.DecodeAttention;
 import hflash.engine.ReferenceAttention;
 import hflash.memory.DType;
@@ -10,14 +11,26 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Causal decode of every query row of every layer of a trace, compared with float64 attention
- * recomputed from the trace's q, k and v ({@link ReferenceAttention}) and with the stored {@code o}
- * when present. Each layer gets its own cache holding every position; row i decodes over the first
- * {@code position(i) + 1} keys. Errors are relative L2 over all heads of a row.
+ * Causal decode of every query row of every layer of a trace in one or more modes, compared with
+ * float64 attention and with the stored {@code o} when present. Each layer gets its own cache holding
+ * every position; row i decodes over the first {@code position(i) + 1} keys, in exact mode first (its
+ * per-head error sets the float-rounding slack of the violation test), then once for the oracle, then
+ * in every requested mode.
+ *
+ * <p>Two references:
+ *
+ * <ul>
+ *   <li>{@code relErr} (the original definition, kept): relative L2 over all heads of a row against
+ *       float64 attention recomputed from the trace's own q, k, v, so a 16-bit cache's rounding counts
+ *       as error;
+ *   <li>bounds and violations: per (row, head) against float64 attention over the values the cache
+ *       stores ({@link ReferenceAttention#decode(KvCache, int, float[], int, int, double)}), since the
+ *       engine's bound covers the keys it skipped, not the cache's rounding. For f32 both are the same.
+ * </ul>
  */
 final class TraceEval {
 
-  /** Error statistics over a set of rows. */
+  /** Error, bound and traffic statistics over a set of rows. */
   static final class Stats {
     int rows;
     double sum;
@@ -30,6 +43,15 @@ final class TraceEval {
     long keysExact;
     long bytesRead;
     long bytesExact;
+    long oracleBytes;
+    long guardFirings;
+    long headRows; // (row, head) pairs
+    double boundSum; // relative bounds bound_h / ||ref_h||
+    double boundMax;
+    double headErrSum; // relative errors ||out_h - ref_h|| / ||ref_h||
+    double headErrMax;
+    long violations;
+    double missMax; // sampled: largest true max minus estimate
 
     void add(double relErr, double vsStored, double storedVsRef) {
       rows++;
@@ -40,6 +62,17 @@ final class TraceEval {
         storedSum += vsStored;
         storedMax = Math.max(storedMax, vsStored);
         storedVsRefMax = Math.max(storedVsRefMax, storedVsRef);
+      }
+    }
+
+    void addHead(double relErr, double relBound, boolean violation) {
+      headRows++;
+      headErrSum += relErr;
+      headErrMax = Double.isNaN(relErr) ? Double.NaN : Math.max(headErrMax, relErr);
+      boundSum += relBound;
+      boundMax = Double.isNaN(relBound) ? Double.NaN : Math.max(boundMax, relBound);
+      if (violation) {
+        violations++;
       }
     }
 
@@ -55,6 +88,15 @@ final class TraceEval {
       keysExact += s.keysExact;
       bytesRead += s.bytesRead;
       bytesExact += s.bytesExact;
+      oracleBytes += s.oracleBytes;
+      guardFirings += s.guardFirings;
+      headRows += s.headRows;
+      boundSum += s.boundSum;
+      boundMax = Double.isNaN(s.boundMax) ? Double.NaN : Math.max(boundMax, s.boundMax);
+      headErrSum += s.headErrSum;
+      headErrMax = Double.isNaN(s.headErrMax) ? Double.NaN : Math.max(headErrMax, s.headErrMax);
+      violations += s.violations;
+      missMax = Math.max(missMax, s.missMax);
     }
 
     double mean() {
@@ -65,35 +107,77 @@ final class TraceEval {
       return rows == 0 ? 0 : storedSum / rows;
     }
 
+    double boundMean() {
+      return headRows == 0 ? 0 : boundSum / headRows;
+    }
+
+    double headErrMean() {
+      return headRows == 0 ? 0 : headErrSum / headRows;
+    }
+
     double keysFraction() {
       return keysExact == 0 ? 0 : (double) keysScored / keysExact;
     }
 
+    /** Every byte read (K, V, summaries, samples) over the K+V bytes of exact attention. */
     double bytesFraction() {
       return bytesExact == 0 ? 0 : (double) bytesRead / bytesExact;
+    }
+
+    /** K+V bytes the oracle opens over the K+V bytes of exact attention. */
+    double oracleBytesFraction() {
+      return bytesExact == 0 ? 0 : (double) oracleBytes / bytesExact;
     }
   }
 
   /** Result of one mode: overall and per-layer statistics. */
-  record ModeResult(AttentionMode mode, Stats total, List<Stats> layers) {}
+  record ModeResult(ModeSpec spec, Stats total, List<Stats> layers) {
+    AttentionMode mode() {
+      return spec.mode();
+    }
+  }
 
   private TraceEval() {}
 
+  /** Exact mode only (the demo). */
   static ModeResult run(Trace t, AttentionMode mode, DType dtype, int threads, int tileTokens) {
     if (mode != AttentionMode.EXACT) {
-      throw new UsageException("mode not available in eval yet: " + mode);
+      throw new IllegalArgumentException("only exact has default parameters here: " + mode);
     }
-    List<Stats> layers = new ArrayList<>();
-    Stats total = new Stats();
-    int rowFloats = t.heads() * t.dim();
+    return run(t, List.of(ModeSpec.EXACT), 1e-3, dtype, threads, tileTokens).get(0);
+  }
+
+  /**
+   * Every mode of {@code specs} over every row of {@code t}; the oracle runs at {@code oracleEpsilon}.
+   * Results come in the order of {@code specs}.
+   */
+  static List<ModeResult> run(Trace t, List<ModeSpec> specs, double oracleEpsilon, DType dtype, int threads,
+      int tileTokens) {
+    int m = specs.size();
+    List<List<Stats>> layers = new ArrayList<>();
+    for (int i = 0; i < m; i++) {
+      layers.add(new ArrayList<>());
+    }
+    int heads = t.heads(), d = t.dim();
+    int rowFloats = heads * d;
     float[] q = new float[rowFloats]; // (heads, dim)
+    float[] exact = new float[rowFloats]; // (heads, dim) the exact mode's output
     float[] out = new float[rowFloats]; // (heads, dim)
     float[] stored = new float[rowFloats]; // (heads, dim)
+    double[] exactErr = new double[heads]; // exact mode's ||out_h - ref_h|| over the stored values
+    KvCacheLayout layout;
+    try {
+      layout = new KvCacheLayout(1, t.kvHeads(), t.dim(), t.positions(), dtype, tileTokens);
+    } catch (IllegalArgumentException e) {
+      throw new UsageException("cache shape rejected: " + e.getMessage(), e);
+    }
     for (int layer = 0; layer < t.layers(); layer++) {
-      Stats s = new Stats();
-      var layout = new KvCacheLayout(1, t.kvHeads(), t.dim(), t.positions(), dtype, tileTokens);
+      Stats[] s = new Stats[m];
+      for (int i = 0; i < m; i++) {
+        s[i] = new Stats();
+      }
       try (KvCache cache = KvCache.allocate(layout);
-          DecodeAttention attention = DecodeAttention.create(cache, t.heads(), threads, (float) t.scale())) {
+          DecodeAttention attention = DecodeAttention.create(cache, heads, threads, (float) t.scale())) {
         try {
           cache.append(0, t.positions(), t.positionMajor(t.k(), layer), t.positionMajor(t.v(), layer));
         } catch (IllegalArgumentException e) {
@@ -103,35 +187,109 @@ final class TraceEval {
         for (int row = 0; row < t.qPositions(); row++) {
           int keys = t.position(row) + 1;
           t.query(layer, row, q);
-          try {
-            attention.decode(0, q, out, keys);
-          } catch (IllegalArgumentException e) {
-            // the engine validates q at its boundary: a non-finite query in the trace
-            throw new UsageException("trace " + t.path().getFileName() + ", layer " + layer + ", row " + row + ": "
-                + e.getMessage(), e);
-          }
-          var report = attention.report();
-          s.keysScored += report.keysScored();
-          s.keysExact += report.keysInContext();
-          s.bytesRead += report.kvBytesRead();
-          s.bytesExact += 2L * t.kvHeads() * keys * t.dim() * dtype.bytes();
           double[] ref =
               ReferenceAttention.decode(
-                  q, t.prefix(t.k(), layer, keys), t.prefix(t.v(), layer, keys),
-                  t.heads(), t.kvHeads(), t.dim(), keys, t.scale());
-          double err = ReferenceAttention.relError(out, ref);
-          double vsStored = Double.NaN, storedVsRef = Double.NaN;
-          if (t.output(layer, row, stored)) {
-            vsStored = relError(out, stored);
-            storedVsRef = ReferenceAttention.relError(stored, ref);
+                  q, t.prefix(t.k(), layer, keys), t.prefix(t.v(), layer, keys), heads, t.kvHeads(), d, keys,
+                  t.scale());
+          double[] refStored =
+              dtype == DType.F32 ? ref : ReferenceAttention.decode(cache, 0, q, heads, keys, t.scale());
+          double[] refNorm = new double[heads];
+          for (int h = 0; h < heads; h++) {
+            refNorm[h] = norm(refStored, h * d, d);
           }
-          s.add(err, vsStored, storedVsRef);
+          decode(attention, t, layer, row, q, exact, keys, ModeSpec.EXACT);
+          for (int h = 0; h < heads; h++) {
+            exactErr[h] = distance(exact, refStored, h * d, d);
+          }
+          attention.oracleTiles(0, q, keys, oracleEpsilon);
+          long oracleBytes = attention.report().kvBytesRead();
+          long bytesExact = 2L * t.kvHeads() * keys * layout.rowBytes();
+          boolean hasStored = t.output(layer, row, stored);
+          for (int i = 0; i < m; i++) {
+            ModeSpec spec = specs.get(i);
+            float[] o = out;
+            AttentionReport report;
+            if (spec.mode() == AttentionMode.EXACT) {
+              o = exact;
+              decode(attention, t, layer, row, q, o, keys, spec); // again, for the report
+            } else {
+              decode(attention, t, layer, row, q, o, keys, spec);
+            }
+            report = attention.report();
+            Stats st = s[i];
+            st.keysScored += report.keysScored();
+            st.keysExact += report.keysInContext();
+            st.bytesRead += report.bytesRead();
+            st.bytesExact += bytesExact;
+            st.oracleBytes += oracleBytes;
+            st.guardFirings += report.guardFirings();
+            for (int h = 0; h < heads; h++) {
+              double err = distance(o, refStored, h * d, d);
+              double bound = report.errorBound(h);
+              double slack = 4 * exactErr[h] + 1e-5 * refNorm[h] + 1e-7;
+              st.addHead(ratio(err, refNorm[h]), ratio(bound, refNorm[h]), err > bound + slack);
+              st.missMax = Math.max(st.missMax, report.estimateMiss(h));
+            }
+            double err = ReferenceAttention.relError(o, ref);
+            double vsStored = Double.NaN, storedVsRef = Double.NaN;
+            if (hasStored) {
+              vsStored = relError(o, stored);
+              storedVsRef = ReferenceAttention.relError(stored, ref);
+            }
+            st.add(err, vsStored, storedVsRef);
+          }
         }
       }
-      layers.add(s);
-      total.addAll(s);
+      for (int i = 0; i < m; i++) {
+        layers.get(i).add(s[i]);
+      }
     }
-    return new ModeResult(mode, total, layers);
+    List<ModeResult> results = new ArrayList<>();
+    for (int i = 0; i < m; i++) {
+      Stats total = new Stats();
+      for (Stats s : layers.get(i)) {
+        total.addAll(s);
+      }
+      results.add(new ModeResult(specs.get(i), total, layers.get(i)));
+    }
+    return results;
+  }
+
+  private static void decode(DecodeAttention attention, Trace t, int layer, int row, float[] q, float[] out, int keys,
+      ModeSpec spec) {
+    try {
+      attention.decode(0, q, out, keys, spec.config());
+    } catch (IllegalArgumentException e) {
+      // the engine validates q at its boundary: a non-finite query in the trace
+      throw new UsageException("trace " + t.path().getFileName() + ", layer " + layer + ", row " + row + ": "
+          + e.getMessage(), e);
+    }
+  }
+
+  /** a / b, with 0 / 0 = 0. */
+  static double ratio(double a, double b) {
+    if (b == 0) {
+      return a == 0 ? 0 : Double.POSITIVE_INFINITY;
+    }
+    return a / b;
+  }
+
+  static double norm(double[] x, int off, int n) {
+    double s = 0;
+    for (int i = off; i < off + n; i++) {
+      s += x[i] * x[i];
+    }
+    return Math.sqrt(s);
+  }
+
+  /** ||a[off..off+n) - b[off..off+n)|| in double. */
+  static double distance(float[] a, double[] b, int off, int n) {
+    double s = 0;
+    for (int i = off; i < off + n; i++) {
+      double e = a[i] - b[i];
+      s += e * e;
+    }
+    return Math.sqrt(s);
   }
 
   /** ||a-b|| / ||b|| in double (0 when both are zero). */

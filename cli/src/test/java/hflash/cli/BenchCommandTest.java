@@ -48,6 +48,66 @@ class BenchCommandTest {
     assertTrue(json.get("relError").asDouble() < 1e-5, r::toString);
   }
 
+  /** The fields issue 4 adds, after the contract fields, in its order. */
+  static final String[] MODE_FIELDS = {
+    "workload", "epsilon", "tiles", "bytesFraction", "oracleBytesFraction", "speedupVsExact", "relErrMax", "bound"
+  };
+
+  @Test
+  void certifiedJsonHasEveryFieldAndAgreesWithExact() throws Exception {
+    CliRun r =
+        CliRun.of("bench", "--context", "300", "--heads", "4", "--kv-heads", "2", "--dim", "16", "--mode", "certified",
+            "--epsilon", "1e-2", "--warmup", "3", "--iterations", "3", "--json");
+    assertEquals(0, r.code(), r::toString);
+    JsonNode json = new ObjectMapper().readTree(r.out());
+    var names = json.fieldNames();
+    for (String field : CONTRACT) {
+      assertEquals(field, names.next(), "contract fields come first, in the issue's order");
+    }
+    for (String field : MODE_FIELDS) {
+      assertEquals(field, names.next(), "then the mode fields, in issue 4's order");
+    }
+    for (String field : new String[] {"workload", "epsilon", "bytesFraction", "oracleBytesFraction",
+        "speedupVsExact", "relErrMax", "bound"}) {
+      assertTrue(json.get(field).isNumber() || json.get(field).isTextual(), () -> field + " is null: " + r.out());
+    }
+    assertTrue(json.get("tiles").isNull(), "tiles is the budgeted mode's budget: " + r.out());
+    assertEquals("certified", json.get("mode").asText());
+    assertEquals("random", json.get("workload").asText());
+    assertEquals(1e-2, json.get("epsilon").asDouble());
+    assertTrue(json.get("speedupVsExact").asDouble() > 0, r::toString);
+    assertEquals(json.get("exactMedianMs").asDouble() / json.get("medianMs").asDouble(),
+        json.get("speedupVsExact").asDouble(), 1e-9, r::toString);
+    // bytes: every byte read (K, V, summaries) over exact's K+V bytes; the oracle opens at most everything
+    long exactBytes = 2L * 300 * 2 * 16 * 4;
+    assertEquals((double) json.get("bytesRead").asLong() / exactBytes, json.get("bytesFraction").asDouble(), 1e-12);
+    double oracle = json.get("oracleBytesFraction").asDouble();
+    assertTrue(oracle > 0 && oracle <= 1, r::toString);
+    // the stated bound holds on the checked heads (float32 rounding aside)
+    assertTrue(json.get("relErrMax").asDouble() <= json.get("bound").asDouble() + 1e-5, r::toString);
+  }
+
+  @Test
+  void modeAllPrintsOneObjectPerMode() throws Exception {
+    CliRun r =
+        CliRun.of("bench", "--context", "200", "--heads", "2", "--kv-heads", "1", "--dim", "8", "--mode", "all",
+            "--tiles", "2", "--warmup", "3", "--iterations", "3", "--json");
+    assertEquals(0, r.code(), r::toString);
+    String[] lines = r.out().strip().split("\\R");
+    assertEquals(4, lines.length, r::toString);
+    String[] modes = {"exact", "sampled", "certified", "budgeted"};
+    for (int i = 0; i < 4; i++) {
+      JsonNode json = new ObjectMapper().readTree(lines[i]);
+      assertEquals(modes[i], json.get("mode").asText(), r::toString);
+      for (String field : MODE_FIELDS) {
+        assertTrue(json.has(field), () -> field + " missing: " + r.out());
+      }
+    }
+    JsonNode budgeted = new ObjectMapper().readTree(lines[3]);
+    assertEquals(2, budgeted.get("tiles").asInt(), r::toString);
+    assertEquals(1.0, new ObjectMapper().readTree(lines[0]).get("speedupVsExact").asDouble(), r::toString);
+  }
+
   @Test
   void humanOutputIsATable() {
     CliRun r = CliRun.of("bench", "--context", "70", "--heads", "2", "--kv-heads", "1", "--dim", "8", "--dtype", "bf16", "--threads", "1");

@@ -48,6 +48,53 @@ class EvalCommandTest {
     assertEquals(5, exact.get("perLayer").size(), r::toString);
   }
 
+  /** The per-mode fields of issue 4, in its order after mode. */
+  static final String[] MODE_FIELDS = {
+    "mode", "relErrMean", "relErrMax", "boundMean", "boundMax", "violations", "keysFraction", "bytesFraction",
+    "oracleBytesFraction", "guardFirings"
+  };
+
+  @Test
+  void everyModeReportsItsBoundAndCertifiedHoldsIt(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+    Path svg = tmp.resolve("plot.svg");
+    CliRun r = CliRun.of("eval", "--trace", trace.toString(), "--mode", "all", "--json", "--svg", svg.toString());
+    assertEquals(0, r.code(), r::toString);
+    JsonNode results = new ObjectMapper().readTree(r.out()).get("results");
+    String[] modes = {"exact", "sampled", "certified", "budgeted"};
+    assertEquals(modes.length, results.size(), r::toString);
+    for (int i = 0; i < modes.length; i++) {
+      JsonNode m = results.get(i);
+      var names = m.fieldNames();
+      for (String field : MODE_FIELDS) {
+        assertEquals(field, names.next(), () -> "fields in the issue's order: " + m);
+        assertTrue(!m.get(field).isNull(), () -> field + " is null: " + m);
+      }
+      assertEquals(modes[i], m.get("mode").asText());
+      assertTrue(m.get("relErrMean").asDouble() <= m.get("relErrMax").asDouble(), m::toString);
+      assertTrue(m.get("boundMean").asDouble() <= m.get("boundMax").asDouble(), m::toString);
+      double oracle = m.get("oracleBytesFraction").asDouble();
+      assertTrue(oracle > 0 && oracle <= 1, m::toString);
+      assertEquals(5, m.get("perLayer").size(), m::toString);
+    }
+    // the oracle is a property of the data at one epsilon: the same for every mode
+    assertEquals(results.get(0).get("oracleBytesFraction").asDouble(), results.get(2).get("oracleBytesFraction").asDouble());
+    JsonNode exact = results.get(0), certified = results.get(2), budgeted = results.get(3);
+    assertEquals(0, exact.get("boundMax").asDouble(), r::toString);
+    assertEquals(1.0, exact.get("bytesFraction").asDouble(), r::toString);
+    // the certified bound holds on real data: no (row, head) beyond its bound plus float rounding
+    assertEquals(0, certified.get("violations").asLong(), r::toString);
+    assertEquals(1e-3, certified.get("epsilon").asDouble());
+    assertEquals("5%", budgeted.get("tiles").asText());
+    assertTrue(budgeted.get("keysFraction").asDouble() < 1, r::toString);
+    // the plot: well-formed SVG naming the trace, a curve per mode
+    String text = Files.readString(svg);
+    javax.xml.parsers.DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(svg.toFile());
+    assertTrue(text.contains(trace.getFileName().toString()), "title names the trace");
+    for (String mode : modes) {
+      assertTrue(text.contains(">" + mode + "</text>"), () -> mode + " missing from the legend");
+    }
+  }
+
   @Test
   void tableNamesEveryLayer() {
     CliRun r = CliRun.of("eval", "--trace", trace.toString());

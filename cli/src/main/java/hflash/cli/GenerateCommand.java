@@ -1,0 +1,232 @@
+package hflash.cli;
+
+import hflash.engine.AttentionConfig;
+import hflash.engine.AttentionMode;
+import hflash.examples.llama2.GenerateOptions;
+import hflash.examples.llama2.GenerateResult;
+import hflash.examples.llama2.Generator;
+import hflash.memory.DType;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code hflash generate}: text from a llama2.c checkpoint whose every attention call goes through
+ * hflash ({@link Generator#run}). The text streams to stdout as it is produced; the speed and the
+ * attention totals follow on stderr (as llama2.c prints its tok/s), so stdout holds the text only.
+ */
+@Command(
+    name = "generate",
+    mixinStandardHelpOptions = true,
+    sortOptions = false,
+    description = {
+      "Generate text with a llama2.c-format model (e.g. stories260K) running in Java, every attention call",
+      "through hflash in the chosen mode. Prints the text as it streams, then tokens/s and the summed",
+      "attention report on stderr. --model and --tokenizer default to shared/data/stories260K/",
+      "{stories260K.bin, tok512.bin} in the working directory or a parent, when there."
+    })
+final class GenerateCommand implements Callable<Integer> {
+
+  /** Where the default model lives, relative to the working directory or one of its parents. */
+  static final String SHARED_MODEL_DIR = "shared/data/stories260K";
+
+  @Option(names = "--model", paramLabel = "FILE", description = "llama2.c checkpoint (version 0 .bin).")
+  Path model;
+
+  @Option(names = "--tokenizer", paramLabel = "FILE", description = "llama2.c tokenizer (.bin) for that model.")
+  Path tokenizer;
+
+  @Option(names = "--prompt", defaultValue = "", paramLabel = "TEXT", description = "Text to continue (default: none, start from BOS).")
+  String prompt;
+
+  @Option(
+      names = "--steps",
+      defaultValue = "" + GenerateOptions.DEFAULT_STEPS,
+      paramLabel = "N",
+      description = "Positions to run, prompt included; 0 = the whole context (default ${DEFAULT-VALUE}).")
+  int steps;
+
+  @Option(names = "--temperature", defaultValue = "0", paramLabel = "T", description = "0 = greedy (default ${DEFAULT-VALUE}).")
+  float temperature;
+
+  @Option(
+      names = "--seed",
+      defaultValue = "" + GenerateOptions.DEFAULT_SEED,
+      paramLabel = "S",
+      description = "Sampling seed (default ${DEFAULT-VALUE}).")
+  long seed;
+
+  @Option(
+      names = "--mode",
+      defaultValue = "exact",
+      converter = Converters.ModeConverter.class,
+      description = "exact, sampled, certified or budgeted (default ${DEFAULT-VALUE}).")
+  AttentionMode mode;
+
+  @Option(
+      names = "--epsilon",
+      defaultValue = "" + GenerateOptions.DEFAULT_EPSILON,
+      paramLabel = "E",
+      description = "certified: relative tolerance on the unread softmax mass (default ${DEFAULT-VALUE}).")
+  double epsilon;
+
+  @Option(
+      names = "--tiles",
+      defaultValue = GenerateOptions.DEFAULT_BUDGET,
+      paramLabel = "K",
+      description = "budgeted: tiles per KV head (8) or a share of the tiles (5%) (default ${DEFAULT-VALUE}).")
+  String tiles;
+
+  @Option(
+      names = "--dtype",
+      defaultValue = "f32",
+      converter = Converters.DTypeConverter.class,
+      description = "KV cache element type: f32, bf16 or f16 (default ${DEFAULT-VALUE}).")
+  DType dtype;
+
+  @Option(names = "--threads", defaultValue = "1", description = "Attention threads (default ${DEFAULT-VALUE}).")
+  int threads;
+
+  @Spec CommandSpec spec;
+
+  @Override
+  public Integer call() throws IOException {
+    UsageException.positive("--threads", threads);
+    if (steps < 0) {
+      throw new UsageException("--steps must be >= 0: " + steps);
+    }
+    if (!(temperature >= 0) || Float.isInfinite(temperature)) {
+      throw new UsageException("--temperature must be finite and >= 0: " + temperature);
+    }
+    ModeOptions.config(() -> AttentionConfig.certified(epsilon)); // the engine's message for a bad epsilon
+    try {
+      GenerateOptions.parseBudget(tiles);
+    } catch (IllegalArgumentException e) {
+      throw new UsageException("--tiles: " + e.getMessage(), e);
+    }
+    Path modelFile = file("--model", model, "stories260K.bin", "model");
+    Path tokenizerFile = file("--tokenizer", tokenizer, "tok512.bin", "tokenizer");
+    GenerateOptions options = new GenerateOptions(modelFile, tokenizerFile, prompt, steps, temperature, seed,
+        mode.id(), epsilon, tiles, dtype.id(), threads);
+    PrintWriter out = spec.commandLine().getOut();
+    PrintWriter err = spec.commandLine().getErr();
+    GenerateResult result;
+    try (PrintStream text = new PrintStream(new WriterOutputStream(out), true, StandardCharsets.UTF_8)) {
+      try {
+        result = Generator.run(options, text);
+      } catch (IllegalArgumentException e) {
+        // invalid checkpoint or tokenizer, a tokenizer of another model, a prompt longer than the context
+        throw new UsageException(e.getMessage(), e);
+      }
+    }
+    out.println();
+    out.flush();
+    String label = switch (mode) {
+      case CERTIFIED -> "certified (epsilon " + ModeSpec.trim(epsilon) + ")";
+      case BUDGETED -> "budgeted (" + tiles.strip() + " of tiles)";
+      default -> mode.id();
+    };
+    err.println("mode " + label + ", " + dtype.id() + " cache, " + threads + " thread(s)");
+    err.println(result.summary().strip());
+    err.flush();
+    return 0;
+  }
+
+  /** The file given, else the shared default when found, else a usage error. */
+  private static Path file(String option, Path given, String defaultName, String what) {
+    Path f = given;
+    if (f == null) {
+      Path dir = sharedModelDir();
+      if (dir == null) {
+        throw new UsageException(option + " is required (no " + SHARED_MODEL_DIR + " in "
+            + Path.of("").toAbsolutePath() + " or a parent)");
+      }
+      f = dir.resolve(defaultName);
+    }
+    if (!Files.isRegularFile(f)) {
+      throw new UsageException("no such " + what + " file: " + f);
+    }
+    return f;
+  }
+
+  /** {@code shared/data/stories260K} in the working directory or a parent, or null. */
+  static Path sharedModelDir() {
+    for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent()) {
+      Path candidate = dir.resolve(SHARED_MODEL_DIR);
+      if (Files.isDirectory(candidate)) {
+        return candidate;
+      }
+    }
+    return null;
+  }
+
+  /**
+   * Bytes to a writer, decoded as UTF-8 incrementally: a character split across two writes (a
+   * multi-byte piece of the tokenizer's byte fallback) is held back until it is complete.
+   */
+  static final class WriterOutputStream extends OutputStream {
+    private final PrintWriter out;
+    private final CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
+        .onMalformedInput(CodingErrorAction.REPLACE)
+        .onUnmappableCharacter(CodingErrorAction.REPLACE);
+    private final ByteBuffer in = ByteBuffer.allocate(256);
+    private final CharBuffer chars = CharBuffer.allocate(256);
+
+    WriterOutputStream(PrintWriter out) {
+      this.out = out;
+    }
+
+    @Override
+    public void write(int b) {
+      write(new byte[] {(byte) b}, 0, 1);
+    }
+
+    @Override
+    public void write(byte[] b, int off, int len) {
+      while (len > 0) {
+        int n = Math.min(len, in.remaining());
+        in.put(b, off, n);
+        off += n;
+        len -= n;
+        in.flip();
+        decoder.decode(in, chars, false);
+        drain();
+        in.compact();
+      }
+    }
+
+    private void drain() {
+      chars.flip();
+      out.append(chars);
+      chars.clear();
+    }
+
+    @Override
+    public void flush() {
+      out.flush();
+    }
+
+    @Override
+    public void close() {
+      in.flip();
+      decoder.decode(in, chars, true);
+      decoder.flush(chars);
+      drain();
+      in.clear();
+      out.flush();
+    }
+  }
+}
