@@ -244,13 +244,15 @@ public final class Transformer implements AutoCloseable {
 
   /**
    * Runs {@code tokens[0..count)} at positions {@code pos .. pos+count-1} layer by layer: each layer projects every
-   * position, appends their K/V with one batched {@code cache.append(layer, count, k, v)}, then attends each position
-   * causally ({@code decode(layer, q_i, out_i, keys = pos + i + 1)}) before the next layer. Per position the arithmetic
+   * position, appends their K/V with one batched {@code cache.append(layer, count, k, v)}, attends every position
+   * causally with one {@code attention.prefill(layer, q, out, pos, count, config)} (row i sees keys
+   * {@code [0, pos + i]}, the {@code decode(layer, q_i, out_i, keys = pos + i + 1)} of the token-by-token path), then
+   * runs the output projection and the feed-forward block of each position before the next layer. Per position the arithmetic
    * is that of {@link #forward}, operation for operation; only the loop order changes ({@code PrefillTest}: logits
    * within 1e-5). The logits are bit-identical with the scalar kernels and with warmed-up vector kernels; in a cold
    * JVM the Vector API's {@code EXP} may differ in the last bit between the interpreter and C2.
    *
-   * <p>Allocates {@code count * (2 dim + 2 kvDim)} floats of scratch per call (prompt processing, not the per-token
+   * <p>Allocates {@code count * (3 dim + 2 kvDim)} floats of scratch per call (prompt processing, not the per-token
    * path).
    *
    * @param pos first position, at most {@link #length()} (smaller rewinds, as in {@link #forward})
@@ -274,6 +276,7 @@ public final class Transformer implements AutoCloseable {
     float[] qs = new float[count * dim]; // (count, heads, headDim) queries of the current layer
     float[] ks = new float[count * kvDim]; // (count, kvHeads, headDim) keys of the current layer
     float[] vs = new float[count * kvDim]; // (count, kvHeads, headDim) values of the current layer
+    float[] outs = new float[count * dim]; // (count, heads, headDim) attention outputs of the current layer
     for (int i = 0; i < count; i++) {
       System.arraycopy(w.tokenEmbedding, tokens[i] * dim, xs, i * dim, dim);
     }
@@ -288,10 +291,14 @@ public final class Transformer implements AutoCloseable {
           System.arraycopy(v, 0, vs, i * kvDim, kvDim);
         }
         cache.append(layer, count, ks, vs); // one call for the block: validates, stores, updates summaries
+        // one call for the block: row i attends causally to keys [0, pos + i], as forward() would
+        attention.prefill(layer, qs, outs, pos, count, attentionConfig);
+        attention.report().addTo(totals); // sums over the rows, per-head maxima
+        calls += count;
         for (int i = 0; i < count; i++) {
           System.arraycopy(xs, i * dim, x, 0, dim);
-          System.arraycopy(qs, i * dim, q, 0, dim);
-          attendAndProject(layer, pos + i + 1); // causal: position pos+i sees keys [0, pos+i]
+          System.arraycopy(outs, i * dim, xb2, 0, dim);
+          projectAttention(layer);
           feedForwardBlock(layer);
           System.arraycopy(x, 0, xs, i * dim, dim);
         }
@@ -358,10 +365,15 @@ public final class Transformer implements AutoCloseable {
 
   /** x += wo * attention(q) over the first {@code keys} cached positions of {@code layer}. */
   private void attendAndProject(int layer, int keys) {
-    int dim = config.dim();
     attention.decode(layer, q, xb2, keys, attentionConfig);
     attention.report().addTo(totals); // the report is overwritten by the next call: sum it now
     calls++;
+    projectAttention(layer);
+  }
+
+  /** x += wo * xb2 (the attention output of the current position). */
+  private void projectAttention(int layer) {
+    int dim = config.dim();
     matmul(xb, xb2, w.wo[layer], dim, dim);
     for (int i = 0; i < dim; i++) {
       x[i] += xb[i];
