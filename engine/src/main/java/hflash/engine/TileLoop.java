@@ -15,9 +15,6 @@ import java.util.Arrays;
  */
 final class TileLoop {
 
-  /** Relative rounding slack of a float32 score or bound over d terms: (d + 2) u, u = 2^-24. */
-  private static final double U = 0x1p-24;
-
   private final TileKernels kernels;
   private final KvCacheLayout layout;
   private final int d;
@@ -26,16 +23,11 @@ final class TileLoop {
   private final int maxTiles;
   final AttentionState state; // (numHeads)
   private final float[] s; // (g, tileTokens): scores, then weights, of the current tile
-  private final float[] ub; // (g, maxTiles): certified upper bound of each tile's scores
-  private final long[] order; // (maxTiles): tiles sorted by priority, packed (priority, tile)
-  private final double[] suffix; // (g, maxTiles + 1): unopened mass at the reference, in order
-  private final float[] vmaxSuffix; // (maxTiles + 1): largest value norm of the unopened tiles
-  private final boolean[] opened; // (maxTiles)
-  private final float[] nb = new float[3];
+  final boolean[] opened; // (maxTiles) bounded modes: tiles read in this pass
+  private final BoundedPass bounded;
   final float[] trueMax; // (numHeads) sampled mode: the true max of each head
   private final float[] estimate; // (numHeads) sampled mode: the estimate before the margin
   private final int[] argmax; // (numHeads) sampled mode: key of the best sample
-  private final float[] ref; // (numHeads) bounded modes: largest bound of the unopened tiles
 
   // counters of the current call
   long rescales;
@@ -55,15 +47,11 @@ final class TileLoop {
     this.maxTiles = (int) (layout.paddedCapacity() / tileTokens);
     this.state = new AttentionState(numHeads, d);
     this.s = new float[Math.multiplyExact(group, tileTokens)];
-    this.ub = new float[Math.multiplyExact(group, maxTiles)];
-    this.order = new long[maxTiles];
-    this.suffix = new double[Math.multiplyExact(group, maxTiles + 1)];
-    this.vmaxSuffix = new float[maxTiles + 1];
     this.opened = new boolean[maxTiles];
+    this.bounded = new BoundedPass(this, kernels, layout, group);
     this.trueMax = new float[numHeads];
     this.estimate = new float[numHeads];
     this.argmax = new int[numHeads];
-    this.ref = new float[numHeads];
   }
 
   void resetCounters() {
@@ -217,159 +205,27 @@ final class TileLoop {
 
   // ------------------------------------------------------------------- certified / budgeted
 
-  /**
-   * Certified (budget &lt; 0) or budgeted (budget = tiles to open) pass over KV head kh's group:
-   * bound every complete tile from its summary, open the first, the last and the incomplete tile,
-   * then the others best-first until the unopened mass bound E_h &lt;= epsilon * l_h for every
-   * head (certified) or the budget is spent (budgeted).
-   */
+  /** Certified (budget &lt; 0) or budgeted pass over KV head kh's group: see {@link BoundedPass}. */
   void bounded(Call call, int kh, int budget) {
-    int h0 = kh * g;
-    int keys = call.keys;
-    state.reset(h0, g);
-    if (keys == 0) {
+    state.reset(kh * g, g);
+    if (call.keys == 0) {
       return;
     }
-    int full = keys / tileTokens; // complete tiles: their summaries are valid
-    int tiles = (keys + tileTokens - 1) / tileTokens;
-    Arrays.fill(opened, 0, tiles, false);
-    boundTiles(call, kh, full);
-    int used = 0;
-    used += open(call, kh, 0);
-    if (full > 1) {
-      used += open(call, kh, full - 1);
-    }
-    if (tiles > full) {
-      used += open(call, kh, full);
-    }
-    int n = prepareOrder(call, kh, full);
-    int k = 0;
-    for (; k < n; k++) {
-      boolean stop = budget >= 0 ? used >= budget
-          : unopenedWithinEpsilon(h0, k, call.config.epsilon());
-      if (stop) {
-        break;
-      }
-      used += open(call, kh, (int) order[k]);
-    }
-    for (int i = 0; i < g; i++) {
-      int h = h0 + i;
-      double e = unopenedMass(i, k, h);
-      double l = state.l[h];
-      double rho = e == 0 ? 0 : Double.isInfinite(e) ? 1 : e / (l + e);
-      call.report.rho[h] = rho;
-      call.report.errorBound[h] = rho == 0 ? 0 : rho * (vmaxSuffix[k] + state.outputNorm(h));
-    }
+    bounded.run(call, kh, budget);
   }
 
-  /** Upper bounds of tiles [0, full) for every head of the group. */
-  private void boundTiles(Call call, int kh, int full) {
-    int h0 = kh * g;
-    if (call.oracle) { // perfect knowledge: each tile's true max (scored here, not counted as read)
-      for (int t = 0; t < full; t++) {
-        long off = layout.tileOffset(call.layer, kh, t);
-        kernels.scores(call.qs, h0 * d, g, d, call.k, off, layout.dtype(), tileTokens, s, tileTokens);
-        for (int i = 0; i < g; i++) {
-          ub[i * maxTiles + t] = kernels.max(s, i * tileTokens, tileTokens);
-        }
-      }
-      return;
-    }
-    TileSummaries sum = call.summaries;
-    for (int t = 0; t < full; t++) {
-      long rec = sum.offset(call.layer, kh, t);
-      float radius = sum.radius(call.layer, kh, t);
-      for (int i = 0; i < g; i++) {
-        kernels.nodeBounds(call.qs, (h0 + i) * d, d, call.summarySegment, rec, nb, 0);
-        double ball = nb[2] + call.qNorm[h0 + i] * (double) radius * (1 + 1e-6);
-        double slack = 3 * (d + 2) * U * nb[1];
-        ub[i * maxTiles + t] = (float) (Math.min(nb[0], ball) + slack) + Math.ulp(nb[1]);
-      }
-    }
-    summaryBytes += full * (long) TileSummaries.recordFloats(d) * Float.BYTES;
-  }
-
-  /**
-   * Sorts the complete, unopened tiles by priority (best bound over the group's heads, relative
-   * to each head's running max) and builds the suffix sums of their mass bounds. Returns their
-   * count.
-   */
-  private int prepareOrder(Call call, int kh, int full) {
-    int h0 = kh * g;
-    int n = 0;
-    for (int t = 0; t < full; t++) {
-      if (opened[t]) {
-        continue;
-      }
-      float priority = Float.NEGATIVE_INFINITY;
-      for (int i = 0; i < g; i++) {
-        priority = Math.max(priority, ub[i * maxTiles + t] - state.m[h0 + i]);
-      }
-      // descending priority: sort ascending on the negated, order-preserving int bits
-      order[n++] = ((long) sortableBits(-priority) << 32) | t;
-    }
-    Arrays.sort(order, 0, n);
-    for (int k = 0; k < n; k++) {
-      order[k] = order[k] & 0xffffffffL;
-    }
-    for (int i = 0; i < g; i++) {
-      // suffix sums relative to R = the largest bound, so every term is <= tileTokens; a term
-      // is clamped at exp(-700) rather than allowed to underflow, so E is never underestimated
-      int base = i * (maxTiles + 1);
-      float r = Float.NEGATIVE_INFINITY;
-      for (int k = 0; k < n; k++) {
-        r = Math.max(r, ub[i * maxTiles + (int) order[k]]);
-      }
-      ref[h0 + i] = r;
-      double acc = 0;
-      suffix[base + n] = 0;
-      for (int k = n - 1; k >= 0; k--) {
-        double x = (double) ub[i * maxTiles + (int) order[k]] - r;
-        acc += tileTokens * Math.exp(Math.max(x, -700));
-        suffix[base + k] = acc;
-      }
-    }
-    vmaxSuffix[n] = 0;
-    for (int k = n - 1; k >= 0; k--) {
-      vmaxSuffix[k] = Math.max(vmaxSuffix[k + 1], call.summaries.vmax(call.layer, kh, (int) order[k]));
-    }
-    return n;
-  }
-
-  /**
-   * E_h: bound on the mass exp(s - m_h) summed over the keys of the unopened tiles order[k..n),
-   * relative to head h's current max. +inf when it does not fit a double (never NaN).
-   */
-  private double unopenedMass(int i, int k, int h) {
-    double sfx = suffix[i * (maxTiles + 1) + k];
-    if (sfx == 0) {
-      return 0;
-    }
-    return sfx * Math.exp((double) ref[h] - state.m[h]);
-  }
-
-  private boolean unopenedWithinEpsilon(int h0, int k, double epsilon) {
-    for (int i = 0; i < g; i++) {
-      if (!(unopenedMass(i, k, h0 + i) <= epsilon * state.l[h0 + i])) {
-        return false;
-      }
-    }
-    return true;
+  /** The group's score scratch, for the oracle's true tile maxima. */
+  float[] scratchScores() {
+    return s;
   }
 
   /** Reads tile t exactly into the state; returns 1. */
-  private int open(Call call, int kh, int t) {
+  int open(Call call, int kh, int t) {
     int count = scoreTile(call, kh, t);
     rescales += state.absorbScores(kernels, kh * g, g, s, tileTokens, count);
     accumulateTile(call, kh, t, count);
     opened[t] = true;
     return 1;
-  }
-
-  /** Maps a float to an int whose signed order is the float's order. */
-  private static int sortableBits(float f) {
-    int bits = Float.floatToIntBits(f);
-    return bits >= 0 ? bits : bits ^ 0x7fffffff;
   }
 
   /** The per-call inputs shared by all workers. */

@@ -31,9 +31,14 @@ public final class TileSummaries {
   private static final ValueLayout.OfFloat F32 =
       ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
+  /** Tiles per block: the second level of the summary tree. */
+  public static final int BLOCK_TILES = 16;
+
   private final KvCacheLayout layout;
-  private final MemorySegment data; // (layers, kvHeads, tiles, 3d + 2) f32
+  private final MemorySegment data; // (layers, kvHeads, tiles, 3d + 2) f32, then (layers, kvHeads, blocks, 3d + 2)
   private final int tiles; // tiles per (layer, kvHead)
+  private final int blocks; // complete-able blocks per (layer, kvHead): tiles / BLOCK_TILES
+  private final long blockBase; // byte offset of the block records
   private final long recordBytes;
   private final double[] centroid; // (d) scratch of complete(): appends are not concurrent
 
@@ -42,8 +47,10 @@ public final class TileSummaries {
     this.tiles = (int) (layout.paddedCapacity() / layout.tileTokens());
     this.recordBytes = (long) recordFloats(layout.headDim()) * Float.BYTES;
     this.centroid = new double[layout.headDim()];
-    this.data = arena.allocate(Math.multiplyExact(
-        (long) layout.layers() * layout.kvHeads() * tiles, recordBytes), 64);
+    this.blocks = tiles / BLOCK_TILES;
+    long heads = (long) layout.layers() * layout.kvHeads();
+    this.blockBase = Math.multiplyExact(heads * tiles, recordBytes);
+    this.data = arena.allocate(Math.addExact(blockBase, Math.multiplyExact(heads * blocks, recordBytes)), 64);
   }
 
   /** Floats in one record: {@code 3d + 2}. */
@@ -59,6 +66,16 @@ public final class TileSummaries {
   /** Byte offset of the record of (layer, kvHead, tile). */
   public long offset(int layer, int kvHead, int tile) {
     return (((long) layer * layout.kvHeads() + kvHead) * tiles + tile) * recordBytes;
+  }
+
+  /**
+   * Byte offset of the record of block {@code block} = tiles {@code [16 block, 16 block + 16)} of
+   * (layer, kvHead): valid once all 16 tiles are complete. lo/hi are the tiles' min/max, the
+   * centroid their mean, the radius {@code max_t (||c_t - c_B|| + r_t)} (so the block's ball
+   * holds every tile's ball), vmax the tiles' max.
+   */
+  public long blockOffset(int layer, int kvHead, int block) {
+    return blockBase + (((long) layer * layout.kvHeads() + kvHead) * blocks + block) * recordBytes;
   }
 
   /** Bytes of one record. */
@@ -129,6 +146,41 @@ public final class TileSummaries {
     // round up with a margin for the double arithmetic: the bounds must never be too small
     data.set(F32, rec + (long) (3 * d) * Float.BYTES, Math.nextUp((float) (radius * (1 + 1e-9))));
     data.set(F32, rec + (long) (3 * d + 1) * Float.BYTES, Math.nextUp((float) (vmax * (1 + 1e-9))));
+    if (tile % BLOCK_TILES == BLOCK_TILES - 1 && tile / BLOCK_TILES < blocks) {
+      completeBlock(layer, kvHead, tile / BLOCK_TILES);
+    }
+  }
+
+  /** Block record from its 16 complete tile records. */
+  private void completeBlock(int layer, int kvHead, int block) {
+    int d = layout.headDim();
+    long rec = blockOffset(layer, kvHead, block);
+    int t0 = block * BLOCK_TILES;
+    java.util.Arrays.fill(centroid, 0);
+    float vmax = 0;
+    for (int c = 0; c < d; c++) {
+      float lo = Float.POSITIVE_INFINITY, hi = Float.NEGATIVE_INFINITY;
+      for (int t = t0; t < t0 + BLOCK_TILES; t++) {
+        lo = Math.min(lo, lo(layer, kvHead, t, c));
+        hi = Math.max(hi, hi(layer, kvHead, t, c));
+        centroid[c] += centroid(layer, kvHead, t, c) / (double) BLOCK_TILES;
+      }
+      data.set(F32, rec + (long) c * Float.BYTES, lo);
+      data.set(F32, rec + (long) (d + c) * Float.BYTES, hi);
+      data.set(F32, rec + (long) (2 * d + c) * Float.BYTES, (float) centroid[c]);
+    }
+    double radius = 0;
+    for (int t = t0; t < t0 + BLOCK_TILES; t++) {
+      double dist2 = 0;
+      for (int c = 0; c < d; c++) {
+        double e = centroid(layer, kvHead, t, c) - (double) data.get(F32, rec + (long) (2 * d + c) * Float.BYTES);
+        dist2 += e * e;
+      }
+      radius = Math.max(radius, Math.sqrt(dist2) + radius(layer, kvHead, t));
+      vmax = Math.max(vmax, vmax(layer, kvHead, t));
+    }
+    data.set(F32, rec + (long) (3 * d) * Float.BYTES, Math.nextUp((float) (radius * (1 + 1e-9))));
+    data.set(F32, rec + (long) (3 * d + 1) * Float.BYTES, vmax);
   }
 
   /** Recomputes lo/hi of the tile holding positions [tileStart, length) after a truncate. */
@@ -162,6 +214,16 @@ public final class TileSummaries {
   /** Radius of a complete tile around its centroid (rounded up). */
   public float radius(int layer, int kvHead, int tile) {
     return data.get(F32, offset(layer, kvHead, tile) + (long) (3 * layout.headDim()) * Float.BYTES);
+  }
+
+  /** Radius of a complete block (rounded up). */
+  public float blockRadius(int layer, int kvHead, int block) {
+    return data.get(F32, blockOffset(layer, kvHead, block) + (long) (3 * layout.headDim()) * Float.BYTES);
+  }
+
+  /** Largest value norm of a complete block. */
+  public float blockVmax(int layer, int kvHead, int block) {
+    return data.get(F32, blockOffset(layer, kvHead, block) + (long) (3 * layout.headDim() + 1) * Float.BYTES);
   }
 
   /** Largest value norm of a complete tile (rounded up). */

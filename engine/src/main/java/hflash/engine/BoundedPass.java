@@ -1,0 +1,298 @@
+package hflash.engine;
+
+import hflash.memory.KvCacheLayout;
+import hflash.memory.TileSummaries;
+import hflash.tiles.TileKernels;
+import java.util.Arrays;
+
+/**
+ * The certified and budgeted traversal of one KV head's group over the two-level summary tree
+ * (blocks of {@link TileSummaries#BLOCK_TILES} tiles, then tiles). A frontier of unopened nodes is
+ * kept in a heap by priority (the best bound over the group's heads, relative to each head's max);
+ * popping a block replaces it by its tiles' bounds, popping a tile opens it (reads K and V).
+ *
+ * <p>For head h with running max m_h and sum l_h, the frontier's mass bound is
+ * {@code E_h = sum_nodes count * exp(UB_h(node) - m_h)}, kept as {@code exp(R_h - m_h) * S_h} with
+ * a fixed reference R_h (the largest initial bound; a child's bound never exceeds its parent's) so
+ * the running sum S_h never overflows. Certified stops when {@code E_h <= epsilon * l_h} for every
+ * head of the group; budgeted when the tile budget is spent.
+ */
+final class BoundedPass {
+
+  /** Relative rounding slack of a float32 score or bound over d terms: (d + 2) u, u = 2^-24. */
+  private static final double U = 0x1p-24;
+
+  private final TileLoop loop;
+  private final TileKernels kernels;
+  private final KvCacheLayout layout;
+  private final int d;
+  private final int g;
+  private final int tileTokens;
+  private final int maxTiles;
+  private final int maxBlocks;
+  private final float[] ub; // (g, maxTiles + maxBlocks): bound of each node, per head of the group
+  private final long[] heap; // frontier: packed (sortable -priority, node id), a binary min-heap
+  private int heapSize;
+  private final double[] sum; // (g): S_h, frontier mass at the reference, relative to ref
+  private final float[] ref; // (g): R_h
+  private final float[] nb = new float[3];
+
+  BoundedPass(TileLoop loop, TileKernels kernels, KvCacheLayout layout, int group) {
+    this.loop = loop;
+    this.kernels = kernels;
+    this.layout = layout;
+    this.d = layout.headDim();
+    this.g = group;
+    this.tileTokens = layout.tileTokens();
+    this.maxTiles = (int) (layout.paddedCapacity() / tileTokens);
+    this.maxBlocks = maxTiles / TileSummaries.BLOCK_TILES;
+    int nodes = maxTiles + maxBlocks;
+    this.ub = new float[Math.multiplyExact(group, nodes)];
+    this.heap = new long[nodes];
+    this.sum = new double[group];
+    this.ref = new float[group];
+  }
+
+  /**
+   * Runs the traversal for KV head kh; budget &lt; 0 means certified. The first, the last
+   * complete and the incomplete tile are always opened first. Writes rho and the error bound of
+   * each head into the call's report.
+   */
+  void run(TileLoop.Call call, int kh, int budget) {
+    int h0 = kh * g;
+    AttentionState state = loop.state;
+    int keys = call.keys;
+    int full = keys / tileTokens; // complete tiles: their summaries are valid
+    int tiles = (keys + tileTokens - 1) / tileTokens;
+    boolean[] opened = loop.opened;
+    Arrays.fill(opened, 0, tiles, false);
+    int used = loop.open(call, kh, 0);
+    if (full > 1) {
+      used += loop.open(call, kh, full - 1);
+    }
+    if (tiles > full) {
+      used += loop.open(call, kh, full);
+    }
+    seedFrontier(call, kh, full);
+    while (heapSize > 0) {
+      if (budget >= 0 ? used >= budget : withinEpsilon(call, kh, h0)) {
+        break;
+      }
+      int node = pop();
+      removeMass(node, h0);
+      if (node >= maxTiles) {
+        expandBlock(call, kh, node - maxTiles);
+      } else if (!opened[node]) {
+        used += loop.open(call, kh, node);
+      }
+    }
+    recomputeSums(h0);
+    float vmax = frontierVmax(call, kh);
+    for (int i = 0; i < g; i++) {
+      int h = h0 + i;
+      double e = mass(i, h0);
+      double l = state.l[h];
+      double rho = e == 0 ? 0 : Double.isInfinite(e) ? 1 : e / (l + e);
+      call.report.rho[h] = rho;
+      call.report.errorBound[h] = rho == 0 ? 0 : rho * (vmax + state.outputNorm(h));
+    }
+  }
+
+  /** Complete blocks as block nodes (or true-max tiles for the oracle), the rest as tiles. */
+  private void seedFrontier(TileLoop.Call call, int kh, int full) {
+    heapSize = 0;
+    Arrays.fill(sum, 0);
+    Arrays.fill(ref, Float.NEGATIVE_INFINITY);
+    int blocks = call.oracle ? 0 : full / TileSummaries.BLOCK_TILES;
+    for (int b = 0; b < blocks; b++) {
+      boundNode(call, kh, maxTiles + b);
+    }
+    for (int t = blocks * TileSummaries.BLOCK_TILES; t < full; t++) {
+      if (!loop.opened[t]) {
+        boundNode(call, kh, t);
+      }
+    }
+    for (int i = 0; i < g; i++) { // the reference: the largest initial bound
+      for (int k = 0; k < heapSize; k++) {
+        ref[i] = Math.max(ref[i], ub[i * (maxTiles + maxBlocks) + (int) heap[k]]);
+      }
+    }
+    for (int k = 0; k < heapSize; k++) {
+      int node = (int) heap[k];
+      for (int i = 0; i < g; i++) {
+        sum[i] += nodeMass(i, node);
+      }
+      heap[k] = pack(priority(node, kh * g), node);
+    }
+    for (int k = heapSize / 2 - 1; k >= 0; k--) {
+      siftDown(k);
+    }
+  }
+
+  /** Bounds node's scores for every head; appends the node (unpacked) to the heap array. */
+  private void boundNode(TileLoop.Call call, int kh, int node) {
+    int h0 = kh * g;
+    int stride = maxTiles + maxBlocks;
+    if (call.oracle) {
+      float[] s = loop.scratchScores();
+      long off = layout.tileOffset(call.layer, kh, node);
+      kernels.scores(call.qs, h0 * d, g, d, call.k, off, layout.dtype(), tileTokens, s, tileTokens);
+      for (int i = 0; i < g; i++) {
+        ub[i * stride + node] = kernels.max(s, i * tileTokens, tileTokens);
+      }
+    } else {
+      TileSummaries sum = call.summaries;
+      boolean block = node >= maxTiles;
+      long rec = block ? sum.blockOffset(call.layer, kh, node - maxTiles) : sum.offset(call.layer, kh, node);
+      float radius = block ? sum.blockRadius(call.layer, kh, node - maxTiles) : sum.radius(call.layer, kh, node);
+      for (int i = 0; i < g; i++) {
+        kernels.nodeBounds(call.qs, (h0 + i) * d, d, call.summarySegment, rec, nb, 0);
+        double ball = nb[2] + call.qNorm[h0 + i] * (double) radius * (1 + 1e-6);
+        double slack = 3 * (d + 2) * U * nb[1];
+        ub[i * stride + node] = (float) (Math.min(nb[0], ball) + slack) + Math.ulp(nb[1]);
+      }
+      loop.summaryBytes += sum.recordBytes();
+    }
+    heap[heapSize++] = node;
+  }
+
+  private void expandBlock(TileLoop.Call call, int kh, int block) {
+    int h0 = kh * g;
+    int first = block * TileSummaries.BLOCK_TILES;
+    for (int t = first; t < first + TileSummaries.BLOCK_TILES; t++) {
+      if (loop.opened[t]) {
+        continue;
+      }
+      int at = heapSize;
+      boundNode(call, kh, t);
+      for (int i = 0; i < g; i++) {
+        // in exact arithmetic a tile's bound never exceeds its block's; float rounding might
+        raiseReference(i, ub[i * (maxTiles + maxBlocks) + t]);
+        sum[i] += nodeMass(i, t);
+      }
+      heap[at] = pack(priority(t, h0), t);
+      siftUp(at);
+    }
+  }
+
+  /** count * exp(UB - R) (UB &lt;= R), clamped below at exp(-700): never underestimated. */
+  private double nodeMass(int i, int node) {
+    int count = node >= maxTiles ? TileSummaries.BLOCK_TILES * tileTokens : tileTokens;
+    double x = (double) ub[i * (maxTiles + maxBlocks) + node] - ref[i];
+    return count * Math.exp(Math.max(x, -700));
+  }
+
+  /** Keeps R_h the largest bound in the frontier, rescaling S_h. */
+  private void raiseReference(int i, float bound) {
+    if (bound > ref[i]) {
+      sum[i] *= Math.exp((double) ref[i] - bound);
+      ref[i] = bound;
+    }
+  }
+
+  private void removeMass(int node, int h0) {
+    for (int i = 0; i < g; i++) {
+      sum[i] = Math.max(0, sum[i] - nodeMass(i, node));
+    }
+  }
+
+  /** E_h for head h0 + i: +inf when it does not fit a double, never NaN. */
+  private double mass(int i, int h0) {
+    if (sum[i] == 0) {
+      return 0;
+    }
+    return sum[i] * Math.exp((double) ref[i] - loop.state.m[h0 + i]);
+  }
+
+  /** The stopping rule, confirmed with freshly summed masses (no cancellation drift). */
+  private boolean withinEpsilon(TileLoop.Call call, int kh, int h0) {
+    double eps = call.config.epsilon();
+    for (int i = 0; i < g; i++) {
+      if (!(mass(i, h0) <= eps * loop.state.l[h0 + i])) {
+        return false;
+      }
+    }
+    recomputeSums(h0);
+    for (int i = 0; i < g; i++) {
+      if (!(mass(i, h0) <= eps * loop.state.l[h0 + i])) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private void recomputeSums(int h0) {
+    Arrays.fill(sum, 0);
+    for (int k = 0; k < heapSize; k++) {
+      int node = (int) (heap[k] & 0xffffffffL);
+      for (int i = 0; i < g; i++) {
+        sum[i] += nodeMass(i, node);
+      }
+    }
+  }
+
+  private float frontierVmax(TileLoop.Call call, int kh) {
+    float vmax = 0;
+    TileSummaries s = call.summaries;
+    for (int k = 0; k < heapSize; k++) {
+      int node = (int) (heap[k] & 0xffffffffL);
+      vmax = Math.max(vmax, node >= maxTiles ? s.blockVmax(call.layer, kh, node - maxTiles)
+          : s.vmax(call.layer, kh, node));
+    }
+    return vmax;
+  }
+
+  /** Best bound over the group's heads, relative to each head's current max. */
+  private float priority(int node, int h0) {
+    float p = Float.NEGATIVE_INFINITY;
+    for (int i = 0; i < g; i++) {
+      p = Math.max(p, ub[i * (maxTiles + maxBlocks) + node] - loop.state.m[h0 + i]);
+    }
+    return p;
+  }
+
+  // ------------------------------------------------------------------------- binary heap
+
+  private static long pack(float priority, int node) {
+    int bits = Float.floatToIntBits(-priority); // min-heap on -priority: best first
+    int sortable = bits >= 0 ? bits : bits ^ 0x7fffffff;
+    return ((long) sortable << 32) | (node & 0xffffffffL);
+  }
+
+  private int pop() {
+    long top = heap[0];
+    heap[0] = heap[--heapSize];
+    siftDown(0);
+    return (int) (top & 0xffffffffL);
+  }
+
+  private void siftUp(int k) {
+    long x = heap[k];
+    while (k > 0) {
+      int parent = (k - 1) >>> 1;
+      if (heap[parent] <= x) {
+        break;
+      }
+      heap[k] = heap[parent];
+      k = parent;
+    }
+    heap[k] = x;
+  }
+
+  private void siftDown(int k) {
+    long x = heap[k];
+    int half = heapSize >>> 1;
+    while (k < half) {
+      int child = 2 * k + 1;
+      if (child + 1 < heapSize && heap[child + 1] < heap[child]) {
+        child++;
+      }
+      if (x <= heap[child]) {
+        break;
+      }
+      heap[k] = heap[child];
+      k = child;
+    }
+    heap[k] = x;
+  }
+}
