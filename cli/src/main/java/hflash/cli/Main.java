@@ -30,6 +30,7 @@ import picocli.CommandLine.ScopeType;
       BenchCommand.class,
       EvalCommand.class,
       MakeDemoTraceCommand.class,
+      GenCommand.class, ClaimsCommand.class,
       GenerateCommand.class,
       CommandLine.HelpCommand.class
     })
