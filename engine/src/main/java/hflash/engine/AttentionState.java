@@ -72,21 +72,30 @@ public final class AttentionState {
    * tile's weights {@code p_j = exp(s_j - m')} in place, ready for the {@code p . V} accumulation.
    *
    * @param s (g, sStride) scores of the tile, overwritten with the weights
+   * @param alphas (g) or null: where to record each head's accumulator rescale factor (1 when
+   *     none) instead of applying it; the pipeline's V unit applies them, in the same order
    * @return how many heads had to rescale a non-empty accumulator
    */
-  int absorbScores(TileKernels kernels, int h0, int g, float[] s, int sStride, int count) {
+  int absorbScores(TileKernels kernels, int h0, int g, float[] s, int sStride, int count,
+      float[] alphas) {
     int rescales = 0;
     for (int i = 0; i < g; i++) {
       int h = h0 + i;
       float tileMax = kernels.max(s, i * sStride, count);
+      float alpha = 1f;
       if (tileMax > m[h]) {
         if (l[h] != 0f) { // old max is finite and the accumulators hold mass: rescale them
-          float alpha = (float) Math.exp(m[h] - tileMax);
+          alpha = (float) Math.exp(m[h] - tileMax);
           l[h] *= alpha;
-          kernels.scale(acc, h * headDim, headDim, alpha);
+          if (alphas == null) {
+            kernels.scale(acc, h * headDim, headDim, alpha);
+          }
           rescales++;
         }
         m[h] = tileMax;
+      }
+      if (alphas != null) {
+        alphas[i] = alpha;
       }
       l[h] += kernels.expSum(s, i * sStride, count, m[h]);
     }
@@ -103,20 +112,26 @@ public final class AttentionState {
    * @return guard firings
    */
   int absorbScoresWithReference(TileKernels kernels, int h0, int g, float[] s, int sStride,
-      int count, float guard, float[] trueMax) {
+      int count, float guard, float[] trueMax, float[] alphas) {
     int firings = 0;
     for (int i = 0; i < g; i++) {
       int h = h0 + i;
       float tileMax = kernels.max(s, i * sStride, count);
       trueMax[h] = Math.max(trueMax[h], tileMax);
+      float alpha = 1f;
       if (tileMax > m[h] + guard) {
         if (l[h] != 0f) {
-          float alpha = (float) Math.exp(m[h] - tileMax);
+          alpha = (float) Math.exp(m[h] - tileMax);
           l[h] *= alpha;
-          kernels.scale(acc, h * headDim, headDim, alpha);
+          if (alphas == null) {
+            kernels.scale(acc, h * headDim, headDim, alpha);
+          }
         }
         m[h] = tileMax;
         firings++;
+      }
+      if (alphas != null) {
+        alphas[i] = alpha;
       }
       l[h] += kernels.expSum(s, i * sStride, count, m[h]);
     }

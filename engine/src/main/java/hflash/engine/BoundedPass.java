@@ -87,6 +87,7 @@ final class BoundedPass {
       }
     }
     recomputeSums(h0);
+    loop.drain(); // the output norm below needs every p.V of this group applied
     float vmax = frontierVmax(call, kh);
     for (int i = 0; i < g; i++) {
       int h = h0 + i;

@@ -55,10 +55,14 @@ public final class DecodeAttention implements AutoCloseable {
   private final float[] prefillOut; // (numHeads, headDim)
   private final AtomicBoolean busy = new AtomicBoolean();
   private final IntConsumer chunkTask = this::runChunk;
+  private final Scheduler scheduler;
+  private final Handoff[] handoffs; // (threads / 2) pipeline hand-offs; empty unless PIPELINE
+  private final CancelFlag cancel = new CancelFlag();
 
-  private int callChunks; // chunks of the current call, published to the workers by WorkerPool.run
+  private int workChunks; // chunks of work of the current call (pipelines count once)
 
-  private DecodeAttention(KvCache cache, int numHeads, int threads, float scale, TileKernels kernels) {
+  private DecodeAttention(KvCache cache, int numHeads, int threads, float scale, TileKernels kernels,
+      Scheduler scheduler) {
     this.cache = Objects.requireNonNull(cache, "cache");
     cache.ensureOpen();
     this.layout = cache.layout();
@@ -95,6 +99,15 @@ public final class DecodeAttention implements AutoCloseable {
     for (int i = 0; i < threads; i++) {
       workers[i] = new TileLoop(kernels, layout, numHeads, group);
     }
+    this.scheduler = Objects.requireNonNull(scheduler, "scheduler");
+    if (scheduler == Scheduler.PIPELINE && threads < 2) {
+      throw new IllegalArgumentException("the pipeline scheduler needs at least 2 threads: " + threads);
+    }
+    this.handoffs = new Handoff[scheduler == Scheduler.PIPELINE ? threads / 2 : 0];
+    for (int i = 0; i < handoffs.length; i++) {
+      handoffs[i] = new Handoff(group, tileTokens, cancel);
+    }
+    call.cancel = cancel;
     this.pool = threads > 1 ? new WorkerPool(threads, "hflash-decode") : null;
   }
 
@@ -110,13 +123,53 @@ public final class DecodeAttention implements AutoCloseable {
 
   /** Exact attention on {@code threads} threads with the given softmax scale. */
   public static DecodeAttention create(KvCache cache, int numHeads, int threads, float scale) {
-    return new DecodeAttention(cache, numHeads, threads, scale, TileKernelsProvider.get());
+    return new DecodeAttention(cache, numHeads, threads, scale, TileKernelsProvider.get(),
+        Scheduler.SPLITK);
+  }
+
+  /** Attention on {@code threads} threads spread by {@code scheduler}, with the given scale. */
+  public static DecodeAttention create(KvCache cache, int numHeads, int threads, float scale,
+      Scheduler scheduler) {
+    return new DecodeAttention(cache, numHeads, threads, scale, TileKernelsProvider.get(), scheduler);
   }
 
   /** As {@link #create(KvCache, int, int, float)} with explicit kernels (tests, benchmarks). */
   public static DecodeAttention create(KvCache cache, int numHeads, int threads, float scale,
       TileKernels kernels) {
-    return new DecodeAttention(cache, numHeads, threads, scale, kernels);
+    return new DecodeAttention(cache, numHeads, threads, scale, kernels, Scheduler.SPLITK);
+  }
+
+  /** The scheduler of this instance. */
+  public Scheduler scheduler() {
+    return scheduler;
+  }
+
+  /**
+   * Cancels the call running now, from any thread: it ends soon (at its next tile) with a
+   * {@link java.util.concurrent.CancellationException}; no worker is left running or blocked and
+   * the cache is untouched (a decode never writes it). A call that starts later is not affected.
+   */
+  public void cancel() {
+    cancel.cancelled = true;
+  }
+
+  /**
+   * {@link #decode(int, float[], float[], int, AttentionConfig)} that gives up after
+   * {@code timeout}, with a {@link java.util.concurrent.CancellationException} naming it.
+   */
+  public void decode(int layer, float[] q, float[] out, int keys, AttentionConfig config,
+      java.time.Duration timeout) {
+    long nanos = timeout.toNanos();
+    if (nanos <= 0) {
+      throw new IllegalArgumentException("timeout must be positive: " + timeout);
+    }
+    cancel.deadline = System.nanoTime() + nanos;
+    cancel.timeout = timeout;
+    try {
+      decode(layer, q, out, keys, config);
+    } finally {
+      cancel.deadline = 0;
+    }
   }
 
   public int numHeads() {
@@ -174,10 +227,18 @@ public final class DecodeAttention implements AutoCloseable {
     if (!busy.compareAndSet(false, true)) {
       throw new IllegalStateException("concurrent decode calls on one DecodeAttention: " + this);
     }
+    cancel.cancelled = false;
     try {
       scaleQuery(q);
       run(layer, keys, config);
       workers[0].state.finish(out, 0);
+    } catch (Handoff.Aborted e) {
+      for (Handoff h : handoffs) { // rethrow what actually failed, not the other unit's abort
+        if (h.failure != null && !(h.failure instanceof Handoff.Aborted)) {
+          sneakyThrow(h.failure);
+        }
+      }
+      throw e;
     } catch (IllegalStateException e) {
       if (cache.isClosed()) {
         throw new IllegalStateException("KvCache is closed: " + cache, e);
@@ -299,9 +360,18 @@ public final class DecodeAttention implements AutoCloseable {
       call.layoutTileTokens = tileTokens;
       tiles = call.windowTiles();
     }
+    int lanes = scheduler == Scheduler.SERIAL ? 1
+        : scheduler == Scheduler.PIPELINE ? handoffs.length : threads;
     int chunks = config.mode() == AttentionMode.EXACT
-        ? Math.max(1, Math.min(Math.min(threads, tiles), keys / SPLIT_MIN_KEYS))
-        : Math.min(threads, kvHeads); // approximate modes split over KV heads
+        ? Math.max(1, Math.min(Math.min(lanes, tiles), keys / SPLIT_MIN_KEYS))
+        : Math.min(lanes, kvHeads); // approximate modes split over KV heads
+    workChunks = chunks;
+    if (scheduler == Scheduler.PIPELINE) {
+      chunks *= 2; // unit 1 of pipeline p runs as worker 2p, its unit 2 as worker 2p + 1
+      for (int p = 0; p < workChunks; p++) {
+        handoffs[p].reset();
+      }
+    }
     report.reset();
     call.k = cache.keys();
     call.v = cache.values();
@@ -314,15 +384,15 @@ public final class DecodeAttention implements AutoCloseable {
     call.layer = layer;
     call.keys = keys;
     call.config = config;
-    callChunks = chunks;
     if (pool == null || chunks == 1) {
       runChunk(0);
     } else {
       pool.run(chunkTask, chunks);
     }
+    int stride = scheduler == Scheduler.PIPELINE ? 2 : 1;
     for (int i = 0; i < chunks; i++) {
       TileLoop w = workers[i];
-      if (i > 0) {
+      if (i > 0 && i % stride == 0) { // unit 2 workers hold no state of their own
         workers[0].state.merge(w.state);
       }
       report.rescales += w.rescales;
@@ -338,18 +408,44 @@ public final class DecodeAttention implements AutoCloseable {
     call.summaries = null;
   }
 
-  /** Chunk {@code c} of the current call. */
+  /** Worker {@code c} of the current call: a chunk, or one unit of a pipeline. */
   private void runChunk(int c) {
     TileLoop w = workers[c];
     w.state.reset();
     w.resetCounters();
+    w.handoff = null;
+    if (scheduler != Scheduler.PIPELINE) {
+      work(w, c, workChunks);
+      return;
+    }
+    Handoff h = handoffs[c / 2];
+    try {
+      if (c % 2 == 0) {
+        w.handoff = h;
+        work(w, c / 2, workChunks);
+        h.finish();
+      } else {
+        h.consume(call, kernels, layout, group, workers[c - 1].state, w);
+      }
+    } catch (Throwable t) {
+      if (h.failure == null) {
+        h.failure = t;
+      }
+      throw t;
+    } finally {
+      w.handoff = null;
+    }
+  }
+
+  /** Chunk {@code c} of {@code chunks}: a tile range of every KV head (exact), or KV heads. */
+  private void work(TileLoop w, int c, int chunks) {
     AttentionConfig cfg = call.config;
     switch (cfg.mode()) {
       case EXACT -> {
         boolean windowed = cfg.windowed();
         int tiles = windowed ? call.windowTiles() : (call.keys + tileTokens - 1) / tileTokens;
-        int from = (int) ((long) c * tiles / callChunks);
-        int to = (int) ((long) (c + 1) * tiles / callChunks);
+        int from = (int) ((long) c * tiles / chunks);
+        int to = (int) ((long) (c + 1) * tiles / chunks);
         for (int kh = 0; kh < kvHeads; kh++) {
           if (windowed) {
             w.exactWindowed(call, kh, from, to);
@@ -359,7 +455,7 @@ public final class DecodeAttention implements AutoCloseable {
         }
       }
       case SAMPLED -> {
-        for (int kh = c; kh < kvHeads; kh += callChunks) {
+        for (int kh = c; kh < kvHeads; kh += chunks) {
           w.sampled(call, kh);
         }
       }
@@ -367,9 +463,31 @@ public final class DecodeAttention implements AutoCloseable {
         int tiles = (call.keys + tileTokens - 1) / tileTokens;
         int budget = cfg.mode() == AttentionMode.CERTIFIED ? -1
             : cfg.tileBudget(tiles, 2L * tileTokens * layout.rowBytes(), kvHeads);
-        for (int kh = c; kh < kvHeads; kh += callChunks) {
+        for (int kh = c; kh < kvHeads; kh += chunks) {
           w.bounded(call, kh, budget);
         }
+      }
+    }
+  }
+
+  @SuppressWarnings("unchecked")
+  private static <T extends Throwable> void sneakyThrow(Throwable t) throws T {
+    throw (T) t;
+  }
+
+  /** Cancellation and deadline of the running call, checked once per tile. */
+  static final class CancelFlag {
+    volatile boolean cancelled;
+    volatile long deadline; // System.nanoTime() deadline, 0 = none
+    volatile java.time.Duration timeout;
+
+    void check() {
+      if (cancelled) {
+        throw new java.util.concurrent.CancellationException("decode cancelled");
+      }
+      long d = deadline;
+      if (d != 0 && System.nanoTime() - d > 0) {
+        throw new java.util.concurrent.CancellationException("decode timed out after " + timeout);
       }
     }
   }

@@ -22,7 +22,9 @@ final class TileLoop {
   private final int tileTokens;
   private final int maxTiles;
   final AttentionState state; // (numHeads)
-  private final float[] s; // (g, tileTokens): scores, then weights, of the current tile
+  private final float[] own; // (g, tileTokens): this worker's score scratch
+  private float[] s; // scores, then weights, of the current tile: own, or a pipeline slot
+  Handoff handoff; // pipeline unit 1: where tiles go for their p.V; null: accumulate here
   final boolean[] opened; // (maxTiles) bounded modes: tiles read in this pass
   private final BoundedPass bounded;
   final float[] trueMax; // (numHeads) sampled mode: the true max of each head
@@ -46,7 +48,8 @@ final class TileLoop {
     this.tileTokens = layout.tileTokens();
     this.maxTiles = (int) (layout.paddedCapacity() / tileTokens);
     this.state = new AttentionState(numHeads, d);
-    this.s = new float[Math.multiplyExact(group, tileTokens)];
+    this.own = new float[Math.multiplyExact(group, tileTokens)];
+    this.s = own;
     this.opened = new boolean[maxTiles];
     this.bounded = new BoundedPass(this, kernels, layout, group);
     this.trueMax = new float[numHeads];
@@ -62,11 +65,36 @@ final class TileLoop {
 
   /** Online softmax over tiles [from, to) of KV head kh's group. */
   void exact(Call call, int kh, int from, int to) {
-    int h0 = kh * g;
     for (int t = from; t < to; t++) {
       int count = scoreTile(call, kh, t);
-      rescales += state.absorbScores(kernels, h0, g, s, tileTokens, count);
+      absorbAndAccumulate(call, kh, t, count, false);
+    }
+  }
+
+  /**
+   * The online-softmax update of a scored tile, then its p.V: here (serial, split-K) or handed
+   * to the pipeline's unit 2 with the rescale factors it must apply first.
+   */
+  private void absorbAndAccumulate(Call call, int kh, int t, int count, boolean reference) {
+    int h0 = kh * g;
+    float[] alphas = handoff == null ? null : handoff.freeAlphas();
+    if (reference) {
+      guardFirings += state.absorbScoresWithReference(kernels, h0, g, s, tileTokens, count,
+          call.config.guard(), trueMax, alphas);
+    } else {
+      rescales += state.absorbScores(kernels, h0, g, s, tileTokens, count, alphas);
+    }
+    if (handoff == null) {
       accumulateTile(call, kh, t, count);
+    } else {
+      handoff.publish(kh, t, count);
+    }
+  }
+
+  /** Waits until every handed-off tile has been accumulated (no-op without a pipeline). */
+  void drain() {
+    if (handoff != null) {
+      handoff.drain();
     }
   }
 
@@ -89,13 +117,16 @@ final class TileLoop {
           }
         }
       }
-      rescales += state.absorbScores(kernels, h0, g, s, tileTokens, count);
-      accumulateTile(call, kh, t, count);
+      absorbAndAccumulate(call, kh, t, count, false);
     }
   }
 
   /** Scores of tile t for the group into {@link #s}; returns the keys of the tile in the call. */
   private int scoreTile(Call call, int kh, int t) {
+    call.cancel.check();
+    if (handoff != null) {
+      s = handoff.freeWeights(); // waits while both slots are in flight (back-pressure)
+    }
     int count = Math.min(tileTokens, call.keys - t * tileTokens);
     long off = layout.tileOffset(call.layer, kh, t);
     kernels.scores(call.qs, kh * g * d, g, d, call.k, off, layout.dtype(), count, s, tileTokens);
@@ -132,16 +163,17 @@ final class TileLoop {
     int tiles = (keys + tileTokens - 1) / tileTokens;
     for (int t = 0; t < tiles; t++) {
       int count = scoreTile(call, kh, t);
-      guardFirings += state.absorbScoresWithReference(kernels, h0, g, s, tileTokens, count,
-          cfg.guard(), trueMax);
-      accumulateTile(call, kh, t, count);
+      absorbAndAccumulate(call, kh, t, count, true);
     }
     for (int i = 0; i < g; i++) {
       call.report.miss[h0 + i] = trueMax[h0 + i] - estimate[h0 + i];
     }
   }
 
-  /** Stage 1: score every delta-th key; estimate[h] = best sample, argmax[h] = its key. */
+  /**
+   * Stage 1: score every delta-th key; estimate[h] = best sample, argmax[h] = its key. Uses the
+   * worker's own scratch: {@link #s} may be a pipeline slot that unit 2 is still reading.
+   */
   private void estimateBySamples(Call call, int kh, int delta) {
     int h0 = kh * g;
     Arrays.fill(estimate, h0, h0 + g, Float.NEGATIVE_INFINITY);
@@ -153,7 +185,7 @@ final class TileLoop {
       for (int first = 0; first < samples; first += tileTokens) {
         int count = Math.min(tileTokens, samples - first);
         long off = call.sampleOffset(kh, first * step);
-        kernels.rowScores(call.qs, h0 * d, g, d, call.samples, off, step * rowBytes, count, s,
+        kernels.rowScores(call.qs, h0 * d, g, d, call.samples, off, step * rowBytes, count, own,
             tileTokens);
         sampleBytes += count * rowBytes;
         takeSampleMax(h0, count, first * delta, delta);
@@ -166,7 +198,7 @@ final class TileLoop {
             dot = Math.fma(call.qs[(h0 + i) * d + c], layout.dtype().read(call.k,
                 layout.keyOffset(call.layer, kh, j, c)), dot);
           }
-          s[i * tileTokens] = dot;
+          own[i * tileTokens] = dot;
         }
         takeSampleMax(h0, 1, j, delta);
         sampleBytes += layout.rowBytes();
@@ -177,7 +209,7 @@ final class TileLoop {
   private void takeSampleMax(int h0, int count, int firstKey, int delta) {
     for (int i = 0; i < g; i++) {
       for (int j = 0; j < count; j++) {
-        float x = s[i * tileTokens + j];
+        float x = own[i * tileTokens + j];
         if (x > estimate[h0 + i]) {
           estimate[h0 + i] = x;
           argmax[h0 + i] = firstKey + j * delta;
@@ -214,16 +246,15 @@ final class TileLoop {
     bounded.run(call, kh, budget);
   }
 
-  /** The group's score scratch, for the oracle's true tile maxima. */
+  /** The worker's own score scratch (never a pipeline slot), for the oracle's tile maxima. */
   float[] scratchScores() {
-    return s;
+    return own;
   }
 
   /** Reads tile t exactly into the state; returns 1. */
   int open(Call call, int kh, int t) {
     int count = scoreTile(call, kh, t);
-    rescales += state.absorbScores(kernels, kh * g, g, s, tileTokens, count);
-    accumulateTile(call, kh, t, count);
+    absorbAndAccumulate(call, kh, t, count, false);
     opened[t] = true;
     return 1;
   }
@@ -247,6 +278,7 @@ final class TileLoop {
     int windowFirstTile; // tiles holding the window: [windowFirstTile, tiles)
     AttentionConfig config;
     AttentionReport report;
+    DecodeAttention.CancelFlag cancel;
 
     /** Number of tiles a windowed call reads. */
     int windowTiles() {

@@ -23,7 +23,7 @@ class AttentionStateTest {
     if (to > from) {
       float[] tile = new float[to - from];
       System.arraycopy(s, from, tile, 0, to - from);
-      st.absorbScores(TileKernelsProvider.scalar(), 0, 1, tile, tile.length, tile.length);
+      st.absorbScores(TileKernelsProvider.scalar(), 0, 1, tile, tile.length, tile.length, null);
       for (int j = 0; j < tile.length; j++) {
         for (int c = 0; c < D; c++) {
           st.acc[c] += tile[j] * v[from + j][c];

@@ -2,6 +2,7 @@ package hflash.tiles;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import hflash.memory.DType;
@@ -171,6 +172,46 @@ class TileKernelsTest {
         UNDER_TEST.rowScores(qg, 0, g, d, seg, 0, 8L * d, rows, sb, 8);
         for (int i = 0; i < sa.length; i++) {
           assertEquals(sa[i], sb[i], 1e-5 * d, "rowScores[" + i + "] d=" + d);
+        }
+      }
+    }
+  }
+
+  @Test
+  void expIsAccurateAndFlushesOnlyBelowTheNormalRange() {
+    float[] x = new float[4096];
+    for (int i = 0; i < x.length; i++) {
+      x[i] = -87f + 107f * i / (x.length - 1); // [-87, 20]: every weight the engine computes
+    }
+    float[] y = x.clone();
+    UNDER_TEST.expSum(y, 0, y.length, 0f);
+    for (int i = 0; i < x.length; i++) {
+      double want = Math.exp(x[i]);
+      assertEquals(want, y[i], 3e-7 * want, "exp(" + x[i] + ")");
+    }
+    float[] tiny = {-88f, -100f, Float.NEGATIVE_INFINITY, -87.5f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f};
+    UNDER_TEST.expSum(tiny, 0, tiny.length, 0f);
+    for (int i = 0; i < 4; i++) {
+      assertTrue(tiny[i] >= 0f && tiny[i] < 1.2e-38f, "underflow " + i + ": " + tiny[i]);
+    }
+  }
+
+  @Test
+  void expSumGivesTheSameBitsColdAndWarm() {
+    Random r = new Random(13);
+    float[] x = new float[203];
+    for (int i = 0; i < x.length; i++) {
+      x[i] = (float) (r.nextGaussian() * 10);
+    }
+    float[] first = x.clone();
+    float firstSum = UNDER_TEST.expSum(first, 0, first.length, 3f); // likely interpreted or C1
+    for (int rep = 0; rep < 30_000; rep++) { // long enough for C2 to compile the kernel
+      float[] y = x.clone();
+      float sum = UNDER_TEST.expSum(y, 0, y.length, 3f);
+      if (rep % 5000 == 4999) {
+        assertEquals(Float.floatToIntBits(firstSum), Float.floatToIntBits(sum), "sum, rep " + rep);
+        for (int i = 0; i < y.length; i++) {
+          assertEquals(Float.floatToIntBits(first[i]), Float.floatToIntBits(y[i]), "lane " + i + ", rep " + rep);
         }
       }
     }
