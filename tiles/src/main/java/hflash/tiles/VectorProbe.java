@@ -11,6 +11,10 @@ final class VectorProbe {
     return VectorShape.preferredShape().vectorBitSize();
   }
 
+  static java.util.List<StreamReader> streamReaders() {
+    return VectorStreamReaders.all();
+  }
+
   static TileKernels create() {
     return new VectorTileKernels();
   }
