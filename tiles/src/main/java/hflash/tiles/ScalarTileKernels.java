@@ -86,8 +86,15 @@ public final class ScalarTileKernels implements TileKernels {
 
   @Override
   public void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, float[] out, int o) {
-    float box = 0f, magnitude = 0f, dot = 0f;
-    for (int c = 0; c < d; c++) {
+    out[o] = out[o + 1] = out[o + 2] = 0f;
+    addNodeBounds(q, qOff, d, rec, off, 0, out, o);
+  }
+
+  /** Adds channels [from, d) of the three bound terms into out[o..o+2] (shared with the vector tail). */
+  static void addNodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, int from,
+      float[] out, int o) {
+    float box = out[o], magnitude = out[o + 1], dot = out[o + 2];
+    for (int c = from; c < d; c++) {
       float qc = q[qOff + c];
       float lo = rec.get(F32_LE, off + (long) c * Float.BYTES);
       float hi = rec.get(F32_LE, off + (long) (d + c) * Float.BYTES);

@@ -528,18 +528,10 @@ final class VectorTileKernels implements TileKernels {
       magnitude = sumLanes(m);
       dot = sumLanes(t);
     }
-    for (; c < d; c++) {
-      float qc = q[qOff + c];
-      float lo = rec.get(F32_LE, off + (long) c * Float.BYTES);
-      float hi = rec.get(F32_LE, off + (long) (d + c) * Float.BYTES);
-      float ce = rec.get(F32_LE, off + (long) (2 * d + c) * Float.BYTES);
-      box += Math.max(qc * lo, qc * hi);
-      magnitude += Math.abs(qc) * Math.max(Math.abs(lo), Math.abs(hi));
-      dot = Math.fma(qc, ce, dot);
-    }
     out[o] = box;
     out[o + 1] = magnitude;
     out[o + 2] = dot;
+    ScalarTileKernels.addNodeBounds(q, qOff, d, rec, off, c, out, o); // scalar tail
   }
 
   @Override
