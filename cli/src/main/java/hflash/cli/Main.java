@@ -32,6 +32,7 @@ import picocli.CommandLine.ScopeType;
       MakeDemoTraceCommand.class,
       GenCommand.class, ClaimsCommand.class,
       GenerateCommand.class,
+      AscendCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {
