@@ -540,24 +540,45 @@ final class VectorTileKernels implements TileKernels {
     int bound = F.loopBound(d);
     for (int j = 0; j < count; j++) {
       long row = off + j * rowStrideBytes;
-      for (int h = 0; h < g; h++) {
+      int h = 0;
+      for (; h + 4 <= g && bound > 0; h += 4) { // each row vector loaded once for four heads
+        int q0 = qOff + h * d, q1 = q0 + d, q2 = q1 + d, q3 = q2 + d;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        for (int c = 0; c < bound; c += L) {
+          FloatVector k = FloatVector.fromMemorySegment(F, rows, row + (long) c * Float.BYTES, LE);
+          a0 = FloatVector.fromArray(F, q, q0 + c).fma(k, a0);
+          a1 = FloatVector.fromArray(F, q, q1 + c).fma(k, a1);
+          a2 = FloatVector.fromArray(F, q, q2 + c).fma(k, a2);
+          a3 = FloatVector.fromArray(F, q, q3 + c).fma(k, a3);
+        }
+        s[h * sStride + j] = rowTail(q, q0, d, bound, rows, row, sumLanes(a0));
+        s[(h + 1) * sStride + j] = rowTail(q, q1, d, bound, rows, row, sumLanes(a1));
+        s[(h + 2) * sStride + j] = rowTail(q, q2, d, bound, rows, row, sumLanes(a2));
+        s[(h + 3) * sStride + j] = rowTail(q, q3, d, bound, rows, row, sumLanes(a3));
+      }
+      for (; h < g; h++) {
         int qh = qOff + h * d;
         float dot = 0f;
-        int c = 0;
         if (bound > 0) {
           FloatVector a = FloatVector.zero(F);
-          for (; c < bound; c += L) {
+          for (int c = 0; c < bound; c += L) {
             a = FloatVector.fromArray(F, q, qh + c)
                 .fma(FloatVector.fromMemorySegment(F, rows, row + (long) c * Float.BYTES, LE), a);
           }
           dot = sumLanes(a);
         }
-        for (; c < d; c++) {
-          dot = Math.fma(q[qh + c], rows.get(F32_LE, row + (long) c * Float.BYTES), dot);
-        }
-        s[h * sStride + j] = dot;
+        s[h * sStride + j] = rowTail(q, qh, d, bound, rows, row, dot);
       }
     }
+  }
+
+  /** Adds channels [from, d) of q . row to {@code dot}: the scalar tail of a row score. */
+  private static float rowTail(float[] q, int qh, int d, int from, MemorySegment rows, long row,
+      float dot) {
+    for (int c = from; c < d; c++) {
+      dot = Math.fma(q[qh + c], rows.get(F32_LE, row + (long) c * Float.BYTES), dot);
+    }
+    return dot;
   }
 
   // ------------------------------------------------------------------------------------ probe
