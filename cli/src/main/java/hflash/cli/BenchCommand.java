@@ -1,8 +1,11 @@
 package hflash.cli;
 
 import hflash.engine.AttentionMode;
+import hflash.engine.Scheduler;
 import hflash.memory.DType;
 import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -24,7 +27,11 @@ import picocli.CommandLine.Spec;
       "size, whichever is smaller) with the same thread count. Warm-up until stable (at most --warmup",
       "iterations), then --iterations measured; reports median, p10 and p90. A mode other than exact is",
       "timed together with exact (alternating iterations, same cache and query): speedupVsExact is a",
-      "same-run ratio. Several modes (or --mode all) print one result each (--json: one object per line)."
+      "same-run ratio. Several modes (or --mode all) print one result each (--json: one object per line).",
+      "Several schedulers (--scheduler all) are timed in turn in the same run and printed as one table,",
+      "one row per mode and scheduler. --decode-steps N instead runs a decode loop: a prefill of --context",
+      "positions, then N steps that each append one position and attend to all of them in each mode;",
+      "it prints ms per step against the context (a row every N/10 steps) and --svg plots it."
     })
 final class BenchCommand implements Callable<Integer> {
 
@@ -50,6 +57,15 @@ final class BenchCommand implements Callable<Integer> {
   @Option(names = "--threads", defaultValue = "1", description = "Decode and probe threads (default ${DEFAULT-VALUE}).")
   int threads;
 
+  @Option(
+      names = "--scheduler",
+      defaultValue = Schedulers.DEFAULT,
+      split = ",",
+      paramLabel = "S",
+      description = "serial, splitk or pipeline (needs --threads >= 2), several comma-separated, or all: timed in"
+          + " turn in the same run (default ${DEFAULT-VALUE}).")
+  List<String> scheduler;
+
   @Mixin ModeOptions modeOptions;
 
   @Option(
@@ -73,32 +89,128 @@ final class BenchCommand implements Callable<Integer> {
   @Option(names = "--json", description = "Print one JSON object instead of a table.")
   boolean json;
 
+  @Option(
+      names = "--decode-steps",
+      arity = "0..1",
+      fallbackValue = "" + DEFAULT_DECODE_STEPS,
+      paramLabel = "N",
+      description = "Decode loop: prefill --context positions, then N steps of append + attend, timed per step"
+          + " (N defaults to " + DEFAULT_DECODE_STEPS + " when the flag has no value).")
+  Integer decodeSteps;
+
+  @Option(
+      names = "--svg",
+      paramLabel = "FILE",
+      description = "With --decode-steps: also write an SVG plot of ms per step against the context, one line per mode.")
+  Path svg;
+
+  /** N of a bare {@code --decode-steps}: a few seconds at the default context. */
+  static final int DEFAULT_DECODE_STEPS = 64;
+
   @Spec CommandSpec spec;
 
   @Override
   public Integer call() {
     List<ModeSpec> modes = modeOptions.specs();
+    UsageException.positive("--threads", threads);
+    List<Scheduler> schedulers = Schedulers.many(scheduler, threads);
+    if (decodeSteps != null) {
+      UsageException.positive("--decode-steps", decodeSteps);
+    }
+    if (svg != null && decodeSteps == null) {
+      throw new UsageException("--svg needs --decode-steps (the plot is latency against context)");
+    }
+    if (svg != null && svg.toAbsolutePath().getParent() != null && !Files.isDirectory(svg.toAbsolutePath().getParent())) {
+      throw new UsageException("no such folder for --svg: " + svg.toAbsolutePath().getParent());
+    }
     var config =
         new BenchRunner.Config(
-            modes, workload, context, heads, kvHeads, dim, dtype, threads, tile, seed, warmup, iterations,
+            modes, workload, context, heads, kvHeads, dim, dtype, threads, schedulers, tile, seed, warmup, iterations,
             modeOptions.epsilon());
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
-    List<BenchRunner.Result> results =
-        BenchRunner.run(
-            config,
-            line -> {
-              if (!json) {
-                err.println("  " + line);
-                err.flush();
-              }
-            });
-    for (BenchRunner.Result r : results) {
-      // one object per mode, one per line (JSON Lines when there are several)
-      out.print(json ? Format.json(toJson(r)) + "\n" : table(r));
+    java.util.function.Consumer<String> progress =
+        line -> {
+          if (!json) {
+            err.println("  " + line);
+            err.flush();
+          }
+        };
+    if (decodeSteps != null) {
+      DecodeSteps.Outcome o = DecodeSteps.run(config, decodeSteps, progress);
+      if (svg != null) {
+        DecodeSteps.plot(o).write(svg);
+      }
+      if (json) {
+        for (DecodeSteps.Sample s : o.samples()) {
+          out.print(Format.json(toJson(o, s)) + "\n");
+        }
+      } else {
+        out.print(DecodeSteps.table(o));
+      }
+      out.flush();
+      return 0;
+    }
+    List<BenchRunner.Result> results = BenchRunner.run(config, progress);
+    if (json) {
+      for (BenchRunner.Result r : results) {
+        // one object per mode and scheduler, one per line (JSON Lines when there are several)
+        out.print(Format.json(toJson(r)) + "\n");
+      }
+    } else if (schedulers.size() > 1) {
+      out.print(compareTable(results));
+    } else {
+      for (BenchRunner.Result r : results) {
+        out.print(table(r));
+      }
     }
     out.flush();
     return 0;
+  }
+
+  /** One decode-loop sample: the fields bench --decode-steps promises first, then the shape. */
+  static Map<String, Object> toJson(DecodeSteps.Outcome o, DecodeSteps.Sample s) {
+    var c = o.config();
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("step", s.step());
+    m.put("context", s.context());
+    m.put("mode", s.spec().id());
+    m.put("ms", s.ms());
+    m.put("scheduler", s.scheduler().id());
+    m.put("label", s.spec().label());
+    m.put("appendMs", s.appendMs());
+    m.put("windowSteps", s.windowSteps());
+    m.put("steps", o.steps());
+    m.put("prefill", c.context());
+    m.put("heads", c.heads());
+    m.put("kvHeads", c.kvHeads());
+    m.put("dim", c.dim());
+    m.put("dtype", c.dtype().id());
+    m.put("threads", c.threads());
+    m.put("workload", c.workload());
+    m.put("tileTokens", c.tileTokens());
+    m.put("seed", c.seed());
+    return m;
+  }
+
+  /** Several schedulers: one row per mode and scheduler, timed in turn in the same run. */
+  static String compareTable(List<BenchRunner.Result> results) {
+    var c = results.get(0).config();
+    String shape =
+        "n=" + c.context() + " heads=" + c.heads() + " kvHeads=" + c.kvHeads() + " d=" + c.dim() + " " + c.dtype().id()
+            + " threads=" + c.threads() + " workload=" + c.workload();
+    Format.Table t = new Format.Table("mode", "scheduler", "median ms", "p10", "p90", "GB/s", "vs serial",
+        "vs exact", "relErrMax");
+    for (BenchRunner.Result r : results) {
+      t.row(r.spec().label(), r.scheduler().id(), Format.fixed(r.samples().medianMs(), 3),
+          Format.fixed(r.samples().p10Ms(), 3), Format.fixed(r.samples().p90Ms(), 3),
+          Format.fixed(r.effectiveGBps(), 2),
+          Double.isNaN(r.speedupVsSerial()) ? "-" : Format.fixed(r.speedupVsSerial(), 2) + "x",
+          Format.fixed(r.speedupVsExact(), 2) + "x", Format.sci(r.relErrMax()));
+    }
+    return "decode step by scheduler, " + shape + " (probe " + Format.fixed(results.get(0).probeGBps(), 2)
+        + " GB/s)\nvs serial: serial median / this median, same mode; vs exact: exact median / this median, same scheduler\n"
+        + t;
   }
 
   /** The contract fields first, in the order the issues list them, then extras. */
@@ -128,6 +240,23 @@ final class BenchCommand implements Callable<Integer> {
     m.put("speedupVsExact", Format.finite(r.speedupVsExact()));
     m.put("relErrMax", Format.finite(r.relErrMax()));
     m.put("bound", Format.finite(r.bound()));
+    m.put("scheduler", r.scheduler().id());
+    m.put("speedupVsSerial", Format.finite(r.speedupVsSerial()));
+    if (!r.byHeadType().isEmpty()) {
+      Map<String, Object> types = new LinkedHashMap<>();
+      for (BenchReference.HeadTypeStats t : r.byHeadType()) {
+        Map<String, Object> e = new LinkedHashMap<>();
+        e.put("kvHeads", t.kvHeads());
+        e.put("checkedKvHeads", t.checkedKvHeads());
+        e.put("bytesFraction", Format.finite(t.bytesFraction()));
+        e.put("relErrMax", Format.finite(t.relErrMax()));
+        e.put("bound", Format.finite(t.bound()));
+        e.put("errorBoundMax", Format.finite(t.errorBoundMax()));
+        e.put("rhoMax", Format.finite(t.rhoMax()));
+        types.put(t.type(), e);
+      }
+      m.put("byHeadType", types);
+    }
     m.put("label", r.spec().label());
     m.put("exactMedianMs", r.exactSamples().medianMs());
     m.put("keysFraction", r.keysFraction());
@@ -158,7 +287,8 @@ final class BenchCommand implements Callable<Integer> {
     var c = r.config();
     String shape =
         "n=" + c.context() + " heads=" + c.heads() + " kvHeads=" + c.kvHeads() + " d=" + c.dim() + " " + c.dtype().id()
-            + " threads=" + c.threads() + " workload=" + c.workload() + " mode=" + r.spec().label();
+            + " threads=" + c.threads() + " scheduler=" + r.scheduler().id() + " workload=" + c.workload()
+            + " mode=" + r.spec().label();
     Format.Table table = new Format.Table("metric", "value")
             .row("median ms (p10, p90)",
                 Format.fixed(r.samples().medianMs(), 3) + " (" + Format.fixed(r.samples().p10Ms(), 3) + ", "
@@ -180,6 +310,10 @@ final class BenchCommand implements Callable<Integer> {
       if (r.spec().mode() == AttentionMode.SAMPLED) {
         table.row("guard firings, max estimate miss", r.guardFirings() + ", " + Format.fixed(r.maxEstimateMiss(), 3));
       }
+    }
+    for (BenchReference.HeadTypeStats t : r.byHeadType()) {
+      table.row(t.type() + " heads (" + t.kvHeads() + " KV, " + t.checkedKvHeads() + " checked): bytes / exact, relErr, bound",
+          Format.fixed(t.bytesFraction(), 4) + ", " + Format.sci(t.relErrMax()) + ", " + Format.sci(t.bound()));
     }
     return "decode step, " + shape + "\n" + table;
   }

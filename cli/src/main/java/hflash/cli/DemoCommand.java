@@ -47,12 +47,20 @@ final class DemoCommand implements Callable<Integer> {
   @Option(names = "--threads", description = "Threads of the synthetic step (default: available processors).")
   Integer threads;
 
+  @Option(
+      names = "--scheduler",
+      defaultValue = Schedulers.DEFAULT,
+      paramLabel = "S",
+      description = "Scheduler of the synthetic step: serial, splitk or pipeline (needs 2+ threads) (default ${DEFAULT-VALUE}).")
+  String scheduler;
+
   @Spec CommandSpec spec;
 
   @Override
   public Integer call() throws IOException {
     PrintWriter out = spec.commandLine().getOut();
     int t = threads == null ? Runtime.getRuntime().availableProcessors() : UsageException.positive("--threads", threads);
+    var sched = Schedulers.one(scheduler, t);
     out.println("hflash demo: exact decode attention over an off-heap KV cache");
     out.println();
 
@@ -72,7 +80,7 @@ final class DemoCommand implements Callable<Integer> {
     out.println();
 
     var config =
-        new BenchRunner.Config("random", context, 32, 8, 128, dtype, t, 64, 42, 10, 15);
+        new BenchRunner.Config("random", context, 32, 8, 128, dtype, t, sched, 64, 42, 10, 15);
     out.println("[2/2] synthetic W1 decode step: 32 query heads, 8 KV heads, d=128, n=" + context + ", " + dtype.id()
         + " (" + Format.bytes(config.kvBytes()) + " of K and V), " + t + " thread(s)");
     out.flush();

@@ -1,6 +1,7 @@
 package hflash.cli;
 
 import hflash.engine.AttentionMode;
+import hflash.engine.Scheduler;
 import hflash.memory.DType;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -56,6 +57,14 @@ final class EvalCommand implements Callable<Integer> {
   int threads;
 
   @Option(
+      names = "--scheduler",
+      defaultValue = Schedulers.DEFAULT,
+      paramLabel = "S",
+      description = "serial, splitk or pipeline (needs --threads >= 2); the outputs do not depend on it beyond"
+          + " float rounding (default ${DEFAULT-VALUE}).")
+  String scheduler;
+
+  @Option(
       names = "--tile",
       defaultValue = "" + DEFAULT_TILE,
       description = "Tokens per cache tile, a multiple of 32 (default ${DEFAULT-VALUE}: 16 tiles for 512 positions).")
@@ -76,6 +85,7 @@ final class EvalCommand implements Callable<Integer> {
   @Override
   public Integer call() throws IOException {
     UsageException.positive("--threads", threads);
+    Scheduler sched = Schedulers.one(scheduler, threads);
     UsageException.positive("--tile", tile);
     List<ModeSpec> specs = modeOptions.specs();
     double epsilon = modeOptions.epsilon();
@@ -89,7 +99,7 @@ final class EvalCommand implements Callable<Integer> {
     List<ModeSpec> all = new ArrayList<>(specs);
     List<ModeSpec> sweep = svg == null ? List.of() : sweep(modeOptions);
     all.addAll(sweep);
-    List<TraceEval.ModeResult> results = TraceEval.run(t, all, epsilon, dtype, threads, tile);
+    List<TraceEval.ModeResult> results = TraceEval.run(t, all, epsilon, dtype, threads, sched, tile);
     List<TraceEval.ModeResult> shown = results.subList(0, specs.size());
     if (svg != null) {
       String plot = plot(t, results.subList(specs.size(), results.size()));
@@ -100,12 +110,15 @@ final class EvalCommand implements Callable<Integer> {
       Map<String, Object> m = toJson(t, dtype, shown);
       m.put("tileTokens", tile);
       m.put("oracleEpsilon", epsilon);
+      m.put("threads", threads);
+      m.put("scheduler", sched.id());
       if (svg != null) {
         m.put("svg", svg.toString());
       }
       out.println(Format.json(m));
     } else {
-      out.println(describe(t) + ", " + dtype.id() + " cache, tiles of " + tile);
+      out.println(describe(t) + ", " + dtype.id() + " cache, tiles of " + tile + ", " + threads + " thread(s), "
+          + sched.id());
       for (var r : shown) {
         out.print(table(r, epsilon));
       }

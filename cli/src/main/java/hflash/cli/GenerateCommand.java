@@ -2,6 +2,7 @@ package hflash.cli;
 
 import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
+import hflash.engine.Scheduler;
 import hflash.examples.llama2.GenerateOptions;
 import hflash.examples.llama2.GenerateResult;
 import hflash.examples.llama2.Generator;
@@ -100,11 +101,26 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--threads", defaultValue = "1", description = "Attention threads (default ${DEFAULT-VALUE}).")
   int threads;
 
+  @Option(
+      names = "--scheduler",
+      defaultValue = Schedulers.DEFAULT,
+      paramLabel = "S",
+      description = "serial (one attention thread, whatever --threads) or splitk; pipeline is not available here yet"
+          + " (the llama2 example builds its attention with splitk) (default ${DEFAULT-VALUE}).")
+  String scheduler;
+
   @Spec CommandSpec spec;
 
   @Override
   public Integer call() throws IOException {
     UsageException.positive("--threads", threads);
+    Scheduler sched = Schedulers.one(scheduler, threads);
+    if (sched == Scheduler.PIPELINE) {
+      throw new UsageException("--scheduler pipeline is not available in generate yet (the llama2 example"
+          + " creates its attention with splitk): use serial or splitk");
+    }
+    // serial is one thread doing everything: the example's splitk attention on one thread is exactly that
+    int attentionThreads = sched == Scheduler.SERIAL ? 1 : threads;
     if (steps < 0) {
       throw new UsageException("--steps must be >= 0: " + steps);
     }
@@ -120,7 +136,7 @@ final class GenerateCommand implements Callable<Integer> {
     Path modelFile = file("--model", model, "stories260K.bin", "model");
     Path tokenizerFile = file("--tokenizer", tokenizer, "tok512.bin", "tokenizer");
     GenerateOptions options = new GenerateOptions(modelFile, tokenizerFile, prompt, steps, temperature, seed,
-        mode.id(), epsilon, tiles, dtype.id(), threads);
+        mode.id(), epsilon, tiles, dtype.id(), attentionThreads);
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
     GenerateResult result;
@@ -139,7 +155,7 @@ final class GenerateCommand implements Callable<Integer> {
       case BUDGETED -> "budgeted (" + tiles.strip() + " of tiles)";
       default -> mode.id();
     };
-    err.println("mode " + label + ", " + dtype.id() + " cache, " + threads + " thread(s)");
+    err.println("mode " + label + ", " + dtype.id() + " cache, " + attentionThreads + " thread(s), " + sched.id());
     err.println(result.summary().strip());
     err.flush();
     return 0;

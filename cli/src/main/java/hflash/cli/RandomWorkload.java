@@ -40,12 +40,7 @@ final class RandomWorkload implements Workload {
 
   @Override
   public void fill(KvCache cache, int layer, Consumer<String> progress) {
-    // the generator as it stood after the query, split: the same bits on every call
-    SplittableRandom after = new SplittableRandom(seed);
-    for (int i = 0; i < query.length; i++) {
-      after.nextDouble();
-    }
-    SplittableRandom random = after.split();
+    SplittableRandom random = afterQuery();
     int n = shape.context();
     int row = shape.kvHeads() * shape.dim();
     int batch = Math.min(FILL_BATCH, n);
@@ -69,6 +64,31 @@ final class RandomWorkload implements Workload {
         progress.accept("filled " + (pos + count) + "/" + n + " positions (" + reported + "%)");
       }
     }
+  }
+
+  /** The generator as it stood after the query, split: the same bits on every call. */
+  private SplittableRandom afterQuery() {
+    SplittableRandom after = new SplittableRandom(seed);
+    for (int i = 0; i < query.length; i++) {
+      after.nextDouble();
+    }
+    return after.split();
+  }
+
+  /** Keys and values uniform in [-1, 1): the same bits as {@link #fill}, however the counts split them. */
+  @Override
+  public Stream stream() {
+    SplittableRandom random = afterQuery();
+    int row = shape.kvHeads() * shape.dim();
+    return (cache, layer, count) -> {
+      float[] k = new float[count * row]; // (count, kvHeads, dim)
+      float[] v = new float[count * row]; // (count, kvHeads, dim)
+      for (int i = 0; i < k.length; i++) {
+        k[i] = uniform(random);
+        v[i] = uniform(random);
+      }
+      cache.append(layer, count, k, v);
+    };
   }
 
   /** Uniform in [-1, 1). */

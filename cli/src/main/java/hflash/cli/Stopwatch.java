@@ -55,27 +55,43 @@ final class Stopwatch {
    * @return {result of a, result of b}
    */
   Result[] timePair(Runnable a, Runnable b) {
-    List<Double> warmA = new ArrayList<>();
-    List<Double> warmB = new ArrayList<>();
-    long[] callsA = new long[1];
-    long[] callsB = new long[1];
-    while (warmA.size() < maxWarmup) {
-      warmA.add(iteration(a, callsA));
-      warmB.add(iteration(b, callsB));
-      if (warmA.size() >= minWarmup && stable(warmA) && stable(warmB)) {
+    return timeAll(List.of(a, b)).toArray(Result[]::new);
+  }
+
+  /**
+   * {@link #timePair} for any number of operations: one iteration of each in turn, round after
+   * round, until all are stable (or {@code maxWarmup} rounds), then the measured rounds.
+   *
+   * @return one result per operation, in the order given
+   */
+  List<Result> timeAll(List<Runnable> ops) {
+    int m = ops.size();
+    List<List<Double>> warm = new ArrayList<>();
+    long[][] calls = new long[m][1];
+    for (int i = 0; i < m; i++) {
+      warm.add(new ArrayList<>());
+    }
+    while (warm.get(0).size() < maxWarmup) {
+      boolean stable = true;
+      for (int i = 0; i < m; i++) {
+        warm.get(i).add(iteration(ops.get(i), calls[i]));
+        stable &= stable(warm.get(i));
+      }
+      if (warm.get(0).size() >= minWarmup && stable) {
         break;
       }
     }
-    double[] samplesA = new double[measured];
-    double[] samplesB = new double[measured];
-    for (int i = 0; i < measured; i++) {
-      samplesA[i] = iteration(a, callsA);
-      samplesB[i] = iteration(b, callsB);
+    double[][] samples = new double[m][measured];
+    for (int r = 0; r < measured; r++) {
+      for (int i = 0; i < m; i++) {
+        samples[i][r] = iteration(ops.get(i), calls[i]);
+      }
     }
-    return new Result[] {
-      new Result(new Samples(samplesA), warmA.size(), callsA[0]),
-      new Result(new Samples(samplesB), warmB.size(), callsB[0])
-    };
+    List<Result> results = new ArrayList<>();
+    for (int i = 0; i < m; i++) {
+      results.add(new Result(new Samples(samples[i]), warm.get(i).size(), calls[i][0]));
+    }
+    return results;
   }
 
   private double iteration(Runnable op, long[] calls) {

@@ -46,7 +46,7 @@ import java.util.stream.IntStream;
  *
  * <p>Thread-safe: immutable after construction; each {@link KeyStream} is single-threaded.
  */
-public final class StructuredWorkload {
+public final class StructuredWorkload implements Workload {
 
   /** How a KV head's query heads attend; the proportions are parameters. */
   public enum HeadType {
@@ -278,6 +278,7 @@ public final class StructuredWorkload {
   }
 
   /** "structured", the name {@code --workload} takes. */
+  @Override
   public String name() {
     return "structured";
   }
@@ -331,6 +332,7 @@ public final class StructuredWorkload {
    * The decode query at the last position (n - 1, which sees every key): (heads, dim), row-major.
    * The same array every call (as bench's workloads return it): callers must not modify it.
    */
+  @Override
   public float[] query() {
     float[] q = lastQuery;
     if (q == null) {
@@ -424,6 +426,7 @@ public final class StructuredWorkload {
   }
 
   /** {@link #fill(KvCache, int)}, reporting progress every 2^18 positions for long contexts. */
+  @Override
   public void fill(KvCache cache, int layer, java.util.function.Consumer<String> progress) {
     KvCacheLayout l = cache.layout();
     if (l.kvHeads() != p.kvHeads() || l.headDim() != p.dim()) {
@@ -456,6 +459,28 @@ public final class StructuredWorkload {
         progress.accept("structured workload: " + (pos + count) + " of " + p.context() + " positions");
       }
     }
+  }
+
+  /**
+   * The positions of {@link #fill}, appended a few at a time ({@code bench --decode-steps}: a prefill,
+   * then one position per step); at most {@code context} positions in all. Single-threaded.
+   */
+  @Override
+  public Workload.Stream stream() {
+    KeyStream[] streams = new KeyStream[p.kvHeads()];
+    Arrays.setAll(streams, this::keys);
+    int row = p.kvHeads() * p.dim();
+    return (cache, layer, count) -> {
+      for (int done = 0; done < count; done += FILL_BATCH) {
+        int n = Math.min(FILL_BATCH, count - done);
+        float[] k = new float[n * row]; // (n, kvHeads, dim)
+        float[] v = new float[n * row]; // (n, kvHeads, dim)
+        IntStream heads = IntStream.range(0, p.kvHeads());
+        // a parallel stream costs more than it saves for a position or two (a decode step)
+        (n >= 64 ? heads.parallel() : heads).forEach(g -> streams[g].next(n, k, g * p.dim(), row, v, g * p.dim(), row));
+        cache.append(layer, n, k, v);
+      }
+    };
   }
 
   /** Sequential generator of one KV head's keys and values; not thread-safe. */

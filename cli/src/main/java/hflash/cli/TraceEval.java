@@ -3,6 +3,7 @@ package hflash.cli;
 import hflash.engine.AttentionMode;
 import hflash.engine.AttentionReport;
 import hflash.engine.DecodeAttention;
+import hflash.engine.Scheduler;
 import hflash.engine.ReferenceAttention;
 import hflash.memory.DType;
 import hflash.memory.KvCache;
@@ -144,15 +145,16 @@ final class TraceEval {
     if (mode != AttentionMode.EXACT) {
       throw new IllegalArgumentException("only exact has default parameters here: " + mode);
     }
-    return run(t, List.of(ModeSpec.EXACT), 1e-3, dtype, threads, tileTokens).get(0);
+    return run(t, List.of(ModeSpec.EXACT), 1e-3, dtype, threads, Scheduler.SPLITK, tileTokens).get(0);
   }
 
   /**
-   * Every mode of {@code specs} over every row of {@code t}; the oracle runs at {@code oracleEpsilon}.
+   * Every mode of {@code specs} over every row of {@code t}, decoded on {@code threads} threads spread by
+   * {@code scheduler}; the oracle runs at {@code oracleEpsilon}.
    * Results come in the order of {@code specs}.
    */
   static List<ModeResult> run(Trace t, List<ModeSpec> specs, double oracleEpsilon, DType dtype, int threads,
-      int tileTokens) {
+      Scheduler scheduler, int tileTokens) {
     int m = specs.size();
     List<List<Stats>> layers = new ArrayList<>();
     for (int i = 0; i < m; i++) {
@@ -177,7 +179,7 @@ final class TraceEval {
         s[i] = new Stats();
       }
       try (KvCache cache = KvCache.allocate(layout);
-          DecodeAttention attention = DecodeAttention.create(cache, heads, threads, (float) t.scale())) {
+          DecodeAttention attention = DecodeAttention.create(cache, heads, threads, (float) t.scale(), scheduler)) {
         try {
           cache.append(0, t.positions(), t.positionMajor(t.k(), layer), t.positionMajor(t.v(), layer));
         } catch (IllegalArgumentException e) {

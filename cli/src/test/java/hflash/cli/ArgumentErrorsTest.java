@@ -47,7 +47,23 @@ class ArgumentErrorsTest {
             new String[] {"bench", "--heads", "32", "--kv-heads", "6"},
             "--heads must be a multiple of --kv-heads: 32 % 6 != 0"),
         Arguments.of(new String[] {"bench", "--mode", "fast"}, "unknown mode: fast (expected exact"),
-        Arguments.of(new String[] {"bench", "--workload", "zipf"}, "unknown workload: zipf (expected random)"),
+        Arguments.of(new String[] {"bench", "--workload", "zipf"}, "unknown workload: zipf (expected random, structured)"),
+        Arguments.of(new String[] {"bench", "--workload", "structured", "--dim", "4"},
+            "workload structured: dim must be at least clusters + 3: 4 < 7"),
+        Arguments.of(new String[] {"bench", "--scheduler", "pipeline", "--threads", "1"},
+            "--scheduler pipeline needs --threads >= 2"),
+        Arguments.of(new String[] {"bench", "--scheduler", "all"}, "--scheduler all (which includes pipeline) needs --threads >= 2"),
+        Arguments.of(new String[] {"bench", "--scheduler", "fastest"},
+            "unknown scheduler: fastest (expected serial, splitk, pipeline or all)"),
+        Arguments.of(new String[] {"bench", "--decode-steps", "0"}, "--decode-steps must be positive: 0"),
+        Arguments.of(new String[] {"bench", "--svg", "x.svg"}, "--svg needs --decode-steps"),
+        Arguments.of(new String[] {"eval", "--trace", "x", "--scheduler", "pipeline"}, "--scheduler pipeline needs --threads >= 2"),
+        Arguments.of(new String[] {"eval", "--trace", "x", "--scheduler", "all"},
+            "unknown scheduler: all (expected serial, splitk or pipeline)"),
+        Arguments.of(new String[] {"demo", "--threads", "1", "--scheduler", "pipeline"}, "--scheduler pipeline needs --threads >= 2"),
+        Arguments.of(new String[] {"generate", "--scheduler", "pipeline"}, "--scheduler pipeline needs --threads >= 2"),
+        Arguments.of(new String[] {"generate", "--scheduler", "pipeline", "--threads", "2"},
+            "--scheduler pipeline is not available in generate yet"),
         Arguments.of(new String[] {"eval"}, "Missing required option: '--trace=FILE'"),
         Arguments.of(new String[] {"eval", "--trace", tmp.resolve("none.safetensors").toString()}, "no such trace file"),
         Arguments.of(new String[] {"eval", "--trace", garbage.toString()}, "garbage.safetensors"),
@@ -102,7 +118,8 @@ class ArgumentErrorsTest {
   void helpExitsZero() {
     CliRun r = CliRun.of("bench", "--help");
     assertEquals(0, r.code(), r::toString);
-    for (String flag : new String[] {"--context", "--heads", "--kv-heads", "--dim", "--dtype", "--threads", "--mode", "--json", "--workload"}) {
+    for (String flag : new String[] {"--context", "--heads", "--kv-heads", "--dim", "--dtype", "--threads", "--mode", "--json", "--workload",
+        "--scheduler", "--decode-steps", "--svg"}) {
       assertTrue(r.out().contains(flag), () -> flag + " missing from help\n" + r);
     }
   }
