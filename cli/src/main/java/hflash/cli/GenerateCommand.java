@@ -115,12 +115,7 @@ final class GenerateCommand implements Callable<Integer> {
   public Integer call() throws IOException {
     UsageException.positive("--threads", threads);
     Scheduler sched = Schedulers.one(scheduler, threads);
-    if (sched == Scheduler.PIPELINE) {
-      throw new UsageException("--scheduler pipeline is not available in generate yet (the llama2 example"
-          + " creates its attention with splitk): use serial or splitk");
-    }
-    // serial is one thread doing everything: the example's splitk attention on one thread is exactly that
-    int attentionThreads = sched == Scheduler.SERIAL ? 1 : threads;
+    int attentionThreads = threads;
     if (steps < 0) {
       throw new UsageException("--steps must be >= 0: " + steps);
     }
@@ -142,7 +137,7 @@ final class GenerateCommand implements Callable<Integer> {
     GenerateResult result;
     try (PrintStream text = new PrintStream(new WriterOutputStream(out), true, StandardCharsets.UTF_8)) {
       try {
-        result = Generator.run(options, text);
+        result = Generator.run(options, text, sched);
       } catch (IllegalArgumentException e) {
         // invalid checkpoint or tokenizer, a tokenizer of another model, a prompt longer than the context
         throw new UsageException(e.getMessage(), e);

@@ -16,6 +16,14 @@ final class Stopwatch {
   /** Relative spread of the last three warm-up iterations below which timing counts as stable. */
   static final double STABLE = 0.03;
 
+  /**
+   * Warm-up lasts at least this long whatever the iteration counts say: with several threads the
+   * workers' code reaches its final JIT tier only after many calls (W1 at 32k keys on 2 threads:
+   * 10.6 ms per call after 25 calls, 7.5 ms after 200), and a slow tier can look stable.
+   */
+  static final long MIN_WARMUP_NANOS =
+      Long.getLong("hflash.minWarmupMs", 2000) * 1_000_000L; // tests shorten it: they check fields, not speed
+
   private final long minIterationNanos;
   private final int minWarmup;
   private final int maxWarmup;
@@ -34,9 +42,10 @@ final class Stopwatch {
   Result time(Runnable op) {
     List<Double> warm = new ArrayList<>();
     long[] calls = new long[1];
-    while (warm.size() < maxWarmup) {
+    long start = System.nanoTime();
+    while (warm.size() < maxWarmup || System.nanoTime() - start < MIN_WARMUP_NANOS) {
       warm.add(iteration(op, calls));
-      if (warm.size() >= minWarmup && stable(warm)) {
+      if (warm.size() >= minWarmup && stable(warm) && System.nanoTime() - start >= MIN_WARMUP_NANOS) {
         break;
       }
     }
@@ -71,13 +80,14 @@ final class Stopwatch {
     for (int i = 0; i < m; i++) {
       warm.add(new ArrayList<>());
     }
-    while (warm.get(0).size() < maxWarmup) {
+    long start = System.nanoTime();
+    while (warm.get(0).size() < maxWarmup || System.nanoTime() - start < MIN_WARMUP_NANOS) {
       boolean stable = true;
       for (int i = 0; i < m; i++) {
         warm.get(i).add(iteration(ops.get(i), calls[i]));
         stable &= stable(warm.get(i));
       }
-      if (warm.get(0).size() >= minWarmup && stable) {
+      if (warm.get(0).size() >= minWarmup && stable && System.nanoTime() - start >= MIN_WARMUP_NANOS) {
         break;
       }
     }

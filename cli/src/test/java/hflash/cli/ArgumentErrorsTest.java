@@ -62,8 +62,6 @@ class ArgumentErrorsTest {
             "unknown scheduler: all (expected serial, splitk or pipeline)"),
         Arguments.of(new String[] {"demo", "--threads", "1", "--scheduler", "pipeline"}, "--scheduler pipeline needs --threads >= 2"),
         Arguments.of(new String[] {"generate", "--scheduler", "pipeline"}, "--scheduler pipeline needs --threads >= 2"),
-        Arguments.of(new String[] {"generate", "--scheduler", "pipeline", "--threads", "2"},
-            "--scheduler pipeline is not available in generate yet"),
         Arguments.of(new String[] {"eval"}, "Missing required option: '--trace=FILE'"),
         Arguments.of(new String[] {"eval", "--trace", tmp.resolve("none.safetensors").toString()}, "no such trace file"),
         Arguments.of(new String[] {"eval", "--trace", garbage.toString()}, "garbage.safetensors"),

@@ -6,6 +6,11 @@ import java.io.StringWriter;
 /** Runs {@link Main#run} in process and captures exit code, stdout and stderr. */
 record CliRun(int code, String out, String err) {
 
+  static {
+    // tests check what bench reports, not how fast: skip the 2 s minimum warm-up
+    System.setProperty("hflash.minWarmupMs", "0");
+  }
+
   static CliRun of(String... args) {
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();

@@ -47,6 +47,16 @@ class GenerateCommandTest {
   }
 
   @Test
+  void pipelineSchedulerGivesTheSameGreedyText() {
+    CliRun serial = CliRun.of("generate", "--temperature", "0", "--steps", "60", "--scheduler", "serial");
+    CliRun pipe = CliRun.of("generate", "--temperature", "0", "--steps", "60", "--scheduler", "pipeline",
+        "--threads", "2");
+    assertEquals(0, serial.code(), serial::toString);
+    assertEquals(0, pipe.code(), pipe::toString);
+    assertEquals(serial.out(), pipe.out());
+  }
+
+  @Test
   void defaultsFindTheSharedModel() {
     CliRun r = CliRun.of("generate", "--steps", "8", "--mode", "certified", "--epsilon", "1e-2");
     assertEquals(0, r.code(), r::toString);

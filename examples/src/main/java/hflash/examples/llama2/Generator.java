@@ -1,6 +1,7 @@
 package hflash.examples.llama2;
 
 import hflash.engine.AttentionConfig;
+import hflash.engine.Scheduler;
 import hflash.memory.DType;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -60,13 +61,20 @@ public final class Generator {
    *     longer than the context
    */
   public static GenerateResult run(GenerateOptions options, PrintStream out) throws IOException {
+    return run(options, out, Scheduler.SPLITK);
+  }
+
+  /** As {@link #run(GenerateOptions, PrintStream)} with the scheduler of every attention call. */
+  public static GenerateResult run(GenerateOptions options, PrintStream out, Scheduler scheduler)
+      throws IOException {
     // parse first: a typo in --mode, --budget or --dtype fails before megabytes of weights are read
     AttentionConfig mode = options.attentionConfig();
     DType dtype = DType.parse(options.dtype());
     Llama2Checkpoint model = Llama2Checkpoint.load(options.model());
     Tokenizer tokenizer = Tokenizer.load(options.tokenizer(), model.config().vocabSize());
     int capacity = model.config().seqLen();
-    try (Transformer transformer = new Transformer(model, capacity, dtype, mode, options.threads())) {
+    try (Transformer transformer = new Transformer(model, capacity, dtype, mode, options.threads(),
+        Transformer.DEFAULT_TILE_TOKENS, scheduler)) {
       return new Generator(transformer, tokenizer)
           .generate(options.prompt(), options.steps(), options.temperature(), options.seed(), out);
     }

@@ -2,6 +2,7 @@ package hflash.examples.llama2;
 
 import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
+import hflash.engine.Scheduler;
 import hflash.engine.AttentionReport;
 import hflash.engine.DecodeAttention;
 import hflash.memory.DType;
@@ -103,6 +104,15 @@ public final class Transformer implements AutoCloseable {
    */
   public Transformer(Llama2Checkpoint model, int capacity, DType dtype, AttentionConfig attention, int threads,
       int tileTokens) {
+    this(model, capacity, dtype, attention, threads, tileTokens, Scheduler.SPLITK);
+  }
+
+  /**
+   * As {@link #Transformer(Llama2Checkpoint, int, DType, AttentionConfig, int, int)} with the scheduler that
+   * spreads each attention call over the threads (pipeline needs threads &gt;= 2).
+   */
+  public Transformer(Llama2Checkpoint model, int capacity, DType dtype, AttentionConfig attention, int threads,
+      int tileTokens, Scheduler scheduler) {
     this.w = Objects.requireNonNull(model, "model");
     this.config = model.config();
     Objects.requireNonNull(dtype, "dtype");
@@ -116,7 +126,9 @@ public final class Transformer implements AutoCloseable {
     KvCacheLayout layout = new KvCacheLayout(c.layers(), c.kvHeads(), c.headDim(), capacity, dtype, tileTokens);
     this.cache = KvCache.allocate(layout);
     try {
-      this.attention = DecodeAttention.create(cache, c.heads(), threads); // scale 1/sqrt(headDim), as run.c
+      // scale 1/sqrt(headDim), as run.c
+      this.attention = DecodeAttention.create(cache, c.heads(), threads,
+          (float) (1.0 / Math.sqrt(c.headDim())), Objects.requireNonNull(scheduler, "scheduler"));
     } catch (RuntimeException e) {
       cache.close(); // we own the cache: release it when construction fails
       throw e;
