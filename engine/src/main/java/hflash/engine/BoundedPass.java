@@ -36,6 +36,7 @@ final class BoundedPass {
   private final double[] sum; // (g): S_h, frontier mass at the reference, relative to ref
   private final float[] ref; // (g): R_h
   private final float[] nb = new float[3];
+  private final float[] centroidScores; // (g): q_h . centroid of the node being bounded
 
   BoundedPass(TileLoop loop, TileKernels kernels, KvCacheLayout layout, int group) {
     this.loop = loop;
@@ -51,6 +52,7 @@ final class BoundedPass {
     this.heap = new long[nodes];
     this.sum = new double[group];
     this.ref = new float[group];
+    this.centroidScores = new float[group];
   }
 
   /**
@@ -141,6 +143,8 @@ final class BoundedPass {
       for (int i = 0; i < g; i++) {
         ub[i * stride + node] = kernels.max(s, i * tileTokens, tileTokens);
       }
+    } else if (call.config.mode() == AttentionMode.BUDGETED) {
+      ballBound(call, kh, node);
     } else {
       TileSummaries sum = call.summaries;
       boolean block = node >= maxTiles;
@@ -155,6 +159,34 @@ final class BoundedPass {
       loop.summaryBytes += sum.recordBytes();
     }
     heap[heapSize++] = node;
+  }
+
+  /**
+   * The budgeted mode's cheaper bound: the ball only, {@code q.c + ||q|| r}, one d-long dot per
+   * head with the centroid loaded once for the group, reading the record's tail (centroid, radius,
+   * vmax, ||c||: a third of it). Float slack: a computed score is off by at most
+   * {@code (d+2) u ||q|| ||k||} and {@code ||k|| <= ||c|| + r}; the computed {@code q.c} by
+   * {@code (d+2) u ||q|| ||c||}. Looser than min(box, ball), still a bound on any data: the budget
+   * decides what is read, the bound is only reported.
+   */
+  private void ballBound(TileLoop.Call call, int kh, int node) {
+    int h0 = kh * g;
+    TileSummaries sum = call.summaries;
+    boolean block = node >= maxTiles;
+    int index = block ? node - maxTiles : node;
+    long rec = block ? sum.blockOffset(call.layer, kh, index) : sum.offset(call.layer, kh, index);
+    float radius = block ? sum.blockRadius(call.layer, kh, index) : sum.radius(call.layer, kh, index);
+    float cnorm = sum.centroidNorm(call.layer, kh, index, block);
+    kernels.rowScores(call.qs, h0 * d, g, d, call.summarySegment, rec + 2L * d * Float.BYTES, 0, 1,
+        centroidScores, 1);
+    int stride = maxTiles + maxBlocks;
+    for (int i = 0; i < g; i++) {
+      double qn = call.qNorm[h0 + i];
+      double ball = centroidScores[i] + qn * radius * (1 + 1e-6);
+      double slack = 2 * (d + 2) * U * qn * ((double) cnorm + radius);
+      ub[i * stride + node] = (float) (ball + slack) + Math.ulp(centroidScores[i]) + Math.ulp((float) ball);
+    }
+    loop.summaryBytes += (long) (d + 3) * Float.BYTES;
   }
 
   private void expandBlock(TileLoop.Call call, int kh, int block) {

@@ -9,7 +9,7 @@ import java.nio.ByteOrder;
  * Per-tile summaries of the stored keys and values, kept current by {@link KvCache} on every append
  * and truncate: what the hierarchical modes use to bound the scores of a tile without reading it.
  *
- * <p>One record of {@link #recordFloats(int) 3d + 2} little-endian f32 per (layer, kvHead, tile):
+ * <p>One record of {@link #recordFloats(int) 3d + 3} little-endian f32 per (layer, kvHead, tile):
  *
  * <pre>
  *   [0, d)      lo[c]      min over the tile's stored keys of k[c]
@@ -17,14 +17,15 @@ import java.nio.ByteOrder;
  *   [2d, 3d)    centroid   mean of the stored keys            (complete tiles only)
  *   3d          radius     max_j ||k_j - centroid||, rounded up (complete tiles only)
  *   3d + 1      vmax       max_j ||v_j||, rounded up            (complete tiles only)
+ *   3d + 3      cnorm      ||centroid||, rounded up             (complete tiles only)
  * </pre>
  *
  * All values are over the keys and values as stored (after the dtype's rounding), so the bounds
  * hold for what the kernels actually score. lo/hi are maintained per append in O(d); centroid,
  * radius and vmax are computed once, when a tile's last position is appended (the tile becomes
  * complete). The last, incomplete tile of a layer has lo/hi only: the engine always reads it.
- * Memory: {@code (3d + 2) * 4} bytes per tile per KV head, e.g. 6 bytes per key and KV head for
- * d = 128, T = 64 (2.3 % of an f16 K+V row).
+ * Memory: {@code (3d + 3) * 4} bytes per tile per KV head, e.g. 24 bytes per key and KV head for
+ * d = 128, T = 64 (4.7 % of an f16 K+V row), plus 1/16 of that for the block level.
  */
 public final class TileSummaries {
 
@@ -35,7 +36,7 @@ public final class TileSummaries {
   public static final int BLOCK_TILES = 16;
 
   private final KvCacheLayout layout;
-  private final MemorySegment data; // (layers, kvHeads, tiles, 3d + 2) f32, then (layers, kvHeads, blocks, 3d + 2)
+  private final MemorySegment data; // (layers, kvHeads, tiles, 3d + 3) f32, then (layers, kvHeads, blocks, 3d + 3)
   private final int tiles; // tiles per (layer, kvHead)
   private final int blocks; // complete-able blocks per (layer, kvHead): tiles / BLOCK_TILES
   private final long blockBase; // byte offset of the block records
@@ -53,9 +54,9 @@ public final class TileSummaries {
     this.data = arena.allocate(Math.addExact(blockBase, Math.multiplyExact(heads * blocks, recordBytes)), 64);
   }
 
-  /** Floats in one record: {@code 3d + 2}. */
+  /** Floats in one record: {@code 3d + 3}. */
   public static int recordFloats(int headDim) {
-    return 3 * headDim + 2;
+    return 3 * headDim + 3;
   }
 
   /** The whole summary segment (read-only view handed out by {@link KvCache#summaries()}). */
@@ -146,6 +147,7 @@ public final class TileSummaries {
     // round up with a margin for the double arithmetic: the bounds must never be too small
     data.set(F32, rec + (long) (3 * d) * Float.BYTES, Math.nextUp((float) (radius * (1 + 1e-9))));
     data.set(F32, rec + (long) (3 * d + 1) * Float.BYTES, Math.nextUp((float) (vmax * (1 + 1e-9))));
+    storeCentroidNorm(rec, d);
     if (tile % BLOCK_TILES == BLOCK_TILES - 1 && tile / BLOCK_TILES < blocks) {
       completeBlock(layer, kvHead, tile / BLOCK_TILES);
     }
@@ -181,6 +183,23 @@ public final class TileSummaries {
     }
     data.set(F32, rec + (long) (3 * d) * Float.BYTES, Math.nextUp((float) (radius * (1 + 1e-9))));
     data.set(F32, rec + (long) (3 * d + 1) * Float.BYTES, vmax);
+    storeCentroidNorm(rec, d);
+  }
+
+  /** ||centroid|| of the record at rec, as stored (rounded up). */
+  private void storeCentroidNorm(long rec, int d) {
+    double sq = 0;
+    for (int c = 0; c < d; c++) {
+      double x = data.get(F32, rec + (long) (2 * d + c) * Float.BYTES);
+      sq += x * x;
+    }
+    data.set(F32, rec + (long) (3 * d + 2) * Float.BYTES, Math.nextUp((float) (Math.sqrt(sq) * (1 + 1e-9))));
+  }
+
+  /** ||centroid|| of a complete tile (block when {@code block}), rounded up. */
+  public float centroidNorm(int layer, int kvHead, int index, boolean block) {
+    long rec = block ? blockOffset(layer, kvHead, index) : offset(layer, kvHead, index);
+    return data.get(F32, rec + (long) (3 * layout.headDim() + 2) * Float.BYTES);
   }
 
   /** Recomputes lo/hi of the tile holding positions [tileStart, length) after a truncate. */
