@@ -106,9 +106,8 @@ final class Handoff {
           kernels.scale(state.acc, (h0 + i) * d, d, a[i]);
         }
       }
-      long off = layout.tileOffset(call.layer, kvHead[slot], tile[slot]);
-      kernels.accumulate(weights[slot], tileTokens, g, d, call.v, off, layout.dtype(),
-          count[slot], tileTokens, state.acc, h0 * d);
+      TileLoop.accumulateTile(kernels, layout, call, kvHead[slot], tile[slot], count[slot],
+          weights[slot], g, counters.tileAcc, state.acc);
       counters.kvBytes += (long) count[slot] * layout.rowBytes();
       counters.tilesRead++;
       delay();

@@ -23,6 +23,7 @@ final class TileLoop {
   private final int maxTiles;
   final AttentionState state; // (numHeads)
   private final float[] own; // (g, tileTokens): this worker's score scratch
+  final float[] tileAcc; // (g, d): p.V of the current tile before it joins the running sum
   private float[] s; // scores, then weights, of the current tile: own, or a pipeline slot
   Handoff handoff; // pipeline unit 1: where tiles go for their p.V; null: accumulate here
   final boolean[] opened; // (maxTiles) bounded modes: tiles read in this pass
@@ -49,6 +50,7 @@ final class TileLoop {
     this.maxTiles = (int) (layout.paddedCapacity() / tileTokens);
     this.state = new AttentionState(numHeads, d);
     this.own = new float[Math.multiplyExact(group, tileTokens)];
+    this.tileAcc = new float[Math.multiplyExact(group, layout.headDim())];
     this.s = own;
     this.opened = new boolean[maxTiles];
     this.bounded = new BoundedPass(this, kernels, layout, group);
@@ -136,11 +138,31 @@ final class TileLoop {
   }
 
   private void accumulateTile(Call call, int kh, int t, int count) {
-    long off = layout.tileOffset(call.layer, kh, t);
-    kernels.accumulate(s, tileTokens, g, d, call.v, off, layout.dtype(), count, tileTokens,
-        state.acc, kh * g * d);
+    accumulateTile(kernels, layout, call, kh, t, count, s, g, tileAcc, state.acc);
     kvBytes += (long) count * layout.rowBytes();
     tilesRead++;
+  }
+
+  /**
+   * p.V of one tile for KV head kh's group, summed into a zeroed per-tile buffer first and then
+   * added to {@code acc}: the running sum then adds one partial per tile instead of one term per
+   * key, which keeps its float rounding at about sqrt(tiles) + sqrt(T) ulps instead of sqrt(n)
+   * (W1, 131k keys: relative error 6.2e-6 -> see docs/BENCHMARKS.md). Shared with the pipeline's
+   * unit 2 so both give the same bits.
+   *
+   * @param tileAcc (g, d) scratch
+   */
+  static void accumulateTile(TileKernels kernels, KvCacheLayout layout, Call call, int kh, int t,
+      int count, float[] weights, int g, float[] tileAcc, float[] acc) {
+    int d = layout.headDim();
+    int n = g * d;
+    Arrays.fill(tileAcc, 0, n, 0f);
+    kernels.accumulate(weights, layout.tileTokens(), g, d, call.v, layout.tileOffset(call.layer, kh, t),
+        layout.dtype(), count, layout.tileTokens(), tileAcc, 0);
+    int base = kh * g * d;
+    for (int i = 0; i < n; i++) { // element-wise: C2 vectorizes it, same bits in every tier
+      acc[base + i] += tileAcc[i];
+    }
   }
 
   // ------------------------------------------------------------------------------ sampled
