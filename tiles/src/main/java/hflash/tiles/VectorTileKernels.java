@@ -220,11 +220,11 @@ final class VectorTileKernels implements TileKernels {
     if (bf16) {
       return bits.lanewise(LSHL, 16).reinterpretAsFloats();
     }
-    // |h| << 13 puts the f16 exponent and mantissa in f32 position; * 2^112 rebiases the exponent
-    // and, for subnormal halves, normalises them. The sign bit survives the sign extension.
-    FloatVector magnitude = bits.lanewise(AND, 0x7fff).lanewise(LSHL, 13).reinterpretAsFloats()
-        .mul(F16_EXP_SHIFT);
-    return magnitude.reinterpretAsInts().or(bits.lanewise(AND, 0x80000000)).reinterpretAsFloats();
+    // The sign-extended bits shifted left by 13 put the f16 exponent and mantissa in f32 position
+    // (bits 13..27) and copies of the sign in bits 28..31; masking keeps the sign in bit 31 only.
+    // Times 2^112 rebiases the exponent (15 -> 127) and normalises subnormal halves; the float
+    // multiply keeps the sign. Four operations after the widening instead of six.
+    return bits.lanewise(LSHL, 13).lanewise(AND, 0x8fffe000).reinterpretAsFloats().mul(F16_EXP_SHIFT);
   }
 
   // ---------------------------------------------------------------------------- softmax parts

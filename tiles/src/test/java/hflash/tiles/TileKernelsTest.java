@@ -97,6 +97,40 @@ class TileKernelsTest {
   }
 
   @Test
+  void everyFiniteHalfWidensExactly() {
+    int d = 16, tileTokens = 64;
+    try (Arena arena = Arena.ofConfined()) {
+      for (DType dt : new DType[] {DType.F16, DType.BF16}) {
+        MemorySegment k = arena.allocate((long) tileTokens * d * 2, 64);
+        float[] s = new float[tileTokens];
+        for (int first = 0; first < 65536; first += tileTokens * d) {
+          for (int j = 0; j < tileTokens; j++) {
+            for (int c = 0; c < d; c++) {
+              short bits = (short) (first + j * d + c);
+              float x = dt == DType.F16 ? Float.float16ToFloat(bits) : Float.intBitsToFloat(bits << 16);
+              if (!Float.isFinite(x)) {
+                bits = 0; // the cache never holds Inf/NaN
+              }
+              k.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED,
+                  2L * TileLayout.keyIndex(j, c, d), bits);
+            }
+          }
+          for (int c = 0; c < d; c++) {
+            float[] q = new float[d];
+            q[c] = 1f; // one-hot: the score is the stored value itself
+            UNDER_TEST.scores(q, 0, 1, d, k, 0, dt, tileTokens, s, tileTokens);
+            for (int j = 0; j < tileTokens; j++) {
+              float want = dt.read(k, 2L * TileLayout.keyIndex(j, c, d));
+              assertEquals(Float.floatToIntBits(want == 0f ? 0f : want),
+                  Float.floatToIntBits(s[j] == 0f ? 0f : s[j]), dt + " bits " + (first + j * d + c));
+            }
+          }
+        }
+      }
+    }
+  }
+
+  @Test
   void layoutPutsEveryElementOfATileInItsOwnPlace() {
     for (int d : new int[] {1, 7, 33, 80, 128}) {
       int tileTokens = 64;
