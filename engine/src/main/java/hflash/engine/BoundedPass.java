@@ -36,6 +36,9 @@ final class BoundedPass {
   private final double[] sum; // (g): S_h, frontier mass at the reference, relative to ref
   private final float[] ref; // (g): R_h
   private final float[] nb = new float[3];
+  private final double[] masses; // (nodes) scratch of mostTilesNeeded
+  private final int[] tilesOf; // (nodes)
+  private final long[] order; // (nodes)
   private final float[] centroidScores; // (g): q_h . centroid of the node being bounded
 
   BoundedPass(TileLoop loop, TileKernels kernels, KvCacheLayout layout, int group) {
@@ -53,6 +56,9 @@ final class BoundedPass {
     this.sum = new double[group];
     this.ref = new float[group];
     this.centroidScores = new float[group];
+    this.masses = new double[nodes];
+    this.tilesOf = new int[nodes];
+    this.order = new long[nodes];
   }
 
   /**
@@ -76,6 +82,16 @@ final class BoundedPass {
       used += loop.open(call, kh, full);
     }
     seedFrontier(call, kh, full);
+    if (budget < 0 && !call.oracle && mostTilesNeeded(call, h0, full)) {
+      // the bounds cannot rule out most of the cache: read the rest in order, as exact mode does
+      // (sequential reads, no heap traffic); the result is then exact and rho = 0
+      for (int t = 0; t < full; t++) {
+        if (!opened[t]) {
+          used += loop.open(call, kh, t);
+        }
+      }
+      heapSize = 0;
+    }
     while (heapSize > 0) {
       if (budget >= 0 ? used >= budget : withinEpsilon(call, kh, h0)) {
         break;
@@ -99,6 +115,52 @@ final class BoundedPass {
       call.report.rho[h] = rho;
       call.report.errorBound[h] = rho == 0 ? 0 : rho * (vmax + state.outputNorm(h));
     }
+  }
+
+  /** Share of the tiles above which certified stops bounding and reads the rest in order. */
+  static final double SEQUENTIAL_SHARE = 0.95;
+
+  /**
+   * Whether, for some head, even removing the frontier's heaviest nodes until the rest fits
+   * {@code eps * l} (with l as it is now: it only grows) takes more than
+   * {@link #SEQUENTIAL_SHARE} of the tiles. A heuristic for the read order only: both answers
+   * give a certified result.
+   */
+  private boolean mostTilesNeeded(TileLoop.Call call, int h0, int full) {
+    if (heapSize == 0) {
+      return false;
+    }
+    double eps = call.config.epsilon();
+    int stride = maxTiles + maxBlocks;
+    for (int i = 0; i < g; i++) {
+      double total = mass(i, h0);
+      double allowed = eps * loop.state.l[h0 + i];
+      if (!(total > allowed)) {
+        continue;
+      }
+      double scale = Math.exp((double) ref[i] - loop.state.m[h0 + i]);
+      for (int k = 0; k < heapSize; k++) {
+        int node = (int) (heap[k] & 0xffffffffL);
+        masses[k] = nodeMass(i, node) * scale;
+        tilesOf[k] = node >= maxTiles ? TileSummaries.BLOCK_TILES : 1;
+      }
+      // heaviest first: sort indices by mass (descending) with a primitive sort on packed keys
+      for (int k = 0; k < heapSize; k++) {
+        order[k] = ((long) (Integer.MAX_VALUE - Float.floatToIntBits((float) masses[k])) << 32) | k;
+      }
+      java.util.Arrays.sort(order, 0, heapSize);
+      double remaining = total;
+      int tiles = 0;
+      for (int k = 0; k < heapSize && remaining > allowed; k++) {
+        int idx = (int) (order[k] & 0xffffffffL);
+        remaining -= masses[idx];
+        tiles += tilesOf[idx];
+      }
+      if (tiles > SEQUENTIAL_SHARE * full) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Complete blocks as block nodes (or true-max tiles for the oracle), the rest as tiles. */
