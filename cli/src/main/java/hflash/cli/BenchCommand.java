@@ -2,9 +2,7 @@ package hflash.cli;
 
 import hflash.engine.AttentionMode;
 import hflash.engine.Scheduler;
-import hflash.memory.DType;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -38,21 +36,9 @@ final class BenchCommand implements Callable<Integer> {
   @Option(names = "--context", defaultValue = "32768", description = "Cached positions n (default ${DEFAULT-VALUE}).")
   int context;
 
-  @Option(names = "--heads", defaultValue = "32", description = "Query heads (default ${DEFAULT-VALUE}).")
-  int heads;
+  @Mixin SharedOptions.Shape shape;
 
-  @Option(names = "--kv-heads", defaultValue = "8", description = "KV heads (default ${DEFAULT-VALUE}).")
-  int kvHeads;
-
-  @Option(names = "--dim", defaultValue = "128", description = "Head dimension d (default ${DEFAULT-VALUE}).")
-  int dim;
-
-  @Option(
-      names = "--dtype",
-      defaultValue = "f32",
-      converter = Converters.DTypeConverter.class,
-      description = "KV cache element type: f32, bf16 or f16 (default ${DEFAULT-VALUE}).")
-  DType dtype;
+  @Mixin SharedOptions.Dtype dtypeOption;
 
   @Option(names = "--threads", defaultValue = "1", description = "Decode and probe threads (default ${DEFAULT-VALUE}).")
   int threads;
@@ -86,8 +72,7 @@ final class BenchCommand implements Callable<Integer> {
   @Option(names = "--iterations", defaultValue = "15", description = "Measured iterations (default ${DEFAULT-VALUE}).")
   int iterations;
 
-  @Option(names = "--json", description = "Print one JSON object instead of a table.")
-  boolean json;
+  @Mixin SharedOptions.Json jsonOption;
 
   @Option(
       names = "--decode-steps",
@@ -120,13 +105,14 @@ final class BenchCommand implements Callable<Integer> {
     if (svg != null && decodeSteps == null) {
       throw new UsageException("--svg needs --decode-steps (the plot is latency against context)");
     }
-    if (svg != null && svg.toAbsolutePath().getParent() != null && !Files.isDirectory(svg.toAbsolutePath().getParent())) {
-      throw new UsageException("no such folder for --svg: " + svg.toAbsolutePath().getParent());
+    if (svg != null) {
+      SharedOptions.checkFolder("--svg", svg);
     }
+    boolean json = jsonOption.json;
     var config =
         new BenchRunner.Config(
-            modes, workload, context, heads, kvHeads, dim, dtype, threads, schedulers, tile, seed, warmup, iterations,
-            modeOptions.epsilon());
+            modes, workload, context, shape.heads, shape.kvHeads, shape.dim, dtypeOption.dtype, threads, schedulers,
+            tile, seed, warmup, iterations, modeOptions.epsilon());
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
     java.util.function.Consumer<String> progress =

@@ -39,16 +39,11 @@ final class BenchRunner {
       double oracleEpsilon) {
 
     Config {
-      UsageException.positive("--context", context);
-      UsageException.positive("--heads", heads);
-      UsageException.positive("--kv-heads", kvHeads);
-      UsageException.positive("--dim", dim);
+      SharedOptions.Shape.checkPositive(context, heads, kvHeads, dim);
       UsageException.positive("--threads", threads);
       UsageException.positive("--tile", tileTokens);
       UsageException.positive("--iterations", iterations);
-      if (heads % kvHeads != 0) {
-        throw new UsageException("--heads must be a multiple of --kv-heads: " + heads + " % " + kvHeads + " != 0");
-      }
+      SharedOptions.Shape.checkGroups(heads, kvHeads);
       if (modes.isEmpty()) {
         throw new UsageException("no mode given");
       }

@@ -46,12 +46,7 @@ final class EvalCommand implements Callable<Integer> {
 
   @Mixin ModeOptions modeOptions;
 
-  @Option(
-      names = "--dtype",
-      defaultValue = "f32",
-      converter = Converters.DTypeConverter.class,
-      description = "KV cache element type: f32, bf16 or f16 (default ${DEFAULT-VALUE}).")
-  DType dtype;
+  @Mixin SharedOptions.Dtype dtypeOption;
 
   @Option(names = "--threads", defaultValue = "1", description = "Decode threads (default ${DEFAULT-VALUE}).")
   int threads;
@@ -70,8 +65,7 @@ final class EvalCommand implements Callable<Integer> {
       description = "Tokens per cache tile, a multiple of 32 (default ${DEFAULT-VALUE}: 16 tiles for 512 positions).")
   int tile;
 
-  @Option(names = "--json", description = "Print one JSON object instead of a table.")
-  boolean json;
+  @Mixin SharedOptions.Json jsonOption;
 
   @Option(
       names = "--svg",
@@ -84,6 +78,7 @@ final class EvalCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
+    DType dtype = dtypeOption.dtype;
     UsageException.positive("--threads", threads);
     Scheduler sched = Schedulers.one(scheduler, threads);
     UsageException.positive("--tile", tile);
@@ -92,8 +87,8 @@ final class EvalCommand implements Callable<Integer> {
     if (!Files.isRegularFile(trace)) {
       throw new UsageException("no such trace file: " + trace);
     }
-    if (svg != null && svg.toAbsolutePath().getParent() != null && !Files.isDirectory(svg.toAbsolutePath().getParent())) {
-      throw new UsageException("no such folder for --svg: " + svg.toAbsolutePath().getParent());
+    if (svg != null) {
+      SharedOptions.checkFolder("--svg", svg);
     }
     Trace t = Trace.read(trace);
     List<ModeSpec> all = new ArrayList<>(specs);
@@ -106,7 +101,7 @@ final class EvalCommand implements Callable<Integer> {
       Files.writeString(svg, plot, StandardCharsets.UTF_8);
     }
     PrintWriter out = spec.commandLine().getOut();
-    if (json) {
+    if (jsonOption.json) {
       Map<String, Object> m = toJson(t, dtype, shown);
       m.put("tileTokens", tile);
       m.put("oracleEpsilon", epsilon);

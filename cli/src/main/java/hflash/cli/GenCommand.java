@@ -18,6 +18,7 @@ import java.util.Map;
 import java.util.StringJoiner;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -42,14 +43,7 @@ final class GenCommand implements Callable<Integer> {
   @Option(names = "--context", required = true, description = "Positions n.")
   int context;
 
-  @Option(names = "--heads", defaultValue = "32", description = "Query heads (default ${DEFAULT-VALUE}).")
-  int heads;
-
-  @Option(names = "--kv-heads", defaultValue = "8", description = "KV heads (default ${DEFAULT-VALUE}).")
-  int kvHeads;
-
-  @Option(names = "--dim", defaultValue = "128", description = "Head dimension d (default ${DEFAULT-VALUE}).")
-  int dim;
+  @Mixin SharedOptions.Shape shape;
 
   @Option(names = "--seed", defaultValue = "42", description = "Seed (default ${DEFAULT-VALUE}).")
   long seed;
@@ -73,13 +67,11 @@ final class GenCommand implements Callable<Integer> {
     if (!workload.equals("structured")) {
       throw new UsageException("unknown workload: " + workload + " (expected structured)");
     }
-    UsageException.positive("--context", context);
-    UsageException.positive("--heads", heads);
-    UsageException.positive("--kv-heads", kvHeads);
-    UsageException.positive("--dim", dim);
-    if (heads % kvHeads != 0) {
-      throw new UsageException("--heads must be a multiple of --kv-heads: " + heads + " % " + kvHeads + " != 0");
-    }
+    int heads = shape.heads;
+    int kvHeads = shape.kvHeads;
+    int dim = shape.dim;
+    SharedOptions.Shape.checkPositive(context, heads, kvHeads, dim);
+    SharedOptions.Shape.checkGroups(heads, kvHeads);
     if (queries < 1 || queries > context) {
       throw new UsageException("--queries must be in [1, --context=" + context + "]: " + queries);
     }

@@ -20,6 +20,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -91,12 +92,7 @@ final class GenerateCommand implements Callable<Integer> {
       description = "budgeted: tiles per KV head (8) or a share of the tiles (5%) (default ${DEFAULT-VALUE}).")
   String tiles;
 
-  @Option(
-      names = "--dtype",
-      defaultValue = "f32",
-      converter = Converters.DTypeConverter.class,
-      description = "KV cache element type: f32, bf16 or f16 (default ${DEFAULT-VALUE}).")
-  DType dtype;
+  @Mixin SharedOptions.Dtype dtypeOption;
 
   @Option(names = "--threads", defaultValue = "1", description = "Attention threads (default ${DEFAULT-VALUE}).")
   int threads;
@@ -113,6 +109,7 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
+    DType dtype = dtypeOption.dtype;
     UsageException.positive("--threads", threads);
     Scheduler sched = Schedulers.one(scheduler, threads);
     int attentionThreads = threads;

@@ -96,12 +96,7 @@ class ArgumentErrorsTest {
   @ParameterizedTest(name = "{0}")
   @MethodSource("badArguments")
   void exitsTwoWithOneLine(String[] args, String expected) {
-    CliRun r = CliRun.of(args);
-    assertEquals(Main.EXIT_USAGE, r.code(), r::toString);
-    assertEquals(1, r.errLines().length, () -> "expected one line on stderr\n" + r);
-    assertTrue(r.err().contains(expected), () -> "stderr should contain '" + expected + "'\n" + r);
-    assertTrue(r.err().startsWith("hflash"), r::toString);
-    assertEquals("", r.out(), r::toString);
+    CliRun.of(args).assertUsageError("hflash", expected);
   }
 
   @Test

@@ -137,11 +137,6 @@ class ClaimsCommandTest {
   @ParameterizedTest(name = "{1}")
   @MethodSource("badArguments")
   void badArgumentsExitTwoWithOneLine(String[] args, String expected) {
-    CliRun r = CliRun.of(args);
-    assertEquals(Main.EXIT_USAGE, r.code(), r::toString);
-    assertEquals(1, r.errLines().length, r::toString);
-    assertTrue(r.err().startsWith("hflash claims: "), r::toString);
-    assertTrue(r.err().contains(expected), () -> "stderr should contain '" + expected + "'\n" + r);
-    assertEquals("", r.out(), r::toString);
+    CliRun.of(args).assertUsageError("hflash claims: ", expected);
   }
 }

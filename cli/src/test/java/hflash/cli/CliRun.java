@@ -1,5 +1,8 @@
 package hflash.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import java.io.PrintWriter;
 import java.io.StringWriter;
 
@@ -21,6 +24,18 @@ record CliRun(int code, String out, String err) {
   /** Lines of stderr, without the trailing empty one. */
   String[] errLines() {
     return err.isEmpty() ? new String[0] : err.split("\\R");
+  }
+
+  /**
+   * Asserts a usage error: exit code {@link Main#EXIT_USAGE}, one line on stderr that starts with
+   * {@code prefix} ("hflash gen: ") and contains {@code expected}, nothing on stdout.
+   */
+  void assertUsageError(String prefix, String expected) {
+    assertEquals(Main.EXIT_USAGE, code, this::toString);
+    assertEquals(1, errLines().length, () -> "expected one line on stderr\n" + this);
+    assertTrue(err.startsWith(prefix), this::toString);
+    assertTrue(err.contains(expected), () -> "stderr should contain '" + expected + "'\n" + this);
+    assertEquals("", out, this::toString);
   }
 
   @Override

@@ -101,11 +101,6 @@ class GenCommandTest {
   @ParameterizedTest(name = "{1}")
   @MethodSource("badArguments")
   void badArgumentsExitTwoWithOneLine(String[] args, String expected) {
-    CliRun r = CliRun.of(args);
-    assertEquals(Main.EXIT_USAGE, r.code(), r::toString);
-    assertEquals(1, r.errLines().length, r::toString);
-    assertTrue(r.err().startsWith("hflash gen: "), r::toString);
-    assertTrue(r.err().contains(expected), () -> "stderr should contain '" + expected + "'\n" + r);
-    assertEquals("", r.out(), r::toString);
+    CliRun.of(args).assertUsageError("hflash gen: ", expected);
   }
 }

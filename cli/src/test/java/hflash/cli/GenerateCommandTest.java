@@ -88,11 +88,7 @@ class GenerateCommandTest {
   }
 
   private static void assertOneLine(CliRun r, String expected) {
-    assertEquals(Main.EXIT_USAGE, r.code(), r::toString);
-    assertEquals(1, r.errLines().length, () -> "expected one line on stderr\n" + r);
-    assertTrue(r.err().startsWith("hflash generate: "), r::toString);
-    assertTrue(r.err().contains(expected), () -> "stderr should contain '" + expected + "'\n" + r);
-    assertEquals("", r.out(), r::toString);
+    r.assertUsageError("hflash generate: ", expected);
   }
 
   /** A well-formed llama2.c tokenizer with {@code n} one-byte tokens. */

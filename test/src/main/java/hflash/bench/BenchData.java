@@ -1,6 +1,7 @@
 package hflash.bench;
 
 import hflash.memory.DType;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.SplittableRandom;
 
@@ -42,6 +43,13 @@ final class BenchData {
     for (long off = pattern; off < seg.byteSize(); off += pattern) {
       MemorySegment.copy(seg, 0, seg, off, Math.min(pattern, seg.byteSize() - off));
     }
+  }
+
+  /** {@code bytes} from {@code arena}, 64-byte aligned, filled by {@link #fill} with {@link #SEED}. */
+  static MemorySegment filled(Arena arena, long bytes, DType dtype) {
+    MemorySegment seg = arena.allocate(bytes, 64);
+    fill(seg, dtype, SEED);
+    return seg;
   }
 
   /** {@code max|actual - expected| / max|expected|} over {@code [off, off+n)}. */

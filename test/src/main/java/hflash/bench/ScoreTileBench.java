@@ -1,25 +1,17 @@
 package hflash.bench;
 
-import hflash.memory.DType;
 import hflash.tiles.TileKernels;
-import hflash.tiles.TileKernelsProvider;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
-import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OperationsPerInvocation;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
-import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
-import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
-import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
@@ -38,69 +30,27 @@ import org.openjdk.jmh.annotations.Warmup;
     jvmArgsAppend = {"-Xms2g", "-Xmx2g", "-XX:+AlwaysPreTouch"})
 @Warmup(iterations = 4, time = 1)
 @Measurement(iterations = 5, time = 1)
-public class ScoreTileBench {
+public class ScoreTileBench extends TileBench {
 
-  /** Query heads per KV head (GQA group), the group size the kernels are blocked for. */
-  static final int GROUP = 4;
-
-  /** Kernel calls per invocation; the score is divided by it. */
-  static final int CALLS = 256;
-
-  @Param({"64", "80", "128"})
-  int headDim;
-
-  @Param({"f32", "f16", "bf16"})
-  String dtype;
-
-  @Param("64")
-  int tileTokens;
-
-  @Param({"16", "4096"})
-  int tiles;
-
-  private Arena arena;
-  private MemorySegment k; // (tiles) K tiles back to back, each in TileLayout order
-  private DType type;
-  private long tileBytes;
   private float[] q; // (GROUP, headDim), already scaled
   private float[] s; // (GROUP, tileTokens) scores of the current tile
-  private int next; // first tile of the next invocation
-  private TileKernels scalar;
-  private TileKernels vector;
 
-  @Setup(Level.Trial)
-  public void setup() {
-    type = DType.parse(dtype);
-    tileBytes = (long) tileTokens * headDim * type.bytes();
-    arena = Arena.ofShared();
-    k = arena.allocate(tileBytes * tiles, 64);
-    BenchData.fill(k, type, BenchData.SEED);
+  @Override
+  void prepare() {
     q = BenchData.uniform(new SplittableRandom(BenchData.SEED + 1), GROUP * headDim);
     s = new float[GROUP * tileTokens];
-    scalar = TileKernelsProvider.scalar();
-    vector = TileKernelsProvider.get();
-    checkFunctionsAgree();
   }
 
   /** Every tile, scalar vs vector: max-norm relative difference at most 1e-4. */
-  private void checkFunctionsAgree() {
+  @Override
+  void checkFunctionsAgree() {
     float[] expected = new float[s.length];
     float[] actual = new float[s.length];
     for (int t = 0; t < tiles; t++) {
-      scalar.scores(q, 0, GROUP, headDim, k, t * tileBytes, type, tileTokens, expected, tileTokens);
-      vector.scores(q, 0, GROUP, headDim, k, t * tileBytes, type, tileTokens, actual, tileTokens);
-      double rel = BenchData.maxRelative(expected, actual, 0, expected.length);
-      if (!(rel <= 1e-4)) {
-        throw new IllegalStateException("scores: " + scalar.name() + " and " + vector.name()
-            + " differ by " + rel + " (relative) at tile " + t + ", headDim=" + headDim
-            + " dtype=" + dtype);
-      }
+      scalar.scores(q, 0, GROUP, headDim, tileData, t * tileBytes, type, tileTokens, expected, tileTokens);
+      vector.scores(q, 0, GROUP, headDim, tileData, t * tileBytes, type, tileTokens, actual, tileTokens);
+      checkTileAgrees("scores", expected, actual, t);
     }
-  }
-
-  @TearDown(Level.Trial)
-  public void tearDown() {
-    arena.close();
   }
 
   @Benchmark
@@ -123,7 +73,7 @@ public class ScoreTileBench {
     float checksum = 0f;
     int t = next;
     for (int i = 0; i < CALLS; i++) {
-      kernels.scores(q, 0, GROUP, headDim, k, t * tileBytes, type, tileTokens, s, tileTokens);
+      kernels.scores(q, 0, GROUP, headDim, tileData, t * tileBytes, type, tileTokens, s, tileTokens);
       checksum += s[0];
       if (++t == tiles) {
         t = 0;

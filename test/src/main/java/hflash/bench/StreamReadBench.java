@@ -57,8 +57,7 @@ public class StreamReadBench {
     long bytes = (long) mib << 20;
     floats = bytes / Float.BYTES;
     arena = Arena.ofShared();
-    buf = arena.allocate(bytes, 64);
-    BenchData.fill(buf, DType.F32, BenchData.SEED);
+    buf = BenchData.filled(arena, bytes, DType.F32);
     scalar = TileKernelsProvider.scalar();
     vector = TileKernelsProvider.get();
     checkFunctionsAgree();

@@ -1,0 +1,71 @@
+package hflash.cli;
+
+import hflash.memory.DType;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/**
+ * picocli mixins for the flags that several commands declare word for word (name, default,
+ * description), so each is written once. A flag whose description differs between commands (the
+ * {@code --threads}, {@code --scheduler}, {@code --seed} and {@code --tile} of each command say what
+ * they drive there) stays in its command.
+ */
+final class SharedOptions {
+
+  private SharedOptions() {}
+
+  /** {@code --heads}, {@code --kv-heads}, {@code --dim} of {@code bench} and {@code gen}. */
+  static final class Shape {
+
+    @Option(names = "--heads", defaultValue = "32", description = "Query heads (default ${DEFAULT-VALUE}).")
+    int heads;
+
+    @Option(names = "--kv-heads", defaultValue = "8", description = "KV heads (default ${DEFAULT-VALUE}).")
+    int kvHeads;
+
+    @Option(names = "--dim", defaultValue = "128", description = "Head dimension d (default ${DEFAULT-VALUE}).")
+    int dim;
+
+    /** Each of context, heads, kv-heads and dim positive, in that order, naming the flag. */
+    static void checkPositive(int context, int heads, int kvHeads, int dim) {
+      UsageException.positive("--context", context);
+      UsageException.positive("--heads", heads);
+      UsageException.positive("--kv-heads", kvHeads);
+      UsageException.positive("--dim", dim);
+    }
+
+    /** Every KV head serves the same number of query heads. */
+    static void checkGroups(int heads, int kvHeads) {
+      if (heads % kvHeads != 0) {
+        throw new UsageException("--heads must be a multiple of --kv-heads: " + heads + " % " + kvHeads + " != 0");
+      }
+    }
+  }
+
+  /** {@code --dtype} of {@code bench}, {@code eval} and {@code generate} (f32 by default). */
+  static final class Dtype {
+
+    @Option(
+        names = "--dtype",
+        defaultValue = "f32",
+        converter = Converters.DTypeConverter.class,
+        description = "KV cache element type: f32, bf16 or f16 (default ${DEFAULT-VALUE}).")
+    DType dtype;
+  }
+
+  /** {@code --json} of {@code bench} and {@code eval}. */
+  static final class Json {
+
+    @Option(names = "--json", description = "Print one JSON object instead of a table.")
+    boolean json;
+  }
+
+  /** A usage error unless the folder {@code file} would be written to exists: "no such folder for --svg: DIR". */
+  static void checkFolder(String option, Path file) {
+    Path parent = file.toAbsolutePath().getParent();
+    if (parent != null && !Files.isDirectory(parent)) {
+      throw new UsageException("no such folder for " + option + ": " + parent);
+    }
+  }
+}
