@@ -256,11 +256,11 @@ final class VectorTileKernels implements TileKernels {
       FloatVector mv = FloatVector.broadcast(F, m);
       FloatVector acc = FloatVector.zero(F);
       for (; i < bound; i += L) {
-        FloatVector e = exp(FloatVector.fromArray(F, x, off + i).sub(mv));
+        FloatVector e = VectorMath.exp(FloatVector.fromArray(F, x, off + i).sub(mv));
         e.intoArray(x, off + i);
         acc = acc.add(e);
       }
-      sum = sumLanes(acc);
+      sum = VectorMath.sumLanes(acc);
     }
     for (; i < n; i++) {
       float e = (float) Math.exp(x[off + i] - m);
@@ -280,49 +280,6 @@ final class VectorTileKernels implements TileKernels {
     for (; i < n; i++) {
       x[off + i] *= a;
     }
-  }
-
-  /**
-   * e^x per lane, for x &lt;= 88: Cody-Waite reduction x = n ln2 + r (|r| &lt;= ln2/2), a degree-6
-   * polynomial for e^r (relative error below 2e-7, about 1.5 ulp), scaled by 2^n through the
-   * exponent bits; x &lt; -87.3 (and -inf) give 0 (flushes results below 2^-126, whose weight is
-   * below float resolution next to the max key's). Written out rather than
-   * {@code lanewise(EXP)} because the incubator's EXP returns different last bits interpreted and
-   * compiled, which broke bit-reproducibility across JIT warm-up; these are plain IEEE operations
-   * (each FMA exactly rounded in every tier), so every tier gives the same bits.
-   */
-  static FloatVector exp(FloatVector x) {
-    FloatVector xc = x.max(-88f);
-    FloatVector t = xc.mul(LOG2E).add(ROUND_MAGIC); // round(x log2 e) in the low mantissa bits
-    FloatVector n = t.sub(ROUND_MAGIC);
-    FloatVector r = n.fma(FloatVector.broadcast(F, -LN2_HI), xc);
-    r = n.fma(FloatVector.broadcast(F, -LN2_LO), r);
-    FloatVector p = FloatVector.broadcast(F, 1f / 720).fma(r, FloatVector.broadcast(F, 1f / 120));
-    p = p.fma(r, FloatVector.broadcast(F, 1f / 24));
-    p = p.fma(r, FloatVector.broadcast(F, 1f / 6));
-    p = p.fma(r, FloatVector.broadcast(F, 0.5f));
-    p = p.fma(r, FloatVector.broadcast(F, 1f));
-    p = p.fma(r, FloatVector.broadcast(F, 1f));
-    IntVector bits = t.reinterpretAsInts().sub(ROUND_MAGIC_BITS).add(127).lanewise(LSHL, 23);
-    FloatVector scaled = p.mul(bits.reinterpretAsFloats());
-    return scaled.blend(0f, x.lt(-87.3f));
-  }
-
-  private static final float LOG2E = 1.44269504f;
-  private static final float LN2_HI = 0.693145751953125f; // ln 2 with 12 trailing zero bits
-  private static final float LN2_LO = 1.42860677e-6f; // ln 2 - LN2_HI
-  private static final float ROUND_MAGIC = 12582912f; // 1.5 * 2^23
-  private static final int ROUND_MAGIC_BITS = Float.floatToRawIntBits(12582912f);
-
-  /**
-   * Sum of the lanes in a fixed tree order (halves, then quarters, ...). Used instead of
-   * {@code reduceLanes(ADD)}, whose order differs between the interpreter and C2.
-   */
-  static float sumLanes(FloatVector v) {
-    for (int k = L / 2; k >= 1; k >>= 1) {
-      v = v.add(v.slice(k));
-    }
-    return v.lane(0);
   }
 
   // ------------------------------------------------------------------------------- accumulate
@@ -524,9 +481,9 @@ final class VectorTileKernels implements TileKernels {
         m = qc.abs().fma(lo.abs().max(hi.abs()), m);
         t = qc.fma(ce, t);
       }
-      box = sumLanes(b);
-      magnitude = sumLanes(m);
-      dot = sumLanes(t);
+      box = VectorMath.sumLanes(b);
+      magnitude = VectorMath.sumLanes(m);
+      dot = VectorMath.sumLanes(t);
     }
     out[o] = box;
     out[o + 1] = magnitude;
@@ -551,10 +508,10 @@ final class VectorTileKernels implements TileKernels {
           a2 = FloatVector.fromArray(F, q, q2 + c).fma(k, a2);
           a3 = FloatVector.fromArray(F, q, q3 + c).fma(k, a3);
         }
-        s[h * sStride + j] = rowTail(q, q0, d, bound, rows, row, sumLanes(a0));
-        s[(h + 1) * sStride + j] = rowTail(q, q1, d, bound, rows, row, sumLanes(a1));
-        s[(h + 2) * sStride + j] = rowTail(q, q2, d, bound, rows, row, sumLanes(a2));
-        s[(h + 3) * sStride + j] = rowTail(q, q3, d, bound, rows, row, sumLanes(a3));
+        s[h * sStride + j] = rowTail(q, q0, d, bound, rows, row, VectorMath.sumLanes(a0));
+        s[(h + 1) * sStride + j] = rowTail(q, q1, d, bound, rows, row, VectorMath.sumLanes(a1));
+        s[(h + 2) * sStride + j] = rowTail(q, q2, d, bound, rows, row, VectorMath.sumLanes(a2));
+        s[(h + 3) * sStride + j] = rowTail(q, q3, d, bound, rows, row, VectorMath.sumLanes(a3));
       }
       for (; h < g; h++) {
         int qh = qOff + h * d;
@@ -565,7 +522,7 @@ final class VectorTileKernels implements TileKernels {
             a = FloatVector.fromArray(F, q, qh + c)
                 .fma(FloatVector.fromMemorySegment(F, rows, row + (long) c * Float.BYTES, LE), a);
           }
-          dot = sumLanes(a);
+          dot = VectorMath.sumLanes(a);
         }
         s[h * sStride + j] = rowTail(q, qh, d, bound, rows, row, dot);
       }
@@ -616,6 +573,6 @@ final class VectorTileKernels implements TileKernels {
       s2 = s2.add(FloatVector.fromMemorySegment(F, seg, at + 2L * L * Float.BYTES, LE));
       s3 = s3.add(FloatVector.fromMemorySegment(F, seg, at + 3L * L * Float.BYTES, LE));
     }
-    return sumLanes(s0.add(s1).add(s2.add(s3)));
+    return VectorMath.sumLanes(s0.add(s1).add(s2.add(s3)));
   }
 }
