@@ -19,12 +19,17 @@ import java.util.function.IntConsumer;
  * Query head {@code h} reads KV head {@code h / g} with {@code g = numHeads / kvHeads} (GQA); the
  * {@code g} heads of a group are scored and accumulated together so each K and V tile is read once
  * per group. The exact mode is an online softmax over tiles of {@code tileTokens} keys (see
- * {@link AttentionState}). With {@code threads > 1} and enough keys, the keys are split into one
- * contiguous, tile-aligned chunk per thread (split-K); the partial states are merged in chunk
- * order, so the same input and thread count always give the same output bits.
+ * {@link AttentionState}); the other modes ({@link AttentionConfig}: sampled, certified,
+ * budgeted, and exact with sinks + window) are described in docs/HIERARCHICAL.md. With
+ * {@code threads > 1} the {@link Scheduler} spreads a call: split-K (one contiguous, tile-aligned
+ * key range per thread in exact mode, KV heads otherwise, partial states merged in a fixed order)
+ * or the two-unit pipeline. The same input, mode, thread count and scheduler always give the same
+ * output bits, also across JIT warm-up.
  *
  * <p>Validation happens here, once per call: shapes, ranges, finite queries, an open cache. The
- * kernels below trust their inputs. A decode call allocates nothing.
+ * kernels below trust their inputs. An exact decode call allocates nothing; {@link #cancel()}
+ * and the timeout overload end a running call with a
+ * {@link java.util.concurrent.CancellationException}.
  *
  * <p>Ownership and threading: the caller owns the cache and must keep it open while this object is
  * used; {@link #close()} stops the worker threads and does not close the cache. One call at a time
