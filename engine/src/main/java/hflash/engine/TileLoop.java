@@ -3,6 +3,7 @@ package hflash.engine;
 import hflash.memory.DType;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
+import hflash.memory.TileLayout;
 import hflash.memory.TileSummaries;
 import hflash.tiles.TileKernels;
 import java.lang.foreign.MemorySegment;
@@ -201,16 +202,22 @@ final class TileLoop {
     Arrays.fill(estimate, h0, h0 + g, Float.NEGATIVE_INFINITY);
     int keys = call.keys;
     if (delta % KvCache.SAMPLE_STRIDE == 0) {
+      // the store holds every 8th key in 32-sample K blocks: score whole blocks with the tile
+      // kernel (no horizontal sums), keep every (delta/8)-th sample
       int step = delta / KvCache.SAMPLE_STRIDE;
-      long rowBytes = (long) d * Float.BYTES;
-      int samples = (keys + delta - 1) / delta;
-      for (int first = 0; first < samples; first += tileTokens) {
-        int count = Math.min(tileTokens, samples - first);
-        long off = call.sampleOffset(kh, first * step);
-        kernels.rowScores(call.qs, h0 * d, g, d, call.samples, off, step * rowBytes, count, own,
-            tileTokens);
-        sampleBytes += count * rowBytes;
-        takeSampleMax(h0, count, first * delta, delta);
+      int stored = (keys + KvCache.SAMPLE_STRIDE - 1) / KvCache.SAMPLE_STRIDE; // samples below keys
+      int blockSize = TileLayout.KEY_BLOCK;
+      for (int b = 0; b * blockSize < stored; b++) {
+        int count = Math.min(blockSize, stored - b * blockSize);
+        kernels.scores(call.qs, h0 * d, g, d, call.samples, call.sampleBlockOffset(kh, b),
+            layout.dtype(), count, own, tileTokens);
+        sampleBytes += (long) count * layout.rowBytes();
+        for (int j = 0; j < count; j++) {
+          int sample = b * blockSize + j;
+          if (sample % step == 0) {
+            takeSample(h0, j, sample * KvCache.SAMPLE_STRIDE);
+          }
+        }
       }
     } else { // strides the sample store cannot serve: read the sampled keys from the cache
       for (int j = 0; j < keys; j += delta) {
@@ -222,20 +229,19 @@ final class TileLoop {
           }
           own[i * tileTokens] = dot;
         }
-        takeSampleMax(h0, 1, j, delta);
+        takeSample(h0, 0, j);
         sampleBytes += layout.rowBytes();
       }
     }
   }
 
-  private void takeSampleMax(int h0, int count, int firstKey, int delta) {
+  /** Folds the score of column j of {@link #own} (key {@code key}) into each head's estimate. */
+  private void takeSample(int h0, int j, int key) {
     for (int i = 0; i < g; i++) {
-      for (int j = 0; j < count; j++) {
-        float x = own[i * tileTokens + j];
-        if (x > estimate[h0 + i]) {
-          estimate[h0 + i] = x;
-          argmax[h0 + i] = firstKey + j * delta;
-        }
+      float x = own[i * tileTokens + j];
+      if (x > estimate[h0 + i]) {
+        estimate[h0 + i] = x;
+        argmax[h0 + i] = key;
       }
     }
   }
@@ -316,8 +322,8 @@ final class TileLoop {
 
     int layoutTileTokens;
 
-    long sampleOffset(int kh, int row) {
-      return cache.sampleOffset(layer, kh, row);
+    long sampleBlockOffset(int kh, int block) {
+      return cache.sampleBlockOffset(layer, kh, block);
     }
   }
 }

@@ -43,7 +43,7 @@ public final class KvCache implements AutoCloseable {
   public static final int SAMPLE_STRIDE = 8;
 
   private final TileSummaries summaries; // per-tile key/value bounds, current with lengths
-  private final MemorySegment samples; // (layers, kvHeads, ceil(capacity/8), headDim) f32 LE: keys 0, 8, 16, ...
+  private final MemorySegment samples; // (layers, kvHeads, sampleBlocks) blocks of 32 samples in K-block order, dtype
   private final MemorySegment samplesView;
   private final MemorySegment summariesView;
   private final AtomicBoolean closed = new AtomicBoolean();
@@ -62,7 +62,7 @@ public final class KvCache implements AutoCloseable {
       this.valuesView = v.asReadOnly();
       this.summaries = new TileSummaries(layout, a);
       this.samples = a.allocate(Math.multiplyExact((long) layout.layers() * layout.kvHeads()
-          * sampleRows(layout), (long) layout.headDim() * Float.BYTES), 64);
+          * sampleBlocks(layout), (long) TileLayout.KEY_BLOCK * layout.rowBytes()), 64);
       this.samplesView = samples.asReadOnly();
       this.summariesView = summaries.data().asReadOnly();
     } catch (RuntimeException | Error e) {
@@ -167,20 +167,32 @@ public final class KvCache implements AutoCloseable {
     return summaries;
   }
 
-  /** Rows in the sample store per (layer, kvHead): {@code ceil(capacity / SAMPLE_STRIDE)}. */
-  public static int sampleRows(KvCacheLayout layout) {
-    return (layout.capacity() + SAMPLE_STRIDE - 1) / SAMPLE_STRIDE;
-  }
-
-  /** Byte offset in {@link #samples()} of sample row {@code i} (key {@code i * SAMPLE_STRIDE}). */
-  public long sampleOffset(int layer, int kvHead, int i) {
-    return (((long) layer * layout.kvHeads() + kvHead) * sampleRows(layout) + i)
-        * layout.headDim() * Float.BYTES;
+  /** Blocks of 32 samples per (layer, kvHead): {@code ceil(ceil(capacity / 8) / 32)}. */
+  public static int sampleBlocks(KvCacheLayout layout) {
+    int rows = (layout.capacity() + SAMPLE_STRIDE - 1) / SAMPLE_STRIDE;
+    return (rows + TileLayout.KEY_BLOCK - 1) / TileLayout.KEY_BLOCK;
   }
 
   /**
-   * The sample store: key {@code i * SAMPLE_STRIDE} of every (layer, kvHead) as an f32 row (the
-   * stored, rounded values), row-major. Read-only and borrowed: valid until {@link #close()}.
+   * Byte offset in {@link #samples()} of sample block {@code b}: samples {@code 32b .. 32b+31}
+   * (keys {@code 8 * i}), laid out like a 32-key K block (column-major), so the score kernel reads
+   * them directly.
+   */
+  public long sampleBlockOffset(int layer, int kvHead, int b) {
+    return (((long) layer * layout.kvHeads() + kvHead) * sampleBlocks(layout) + b)
+        * TileLayout.KEY_BLOCK * layout.rowBytes();
+  }
+
+  /** Element {@code c} of sample {@code i} (key {@code 8 i}) as stored; a slow path for tests. */
+  public float sample(int layer, int kvHead, int i, int c) {
+    ensureOpen();
+    return layout.dtype().read(samples, sampleBlockOffset(layer, kvHead, i / TileLayout.KEY_BLOCK)
+        + (long) TileLayout.keyIndex(i % TileLayout.KEY_BLOCK, c, layout.headDim()) * layout.dtype().bytes());
+  }
+
+  /**
+   * The sample store: key {@code i * SAMPLE_STRIDE} of every (layer, kvHead), in the cache's dtype,
+   * in blocks of 32 laid out like K blocks. Read-only and borrowed: valid until {@link #close()}.
    */
   public MemorySegment samples() {
     ensureOpen();
@@ -360,10 +372,12 @@ public final class KvCache implements AutoCloseable {
       for (int pos = position0; pos < position0 + count; pos++) {
         summaries.addKey(keys, layer, h, pos);
         if (pos % SAMPLE_STRIDE == 0) {
-          long row = sampleOffset(layer, h, pos / SAMPLE_STRIDE);
+          int i = pos / SAMPLE_STRIDE;
+          long block = sampleBlockOffset(layer, h, i / TileLayout.KEY_BLOCK);
+          int bytes = layout.dtype().bytes();
           for (int c = 0; c < d; c++) {
-            samples.set(DType.F32_LE, row + (long) c * Float.BYTES,
-                layout.dtype().read(keys, layout.keyOffset(layer, h, pos, c)));
+            long at = block + (long) TileLayout.keyIndex(i % TileLayout.KEY_BLOCK, c, d) * bytes;
+            MemorySegment.copy(keys, layout.keyOffset(layer, h, pos, c), samples, at, bytes);
           }
         }
         if ((pos + 1) % tt == 0) {

@@ -105,8 +105,7 @@ class TileSummariesTest {
       for (int pos = 0; pos < 70; pos += KvCache.SAMPLE_STRIDE) {
         for (int h = 0; h < 2; h++) {
           for (int c = 0; c < 5; c++) {
-            float stored = cache.samples().get(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED,
-                cache.sampleOffset(0, h, pos / KvCache.SAMPLE_STRIDE) + 4L * c);
+            float stored = cache.sample(0, h, pos / KvCache.SAMPLE_STRIDE, c);
             assertEquals(cache.key(0, h, pos, c), stored, "pos=" + pos + " h=" + h + " c=" + c);
           }
         }
