@@ -80,7 +80,7 @@ final class DemoCommand implements Callable<Integer> {
     out.println();
 
     var config =
-        new BenchRunner.Config("random", context, 32, 8, 128, dtype, t, sched, 64, 42, 10, 15);
+        new BenchRunner.Config("random", context, 32, 8, 128, dtype, t, sched, 128, 42, 10, 15);
     out.println("[2/2] synthetic W1 decode step: 32 query heads, 8 KV heads, d=128, n=" + context + ", " + dtype.id()
         + " (" + Format.bytes(config.kvBytes()) + " of K and V), " + t + " thread(s)");
     out.flush();
