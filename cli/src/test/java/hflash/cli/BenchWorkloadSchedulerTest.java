@@ -21,7 +21,7 @@ class BenchWorkloadSchedulerTest {
 
   /** 8 KV heads: the default shares give 5 streaming, 2 retrieval and 1 broad head. */
   static final String[] TINY = {"--context", "300", "--heads", "8", "--kv-heads", "8", "--dim", "16", "--warmup", "3",
-    "--iterations", "3"};
+    "--iterations", "3", "--tile", "64"}; // 64-key tiles: 5 tiles of 300 keys, room for a budget
 
   @TempDir Path tmp;
 
