@@ -52,7 +52,7 @@ public final class Main implements Runnable {
 
   @Override
   public void run() {
-    throw new CommandLine.ParameterException(spec.commandLine(), "missing command (demo, bench, eval)");
+    throw new CommandLine.ParameterException(spec.commandLine(), "missing command (demo, bench, eval, gen, claims, generate, ascend, make-demo-trace, test via ./hflash test)");
   }
 
   public static void main(String[] args) {
