@@ -15,7 +15,7 @@ final class VectorMath {
   private VectorMath() {}
 
   /**
-   * e^x per lane, for x &lt;= 88: Cody-Waite reduction x = n ln2 + r (|r| &lt;= ln2/2), a degree-6
+   * In place {@code x[i] = exp(x[i] - m)}, returns the sum. e^y per lane, for y &lt;= 88: Cody-Waite reduction x = n ln2 + r (|r| &lt;= ln2/2), a degree-6
    * polynomial for e^r (relative error below 2e-7, about 1.5 ulp), scaled by 2^n through the
    * exponent bits; x &lt; -87.3 (and -inf) give 0 (flushes results below 2^-126, whose weight is
    * below float resolution next to the max key's). Written out rather than
@@ -23,22 +23,45 @@ final class VectorMath {
    * compiled, which broke bit-reproducibility across JIT warm-up; these are plain IEEE operations
    * (each FMA exactly rounded in every tier), so every tier gives the same bits.
    */
-  static FloatVector exp(FloatVector x) {
-    FloatVector xc = x.max(-88f);
-    FloatVector t = xc.mul(LOG2E).add(ROUND_MAGIC); // round(x log2 e) in the low mantissa bits
-    FloatVector n = t.sub(ROUND_MAGIC);
-    FloatVector r = n.fma(FloatVector.broadcast(F, -LN2_HI), xc);
-    r = n.fma(FloatVector.broadcast(F, -LN2_LO), r);
-    FloatVector p = FloatVector.broadcast(F, 1f / 720).fma(r, FloatVector.broadcast(F, 1f / 120));
-    p = p.fma(r, FloatVector.broadcast(F, 1f / 24));
-    p = p.fma(r, FloatVector.broadcast(F, 1f / 6));
-    p = p.fma(r, FloatVector.broadcast(F, 0.5f));
-    p = p.fma(r, FloatVector.broadcast(F, 1f));
-    p = p.fma(r, FloatVector.broadcast(F, 1f));
-    IntVector bits = t.reinterpretAsInts().sub(ROUND_MAGIC_BITS).add(127).lanewise(LSHL, 23);
-    FloatVector scaled = p.mul(bits.reinterpretAsFloats());
-    return scaled.blend(0f, x.lt(-87.3f));
+  static float expSum(float[] x, int off, int n, float m) {
+    // The whole loop lives here, exp written out inside it, so no FloatVector ever crosses a
+    // method boundary: a vector argument or result of a call C2 does not inline (for instance
+    // because the callee was already compiled on its own into a big method) is boxed on the heap,
+    // which once showed up as ~50 KB allocated per llama2 forward pass.
+    int i = 0;
+    float sum = 0f;
+    int bound = F.loopBound(n);
+    if (bound > 0) {
+      FloatVector mv = FloatVector.broadcast(F, m);
+      FloatVector acc = FloatVector.zero(F);
+      for (; i < bound; i += L) {
+        FloatVector x0 = FloatVector.fromArray(F, x, off + i).sub(mv);
+        FloatVector xc = x0.max(-88f);
+        FloatVector t = xc.mul(LOG2E).add(ROUND_MAGIC); // round(x log2 e) in the low mantissa bits
+        FloatVector nv = t.sub(ROUND_MAGIC);
+        FloatVector r = nv.fma(FloatVector.broadcast(F, -LN2_HI), xc);
+        r = nv.fma(FloatVector.broadcast(F, -LN2_LO), r);
+        FloatVector p = FloatVector.broadcast(F, 1f / 720).fma(r, FloatVector.broadcast(F, 1f / 120));
+        p = p.fma(r, FloatVector.broadcast(F, 1f / 24));
+        p = p.fma(r, FloatVector.broadcast(F, 1f / 6));
+        p = p.fma(r, FloatVector.broadcast(F, 0.5f));
+        p = p.fma(r, FloatVector.broadcast(F, 1f));
+        p = p.fma(r, FloatVector.broadcast(F, 1f));
+        IntVector bits = t.reinterpretAsInts().sub(ROUND_MAGIC_BITS).add(127).lanewise(LSHL, 23);
+        FloatVector e = p.mul(bits.reinterpretAsFloats()).blend(0f, x0.lt(-87.3f));
+        e.intoArray(x, off + i);
+        acc = acc.add(e);
+      }
+      sum = sumLanes(acc);
+    }
+    for (; i < n; i++) {
+      float e = (float) Math.exp(x[off + i] - m);
+      x[off + i] = e;
+      sum += e;
+    }
+    return sum;
   }
+
 
   private static final float LOG2E = 1.44269504f;
   private static final float LN2_HI = 0.693145751953125f; // ln 2 with 12 trailing zero bits
@@ -46,15 +69,23 @@ final class VectorMath {
   private static final float ROUND_MAGIC = 12582912f; // 1.5 * 2^23
   private static final int ROUND_MAGIC_BITS = Float.floatToRawIntBits(12582912f);
 
+  /** Per-thread lane scratch of {@link #sumLanes}: created once per thread, then reused. */
+  private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
+
   /**
-   * Sum of the lanes in a fixed tree order (halves, then quarters, ...). Used instead of
-   * {@code reduceLanes(ADD)}, whose order differs between the interpreter and C2.
+   * Sum of the lanes in lane order, in scalar. Used instead of {@code reduceLanes(ADD)}, whose
+   * order differs between the interpreter and C2; and instead of a slice-and-add tree, which C2
+   * did not always intrinsify (seen as ~160 bytes allocated per call in a warmed-up JVM).
    */
   static float sumLanes(FloatVector v) {
-    for (int k = L / 2; k >= 1; k >>= 1) {
-      v = v.add(v.slice(k));
+    float[] lanes = LANES.get();
+    v.intoArray(lanes, 0);
+    float sum = 0f;
+    for (int i = 0; i < L; i++) {
+      sum += lanes[i];
     }
-    return v.lane(0);
+    return sum;
   }
+
 
 }

@@ -248,25 +248,7 @@ final class VectorTileKernels implements TileKernels {
 
   @Override
   public float expSum(float[] x, int off, int n, float m) {
-    int i = 0;
-    float sum = 0f;
-    int bound = F.loopBound(n);
-    if (bound > 0) {
-      FloatVector mv = FloatVector.broadcast(F, m);
-      FloatVector acc = FloatVector.zero(F);
-      for (; i < bound; i += L) {
-        FloatVector e = VectorMath.exp(FloatVector.fromArray(F, x, off + i).sub(mv));
-        e.intoArray(x, off + i);
-        acc = acc.add(e);
-      }
-      sum = VectorMath.sumLanes(acc);
-    }
-    for (; i < n; i++) {
-      float e = (float) Math.exp(x[off + i] - m);
-      x[off + i] = e;
-      sum += e;
-    }
-    return sum;
+    return VectorMath.expSum(x, off, n, m);
   }
 
   @Override
