@@ -1,5 +1,6 @@
 package hflash.cli;
 
+import hflash.memory.HugePages;
 import hflash.tiles.StreamReader;
 import hflash.tiles.TileKernelsProvider;
 import java.lang.foreign.Arena;
@@ -44,7 +45,7 @@ final class StreamProbe implements AutoCloseable {
     }
     this.threads = threads;
     try {
-      buffer = arena.allocate(bytes, 64);
+      buffer = HugePages.allocate(arena, bytes, 64); // the same pages the cache gets
       buffer.fill((byte) 0x3c); // every float 0x3c3c3c3c ~ 0.0115: finite, so the sum stays finite
     } catch (RuntimeException | OutOfMemoryError e) {
       arena.close();

@@ -54,8 +54,8 @@ public final class KvCache implements AutoCloseable {
     Arena a = Arena.ofShared();
     try {
       // 64-byte alignment: a tile row never straddles a cache line more than it must
-      MemorySegment k = a.allocate(layout.segmentBytes(), 64);
-      MemorySegment v = a.allocate(layout.segmentBytes(), 64);
+      MemorySegment k = HugePages.allocate(a, layout.segmentBytes(), 64);
+      MemorySegment v = HugePages.allocate(a, layout.segmentBytes(), 64);
       this.keys = k;
       this.values = v;
       this.keysView = k.asReadOnly();

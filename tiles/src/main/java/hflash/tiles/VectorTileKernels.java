@@ -1,6 +1,7 @@
 package hflash.tiles;
 
 import static jdk.incubator.vector.VectorOperators.AND;
+import static jdk.incubator.vector.VectorOperators.EQ;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.MAX;
 import static jdk.incubator.vector.VectorOperators.S2I;
@@ -73,6 +74,13 @@ final class VectorTileKernels implements TileKernels {
     assert g > 0 && d > 0 && count >= 0 && sStride >= (count + KB - 1) / KB * KB;
     int blocks = (count + KB - 1) / KB;
     long blockBytes = (long) KB * d * dtype.bytes();
+    // f16: fold the 2^112 of the widening into a copy of q (see rebias), when that copy is finite
+    float[] qs = dtype == DType.F16 ? rebias(q, qOff, g, d, d) : null;
+    boolean raw = qs != null;
+    if (raw) {
+      q = qs;
+      qOff = 0;
+    }
     for (int kb = 0; kb < blocks; kb++) {
       long at = kOff + kb * blockBytes;
       int h = 0;
@@ -80,13 +88,53 @@ final class VectorTileKernels implements TileKernels {
         if (FOUR_PER_ROW && dtype == DType.F32) {
           scores4x4(q, qOff + h * d, d, k, at, dtype, s, h * sStride + kb * KB, sStride);
         } else {
-          scores4(q, qOff + h * d, d, k, at, dtype, s, h * sStride + kb * KB, sStride);
+          scores4(q, qOff + h * d, d, k, at, dtype, raw, s, h * sStride + kb * KB, sStride);
         }
       }
       for (; h < g; h++) {
-        scores1(q, qOff + h * d, d, k, at, dtype, s, h * sStride + kb * KB);
+        scores1(q, qOff + h * d, d, k, at, dtype, raw, s, h * sStride + kb * KB);
       }
     }
+  }
+
+  /** Per-thread copy of q or p scaled by 2^112 (see {@link #rebias}): grown on demand, then reused. */
+  private static final ThreadLocal<float[][]> REBIASED = ThreadLocal.withInitial(() -> new float[1][0]);
+
+  /**
+   * Rows {@code x[off + r*stride .. + n)} for {@code r < rows}, times 2^112, into a per-thread array
+   * (same row stride), or null when a product overflows. Why: the f16 widening without its final
+   * multiply yields {@code v * 2^-112} exactly (also for subnormal halves, which become f32
+   * subnormals, still exact), so {@code fma(x * 2^112, v * 2^-112, acc)} rounds the same real
+   * product as {@code fma(x, v, acc)}: the same bits, and one vector multiply fewer per loaded
+   * vector (a fifth of the FMA-port work of an f16 tile). x * 2^112 is exact unless it overflows,
+   * i.e. for |x| below 2^16; queries and softmax weights are far below that in practice, and the
+   * callers fall back to the multiplying widening otherwise (sampled's guard lets weights reach e^20).
+   */
+  private static float[] rebias(float[] x, int off, int rows, int n, int stride) {
+    float[][] holder = REBIASED.get();
+    int size = rows * stride;
+    if (holder[0].length < size) {
+      holder[0] = new float[Math.max(size, 2 * holder[0].length)];
+    }
+    float[] out = holder[0];
+    FloatVector big = FloatVector.zero(F);
+    int bound = F.loopBound(n);
+    boolean finite = true;
+    for (int r = 0; r < rows; r++) {
+      int from = off + r * stride, to = r * stride;
+      int i = 0;
+      for (; i < bound; i += L) {
+        FloatVector y = FloatVector.fromArray(F, x, from + i).mul(F16_EXP_SHIFT);
+        y.intoArray(out, to + i);
+        big = big.max(y.abs());
+      }
+      for (; i < n; i++) {
+        float y = x[from + i] * F16_EXP_SHIFT;
+        out[to + i] = y;
+        finite &= Float.isFinite(y);
+      }
+    }
+    return finite && !big.compare(EQ, Float.POSITIVE_INFINITY).anyTrue() ? out : null;
   }
 
   /**
@@ -97,7 +145,7 @@ final class VectorTileKernels implements TileKernels {
    * lanes take 32 / (2L) sweeps.
    */
   private static void scores4(float[] q, int q0, int d, MemorySegment k, long blockOff,
-      DType dtype, float[] s, int s0, int sStride) {
+      DType dtype, boolean raw, float[] s, int s0, int sStride) {
     int q1 = q0 + d, q2 = q1 + d, q3 = q2 + d;
     int bytes = dtype.bytes();
     boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
@@ -108,9 +156,9 @@ final class VectorTileKernels implements TileKernels {
       FloatVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
       long at = blockOff + (long) jj * bytes;
       for (int c = 0; c < d; c++, at += rowBytes) {
-        FloatVector k0 = f32 ? FloatVector.fromMemorySegment(F, k, at, LE) : loadHalf(k, at, bf16);
+        FloatVector k0 = f32 ? FloatVector.fromMemorySegment(F, k, at, LE) : loadHalf(k, at, bf16, raw);
         FloatVector k1 = f32 ? FloatVector.fromMemorySegment(F, k, at + second, LE)
-            : loadHalf(k, at + second, bf16);
+            : loadHalf(k, at + second, bf16, raw);
         FloatVector b = FloatVector.broadcast(F, q[q0 + c]);
         a00 = k0.fma(b, a00);
         a01 = k1.fma(b, a01);
@@ -194,7 +242,7 @@ final class VectorTileKernels implements TileKernels {
 
   /** One block of 32 keys for one head (group remainders and g < 4). */
   private static void scores1(float[] q, int q0, int d, MemorySegment k, long blockOff,
-      DType dtype, float[] s, int s0) {
+      DType dtype, boolean raw, float[] s, int s0) {
     int bytes = dtype.bytes();
     boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
     long rowBytes = (long) KB * bytes;
@@ -204,17 +252,20 @@ final class VectorTileKernels implements TileKernels {
       long at = blockOff + (long) jj * bytes;
       for (int c = 0; c < d; c++, at += rowBytes) {
         FloatVector b = FloatVector.broadcast(F, q[q0 + c]);
-        a0 = (f32 ? FloatVector.fromMemorySegment(F, k, at, LE) : loadHalf(k, at, bf16)).fma(b, a0);
+        a0 = (f32 ? FloatVector.fromMemorySegment(F, k, at, LE) : loadHalf(k, at, bf16, raw)).fma(b, a0);
         a1 = (f32 ? FloatVector.fromMemorySegment(F, k, at + second, LE)
-            : loadHalf(k, at + second, bf16)).fma(b, a1);
+            : loadHalf(k, at + second, bf16, raw)).fma(b, a1);
       }
       a0.intoArray(s, s0 + jj);
       a1.intoArray(s, s0 + jj + L);
     }
   }
 
-  /** L 16-bit values at {@code off} widened to floats (bf16 or f16 bits). */
-  private static FloatVector loadHalf(MemorySegment seg, long off, boolean bf16) {
+  /**
+   * L 16-bit values at {@code off} widened to floats (bf16 or f16 bits); with {@code raw}, f16
+   * values come out times 2^-112 (the caller has scaled the other factor by 2^112, see rebias).
+   */
+  private static FloatVector loadHalf(MemorySegment seg, long off, boolean bf16, boolean raw) {
     IntVector bits = (IntVector) ShortVector.fromMemorySegment(S, seg, off, LE).convertShape(S2I, I, 0);
     if (bf16) {
       return bits.lanewise(LSHL, 16).reinterpretAsFloats();
@@ -223,7 +274,8 @@ final class VectorTileKernels implements TileKernels {
     // (bits 13..27) and copies of the sign in bits 28..31; masking keeps the sign in bit 31 only.
     // Times 2^112 rebiases the exponent (15 -> 127) and normalises subnormal halves; the float
     // multiply keeps the sign. Four operations after the widening instead of six.
-    return bits.lanewise(LSHL, 13).lanewise(AND, 0x8fffe000).reinterpretAsFloats().mul(F16_EXP_SHIFT);
+    FloatVector scaled = bits.lanewise(LSHL, 13).lanewise(AND, 0x8fffe000).reinterpretAsFloats();
+    return raw ? scaled : scaled.mul(F16_EXP_SHIFT);
   }
 
   // ---------------------------------------------------------------------------- softmax parts
@@ -270,6 +322,11 @@ final class VectorTileKernels implements TileKernels {
       DType dtype, int count, int tileTokens, float[] acc, int accOff) {
     assert g > 0 && d > 0 && count >= 0 && count <= tileTokens && pStride >= count;
     int bytes = dtype.bytes();
+    float[] ps = dtype == DType.F16 ? rebias(p, 0, g, count, pStride) : null;
+    boolean raw = ps != null;
+    if (raw) {
+      p = ps;
+    }
     for (int cb = 0, c0 = 0; c0 < d; cb++, c0 += CB) {
       int w = TileLayout.valueBlockWidth(cb, d);
       long blockOff = vOff + (long) c0 * tileTokens * bytes;
@@ -278,11 +335,11 @@ final class VectorTileKernels implements TileKernels {
         if (FOUR_PER_ROW && w == CB && dtype == DType.F32) {
           accumulate4x4(p, h * pStride, pStride, v, blockOff, dtype, count, acc, accOff + h * d + c0, d);
         } else {
-          accumulate4(p, h * pStride, pStride, w, v, blockOff, dtype, count, acc, accOff + h * d + c0, d);
+          accumulate4(p, h * pStride, pStride, w, v, blockOff, dtype, raw, count, acc, accOff + h * d + c0, d);
         }
       }
       for (; h < g; h++) {
-        accumulate1(p, h * pStride, w, v, blockOff, dtype, count, acc, accOff + h * d + c0);
+        accumulate1(p, h * pStride, w, v, blockOff, dtype, raw, count, acc, accOff + h * d + c0);
       }
     }
   }
@@ -294,7 +351,7 @@ final class VectorTileKernels implements TileKernels {
    * Two vectors x four heads = eight accumulators.
    */
   private static void accumulate4(float[] p, int p0, int pStride, int w, MemorySegment v,
-      long blockOff, DType dtype, int count, float[] acc, int a0Off, int d) {
+      long blockOff, DType dtype, boolean raw, int count, float[] acc, int a0Off, int d) {
     int p1 = p0 + pStride, p2 = p1 + pStride, p3 = p2 + pStride;
     int a1Off = a0Off + d, a2Off = a1Off + d, a3Off = a2Off + d;
     int bytes = dtype.bytes();
@@ -313,9 +370,9 @@ final class VectorTileKernels implements TileKernels {
       FloatVector a31 = FloatVector.fromArray(F, acc, a3Off + c + L);
       long at = blockOff + (long) c * bytes;
       for (int j = 0; j < count; j++, at += rowBytes) {
-        FloatVector v0 = f32 ? FloatVector.fromMemorySegment(F, v, at, LE) : loadHalf(v, at, bf16);
+        FloatVector v0 = f32 ? FloatVector.fromMemorySegment(F, v, at, LE) : loadHalf(v, at, bf16, raw);
         FloatVector v1 = f32 ? FloatVector.fromMemorySegment(F, v, at + second, LE)
-            : loadHalf(v, at + second, bf16);
+            : loadHalf(v, at + second, bf16, raw);
         FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
         a00 = v0.fma(b, a00);
         a01 = v1.fma(b, a01);
@@ -345,7 +402,7 @@ final class VectorTileKernels implements TileKernels {
       FloatVector a3 = FloatVector.fromArray(F, acc, a3Off + c);
       long at = blockOff + (long) c * bytes;
       for (int j = 0; j < count; j++, at += rowBytes) {
-        FloatVector vv = f32 ? FloatVector.fromMemorySegment(F, v, at, LE) : loadHalf(v, at, bf16);
+        FloatVector vv = f32 ? FloatVector.fromMemorySegment(F, v, at, LE) : loadHalf(v, at, bf16, raw);
         a0 = vv.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
         a1 = vv.fma(FloatVector.broadcast(F, p[p1 + j]), a1);
         a2 = vv.fma(FloatVector.broadcast(F, p[p2 + j]), a2);
@@ -357,10 +414,10 @@ final class VectorTileKernels implements TileKernels {
       a3.intoArray(acc, a3Off + c);
     }
     for (; c < w; c++) { // scalar tail: channels of a narrow last block
-      accumulateColumn(p, p0, w, v, blockOff, dtype, count, acc, a0Off, c);
-      accumulateColumn(p, p1, w, v, blockOff, dtype, count, acc, a1Off, c);
-      accumulateColumn(p, p2, w, v, blockOff, dtype, count, acc, a2Off, c);
-      accumulateColumn(p, p3, w, v, blockOff, dtype, count, acc, a3Off, c);
+      accumulateColumn(p, p0, w, v, blockOff, dtype, raw, count, acc, a0Off, c);
+      accumulateColumn(p, p1, w, v, blockOff, dtype, raw, count, acc, a1Off, c);
+      accumulateColumn(p, p2, w, v, blockOff, dtype, raw, count, acc, a2Off, c);
+      accumulateColumn(p, p3, w, v, blockOff, dtype, raw, count, acc, a3Off, c);
     }
   }
 
@@ -415,7 +472,7 @@ final class VectorTileKernels implements TileKernels {
 
   /** One channel block for one head. */
   private static void accumulate1(float[] p, int p0, int w, MemorySegment v, long blockOff,
-      DType dtype, int count, float[] acc, int aOff) {
+      DType dtype, boolean raw, int count, float[] acc, int aOff) {
     int bytes = dtype.bytes();
     long rowBytes = (long) w * bytes;
     boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
@@ -424,22 +481,23 @@ final class VectorTileKernels implements TileKernels {
       FloatVector a = FloatVector.fromArray(F, acc, aOff + c);
       long at = blockOff + (long) c * bytes;
       for (int j = 0; j < count; j++, at += rowBytes) {
-        FloatVector vv = f32 ? FloatVector.fromMemorySegment(F, v, at, LE) : loadHalf(v, at, bf16);
+        FloatVector vv = f32 ? FloatVector.fromMemorySegment(F, v, at, LE) : loadHalf(v, at, bf16, raw);
         a = vv.fma(FloatVector.broadcast(F, p[p0 + j]), a);
       }
       a.intoArray(acc, aOff + c);
     }
     for (; c < w; c++) {
-      accumulateColumn(p, p0, w, v, blockOff, dtype, count, acc, aOff, c);
+      accumulateColumn(p, p0, w, v, blockOff, dtype, raw, count, acc, aOff, c);
     }
   }
 
   private static void accumulateColumn(float[] p, int p0, int w, MemorySegment v, long blockOff,
-      DType dtype, int count, float[] acc, int aOff, int c) {
+      DType dtype, boolean raw, int count, float[] acc, int aOff, int c) {
     int bytes = dtype.bytes();
+    float unit = raw ? 0x1p-112f : 1f; // exact: every f16 value times 2^-112 is an f32 (subnormal at worst)
     float r = acc[aOff + c];
     for (int j = 0; j < count; j++) {
-      r = Math.fma(p[p0 + j], dtype.read(v, blockOff + ((long) j * w + c) * bytes), r);
+      r = Math.fma(p[p0 + j], dtype.read(v, blockOff + ((long) j * w + c) * bytes) * unit, r);
     }
     acc[aOff + c] = r;
   }

@@ -16,6 +16,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -92,6 +93,63 @@ class TileKernelsTest {
       UNDER_TEST.accumulate(p, tileTokens, g, d, v, 0, dt, count, tileTokens, aVec, 5);
       for (int i = 0; i < aRef.length; i++) {
         assertEquals(aRef[i], aVec[i], 1e-5 * count + 1e-6, "acc[" + i + "] seed=" + seed);
+      }
+    }
+  }
+
+  /**
+   * Both kernels add the same products in the same order (per key over channels, per channel over
+   * keys), so they agree to the bit; this also pins the f16 path that folds the widening's 2^112
+   * into q and p, including its fallback when that fold would overflow (|q| or p of 2^16 and more:
+   * sampled mode's guard lets weights reach e^20) and subnormal halves.
+   */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(DType.class)
+  void scoresAndAccumulateGiveTheScalarBits(DType dt) {
+    Random r = new Random(7);
+    int tileTokens = 64;
+    float[] qScales = {1f, 1e-30f, 7e4f};
+    float[] pScales = {1f, 1e-20f, 5e8f};
+    try (Arena arena = Arena.ofConfined()) {
+      for (int d : new int[] {8, 40, 128}) {
+        for (int g : new int[] {1, 4, 5}) {
+          MemorySegment k = randomTile(arena, dt, d, tileTokens, r);
+          MemorySegment v = randomTile(arena, dt, d, tileTokens, r);
+          for (int i = 0; i < tileTokens * d; i += 5) { // tiny values: subnormal halves
+            dt.write(k, (long) i * dt.bytes(), (float) r.nextGaussian() * 3e-6f);
+            dt.write(v, (long) i * dt.bytes(), (float) r.nextGaussian() * 3e-6f);
+          }
+          for (int variant = 0; variant < qScales.length; variant++) {
+            int count = 1 + r.nextInt(tileTokens);
+            float[] q = new float[g * d];
+            for (int i = 0; i < q.length; i++) {
+              q[i] = (float) r.nextGaussian() * qScales[variant];
+            }
+            float[] sRef = new float[g * tileTokens];
+            float[] sVec = new float[g * tileTokens];
+            REF.scores(q, 0, g, d, k, 0, dt, count, sRef, tileTokens);
+            UNDER_TEST.scores(q, 0, g, d, k, 0, dt, count, sVec, tileTokens);
+            for (int h = 0; h < g; h++) {
+              for (int j = 0; j < count; j++) {
+                int i = h * tileTokens + j;
+                assertEquals(Float.floatToIntBits(sRef[i]), Float.floatToIntBits(sVec[i]),
+                    dt + " d=" + d + " g=" + g + " q x" + qScales[variant] + ": score " + i);
+              }
+            }
+            float[] p = new float[g * tileTokens];
+            for (int i = 0; i < p.length; i++) {
+              p[i] = r.nextFloat() * pScales[variant];
+            }
+            float[] aRef = new float[g * d];
+            float[] aVec = new float[g * d];
+            REF.accumulate(p, tileTokens, g, d, v, 0, dt, count, tileTokens, aRef, 0);
+            UNDER_TEST.accumulate(p, tileTokens, g, d, v, 0, dt, count, tileTokens, aVec, 0);
+            for (int i = 0; i < aRef.length; i++) {
+              assertEquals(Float.floatToIntBits(aRef[i]), Float.floatToIntBits(aVec[i]),
+                  dt + " d=" + d + " g=" + g + " p x" + pScales[variant] + ": acc " + i);
+            }
+          }
+        }
       }
     }
   }
