@@ -202,20 +202,25 @@ final class TileLoop {
     Arrays.fill(estimate, h0, h0 + g, Float.NEGATIVE_INFINITY);
     int keys = call.keys;
     if (delta % KvCache.SAMPLE_STRIDE == 0) {
-      // the store holds every 8th key in 32-sample K blocks: score whole blocks with the tile
-      // kernel (no horizontal sums), keep every (delta/8)-th sample
+      // the store holds every 8th key in two phases (keys = 0 and = 8 mod 16) of 32-sample K
+      // blocks: score whole blocks with the tile kernel (no horizontal sums) and keep store samples
+      // i with i % step == 0; an even step never needs phase 1 (half the bytes at delta = 16)
       int step = delta / KvCache.SAMPLE_STRIDE;
       int stored = (keys + KvCache.SAMPLE_STRIDE - 1) / KvCache.SAMPLE_STRIDE; // samples below keys
+      int phases = step % KvCache.SAMPLE_PHASES == 0 ? 1 : KvCache.SAMPLE_PHASES;
       int blockSize = TileLayout.KEY_BLOCK;
-      for (int b = 0; b * blockSize < stored; b++) {
-        int count = Math.min(blockSize, stored - b * blockSize);
-        kernels.scores(call.qs, h0 * d, g, d, call.samples, call.sampleBlockOffset(kh, b),
-            layout.dtype(), count, own, tileTokens);
-        sampleBytes += (long) count * layout.rowBytes();
-        for (int j = 0; j < count; j++) {
-          int sample = b * blockSize + j;
-          if (sample % step == 0) {
-            takeSample(h0, j, sample * KvCache.SAMPLE_STRIDE);
+      for (int phase = 0; phase < phases; phase++) {
+        int inPhase = (stored - phase + KvCache.SAMPLE_PHASES - 1) / KvCache.SAMPLE_PHASES;
+        for (int b = 0; b * blockSize < inPhase; b++) {
+          int count = Math.min(blockSize, inPhase - b * blockSize);
+          kernels.scores(call.qs, h0 * d, g, d, call.samples, call.sampleBlockOffset(kh, phase, b),
+              layout.dtype(), count, own, tileTokens);
+          sampleBytes += (long) count * layout.rowBytes();
+          for (int j = 0; j < count; j++) {
+            int sample = (b * blockSize + j) * KvCache.SAMPLE_PHASES + phase;
+            if (sample % step == 0) {
+              takeSample(h0, j, sample * KvCache.SAMPLE_STRIDE);
+            }
           }
         }
       }
@@ -235,11 +240,14 @@ final class TileLoop {
     }
   }
 
-  /** Folds the score of column j of {@link #own} (key {@code key}) into each head's estimate. */
+  /**
+   * Folds the score of column j of {@link #own} (key {@code key}) into each head's estimate; ties go
+   * to the lower key, whatever order the samples come in.
+   */
   private void takeSample(int h0, int j, int key) {
     for (int i = 0; i < g; i++) {
       float x = own[i * tileTokens + j];
-      if (x > estimate[h0 + i]) {
+      if (x > estimate[h0 + i] || (x == estimate[h0 + i] && key < argmax[h0 + i])) {
         estimate[h0 + i] = x;
         argmax[h0 + i] = key;
       }
@@ -322,8 +330,8 @@ final class TileLoop {
 
     int layoutTileTokens;
 
-    long sampleBlockOffset(int kh, int block) {
-      return cache.sampleBlockOffset(layer, kh, block);
+    long sampleBlockOffset(int kh, int phase, int block) {
+      return cache.sampleBlockOffset(layer, kh, phase, block);
     }
   }
 }

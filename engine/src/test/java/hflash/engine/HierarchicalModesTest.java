@@ -181,6 +181,54 @@ class HierarchicalModesTest {
     }
   }
 
+  /**
+   * Stage 1 takes exactly the keys 0, delta, 2 delta, ... from the two-phase sample store (any
+   * multiple of 8, odd and even multiples, a last partial block), and a stride of 16 reads only
+   * phase 0: half the store's bytes.
+   */
+  @Test
+  void samplingTakesEveryDeltaThKeyAndStride16ReadsHalfTheStore() {
+    int d = 8, n = 70 * 8 + 5, kvHeads = 2, heads = 4;
+    Random r = new Random(11);
+    try (KvCache cache = KvCache.allocate(new KvCacheLayout(1, kvHeads, d, n, DType.F32, 64));
+        DecodeAttention att = DecodeAttention.create(cache, heads, 1, 1f)) {
+      float[] k = new float[n * kvHeads * d], v = new float[n * kvHeads * d];
+      for (int i = 0; i < k.length; i++) {
+        k[i] = (float) r.nextGaussian();
+        v[i] = (float) r.nextGaussian();
+      }
+      cache.append(0, n, k, v);
+      float[] q = new float[heads * d];
+      for (int i = 0; i < q.length; i++) {
+        q[i] = (float) r.nextGaussian();
+      }
+      float[] out = new float[heads * d];
+      int stored = (n + 7) / 8;
+      for (int delta : new int[] {8, 16, 24, 32, 40}) {
+        att.decode(0, q, out, n, AttentionConfig.sampled(delta, 0, 0f));
+        for (int h = 0; h < heads; h++) {
+          int kh = h / (heads / kvHeads);
+          double best = Double.NEGATIVE_INFINITY, max = Double.NEGATIVE_INFINITY;
+          for (int j = 0; j < n; j++) {
+            double dot = 0;
+            for (int c = 0; c < d; c++) {
+              dot += (double) q[h * d + c] * cache.key(0, kh, j, c);
+            }
+            max = Math.max(max, dot);
+            if (j % delta == 0) {
+              best = Math.max(best, dot);
+            }
+          }
+          assertEquals(max - best, att.report().estimateMiss(h), 1e-5,
+              "delta=" + delta + " head " + h + ": miss = true max - best sample");
+        }
+        int phaseRows = delta % 16 == 0 ? (stored + 1) / 2 : stored;
+        assertEquals((long) phaseRows * cache.layout().rowBytes() * kvHeads,
+            att.report().sampleBytesRead(), "delta=" + delta + ": store bytes read");
+      }
+    }
+  }
+
   @Test
   void guardFiresWhenTheEstimateMissesBadly() {
     try (KvCache cache = KvCache.allocate(new KvCacheLayout(1, 1, 4, 4096, DType.F32, 64));

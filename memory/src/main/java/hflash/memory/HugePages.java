@@ -20,8 +20,8 @@ import java.util.Optional;
  * on Linux machines whose THP mode is {@code madvise} (the default of many distributions) a plain
  * {@link Arena#allocate} never gets them. So on Linux, when this module may call native code
  * ({@code --enable-native-access}), {@link #allocate} maps anonymous memory with {@code mmap}, 2 MiB
- * aligned, advises huge pages before the first touch and ties the mapping's {@code munmap} to the
- * arena. Anywhere else, or when any step fails, it falls back to {@code arena.allocate}: same
+ * aligned, advises huge pages before the first touch, touches every page (as the zeroing of
+ * {@code Arena.allocate} does) and ties the mapping's {@code munmap} to the arena. Anywhere else, or when any step fails, it falls back to {@code arena.allocate}: same
  * contents (zeros), same lifetime, only the page size differs. {@code -Dhflash.hugePages=false}
  * turns it off.
  */
@@ -94,7 +94,11 @@ public final class HugePages {
         int ignored = (int) madvise.invokeExact(MemorySegment.ofAddress(start), bytes, MADV_HUGEPAGE);
         // advice refused (THP off): the mapping is still good memory with small pages
         long baseAddress = base.address();
-        return MemorySegment.ofAddress(start).reinterpret(bytes, arena, s -> unmap(baseAddress, length));
+        MemorySegment s = MemorySegment.ofAddress(start).reinterpret(bytes, arena, x -> unmap(baseAddress, length));
+        // touch every page now, as Arena.allocate's zeroing does: memory shortage shows here, at
+        // allocation, and no decode call pays page faults later
+        s.fill((byte) 0);
+        return s;
       } catch (Throwable e) {
         return null;
       }

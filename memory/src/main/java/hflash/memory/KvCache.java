@@ -41,9 +41,15 @@ public final class KvCache implements AutoCloseable {
   private final int[] lengths; // (layers): positions stored per layer, each in [0, capacity]
   /** Every SAMPLE_STRIDE-th key is also kept in {@link #samples()}, for sampled-max estimates. */
   public static final int SAMPLE_STRIDE = 8;
+  /**
+   * The store keeps its samples in two phases: phase 0 holds keys {@code 0, 16, 32, ...} (sample
+   * {@code i} even), phase 1 keys {@code 8, 24, 40, ...}. A stride of 16 (the sampled mode's
+   * default) then reads phase 0 only: half the store's bytes.
+   */
+  public static final int SAMPLE_PHASES = 2;
 
   private final TileSummaries summaries; // per-tile key/value bounds, current with lengths
-  private final MemorySegment samples; // (layers, kvHeads, sampleBlocks) blocks of 32 samples in K-block order, dtype
+  private final MemorySegment samples; // (layers, kvHeads, phases, phaseBlocks) blocks of 32 samples in K-block order, dtype
   private final MemorySegment samplesView;
   private final MemorySegment summariesView;
   private final AtomicBoolean closed = new AtomicBoolean();
@@ -62,7 +68,7 @@ public final class KvCache implements AutoCloseable {
       this.valuesView = v.asReadOnly();
       this.summaries = new TileSummaries(layout, a);
       this.samples = a.allocate(Math.multiplyExact((long) layout.layers() * layout.kvHeads()
-          * sampleBlocks(layout), (long) TileLayout.KEY_BLOCK * layout.rowBytes()), 64);
+          * SAMPLE_PHASES * samplePhaseBlocks(layout), (long) TileLayout.KEY_BLOCK * layout.rowBytes()), 64);
       this.samplesView = samples.asReadOnly();
       this.summariesView = summaries.data().asReadOnly();
     } catch (RuntimeException | Error e) {
@@ -167,32 +173,46 @@ public final class KvCache implements AutoCloseable {
     return summaries;
   }
 
-  /** Blocks of 32 samples per (layer, kvHead): {@code ceil(ceil(capacity / 8) / 32)}. */
-  public static int sampleBlocks(KvCacheLayout layout) {
+  /**
+   * Blocks of 32 samples per (layer, kvHead) and phase: {@code ceil(ceil(ceil(capacity / 8) / 2) / 32)}.
+   */
+  public static int samplePhaseBlocks(KvCacheLayout layout) {
     int rows = (layout.capacity() + SAMPLE_STRIDE - 1) / SAMPLE_STRIDE;
-    return (rows + TileLayout.KEY_BLOCK - 1) / TileLayout.KEY_BLOCK;
+    int phaseRows = (rows + SAMPLE_PHASES - 1) / SAMPLE_PHASES;
+    return (phaseRows + TileLayout.KEY_BLOCK - 1) / TileLayout.KEY_BLOCK;
   }
 
   /**
-   * Byte offset in {@link #samples()} of sample block {@code b}: samples {@code 32b .. 32b+31}
-   * (keys {@code 8 * i}), laid out like a 32-key K block (column-major), so the score kernel reads
-   * them directly.
+   * Byte offset in {@link #samples()} of block {@code b} of a phase: phase samples {@code 32b ..
+   * 32b+31}, where phase sample {@code p} is store sample {@code i = 2p + phase}, i.e. key
+   * {@code 8 i}; laid out like a 32-key K block (column-major), so the score kernel reads it
+   * directly.
    */
-  public long sampleBlockOffset(int layer, int kvHead, int b) {
-    return (((long) layer * layout.kvHeads() + kvHead) * sampleBlocks(layout) + b)
+  public long sampleBlockOffset(int layer, int kvHead, int phase, int b) {
+    return ((((long) layer * layout.kvHeads() + kvHead) * SAMPLE_PHASES + phase) * samplePhaseBlocks(layout) + b)
         * TileLayout.KEY_BLOCK * layout.rowBytes();
+  }
+
+  /** Byte offset in {@link #samples()} of element {@code c} of store sample {@code i} (key {@code 8 i}). */
+  private long sampleOffset(int layer, int kvHead, int i, int c) {
+    int p = i / SAMPLE_PHASES;
+    return sampleBlockOffset(layer, kvHead, i % SAMPLE_PHASES, p / TileLayout.KEY_BLOCK)
+        + (long) TileLayout.keyIndex(p % TileLayout.KEY_BLOCK, c, layout.headDim()) * layout.dtype().bytes();
   }
 
   /** Element {@code c} of sample {@code i} (key {@code 8 i}) as stored; a slow path for tests. */
   public float sample(int layer, int kvHead, int i, int c) {
     ensureOpen();
-    return layout.dtype().read(samples, sampleBlockOffset(layer, kvHead, i / TileLayout.KEY_BLOCK)
-        + (long) TileLayout.keyIndex(i % TileLayout.KEY_BLOCK, c, layout.headDim()) * layout.dtype().bytes());
+    Checks.index("kvHead", kvHead, layout.kvHeads());
+    Checks.index("sample", i, (length(layer) + SAMPLE_STRIDE - 1) / SAMPLE_STRIDE);
+    Checks.index("channel", c, layout.headDim());
+    return layout.dtype().read(samples, sampleOffset(layer, kvHead, i, c));
   }
 
   /**
    * The sample store: key {@code i * SAMPLE_STRIDE} of every (layer, kvHead), in the cache's dtype,
-   * in blocks of 32 laid out like K blocks. Read-only and borrowed: valid until {@link #close()}.
+   * in two phases (see {@link #SAMPLE_PHASES}) of blocks of 32 laid out like K blocks
+   * ({@link #sampleBlockOffset}). Read-only and borrowed: valid until {@link #close()}.
    */
   public MemorySegment samples() {
     ensureOpen();
@@ -373,11 +393,10 @@ public final class KvCache implements AutoCloseable {
         summaries.addKey(keys, layer, h, pos);
         if (pos % SAMPLE_STRIDE == 0) {
           int i = pos / SAMPLE_STRIDE;
-          long block = sampleBlockOffset(layer, h, i / TileLayout.KEY_BLOCK);
           int bytes = layout.dtype().bytes();
           for (int c = 0; c < d; c++) {
-            long at = block + (long) TileLayout.keyIndex(i % TileLayout.KEY_BLOCK, c, d) * bytes;
-            MemorySegment.copy(keys, layout.keyOffset(layer, h, pos, c), samples, at, bytes);
+            MemorySegment.copy(keys, layout.keyOffset(layer, h, pos, c), samples,
+                sampleOffset(layer, h, i, c), bytes);
           }
         }
         if ((pos + 1) % tt == 0) {
