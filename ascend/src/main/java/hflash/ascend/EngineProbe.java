@@ -78,13 +78,13 @@ public final class EngineProbe {
       AttentionReport r = attn.report();
       long row = shape.rowBytes();
       long tileBytes = tileTokens * row;
-      int sampleRows = (int) (r.sampleBytesRead() / ((long) d * Float.BYTES));
+      int sampleRows = (int) (r.sampleBytesRead() / ((long) d * shape.dtype().bytes())); // store in cache dtype
       int refine = 0;
       if (config.mode() == AttentionMode.SAMPLED) {
         long extra = r.kvBytesRead() - 2L * n * row; // refinement re-reads K only
         refine = (int) Math.ceil(Math.max(0, extra) / (double) tileBytes);
       }
-      int summaries = (int) (r.summaryBytesRead() / ((long) TileSummaries.recordFloats(d) * Float.BYTES));
+      int summaries = (int) (r.summaryBytesRead() / TileSummaries.recordBytes(d, shape.dtype()));
       return new Schedule.HeadWork(tiles, (int) r.tilesRead(), sampleRows, refine, summaries);
     }
   }

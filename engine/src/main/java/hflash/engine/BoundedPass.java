@@ -244,7 +244,7 @@ final class BoundedPass {
       long rec = block ? sum.blockOffset(call.layer, kh, node - maxTiles) : sum.offset(call.layer, kh, node);
       float radius = block ? sum.blockRadius(call.layer, kh, node - maxTiles) : sum.radius(call.layer, kh, node);
       for (int i = 0; i < g; i++) {
-        kernels.nodeBounds(call.qs, (h0 + i) * d, d, call.summarySegment, rec, nb, 0);
+        kernels.nodeBounds(call.qs, (h0 + i) * d, d, call.summarySegment, rec, layout.dtype(), nb, 0);
         double ball = nb[2] + call.qNorm[h0 + i] * (double) radius * (1 + 1e-6);
         double slack = 3 * (d + 2) * U * nb[1];
         ub[i * stride + node] = (float) (Math.min(nb[0], ball) + slack) + Math.ulp(nb[1]);
@@ -257,7 +257,7 @@ final class BoundedPass {
   /**
    * The budgeted mode's cheaper bound: the ball only, {@code q.c + ||q|| r}, one d-long dot per
    * head with the centroid loaded once for the group, reading the record's tail (centroid, radius,
-   * vmax, ||c||: a third of it). Float slack: a computed score is off by at most
+   * vmax, ||c||: a third of an f32 record, half of a 16-bit one). Float slack: a computed score is off by at most
    * {@code (d+2) u ||q|| ||k||} and {@code ||k|| <= ||c|| + r}; the computed {@code q.c} by
    * {@code (d+2) u ||q|| ||c||}. Looser than min(box, ball), still a bound on any data: the budget
    * decides what is read, the bound is only reported.
@@ -270,7 +270,7 @@ final class BoundedPass {
     long rec = block ? sum.blockOffset(call.layer, kh, index) : sum.offset(call.layer, kh, index);
     float radius = block ? sum.blockRadius(call.layer, kh, index) : sum.radius(call.layer, kh, index);
     float cnorm = sum.centroidNorm(call.layer, kh, index, block);
-    kernels.rowScores(call.qs, h0 * d, g, d, call.summarySegment, rec + 2L * d * Float.BYTES, 0, 1,
+    kernels.rowScores(call.qs, h0 * d, g, d, call.summarySegment, rec + sum.centroidOffset(), 0, 1,
         centroidScores, 1);
     int stride = maxTiles + maxBlocks;
     for (int i = 0; i < g; i++) {

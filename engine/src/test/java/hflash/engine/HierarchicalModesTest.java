@@ -175,7 +175,7 @@ class HierarchicalModesTest {
       AttentionReport rep = att.report();
       assertTrue(rep.kvBytesRead() < 0.5 * 2L * n * 2 * 64 * 2, "certified read " + rep);
       assertTrue(rep.maxRho() <= 1e-3, rep.toString());
-      long allTileRecords = 2L * (n / 64) * hflash.memory.TileSummaries.recordFloats(64) * 4;
+      long allTileRecords = 2L * (n / 64) * hflash.memory.TileSummaries.recordBytes(64, DType.F16);
       assertTrue(rep.summaryBytesRead() < allTileRecords,
           "the block level spares some tile summaries: " + rep);
     }

@@ -9,23 +9,27 @@ import java.nio.ByteOrder;
  * Per-tile summaries of the stored keys and values, kept current by {@link KvCache} on every append
  * and truncate: what the hierarchical modes use to bound the scores of a tile without reading it.
  *
- * <p>One record of {@link #recordFloats(int) 3d + 3} little-endian f32 per (layer, kvHead, tile):
+ * <p>One record of {@link #recordBytes(int, DType)} bytes per (layer, kvHead, tile), little-endian:
  *
  * <pre>
- *   [0, d)      lo[c]      min over the tile's stored keys of k[c]
- *   [d, 2d)     hi[c]      max over the tile's stored keys of k[c]
- *   [2d, 3d)    centroid   mean of the stored keys            (complete tiles only)
- *   3d          radius     max_j ||k_j - centroid||, rounded up (complete tiles only)
- *   3d + 1      vmax       max_j ||v_j||, rounded up            (complete tiles only)
- *   3d + 3      cnorm      ||centroid||, rounded up             (complete tiles only)
+ *   lo[d]      cache dtype  min over the tile's stored keys of k[c]
+ *   hi[d]      cache dtype  max over the tile's stored keys of k[c]
+ *   centroid   d x f32      mean of the stored keys                (complete tiles only)
+ *   radius     f32          max_j ||k_j - centroid||, rounded up   (complete tiles only)
+ *   vmax       f32          max_j ||v_j||, rounded up              (complete tiles only)
+ *   cnorm      f32          ||centroid||, rounded up               (complete tiles only)
  * </pre>
  *
+ * lo and hi are stored in the cache's dtype: they are stored key elements, so a 16-bit cache holds
+ * them exactly in 16 bits (a third less summary memory than f32 records, nothing lost). The centroid
+ * is a mean, kept in f32, and the radius is measured from the centroid as stored, so the ball holds.
  * All values are over the keys and values as stored (after the dtype's rounding), so the bounds
  * hold for what the kernels actually score. lo/hi are maintained per append in O(d); centroid,
  * radius and vmax are computed once, when a tile's last position is appended (the tile becomes
  * complete). The last, incomplete tile of a layer has lo/hi only: the engine always reads it.
- * Memory: {@code (3d + 3) * 4} bytes per tile per KV head, e.g. 24 bytes per key and KV head for
- * d = 128, T = 64 (4.7 % of an f16 K+V row), plus 1/16 of that for the block level.
+ * Memory: {@code 2d * bytes(dtype) + 4d + 12} bytes per tile per KV head, e.g. 8.1 bytes per key
+ * and KV head for an f16 cache at d = 128, T = 128 (1.6 % of an f16 K+V row), plus 1/16 of that
+ * for the block level.
  */
 public final class TileSummaries {
 
@@ -36,17 +40,23 @@ public final class TileSummaries {
   public static final int BLOCK_TILES = 16;
 
   private final KvCacheLayout layout;
-  private final MemorySegment data; // (layers, kvHeads, tiles, 3d + 3) f32, then (layers, kvHeads, blocks, 3d + 3)
+  private final MemorySegment data; // (layers, kvHeads, tiles) records, then (layers, kvHeads, blocks) records
+  private final DType dtype; // of lo/hi: the cache's
   private final int tiles; // tiles per (layer, kvHead)
   private final int blocks; // complete-able blocks per (layer, kvHead): tiles / BLOCK_TILES
   private final long blockBase; // byte offset of the block records
   private final long recordBytes;
+  private final long centroidAt; // byte offset of the centroid inside a record
+  private final long tailAt; // byte offset of radius, vmax, cnorm inside a record
   private final double[] centroid; // (d) scratch of complete(): appends are not concurrent
 
   TileSummaries(KvCacheLayout layout, Arena arena) {
     this.layout = layout;
+    this.dtype = layout.dtype();
     this.tiles = (int) (layout.paddedCapacity() / layout.tileTokens());
-    this.recordBytes = (long) recordFloats(layout.headDim()) * Float.BYTES;
+    this.recordBytes = recordBytes(layout.headDim(), dtype);
+    this.centroidAt = centroidOffset(layout.headDim(), dtype);
+    this.tailAt = centroidAt + (long) layout.headDim() * Float.BYTES;
     this.centroid = new double[layout.headDim()];
     this.blocks = tiles / BLOCK_TILES;
     long heads = (long) layout.layers() * layout.kvHeads();
@@ -54,9 +64,14 @@ public final class TileSummaries {
     this.data = arena.allocate(Math.addExact(blockBase, Math.multiplyExact(heads * blocks, recordBytes)), 64);
   }
 
-  /** Floats in one record: {@code 3d + 3}. */
-  public static int recordFloats(int headDim) {
-    return 3 * headDim + 3;
+  /** Bytes in one record: {@code 2d * bytes(dtype) + 4d + 12}. */
+  public static long recordBytes(int headDim, DType dtype) {
+    return centroidOffset(headDim, dtype) + (long) headDim * Float.BYTES + 3L * Float.BYTES;
+  }
+
+  /** Byte offset of the f32 centroid inside a record: after lo and hi, {@code 2d * bytes(dtype)}. */
+  public static long centroidOffset(int headDim, DType dtype) {
+    return 2L * headDim * dtype.bytes();
   }
 
   /** The whole summary segment (read-only view handed out by {@link KvCache#summaries()}). */
@@ -84,6 +99,11 @@ public final class TileSummaries {
     return recordBytes;
   }
 
+  /** Byte offset of the centroid inside a record (see {@link #centroidOffset(int, DType)}). */
+  public long centroidOffset() {
+    return centroidAt;
+  }
+
   /** Bytes reserved for all summaries. */
   public long bytesReserved() {
     return data.byteSize();
@@ -98,16 +118,18 @@ public final class TileSummaries {
     boolean first = pos % layout.tileTokens() == 0;
     long rec = offset(layer, kvHead, t);
     DType dt = layout.dtype();
+    int b = dt.bytes();
     for (int c = 0; c < d; c++) {
+      // a stored element of the dtype: lo/hi in the same dtype hold it exactly
       float x = dt.read(keys, layout.keyOffset(layer, kvHead, pos, c));
-      long lo = rec + (long) c * Float.BYTES;
-      long hi = rec + (long) (d + c) * Float.BYTES;
+      long lo = rec + (long) c * b;
+      long hi = rec + (long) (d + c) * b;
       if (first) {
-        data.set(F32, lo, x);
-        data.set(F32, hi, x);
+        dt.write(data, lo, x);
+        dt.write(data, hi, x);
       } else {
-        data.set(F32, lo, Math.min(data.get(F32, lo), x));
-        data.set(F32, hi, Math.max(data.get(F32, hi), x));
+        dt.write(data, lo, Math.min(dt.read(data, lo), x));
+        dt.write(data, hi, Math.max(dt.read(data, hi), x));
       }
     }
   }
@@ -127,7 +149,7 @@ public final class TileSummaries {
     }
     for (int c = 0; c < d; c++) {
       centroid[c] /= tt;
-      data.set(F32, rec + (long) (2 * d + c) * Float.BYTES, (float) centroid[c]);
+      data.set(F32, rec + centroidAt + (long) c * Float.BYTES, (float) centroid[c]);
     }
     double radius = 0, vmax = 0;
     for (int j = 0; j < tt; j++) {
@@ -136,7 +158,7 @@ public final class TileSummaries {
       for (int c = 0; c < d; c++) {
         // distance to the centroid as stored (rounded to f32), so the bound holds for it
         double e = dt.read(keys, layout.keyOffset(layer, kvHead, pos, c))
-            - data.get(F32, rec + (long) (2 * d + c) * Float.BYTES);
+            - data.get(F32, rec + centroidAt + (long) c * Float.BYTES);
         r2 += e * e;
         double v = dt.read(values, layout.valueOffset(layer, kvHead, pos, c));
         v2 += v * v;
@@ -145,8 +167,8 @@ public final class TileSummaries {
       vmax = Math.max(vmax, Math.sqrt(v2));
     }
     // round up with a margin for the double arithmetic: the bounds must never be too small
-    data.set(F32, rec + (long) (3 * d) * Float.BYTES, Math.nextUp((float) (radius * (1 + 1e-9))));
-    data.set(F32, rec + (long) (3 * d + 1) * Float.BYTES, Math.nextUp((float) (vmax * (1 + 1e-9))));
+    data.set(F32, rec + tailAt, Math.nextUp((float) (radius * (1 + 1e-9))));
+    data.set(F32, rec + tailAt + Float.BYTES, Math.nextUp((float) (vmax * (1 + 1e-9))));
     storeCentroidNorm(rec, d);
     if (tile % BLOCK_TILES == BLOCK_TILES - 1 && tile / BLOCK_TILES < blocks) {
       completeBlock(layer, kvHead, tile / BLOCK_TILES);
@@ -167,22 +189,22 @@ public final class TileSummaries {
         hi = Math.max(hi, hi(layer, kvHead, t, c));
         centroid[c] += centroid(layer, kvHead, t, c) / (double) BLOCK_TILES;
       }
-      data.set(F32, rec + (long) c * Float.BYTES, lo);
-      data.set(F32, rec + (long) (d + c) * Float.BYTES, hi);
-      data.set(F32, rec + (long) (2 * d + c) * Float.BYTES, (float) centroid[c]);
+      dtype.write(data, rec + (long) c * dtype.bytes(), lo); // min/max of stored values: exact
+      dtype.write(data, rec + (long) (d + c) * dtype.bytes(), hi);
+      data.set(F32, rec + centroidAt + (long) c * Float.BYTES, (float) centroid[c]);
     }
     double radius = 0;
     for (int t = t0; t < t0 + BLOCK_TILES; t++) {
       double dist2 = 0;
       for (int c = 0; c < d; c++) {
-        double e = centroid(layer, kvHead, t, c) - (double) data.get(F32, rec + (long) (2 * d + c) * Float.BYTES);
+        double e = centroid(layer, kvHead, t, c) - (double) data.get(F32, rec + centroidAt + (long) c * Float.BYTES);
         dist2 += e * e;
       }
       radius = Math.max(radius, Math.sqrt(dist2) + radius(layer, kvHead, t));
       vmax = Math.max(vmax, vmax(layer, kvHead, t));
     }
-    data.set(F32, rec + (long) (3 * d) * Float.BYTES, Math.nextUp((float) (radius * (1 + 1e-9))));
-    data.set(F32, rec + (long) (3 * d + 1) * Float.BYTES, vmax);
+    data.set(F32, rec + tailAt, Math.nextUp((float) (radius * (1 + 1e-9))));
+    data.set(F32, rec + tailAt + Float.BYTES, vmax);
     storeCentroidNorm(rec, d);
   }
 
@@ -190,16 +212,16 @@ public final class TileSummaries {
   private void storeCentroidNorm(long rec, int d) {
     double sq = 0;
     for (int c = 0; c < d; c++) {
-      double x = data.get(F32, rec + (long) (2 * d + c) * Float.BYTES);
+      double x = data.get(F32, rec + centroidAt + (long) c * Float.BYTES);
       sq += x * x;
     }
-    data.set(F32, rec + (long) (3 * d + 2) * Float.BYTES, Math.nextUp((float) (Math.sqrt(sq) * (1 + 1e-9))));
+    data.set(F32, rec + tailAt + 2L * Float.BYTES, Math.nextUp((float) (Math.sqrt(sq) * (1 + 1e-9))));
   }
 
   /** ||centroid|| of a complete tile (block when {@code block}), rounded up. */
   public float centroidNorm(int layer, int kvHead, int index, boolean block) {
     long rec = block ? blockOffset(layer, kvHead, index) : offset(layer, kvHead, index);
-    return data.get(F32, rec + (long) (3 * layout.headDim() + 2) * Float.BYTES);
+    return data.get(F32, rec + tailAt + 2L * Float.BYTES);
   }
 
   /** Recomputes lo/hi of the tile holding positions [tileStart, length) after a truncate. */
@@ -217,36 +239,36 @@ public final class TileSummaries {
 
   /** lo[c] of (layer, kvHead, tile). */
   public float lo(int layer, int kvHead, int tile, int c) {
-    return data.get(F32, offset(layer, kvHead, tile) + (long) c * Float.BYTES);
+    return dtype.read(data, offset(layer, kvHead, tile) + (long) c * dtype.bytes());
   }
 
   /** hi[c] of (layer, kvHead, tile). */
   public float hi(int layer, int kvHead, int tile, int c) {
-    return data.get(F32, offset(layer, kvHead, tile) + (long) (layout.headDim() + c) * Float.BYTES);
+    return dtype.read(data, offset(layer, kvHead, tile) + (long) (layout.headDim() + c) * dtype.bytes());
   }
 
   /** centroid[c] of a complete tile. */
   public float centroid(int layer, int kvHead, int tile, int c) {
-    return data.get(F32, offset(layer, kvHead, tile) + (long) (2 * layout.headDim() + c) * Float.BYTES);
+    return data.get(F32, offset(layer, kvHead, tile) + centroidAt + (long) c * Float.BYTES);
   }
 
   /** Radius of a complete tile around its centroid (rounded up). */
   public float radius(int layer, int kvHead, int tile) {
-    return data.get(F32, offset(layer, kvHead, tile) + (long) (3 * layout.headDim()) * Float.BYTES);
+    return data.get(F32, offset(layer, kvHead, tile) + tailAt);
   }
 
   /** Radius of a complete block (rounded up). */
   public float blockRadius(int layer, int kvHead, int block) {
-    return data.get(F32, blockOffset(layer, kvHead, block) + (long) (3 * layout.headDim()) * Float.BYTES);
+    return data.get(F32, blockOffset(layer, kvHead, block) + tailAt);
   }
 
   /** Largest value norm of a complete block. */
   public float blockVmax(int layer, int kvHead, int block) {
-    return data.get(F32, blockOffset(layer, kvHead, block) + (long) (3 * layout.headDim() + 1) * Float.BYTES);
+    return data.get(F32, blockOffset(layer, kvHead, block) + tailAt + Float.BYTES);
   }
 
   /** Largest value norm of a complete tile (rounded up). */
   public float vmax(int layer, int kvHead, int tile) {
-    return data.get(F32, offset(layer, kvHead, tile) + (long) (3 * layout.headDim() + 1) * Float.BYTES);
+    return data.get(F32, offset(layer, kvHead, tile) + tailAt + Float.BYTES);
   }
 }

@@ -61,6 +61,19 @@ class TileSummariesTest {
   }
 
   @Test
+  void sixteenBitCachesKeepLoAndHiInSixteenBits() {
+    assertEquals(2 * 128 * 4 + 128 * 4 + 12, TileSummaries.recordBytes(128, DType.F32));
+    assertEquals(2 * 128 * 2 + 128 * 4 + 12, TileSummaries.recordBytes(128, DType.F16));
+    assertEquals(2 * 128 * 2 + 128 * 4 + 12, TileSummaries.recordBytes(128, DType.BF16));
+    KvCacheLayout lay = new KvCacheLayout(1, 2, 128, 4096, DType.F16, 128);
+    try (KvCache cache = KvCache.allocate(lay)) {
+      long tiles = 2 * 4096 / 128, blocks = 2 * (4096 / 128 / TileSummaries.BLOCK_TILES);
+      assertEquals((tiles + blocks) * TileSummaries.recordBytes(128, DType.F16),
+          cache.tileSummaries().bytesReserved());
+    }
+  }
+
+  @Test
   void summariesFollowEveryAppendAndTruncate() {
     long seed = 77;
     Random r = new Random(seed);

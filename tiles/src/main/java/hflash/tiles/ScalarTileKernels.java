@@ -85,20 +85,23 @@ public final class ScalarTileKernels implements TileKernels {
   }
 
   @Override
-  public void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, float[] out, int o) {
+  public void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, DType dtype,
+      float[] out, int o) {
     out[o] = out[o + 1] = out[o + 2] = 0f;
-    addNodeBounds(q, qOff, d, rec, off, 0, out, o);
+    addNodeBounds(q, qOff, d, rec, off, dtype, 0, out, o);
   }
 
   /** Adds channels [from, d) of the three bound terms into out[o..o+2] (shared with the vector tail). */
-  static void addNodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, int from,
-      float[] out, int o) {
+  static void addNodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, DType dtype,
+      int from, float[] out, int o) {
     float box = out[o], magnitude = out[o + 1], dot = out[o + 2];
+    int b = dtype.bytes();
+    long centroid = off + 2L * d * b;
     for (int c = from; c < d; c++) {
       float qc = q[qOff + c];
-      float lo = rec.get(F32_LE, off + (long) c * Float.BYTES);
-      float hi = rec.get(F32_LE, off + (long) (d + c) * Float.BYTES);
-      float ce = rec.get(F32_LE, off + (long) (2 * d + c) * Float.BYTES);
+      float lo = dtype.read(rec, off + (long) c * b);
+      float hi = dtype.read(rec, off + (long) (d + c) * b);
+      float ce = rec.get(F32_LE, centroid + (long) c * Float.BYTES);
       box += Math.max(qc * lo, qc * hi);
       magnitude += Math.abs(qc) * Math.max(Math.abs(lo), Math.abs(hi));
       dot = Math.fma(qc, ce, dot);

@@ -64,7 +64,8 @@ public interface TileKernels {
 
   /**
    * Bound terms of one tile summary for one query (see {@code hflash.memory.TileSummaries}): the
-   * record at byte offset {@code off} holds f32 {@code lo[d], hi[d], centroid[d]}. Writes
+   * record at byte offset {@code off} holds {@code lo[d], hi[d]} in {@code dtype}, then the f32
+   * {@code centroid[d]}. Writes
    *
    * <pre>
    * out[o]     = sum_c max(q_c lo_c, q_c hi_c)        box bound: &gt;= q.k for every key of the tile
@@ -72,7 +73,8 @@ public interface TileKernels {
    * out[o + 2] = q . centroid
    * </pre>
    */
-  void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, float[] out, int o);
+  void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, DType dtype, float[] out,
+      int o);
 
   /**
    * Dot products of {@code g} query heads with {@code count} f32 rows of length d spaced

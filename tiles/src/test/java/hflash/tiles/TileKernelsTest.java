@@ -236,19 +236,30 @@ class TileKernelsTest {
     Random r = new Random(21);
     try (Arena arena = Arena.ofConfined()) {
       for (int d : new int[] {1, 7, 8, 15, 16, 17, 64, 80, 128}) {
-        MemorySegment rec = arena.allocate(4L * (3 * d + 2) + 4, 64);
-        for (int i = 0; i < 3 * d + 2; i++) {
-          DType.F32.write(rec, 4 + 4L * i, (float) r.nextGaussian());
-        }
         float[] q = new float[d + 1];
         for (int i = 0; i < q.length; i++) {
           q[i] = (float) r.nextGaussian();
         }
-        float[] a = new float[4], b = new float[4];
-        REF.nodeBounds(q, 1, d, rec, 4, a, 1);
-        UNDER_TEST.nodeBounds(q, 1, d, rec, 4, b, 1);
-        for (int i = 1; i < 4; i++) {
-          assertEquals(a[i], b[i], 1e-5 * d, "nodeBounds[" + i + "] d=" + d);
+        for (DType dt : DType.values()) { // lo, hi in the cache dtype, then the f32 centroid
+          MemorySegment rec = arena.allocate(4 + 2L * d * dt.bytes() + 4L * d + 12, 64);
+          for (int i = 0; i < 2 * d; i++) {
+            dt.write(rec, 4 + (long) i * dt.bytes(), (float) r.nextGaussian());
+          }
+          for (int i = 0; i < d + 3; i++) {
+            DType.F32.write(rec, 4 + 2L * d * dt.bytes() + 4L * i, (float) r.nextGaussian());
+          }
+          float[] a = new float[4], b = new float[4];
+          REF.nodeBounds(q, 1, d, rec, 4, dt, a, 1);
+          UNDER_TEST.nodeBounds(q, 1, d, rec, 4, dt, b, 1);
+          for (int i = 1; i < 4; i++) {
+            assertEquals(a[i], b[i], 1e-5 * d, dt + " nodeBounds[" + i + "] d=" + d);
+          }
+          float box = 0f; // the scalar twin against its definition
+          for (int c = 0; c < d; c++) {
+            float lo = dt.read(rec, 4 + (long) c * dt.bytes()), hi = dt.read(rec, 4 + (long) (d + c) * dt.bytes());
+            box += Math.max(q[1 + c] * lo, q[1 + c] * hi);
+          }
+          assertEquals(box, a[1], 1e-6 * d, dt + " box d=" + d);
         }
         int g = 3, rows = 5;
         MemorySegment seg = arena.allocate(4L * d * rows * 2, 64);
