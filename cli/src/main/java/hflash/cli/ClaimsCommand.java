@@ -21,7 +21,7 @@ import picocli.CommandLine.Spec;
     description = {
       "Measure the design note's assumptions on one or more traces, in float64, over every causal row",
       "(every layer, query head and query row; row t sees keys 0..t):",
-      "  concentration: softmax mass in the top 1 %, 5 %, 10 % of keys, and max - median score;",
+      "  concentration: softmax mass in the top 1 %%, 5 %%, 10 %% of keys, and max - median score;",
       "  locality: |s_j - s_j+1| (median, p99, max) and each row's own L = max |s_j - s_j+1|;",
       "  sampled max: stride delta, exact refinement within +-r around the best sample; how often it",
       "  finds M, the miss M - m~ (p50, p99, max), and how often the miss stays within the margins 1",

@@ -71,7 +71,7 @@ final class EvalCommand implements Callable<Integer> {
       names = "--svg",
       paramLabel = "FILE",
       description = "Also write an SVG plot of relative error against the share of KV bytes read: every mode,"
-          + " certified swept over epsilon " + "1e-1..1e-4, budgeted over 1%..50% of tiles.")
+          + " certified swept over epsilon " + "1e-1..1e-4, budgeted over 1%%..50%% of tiles.")
   Path svg;
 
   @Spec CommandSpec spec;

@@ -89,7 +89,7 @@ final class GenerateCommand implements Callable<Integer> {
       names = "--tiles",
       defaultValue = GenerateOptions.DEFAULT_BUDGET,
       paramLabel = "K",
-      description = "budgeted: tiles per KV head (8) or a share of the tiles (5%) (default ${DEFAULT-VALUE}).")
+      description = "budgeted: tiles per KV head (8) or a share of the tiles (5%%) (default ${DEFAULT-VALUE}).")
   String tiles;
 
   @Mixin SharedOptions.Dtype dtypeOption;

@@ -20,7 +20,9 @@ import picocli.CommandLine.TypeConversionException;
 final class ModeOptions {
 
   /** Default of {@code --tiles}: the share of tiles a budgeted call opens. */
-  static final String DEFAULT_TILES = "5%";
+  /** Default budget share in percent; the help text escapes its % for picocli's format. */
+  static final String DEFAULT_TILES_PERCENT = "5";
+  static final String DEFAULT_TILES = DEFAULT_TILES_PERCENT + "%";
 
   @Option(
       names = "--mode",
@@ -43,8 +45,8 @@ final class ModeOptions {
   @Option(
       names = "--tiles",
       paramLabel = "K",
-      description = "budgeted: tiles per KV head to open, a count (12) or a share of the context's tiles (5%)"
-          + " (default " + DEFAULT_TILES + ").")
+      description = "budgeted: tiles per KV head to open, a count (12) or a share of the context's tiles (5%%)"
+          + " (default " + DEFAULT_TILES_PERCENT + "%%).")
   String tiles;
 
   @Option(

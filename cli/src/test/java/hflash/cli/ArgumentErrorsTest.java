@@ -116,4 +116,27 @@ class ArgumentErrorsTest {
       assertTrue(r.out().contains(flag), () -> flag + " missing from help\n" + r);
     }
   }
+
+  /** A '%' that picocli's format cannot read makes it warn on stderr and print the raw text. */
+  @ParameterizedTest
+  @MethodSource("commands")
+  void everyHelpFormatsCleanly(String command) {
+    java.io.PrintStream saved = System.err;
+    java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+    CliRun r;
+    System.setErr(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));
+    try {
+      r = CliRun.of(command, "--help");
+    } finally {
+      System.setErr(saved);
+    }
+    String stray = captured.toString(java.nio.charset.StandardCharsets.UTF_8);
+    assertEquals(0, r.code(), r::toString);
+    assertEquals("", stray, "stderr of " + command + " --help");
+    assertTrue(!r.out().contains("%n") && !r.out().contains("%%"), r::toString);
+  }
+
+  static Stream<String> commands() {
+    return Stream.of("demo", "bench", "eval", "gen", "claims", "generate", "ascend", "make-demo-trace");
+  }
 }
