@@ -43,7 +43,7 @@ final class BoundedPass {
   private final double[] masses; // (nodes) scratch of mostTilesNeeded
   private final int[] tilesOf; // (nodes)
   private final long[] order; // (nodes)
-  private final float[] centroidScores; // (g): q_h . centroid of the node being bounded
+  private final float[] centroidScores; // (g, count): q_h . centroid of a run of nodes being bounded
 
   BoundedPass(TileLoop loop, TileKernels kernels, KvCacheLayout layout, int group) {
     this.loop = loop;
@@ -61,7 +61,7 @@ final class BoundedPass {
     this.selected = new int[maxTiles];
     this.sum = new double[group];
     this.ref = new float[group];
-    this.centroidScores = new float[group];
+    this.centroidScores = new float[group * Math.max(maxBlocks, TileSummaries.BLOCK_TILES)];
     this.masses = new double[nodes];
     this.tilesOf = new int[nodes];
     this.order = new long[nodes];
@@ -200,8 +200,16 @@ final class BoundedPass {
     Arrays.fill(sum, 0);
     Arrays.fill(ref, Float.NEGATIVE_INFINITY);
     int blocks = call.oracle ? 0 : full / TileSummaries.BLOCK_TILES;
-    for (int b = 0; b < blocks; b++) {
-      boundNode(call, kh, maxTiles + b);
+    if (batchedBalls(call) && blocks > 0) {
+      ballScores(call, kh, maxTiles, blocks);
+      for (int b = 0; b < blocks; b++) {
+        ballBound(call, kh, maxTiles + b, b, blocks);
+        heap[heapSize++] = maxTiles + b;
+      }
+    } else {
+      for (int b = 0; b < blocks; b++) {
+        boundNode(call, kh, maxTiles + b);
+      }
     }
     for (int t = blocks * TileSummaries.BLOCK_TILES; t < full; t++) {
       if (!loop.opened[t]) {
@@ -257,40 +265,72 @@ final class BoundedPass {
   /**
    * The budgeted mode's cheaper bound: the ball only, {@code q.c + ||q|| r}, one d-long dot per
    * head with the centroid loaded once for the group, reading the record's tail (centroid, radius,
-   * vmax, ||c||: a third of an f32 record, half of a 16-bit one). Float slack: a computed score is off by at most
-   * {@code (d+2) u ||q|| ||k||} and {@code ||k|| <= ||c|| + r}; the computed {@code q.c} by
-   * {@code (d+2) u ||q|| ||c||}. Looser than min(box, ball), still a bound on any data: the budget
-   * decides what is read, the bound is only reported.
+   * vmax, ||c||: a third of an f32 record, half of a 16-bit one). Float slack: a computed score is
+   * off by at most {@code (d+2) u ||q|| ||k||} and {@code ||k|| <= ||c|| + r}; the computed
+   * {@code q.c} by {@code (d+2) u ||q|| ||c||}. Looser than min(box, ball), still a bound on any
+   * data: the budget decides what is read, the bound is only reported.
    */
   private void ballBound(TileLoop.Call call, int kh, int node) {
+    ballScores(call, kh, node, 1);
+    ballBound(call, kh, node, 0, 1);
+  }
+
+  /**
+   * {@code q_h . centroid} of {@code count} consecutive records from {@code node} (all blocks, or
+   * the tiles of one block) in one kernel call: the records are read as one strided stream, which
+   * the prefetchers follow, instead of one cold record at a time (the summaries are usually out of
+   * cache: the KV stream of the previous call evicted them).
+   */
+  private void ballScores(TileLoop.Call call, int kh, int node, int count) {
+    TileSummaries sum = call.summaries;
+    boolean block = node >= maxTiles;
+    long rec = block ? sum.blockOffset(call.layer, kh, node - maxTiles) : sum.offset(call.layer, kh, node);
+    kernels.rowScores(call.qs, kh * g * d, g, d, call.summarySegment, rec + sum.centroidOffset(),
+        sum.recordBytes(), count, centroidScores, count);
+    loop.summaryBytes += (long) count * (d + 3) * Float.BYTES;
+  }
+
+  /** The ball bound of {@code node} from its centroid scores, column j of a run of {@code count}. */
+  private void ballBound(TileLoop.Call call, int kh, int node, int j, int count) {
     int h0 = kh * g;
     TileSummaries sum = call.summaries;
     boolean block = node >= maxTiles;
     int index = block ? node - maxTiles : node;
-    long rec = block ? sum.blockOffset(call.layer, kh, index) : sum.offset(call.layer, kh, index);
     float radius = block ? sum.blockRadius(call.layer, kh, index) : sum.radius(call.layer, kh, index);
     float cnorm = sum.centroidNorm(call.layer, kh, index, block);
-    kernels.rowScores(call.qs, h0 * d, g, d, call.summarySegment, rec + sum.centroidOffset(), 0, 1,
-        centroidScores, 1);
     int stride = maxTiles + maxBlocks;
     for (int i = 0; i < g; i++) {
+      float dot = centroidScores[i * count + j];
       double qn = call.qNorm[h0 + i];
-      double ball = centroidScores[i] + qn * radius * (1 + 1e-6);
+      double ball = dot + qn * radius * (1 + 1e-6);
       double slack = 2 * (d + 2) * U * qn * ((double) cnorm + radius);
-      ub[i * stride + node] = (float) (ball + slack) + Math.ulp(centroidScores[i]) + Math.ulp((float) ball);
+      ub[i * stride + node] = (float) (ball + slack) + Math.ulp(dot) + Math.ulp((float) ball);
     }
-    loop.summaryBytes += (long) (d + 3) * Float.BYTES;
+  }
+
+  /** Budgeted, from summaries: every bound of the run is a ball bound, scored in one call. */
+  private boolean batchedBalls(TileLoop.Call call) {
+    return !call.oracle && call.config.mode() == AttentionMode.BUDGETED;
   }
 
   private void expandBlock(TileLoop.Call call, int kh, int block) {
     int h0 = kh * g;
     int first = block * TileSummaries.BLOCK_TILES;
+    boolean batched = batchedBalls(call);
+    if (batched) {
+      ballScores(call, kh, first, TileSummaries.BLOCK_TILES);
+    }
     for (int t = first; t < first + TileSummaries.BLOCK_TILES; t++) {
       if (loop.opened[t]) {
         continue;
       }
       int at = heapSize;
-      boundNode(call, kh, t);
+      if (batched) {
+        ballBound(call, kh, t, t - first, TileSummaries.BLOCK_TILES);
+        heap[heapSize++] = t;
+      } else {
+        boundNode(call, kh, t);
+      }
       for (int i = 0; i < g; i++) {
         // in exact arithmetic a tile's bound never exceeds its block's; float rounding might
         raiseReference(i, ub[i * (maxTiles + maxBlocks) + t]);

@@ -539,6 +539,7 @@ final class VectorTileKernels implements TileKernels {
   public void rowScores(float[] q, int qOff, int g, int d, MemorySegment rows, long off,
       long rowStrideBytes, int count, float[] s, int sStride) {
     int bound = F.loopBound(d);
+    float[] lanes = g >= 4 && bound > 0 ? FOUR_LANES.get() : null;
     for (int j = 0; j < count; j++) {
       long row = off + j * rowStrideBytes;
       int h = 0;
@@ -552,10 +553,23 @@ final class VectorTileKernels implements TileKernels {
           a2 = FloatVector.fromArray(F, q, q2 + c).fma(k, a2);
           a3 = FloatVector.fromArray(F, q, q3 + c).fma(k, a3);
         }
-        s[h * sStride + j] = rowTail(q, q0, d, bound, rows, row, VectorMath.sumLanes(a0));
-        s[(h + 1) * sStride + j] = rowTail(q, q1, d, bound, rows, row, VectorMath.sumLanes(a1));
-        s[(h + 2) * sStride + j] = rowTail(q, q2, d, bound, rows, row, VectorMath.sumLanes(a2));
-        s[(h + 3) * sStride + j] = rowTail(q, q3, d, bound, rows, row, VectorMath.sumLanes(a3));
+        // the four lane sums side by side: each in lane order as VectorMath.sumLanes (same bits),
+        // four independent add chains instead of four dependent ones, one scratch lookup per call
+        a0.intoArray(lanes, 0);
+        a1.intoArray(lanes, L);
+        a2.intoArray(lanes, 2 * L);
+        a3.intoArray(lanes, 3 * L);
+        float d0 = 0f, d1 = 0f, d2 = 0f, d3 = 0f;
+        for (int i = 0; i < L; i++) {
+          d0 += lanes[i];
+          d1 += lanes[L + i];
+          d2 += lanes[2 * L + i];
+          d3 += lanes[3 * L + i];
+        }
+        s[h * sStride + j] = rowTail(q, q0, d, bound, rows, row, d0);
+        s[(h + 1) * sStride + j] = rowTail(q, q1, d, bound, rows, row, d1);
+        s[(h + 2) * sStride + j] = rowTail(q, q2, d, bound, rows, row, d2);
+        s[(h + 3) * sStride + j] = rowTail(q, q3, d, bound, rows, row, d3);
       }
       for (; h < g; h++) {
         int qh = qOff + h * d;
@@ -572,6 +586,9 @@ final class VectorTileKernels implements TileKernels {
       }
     }
   }
+
+  /** Per-thread scratch of rowScores' four lane sums: created once per thread, then reused. */
+  private static final ThreadLocal<float[]> FOUR_LANES = ThreadLocal.withInitial(() -> new float[4 * L]);
 
   /** Adds channels [from, d) of q . row to {@code dot}: the scalar tail of a row score. */
   private static float rowTail(float[] q, int qh, int d, int from, MemorySegment rows, long row,
