@@ -249,10 +249,12 @@ final class BoundedPass {
     } else {
       TileSummaries sum = call.summaries;
       boolean block = node >= maxTiles;
-      long rec = block ? sum.blockOffset(call.layer, kh, node - maxTiles) : sum.offset(call.layer, kh, node);
-      float radius = block ? sum.blockRadius(call.layer, kh, node - maxTiles) : sum.radius(call.layer, kh, node);
+      int index = block ? node - maxTiles : node;
+      long box = block ? sum.blockBoxOffset(call.layer, kh, index) : sum.boxOffset(call.layer, kh, index);
+      long ballAt = block ? sum.blockBallOffset(call.layer, kh, index) : sum.ballOffset(call.layer, kh, index);
+      float radius = block ? sum.blockRadius(call.layer, kh, index) : sum.radius(call.layer, kh, index);
       for (int i = 0; i < g; i++) {
-        kernels.nodeBounds(call.qs, (h0 + i) * d, d, call.summarySegment, rec, layout.dtype(), nb, 0);
+        kernels.nodeBounds(call.qs, (h0 + i) * d, d, call.summarySegment, box, ballAt, layout.dtype(), nb, 0);
         double ball = nb[2] + call.qNorm[h0 + i] * (double) radius * (1 + 1e-6);
         double slack = 3 * (d + 2) * U * nb[1];
         ub[i * stride + node] = (float) (Math.min(nb[0], ball) + slack) + Math.ulp(nb[1]);
@@ -264,8 +266,8 @@ final class BoundedPass {
 
   /**
    * The budgeted mode's cheaper bound: the ball only, {@code q.c + ||q|| r}, one d-long dot per
-   * head with the centroid loaded once for the group, reading the record's tail (centroid, radius,
-   * vmax, ||c||: a third of an f32 record, half of a 16-bit one). Float slack: a computed score is
+   * head with the centroid loaded once for the group, reading only the ball records (centroid,
+   * radius, vmax, ||c||: a third of an f32 node's summary bytes, half of a 16-bit one's). Float slack: a computed score is
    * off by at most {@code (d+2) u ||q|| ||k||} and {@code ||k|| <= ||c|| + r}; the computed
    * {@code q.c} by {@code (d+2) u ||q|| ||c||}. Looser than min(box, ball), still a bound on any
    * data: the budget decides what is read, the bound is only reported.
@@ -278,16 +280,17 @@ final class BoundedPass {
   /**
    * {@code q_h . centroid} of {@code count} consecutive records from {@code node} (all blocks, or
    * the tiles of one block) in one kernel call: the records are read as one strided stream, which
-   * the prefetchers follow, instead of one cold record at a time (the summaries are usually out of
+   * (dense: ball records lie apart from the box records) that the prefetchers follow, instead of
+   * one cold record at a time (the summaries are usually out of
    * cache: the KV stream of the previous call evicted them).
    */
   private void ballScores(TileLoop.Call call, int kh, int node, int count) {
     TileSummaries sum = call.summaries;
     boolean block = node >= maxTiles;
-    long rec = block ? sum.blockOffset(call.layer, kh, node - maxTiles) : sum.offset(call.layer, kh, node);
-    kernels.rowScores(call.qs, kh * g * d, g, d, call.summarySegment, rec + sum.centroidOffset(),
-        sum.recordBytes(), count, centroidScores, count);
-    loop.summaryBytes += (long) count * (d + 3) * Float.BYTES;
+    long ball = block ? sum.blockBallOffset(call.layer, kh, node - maxTiles) : sum.ballOffset(call.layer, kh, node);
+    kernels.rowScores(call.qs, kh * g * d, g, d, call.summarySegment, ball, sum.ballBytes(), count,
+        centroidScores, count);
+    loop.summaryBytes += count * sum.ballBytes();
   }
 
   /** The ball bound of {@code node} from its centroid scores, column j of a run of {@code count}. */

@@ -9,27 +9,30 @@ import java.nio.ByteOrder;
  * Per-tile summaries of the stored keys and values, kept current by {@link KvCache} on every append
  * and truncate: what the hierarchical modes use to bound the scores of a tile without reading it.
  *
- * <p>One record of {@link #recordBytes(int, DType)} bytes per (layer, kvHead, tile), little-endian:
+ * <p>Each (layer, kvHead, tile) and each block of {@link #BLOCK_TILES} tiles has two records,
+ * little-endian, in two separate regions of one segment:
  *
  * <pre>
- *   lo[d]      cache dtype  min over the tile's stored keys of k[c]
- *   hi[d]      cache dtype  max over the tile's stored keys of k[c]
- *   centroid   d x f32      mean of the stored keys                (complete tiles only)
- *   radius     f32          max_j ||k_j - centroid||, rounded up   (complete tiles only)
- *   vmax       f32          max_j ||v_j||, rounded up              (complete tiles only)
- *   cnorm      f32          ||centroid||, rounded up               (complete tiles only)
+ *   box  ({@link #boxBytes}):   lo[d], hi[d] in the cache dtype: min/max over the stored keys of k[c]
+ *   ball ({@link #ballBytes}):  centroid[d] f32   mean of the stored keys              (complete tiles only)
+ *                               radius f32        max_j ||k_j - centroid||, rounded up (complete tiles only)
+ *                               vmax f32          max_j ||v_j||, rounded up            (complete tiles only)
+ *                               cnorm f32         ||centroid||, rounded up             (complete tiles only)
  * </pre>
  *
- * lo and hi are stored in the cache's dtype: they are stored key elements, so a 16-bit cache holds
- * them exactly in 16 bits (a third less summary memory than f32 records, nothing lost). The centroid
- * is a mean, kept in f32, and the radius is measured from the centroid as stored, so the ball holds.
- * All values are over the keys and values as stored (after the dtype's rounding), so the bounds
- * hold for what the kernels actually score. lo/hi are maintained per append in O(d); centroid,
- * radius and vmax are computed once, when a tile's last position is appended (the tile becomes
- * complete). The last, incomplete tile of a layer has lo/hi only: the engine always reads it.
- * Memory: {@code 2d * bytes(dtype) + 4d + 12} bytes per tile per KV head, e.g. 8.1 bytes per key
- * and KV head for an f16 cache at d = 128, T = 128 (1.6 % of an f16 K+V row), plus 1/16 of that
- * for the block level.
+ * Regions: tile boxes, block boxes, tile balls, block balls, each ordered (layer, kvHead, index),
+ * so the balls of one KV head's blocks (or of one block's tiles) are one dense run: the budgeted
+ * mode, which bounds with balls only, streams them instead of picking a third out of every record
+ * (the summaries are mostly out of cache when a call starts). lo and hi are stored in the cache's
+ * dtype: they are stored key elements, so a 16-bit cache holds them exactly in 16 bits. The
+ * centroid is a mean, kept in f32, and the radius is measured from the centroid as stored, so the
+ * ball holds. All values are over the keys and values as stored (after the dtype's rounding), so
+ * the bounds hold for what the kernels actually score. lo/hi are maintained per append in O(d);
+ * centroid, radius and vmax are computed once, when a tile's last position is appended (the tile
+ * becomes complete). The last, incomplete tile of a layer has lo/hi only: the engine always reads
+ * it. Memory: {@code 2d * bytes(dtype) + 4d + 12} bytes per tile per KV head, e.g. 8.1 bytes per
+ * key and KV head for an f16 cache at d = 128, T = 128 (1.6 % of an f16 K+V row), plus 1/16 of
+ * that for the block level.
  */
 public final class TileSummaries {
 
@@ -40,38 +43,47 @@ public final class TileSummaries {
   public static final int BLOCK_TILES = 16;
 
   private final KvCacheLayout layout;
-  private final MemorySegment data; // (layers, kvHeads, tiles) records, then (layers, kvHeads, blocks) records
+  private final MemorySegment data; // tile boxes, block boxes, tile balls, block balls
   private final DType dtype; // of lo/hi: the cache's
   private final int tiles; // tiles per (layer, kvHead)
   private final int blocks; // complete-able blocks per (layer, kvHead): tiles / BLOCK_TILES
-  private final long blockBase; // byte offset of the block records
-  private final long recordBytes;
-  private final long centroidAt; // byte offset of the centroid inside a record
-  private final long tailAt; // byte offset of radius, vmax, cnorm inside a record
+  private final long boxBytes;
+  private final long ballBytes;
+  private final long blockBoxBase; // byte offsets of the regions after the tile boxes
+  private final long tileBallBase;
+  private final long blockBallBase;
+  private final long tailAt; // byte offset of radius, vmax, cnorm inside a ball record
   private final double[] centroid; // (d) scratch of complete(): appends are not concurrent
 
   TileSummaries(KvCacheLayout layout, Arena arena) {
     this.layout = layout;
     this.dtype = layout.dtype();
     this.tiles = (int) (layout.paddedCapacity() / layout.tileTokens());
-    this.recordBytes = recordBytes(layout.headDim(), dtype);
-    this.centroidAt = centroidOffset(layout.headDim(), dtype);
-    this.tailAt = centroidAt + (long) layout.headDim() * Float.BYTES;
+    this.boxBytes = boxBytes(layout.headDim(), dtype);
+    this.ballBytes = ballBytes(layout.headDim());
+    this.tailAt = (long) layout.headDim() * Float.BYTES;
     this.centroid = new double[layout.headDim()];
     this.blocks = tiles / BLOCK_TILES;
     long heads = (long) layout.layers() * layout.kvHeads();
-    this.blockBase = Math.multiplyExact(heads * tiles, recordBytes);
-    this.data = arena.allocate(Math.addExact(blockBase, Math.multiplyExact(heads * blocks, recordBytes)), 64);
+    this.blockBoxBase = Math.multiplyExact(heads * tiles, boxBytes);
+    this.tileBallBase = Math.addExact(blockBoxBase, Math.multiplyExact(heads * blocks, boxBytes));
+    this.blockBallBase = Math.addExact(tileBallBase, Math.multiplyExact(heads * tiles, ballBytes));
+    this.data = arena.allocate(Math.addExact(blockBallBase, Math.multiplyExact(heads * blocks, ballBytes)), 64);
   }
 
-  /** Bytes in one record: {@code 2d * bytes(dtype) + 4d + 12}. */
+  /** Bytes of both records of one node: {@code 2d * bytes(dtype) + 4d + 12}. */
   public static long recordBytes(int headDim, DType dtype) {
-    return centroidOffset(headDim, dtype) + (long) headDim * Float.BYTES + 3L * Float.BYTES;
+    return boxBytes(headDim, dtype) + ballBytes(headDim);
   }
 
-  /** Byte offset of the f32 centroid inside a record: after lo and hi, {@code 2d * bytes(dtype)}. */
-  public static long centroidOffset(int headDim, DType dtype) {
+  /** Bytes of a box record: lo and hi in the cache dtype, {@code 2d * bytes(dtype)}. */
+  public static long boxBytes(int headDim, DType dtype) {
     return 2L * headDim * dtype.bytes();
+  }
+
+  /** Bytes of a ball record: f32 centroid, radius, vmax, ||centroid||, {@code 4d + 12}. */
+  public static long ballBytes(int headDim) {
+    return (long) headDim * Float.BYTES + 3L * Float.BYTES;
   }
 
   /** The whole summary segment (read-only view handed out by {@link KvCache#summaries()}). */
@@ -79,29 +91,49 @@ public final class TileSummaries {
     return data;
   }
 
-  /** Byte offset of the record of (layer, kvHead, tile). */
-  public long offset(int layer, int kvHead, int tile) {
-    return (((long) layer * layout.kvHeads() + kvHead) * tiles + tile) * recordBytes;
+  private long index(int layer, int kvHead, int i, int perHead) {
+    return ((long) layer * layout.kvHeads() + kvHead) * perHead + i;
+  }
+
+  /** Byte offset of the box record (lo, hi) of (layer, kvHead, tile). */
+  public long boxOffset(int layer, int kvHead, int tile) {
+    return index(layer, kvHead, tile, tiles) * boxBytes;
+  }
+
+  /** Byte offset of the ball record (centroid, radius, vmax, ||c||) of (layer, kvHead, tile). */
+  public long ballOffset(int layer, int kvHead, int tile) {
+    return tileBallBase + index(layer, kvHead, tile, tiles) * ballBytes;
   }
 
   /**
-   * Byte offset of the record of block {@code block} = tiles {@code [16 block, 16 block + 16)} of
-   * (layer, kvHead): valid once all 16 tiles are complete. lo/hi are the tiles' min/max, the
-   * centroid their mean, the radius {@code max_t (||c_t - c_B|| + r_t)} (so the block's ball
-   * holds every tile's ball), vmax the tiles' max.
+   * Byte offset of the box record of block {@code block} = tiles {@code [16 block, 16 block + 16)}
+   * of (layer, kvHead): valid once all 16 tiles are complete. lo/hi are the tiles' min/max; in the
+   * block's ball record the centroid is their centroids' mean, the radius
+   * {@code max_t (||c_t - c_B|| + r_t)} (so the block's ball holds every tile's ball), vmax the
+   * tiles' max.
    */
-  public long blockOffset(int layer, int kvHead, int block) {
-    return blockBase + (((long) layer * layout.kvHeads() + kvHead) * blocks + block) * recordBytes;
+  public long blockBoxOffset(int layer, int kvHead, int block) {
+    return blockBoxBase + index(layer, kvHead, block, blocks) * boxBytes;
   }
 
-  /** Bytes of one record. */
+  /** Byte offset of the ball record of block {@code block} of (layer, kvHead). */
+  public long blockBallOffset(int layer, int kvHead, int block) {
+    return blockBallBase + index(layer, kvHead, block, blocks) * ballBytes;
+  }
+
+  /** Bytes of one box record. */
+  public long boxBytes() {
+    return boxBytes;
+  }
+
+  /** Bytes of one ball record (also the stride between consecutive ball records). */
+  public long ballBytes() {
+    return ballBytes;
+  }
+
+  /** Bytes of both records of one node. */
   public long recordBytes() {
-    return recordBytes;
-  }
-
-  /** Byte offset of the centroid inside a record (see {@link #centroidOffset(int, DType)}). */
-  public long centroidOffset() {
-    return centroidAt;
+    return boxBytes + ballBytes;
   }
 
   /** Bytes reserved for all summaries. */
@@ -116,7 +148,7 @@ public final class TileSummaries {
     int d = layout.headDim();
     int t = pos / layout.tileTokens();
     boolean first = pos % layout.tileTokens() == 0;
-    long rec = offset(layer, kvHead, t);
+    long rec = boxOffset(layer, kvHead, t);
     DType dt = layout.dtype();
     int b = dt.bytes();
     for (int c = 0; c < d; c++) {
@@ -139,7 +171,7 @@ public final class TileSummaries {
     int d = layout.headDim();
     int tt = layout.tileTokens();
     DType dt = layout.dtype();
-    long rec = offset(layer, kvHead, tile);
+    long rec = ballOffset(layer, kvHead, tile);
     java.util.Arrays.fill(centroid, 0);
     for (int j = 0; j < tt; j++) {
       int pos = tile * tt + j;
@@ -149,7 +181,7 @@ public final class TileSummaries {
     }
     for (int c = 0; c < d; c++) {
       centroid[c] /= tt;
-      data.set(F32, rec + centroidAt + (long) c * Float.BYTES, (float) centroid[c]);
+      data.set(F32, rec + (long) c * Float.BYTES, (float) centroid[c]);
     }
     double radius = 0, vmax = 0;
     for (int j = 0; j < tt; j++) {
@@ -158,7 +190,7 @@ public final class TileSummaries {
       for (int c = 0; c < d; c++) {
         // distance to the centroid as stored (rounded to f32), so the bound holds for it
         double e = dt.read(keys, layout.keyOffset(layer, kvHead, pos, c))
-            - data.get(F32, rec + centroidAt + (long) c * Float.BYTES);
+            - data.get(F32, rec + (long) c * Float.BYTES);
         r2 += e * e;
         double v = dt.read(values, layout.valueOffset(layer, kvHead, pos, c));
         v2 += v * v;
@@ -178,7 +210,8 @@ public final class TileSummaries {
   /** Block record from its 16 complete tile records. */
   private void completeBlock(int layer, int kvHead, int block) {
     int d = layout.headDim();
-    long rec = blockOffset(layer, kvHead, block);
+    long box = blockBoxOffset(layer, kvHead, block);
+    long rec = blockBallOffset(layer, kvHead, block);
     int t0 = block * BLOCK_TILES;
     java.util.Arrays.fill(centroid, 0);
     float vmax = 0;
@@ -189,15 +222,15 @@ public final class TileSummaries {
         hi = Math.max(hi, hi(layer, kvHead, t, c));
         centroid[c] += centroid(layer, kvHead, t, c) / (double) BLOCK_TILES;
       }
-      dtype.write(data, rec + (long) c * dtype.bytes(), lo); // min/max of stored values: exact
-      dtype.write(data, rec + (long) (d + c) * dtype.bytes(), hi);
-      data.set(F32, rec + centroidAt + (long) c * Float.BYTES, (float) centroid[c]);
+      dtype.write(data, box + (long) c * dtype.bytes(), lo); // min/max of stored values: exact
+      dtype.write(data, box + (long) (d + c) * dtype.bytes(), hi);
+      data.set(F32, rec + (long) c * Float.BYTES, (float) centroid[c]);
     }
     double radius = 0;
     for (int t = t0; t < t0 + BLOCK_TILES; t++) {
       double dist2 = 0;
       for (int c = 0; c < d; c++) {
-        double e = centroid(layer, kvHead, t, c) - (double) data.get(F32, rec + centroidAt + (long) c * Float.BYTES);
+        double e = centroid(layer, kvHead, t, c) - (double) data.get(F32, rec + (long) c * Float.BYTES);
         dist2 += e * e;
       }
       radius = Math.max(radius, Math.sqrt(dist2) + radius(layer, kvHead, t));
@@ -212,7 +245,7 @@ public final class TileSummaries {
   private void storeCentroidNorm(long rec, int d) {
     double sq = 0;
     for (int c = 0; c < d; c++) {
-      double x = data.get(F32, rec + centroidAt + (long) c * Float.BYTES);
+      double x = data.get(F32, rec + (long) c * Float.BYTES);
       sq += x * x;
     }
     data.set(F32, rec + tailAt + 2L * Float.BYTES, Math.nextUp((float) (Math.sqrt(sq) * (1 + 1e-9))));
@@ -220,7 +253,7 @@ public final class TileSummaries {
 
   /** ||centroid|| of a complete tile (block when {@code block}), rounded up. */
   public float centroidNorm(int layer, int kvHead, int index, boolean block) {
-    long rec = block ? blockOffset(layer, kvHead, index) : offset(layer, kvHead, index);
+    long rec = block ? blockBallOffset(layer, kvHead, index) : ballOffset(layer, kvHead, index);
     return data.get(F32, rec + tailAt + 2L * Float.BYTES);
   }
 
@@ -239,36 +272,36 @@ public final class TileSummaries {
 
   /** lo[c] of (layer, kvHead, tile). */
   public float lo(int layer, int kvHead, int tile, int c) {
-    return dtype.read(data, offset(layer, kvHead, tile) + (long) c * dtype.bytes());
+    return dtype.read(data, boxOffset(layer, kvHead, tile) + (long) c * dtype.bytes());
   }
 
   /** hi[c] of (layer, kvHead, tile). */
   public float hi(int layer, int kvHead, int tile, int c) {
-    return dtype.read(data, offset(layer, kvHead, tile) + (long) (layout.headDim() + c) * dtype.bytes());
+    return dtype.read(data, boxOffset(layer, kvHead, tile) + (long) (layout.headDim() + c) * dtype.bytes());
   }
 
   /** centroid[c] of a complete tile. */
   public float centroid(int layer, int kvHead, int tile, int c) {
-    return data.get(F32, offset(layer, kvHead, tile) + centroidAt + (long) c * Float.BYTES);
+    return data.get(F32, ballOffset(layer, kvHead, tile) + (long) c * Float.BYTES);
   }
 
   /** Radius of a complete tile around its centroid (rounded up). */
   public float radius(int layer, int kvHead, int tile) {
-    return data.get(F32, offset(layer, kvHead, tile) + tailAt);
+    return data.get(F32, ballOffset(layer, kvHead, tile) + tailAt);
   }
 
   /** Radius of a complete block (rounded up). */
   public float blockRadius(int layer, int kvHead, int block) {
-    return data.get(F32, blockOffset(layer, kvHead, block) + tailAt);
+    return data.get(F32, blockBallOffset(layer, kvHead, block) + tailAt);
   }
 
   /** Largest value norm of a complete block. */
   public float blockVmax(int layer, int kvHead, int block) {
-    return data.get(F32, blockOffset(layer, kvHead, block) + tailAt + Float.BYTES);
+    return data.get(F32, blockBallOffset(layer, kvHead, block) + tailAt + Float.BYTES);
   }
 
   /** Largest value norm of a complete tile (rounded up). */
   public float vmax(int layer, int kvHead, int tile) {
-    return data.get(F32, offset(layer, kvHead, tile) + tailAt + Float.BYTES);
+    return data.get(F32, ballOffset(layer, kvHead, tile) + tailAt + Float.BYTES);
   }
 }

@@ -85,23 +85,22 @@ public final class ScalarTileKernels implements TileKernels {
   }
 
   @Override
-  public void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, DType dtype,
-      float[] out, int o) {
+  public void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long box, long ball,
+      DType dtype, float[] out, int o) {
     out[o] = out[o + 1] = out[o + 2] = 0f;
-    addNodeBounds(q, qOff, d, rec, off, dtype, 0, out, o);
+    addNodeBounds(q, qOff, d, rec, box, ball, dtype, 0, out, o);
   }
 
   /** Adds channels [from, d) of the three bound terms into out[o..o+2] (shared with the vector tail). */
-  static void addNodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, DType dtype,
-      int from, float[] out, int o) {
+  static void addNodeBounds(float[] q, int qOff, int d, MemorySegment rec, long boxOff, long ball,
+      DType dtype, int from, float[] out, int o) {
     float box = out[o], magnitude = out[o + 1], dot = out[o + 2];
     int b = dtype.bytes();
-    long centroid = off + 2L * d * b;
     for (int c = from; c < d; c++) {
       float qc = q[qOff + c];
-      float lo = dtype.read(rec, off + (long) c * b);
-      float hi = dtype.read(rec, off + (long) (d + c) * b);
-      float ce = rec.get(F32_LE, centroid + (long) c * Float.BYTES);
+      float lo = dtype.read(rec, boxOff + (long) c * b);
+      float hi = dtype.read(rec, boxOff + (long) (d + c) * b);
+      float ce = rec.get(F32_LE, ball + (long) c * Float.BYTES);
       box += Math.max(qc * lo, qc * hi);
       magnitude += Math.abs(qc) * Math.max(Math.abs(lo), Math.abs(hi));
       dot = Math.fma(qc, ce, dot);

@@ -64,8 +64,8 @@ public interface TileKernels {
 
   /**
    * Bound terms of one tile summary for one query (see {@code hflash.memory.TileSummaries}): the
-   * record at byte offset {@code off} holds {@code lo[d], hi[d]} in {@code dtype}, then the f32
-   * {@code centroid[d]}. Writes
+   * box record at byte offset {@code box} holds {@code lo[d], hi[d]} in {@code dtype}, the ball
+   * record at {@code ball} starts with the f32 {@code centroid[d]}. Writes
    *
    * <pre>
    * out[o]     = sum_c max(q_c lo_c, q_c hi_c)        box bound: &gt;= q.k for every key of the tile
@@ -73,8 +73,8 @@ public interface TileKernels {
    * out[o + 2] = q . centroid
    * </pre>
    */
-  void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, DType dtype, float[] out,
-      int o);
+  void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long box, long ball, DType dtype,
+      float[] out, int o);
 
   /**
    * Dot products of {@code g} query heads with {@code count} f32 rows of length d spaced

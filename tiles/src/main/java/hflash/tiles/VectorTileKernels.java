@@ -505,34 +505,33 @@ final class VectorTileKernels implements TileKernels {
   // ----------------------------------------------------------------------- hierarchical modes
 
   @Override
-  public void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long off, DType dtype,
-      float[] out, int o) {
+  public void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long box, long ball,
+      DType dtype, float[] out, int o) {
     int c = 0;
-    float box = 0f, magnitude = 0f, dot = 0f;
+    float boxSum = 0f, magnitude = 0f, dot = 0f;
     int bound = F.loopBound(d);
     int b = dtype.bytes();
     boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
-    long centroid = off + 2L * d * b;
     if (bound > 0) {
       FloatVector bx = FloatVector.zero(F), m = bx, t = bx;
       for (; c < bound; c += L) {
         FloatVector qc = FloatVector.fromArray(F, q, qOff + c);
-        long loAt = off + (long) c * b, hiAt = off + (long) (d + c) * b;
+        long loAt = box + (long) c * b, hiAt = box + (long) (d + c) * b;
         FloatVector lo = f32 ? FloatVector.fromMemorySegment(F, rec, loAt, LE) : loadHalf(rec, loAt, bf16, false);
         FloatVector hi = f32 ? FloatVector.fromMemorySegment(F, rec, hiAt, LE) : loadHalf(rec, hiAt, bf16, false);
-        FloatVector ce = FloatVector.fromMemorySegment(F, rec, centroid + (long) c * Float.BYTES, LE);
+        FloatVector ce = FloatVector.fromMemorySegment(F, rec, ball + (long) c * Float.BYTES, LE);
         bx = bx.add(qc.mul(lo).max(qc.mul(hi)));
         m = qc.abs().fma(lo.abs().max(hi.abs()), m);
         t = qc.fma(ce, t);
       }
-      box = VectorMath.sumLanes(bx);
+      boxSum = VectorMath.sumLanes(bx);
       magnitude = VectorMath.sumLanes(m);
       dot = VectorMath.sumLanes(t);
     }
-    out[o] = box;
+    out[o] = boxSum;
     out[o + 1] = magnitude;
     out[o + 2] = dot;
-    ScalarTileKernels.addNodeBounds(q, qOff, d, rec, off, dtype, c, out, o); // scalar tail
+    ScalarTileKernels.addNodeBounds(q, qOff, d, rec, box, ball, dtype, c, out, o); // scalar tail
   }
 
   @Override
