@@ -66,6 +66,14 @@ final class BoundedPass {
     this.ref = new float[group];
     this.centroidScores = new float[group * Math.max(maxBlocks, TileSummaries.BLOCK_TILES)];
     this.masses = new double[nodes];
+    this.scanTiles = new int[maxTiles];
+    this.scanCounts = new int[maxTiles];
+    this.scanMax = new float[Math.multiplyExact(group, maxTiles)];
+    this.scanMass = new double[Math.multiplyExact(group, maxTiles)];
+    this.scanLow = new double[Math.multiplyExact(group, maxTiles)];
+    this.scanRef = new float[group];
+    this.scanSkipped = new double[group];
+    this.scanKept = new double[group];
     this.massOf = new double[group * nodes];
     this.massUb = new float[group * nodes];
     this.massRef = new float[group * nodes];
@@ -95,14 +103,12 @@ final class BoundedPass {
       used += loop.open(call, kh, full);
     }
     seedFrontier(call, kh, full);
+    Arrays.fill(scanSkipped, 0);
+    scanVmax = 0;
     if (budget < 0 && !call.oracle && mostTilesNeeded(call, h0, full)) {
-      // the bounds cannot rule out most of the cache: read the rest in order, as exact mode does
-      // (sequential reads, no heap traffic); the result is then exact and rho = 0
-      for (int t = 0; t < full; t++) {
-        if (!opened[t]) {
-          used += loop.open(call, kh, t);
-        }
-      }
+      // the bounds cannot rule out most of the cache: score the K of every unopened tile in order
+      // and read V only where the exact masses need it (the fallback)
+      kScan(call, kh, h0, full);
       heapSize = 0;
     }
     parkedSize = 0;
@@ -144,15 +150,138 @@ final class BoundedPass {
     selectedSize = 0;
     recomputeSums(h0);
     loop.drain(); // the output norm below needs every p.V of this group applied
-    float vmax = frontierVmax(call, kh);
+    float vmax = Math.max(frontierVmax(call, kh), scanVmax);
     for (int i = 0; i < g; i++) {
       int h = h0 + i;
-      double e = mass(i, h0);
+      double e = mass(i, h0) + skippedMass(i, h0);
       double l = state.l[h];
       double rho = e == 0 ? 0 : Double.isInfinite(e) ? 1 : e / (l + e);
       call.report.rho[h] = rho;
       call.report.errorBound[h] = rho == 0 ? 0 : rho * (vmax + state.outputNorm(h));
     }
+  }
+
+  // ---------------------------------------------------------------------- certified K-scan
+
+  private float[] scanned = new float[0]; // (tiles scanned, g, T) scores kept for openScored; grown once
+  private final int[] scanTiles; // tiles scanned, ascending
+  private final int[] scanCounts;
+  private final float[] scanMax; // (tiles scanned, g): tile max per head
+  private final double[] scanMass; // (tiles scanned, g): mass per head relative to scanRef, rounded up
+  private final double[] scanLow; // (tiles scanned, g): the same, rounded down
+  private final float[] scanRef; // (g): largest of the state's max and every scanned tile max
+  private final double[] scanSkipped; // (g): mass of the scanned tiles left unread, relative to scanRef
+  private final double[] scanKept; // (g) scratch
+  private float scanVmax; // largest vmax of the scanned tiles left unread
+
+  /**
+   * The fallback when the bounds cannot help: K of every unopened complete tile is scored in
+   * index order (a sequential stream) and the scores kept; each tile's mass is then known from
+   * its scores instead of bounded. V is read, in index order, for the fewest tiles (heaviest
+   * share first) that leave at most epsilon times the kept mass unread, for every head. The
+   * unread tiles' masses are exact up to float rounding, which the slack below covers: the
+   * computed scores differ from the exact ones by at most {@code (d+2) u ||q|| ||k||} with
+   * {@code ||k|| <= ||c|| + r} (ball record), and the masses carry the exp and sum rounding
+   * (relative 1e-4 covers T up to 4096).
+   */
+  private void kScan(TileLoop.Call call, int kh, int h0, int full) {
+    boolean[] opened = loop.opened;
+    int n = 0;
+    for (int t = 0; t < full; t++) {
+      if (!opened[t]) {
+        scanTiles[n++] = t;
+      }
+    }
+    int per = g * tileTokens;
+    if (scanned.length < (long) n * per) {
+      scanned = new float[Math.multiplyExact(n, per)]; // the first such call only: kept after
+    }
+    AttentionState state = loop.state;
+    for (int i = 0; i < g; i++) {
+      scanRef[i] = state.m[h0 + i];
+    }
+    for (int k = 0; k < n; k++) {
+      int count = loop.scoreInto(call, kh, scanTiles[k], scanned, k * per);
+      scanCounts[k] = count;
+      float[] own = loop.lastScores(); // a copy of the same scores, consumed by expSum below
+      for (int i = 0; i < g; i++) {
+        float mx = kernels.max(own, i * tileTokens, count);
+        scanMax[k * g + i] = mx;
+        scanMass[k * g + i] = kernels.expSum(own, i * tileTokens, count, mx); // relative to mx for now
+        scanRef[i] = Math.max(scanRef[i], mx);
+      }
+    }
+    TileSummaries sum = call.summaries;
+    for (int k = 0; k < n; k++) {
+      int t = scanTiles[k];
+      double kNorm = (double) sum.centroidNorm(call.layer, kh, t, false) + sum.radius(call.layer, kh, t);
+      for (int i = 0; i < g; i++) {
+        double slack = (d + 2) * U * call.qNorm[h0 + i] * kNorm;
+        double mass = scanMass[k * g + i] * Math.exp((double) scanMax[k * g + i] - scanRef[i]);
+        scanMass[k * g + i] = mass * Math.exp(slack) * (1 + 1e-4); // at least the true mass: for unread tiles
+        scanLow[k * g + i] = mass * Math.exp(-slack) * (1 - 1e-4); // at most the true mass: for read tiles
+      }
+    }
+    // kept[i]: the state's mass so far; skipped[i]: every scanned tile, until chosen
+    for (int i = 0; i < g; i++) {
+      int h = h0 + i;
+      scanKept[i] = state.l[h] == 0 ? 0 : state.l[h] * Math.exp((double) state.m[h] - scanRef[i]);
+      double total = 0;
+      for (int k = 0; k < n; k++) {
+        total += scanMass[k * g + i];
+      }
+      scanSkipped[i] = total;
+    }
+    // heaviest first by the largest share of any head's total mass
+    for (int k = 0; k < n; k++) {
+      double share = 0;
+      for (int i = 0; i < g; i++) {
+        double total = scanKept[i] + scanSkipped[i];
+        share = Math.max(share, total > 0 ? scanMass[k * g + i] / total : 0);
+      }
+      order[k] = ((long) (Integer.MAX_VALUE - Float.floatToIntBits((float) share)) << 32) | k;
+    }
+    Arrays.sort(order, 0, n);
+    double eps = call.config.epsilon();
+    boolean[] chosen = loop.scanChosen;
+    Arrays.fill(chosen, 0, n, false);
+    for (int r = 0; r < n && !scanFits(eps); r++) {
+      int k = (int) (order[r] & 0xffffffffL);
+      chosen[k] = true;
+      for (int i = 0; i < g; i++) {
+        scanKept[i] += scanLow[k * g + i];
+        scanSkipped[i] = Math.max(0, scanSkipped[i] - scanMass[k * g + i]);
+      }
+    }
+    scanVmax = 0;
+    for (int k = 0; k < n; k++) {
+      if (chosen[k]) {
+        loop.openScored(call, kh, scanTiles[k], scanCounts[k], scanned, k * per);
+      } else {
+        scanVmax = Math.max(scanVmax, sum.vmax(call.layer, kh, scanTiles[k]));
+      }
+    }
+    if (scanFits(0)) { // everything read: recompute exactly zero rather than a rounding residue
+      Arrays.fill(scanSkipped, 0);
+    }
+  }
+
+  /** Whether the unread scanned mass is at most eps times the kept mass for every head. */
+  private boolean scanFits(double eps) {
+    for (int i = 0; i < g; i++) {
+      if (scanSkipped[i] > eps * scanKept[i]) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** The scanned but unread mass of head h0 + i relative to the state's final max. */
+  private double skippedMass(int i, int h0) {
+    if (scanSkipped[i] == 0) {
+      return 0;
+    }
+    return scanSkipped[i] * Math.exp((double) scanRef[i] - loop.state.m[h0 + i]);
   }
 
   /** Share of the tiles above which certified stops bounding and reads the rest in order. */

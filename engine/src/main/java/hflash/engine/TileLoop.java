@@ -28,6 +28,7 @@ final class TileLoop {
   private float[] s; // scores, then weights, of the current tile: own, or a pipeline slot
   Handoff handoff; // pipeline unit 1: where tiles go for their p.V; null: accumulate here
   final boolean[] opened; // (maxTiles) bounded modes: tiles read in this pass
+  final boolean[] scanChosen; // (maxTiles) certified K-scan: scanned tiles whose V is read
   private final BoundedPass bounded;
   final float[] trueMax; // (numHeads) sampled mode: the true max of each head
   private final float[] estimate; // (numHeads) sampled mode: the estimate before the margin
@@ -54,6 +55,7 @@ final class TileLoop {
     this.tileAcc = new float[Math.multiplyExact(group, layout.headDim())];
     this.s = own;
     this.opened = new boolean[maxTiles];
+    this.scanChosen = new boolean[maxTiles];
     this.bounded = new BoundedPass(this, kernels, layout, group);
     this.trueMax = new float[numHeads];
     this.estimate = new float[numHeads];
@@ -293,6 +295,38 @@ final class TileLoop {
     absorbAndAccumulate(call, kh, t, count, false);
     opened[t] = true;
     return 1;
+  }
+
+  /**
+   * Scores of tile t (its K only) for the group into {@code dst[dstOff + i * tileTokens + j]};
+   * returns the keys of the tile in the call. The certified K-scan keeps them for
+   * {@link #openScored}.
+   */
+  int scoreInto(Call call, int kh, int t, float[] dst, int dstOff) {
+    call.cancel.check();
+    int count = Math.min(tileTokens, call.keys - t * tileTokens);
+    long off = layout.tileOffset(call.layer, kh, t);
+    kernels.scores(call.qs, kh * g * d, g, d, call.k, off, layout.dtype(), count, own, tileTokens);
+    System.arraycopy(own, 0, dst, dstOff, g * tileTokens);
+    keysScored += count;
+    kvBytes += (long) count * layout.rowBytes();
+    return count;
+  }
+
+  /** The worker's own score scratch after {@link #scoreInto}: the tile's scores, free to overwrite. */
+  float[] lastScores() {
+    return own;
+  }
+
+  /** Opens tile t from scores kept by {@link #scoreInto}: the state update and p.V (reads V only). */
+  void openScored(Call call, int kh, int t, int count, float[] src, int srcOff) {
+    call.cancel.check();
+    if (handoff != null) {
+      s = handoff.freeWeights();
+    }
+    System.arraycopy(src, srcOff, s, 0, g * tileTokens);
+    absorbAndAccumulate(call, kh, t, count, false);
+    opened[t] = true;
   }
 
   /** The per-call inputs shared by all workers. */

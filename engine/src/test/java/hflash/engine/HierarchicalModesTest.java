@@ -14,6 +14,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -225,6 +226,63 @@ class HierarchicalModesTest {
         int phaseRows = delta % 16 == 0 ? (stored + 1) / 2 : stored;
         assertEquals((long) phaseRows * cache.layout().rowBytes() * kvHeads,
             att.report().sampleBytesRead(), "delta=" + delta + ": store bytes read");
+      }
+    }
+  }
+
+  /**
+   * Loose bounds, concentrated mass: keys with a large isotropic part (so box and ball bounds sit
+   * several logits above every tile's true max) and two hot tiles. Certified falls back to the
+   * K-scan: every K is scored, V is read only for the tiles the exact masses need, and the bound
+   * and rho still hold.
+   */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(value = Scheduler.class)
+  void kScanReadsValuesOnlyWhereTheMassIs(Scheduler scheduler) {
+    int d = 64, n = 64 * 64, kvHeads = 1, heads = 4;
+    Random r = new Random(5);
+    int threads = scheduler == Scheduler.SERIAL ? 1 : 2;
+    try (KvCache cache = KvCache.allocate(new KvCacheLayout(1, kvHeads, d, n, DType.F32, 64));
+        DecodeAttention att = DecodeAttention.create(cache, heads, threads, (float) (1 / Math.sqrt(d)), scheduler)) {
+      float[] q = new float[heads * d];
+      float[] dir = new float[d];
+      for (int c = 0; c < d; c++) {
+        dir[c] = (float) r.nextGaussian();
+      }
+      double dn = 0;
+      for (float x : dir) {
+        dn += x * x;
+      }
+      for (int h = 0; h < heads; h++) { // every head looks along dir, plus a little of its own
+        for (int c = 0; c < d; c++) {
+          q[h * d + c] = (float) (dir[c] / Math.sqrt(dn) * 8 + 0.3 * r.nextGaussian());
+        }
+      }
+      float[] k = new float[n * d], v = new float[n * d];
+      for (int j = 0; j < n; j++) {
+        boolean hot = j / 64 == 10 || j / 64 == 40;
+        for (int c = 0; c < d; c++) {
+          k[j * d + c] = (float) (3 * r.nextGaussian() + (hot ? 1.5 * dir[c] / Math.sqrt(dn) * 8 : 0));
+          v[j * d + c] = (float) r.nextGaussian();
+        }
+      }
+      cache.append(0, n, k, v);
+      double[] ref = ReferenceAttention.decode(cache, 0, q, heads, n, 1 / Math.sqrt(d));
+      float[] exact = new float[heads * d], out = new float[heads * d];
+      att.decode(0, q, exact);
+      for (double eps : new double[] {1e-1, 1e-2}) {
+        att.decode(0, q, out, n, AttentionConfig.certified(eps));
+        AttentionReport rep = att.report();
+        String msg = scheduler + " eps " + eps + " " + rep;
+        assertEquals(n, rep.keysScored(), "every key scored once: " + msg);
+        assertTrue(rep.kvBytesRead() < 0.6 * 2L * n * d * 4, "V read for few tiles: " + msg);
+        for (int h = 0; h < heads; h++) {
+          double err = headError(out, ref, h, d);
+          double slack = 4 * headError(exact, ref, h, d) + 1e-5 * norm(ref, h, d) + 1e-7;
+          assertTrue(err <= rep.errorBound(h) + slack, "head " + h + ": error " + err + " > bound "
+              + rep.errorBound(h) + " " + msg);
+          assertTrue(rep.rho(h) <= eps / (1 + eps) * (1 + 1e-9), "rho " + rep.rho(h) + " " + msg);
+        }
       }
     }
   }
