@@ -68,6 +68,44 @@ public final class AttentionState {
   }
 
   /**
+   * {@link #absorbScores} for a tile whose scores were already turned into weights relative to
+   * their own max: row i of {@code s} holds {@code exp(s_j - tileMax[i])} and sums to
+   * {@code tileSum[i]} (the certified K-scan computes both while it measures the tile's mass).
+   * Rescales the rows in place to {@code exp(s_j - m')}, so they are ready for p.V.
+   *
+   * @param stats tileMax of head i at {@code maxes[statsOff + i]}, tileSum at {@code sums[statsOff + i]}
+   */
+  int absorbWeights(TileKernels kernels, int h0, int g, float[] s, int sStride, int count,
+      float[] maxes, double[] sums, int statsOff, float[] alphas) {
+    int rescales = 0;
+    for (int i = 0; i < g; i++) {
+      int h = h0 + i;
+      float tileMax = maxes[statsOff + i];
+      float alpha = 1f;
+      if (tileMax > m[h]) {
+        if (l[h] != 0f) {
+          alpha = (float) Math.exp(m[h] - tileMax);
+          l[h] *= alpha;
+          if (alphas == null) {
+            kernels.scale(acc, h * headDim, headDim, alpha);
+          }
+          rescales++;
+        }
+        m[h] = tileMax;
+      }
+      if (alphas != null) {
+        alphas[i] = alpha;
+      }
+      float f = tileMax == m[h] ? 1f : (float) Math.exp(tileMax - m[h]);
+      if (f != 1f) {
+        kernels.scale(s, i * sStride, count, f);
+      }
+      l[h] += (float) sums[statsOff + i] * f;
+    }
+    return rescales;
+  }
+
+  /**
    * Folds one tile's scores of heads {@code [h0, h0+g)} into the state and turns them into the
    * tile's weights {@code p_j = exp(s_j - m')} in place, ready for the {@code p . V} accumulation.
    *

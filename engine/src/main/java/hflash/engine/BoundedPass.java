@@ -69,6 +69,7 @@ final class BoundedPass {
     this.scanTiles = new int[maxTiles];
     this.scanCounts = new int[maxTiles];
     this.scanMax = new float[Math.multiplyExact(group, maxTiles)];
+    this.scanSum = new double[Math.multiplyExact(group, maxTiles)];
     this.scanMass = new double[Math.multiplyExact(group, maxTiles)];
     this.scanLow = new double[Math.multiplyExact(group, maxTiles)];
     this.scanRef = new float[group];
@@ -163,10 +164,11 @@ final class BoundedPass {
 
   // ---------------------------------------------------------------------- certified K-scan
 
-  private float[] scanned = new float[0]; // (tiles scanned, g, T) scores kept for openScored; grown once
+  private float[] scanned = new float[0]; // (tiles scanned, g, T) exp(s - tile max), for openWeighted; grown once
   private final int[] scanTiles; // tiles scanned, ascending
   private final int[] scanCounts;
   private final float[] scanMax; // (tiles scanned, g): tile max per head
+  private final double[] scanSum; // (tiles scanned, g): sum of exp(s - tile max) per head
   private final double[] scanMass; // (tiles scanned, g): mass per head relative to scanRef, rounded up
   private final double[] scanLow; // (tiles scanned, g): the same, rounded down
   private final float[] scanRef; // (g): largest of the state's max and every scanned tile max
@@ -176,8 +178,8 @@ final class BoundedPass {
 
   /**
    * The fallback when the bounds cannot help: K of every unopened complete tile is scored in
-   * index order (a sequential stream) and the scores kept; each tile's mass is then known from
-   * its scores instead of bounded. V is read, in index order, for the fewest tiles (heaviest
+   * index order (a sequential stream) and its weights relative to the tile's max kept; each
+   * tile's mass is then known from its scores instead of bounded. V is read, in index order, for the fewest tiles (heaviest
    * share first) that leave at most epsilon times the kept mass unread, for every head. The
    * unread tiles' masses are exact up to float rounding, which the slack below covers: the
    * computed scores differ from the exact ones by at most {@code (d+2) u ||q|| ||k||} with
@@ -201,15 +203,16 @@ final class BoundedPass {
       scanRef[i] = state.m[h0 + i];
     }
     for (int k = 0; k < n; k++) {
-      int count = loop.scoreInto(call, kh, scanTiles[k], scanned, k * per);
+      int count = loop.scoreOnly(call, kh, scanTiles[k]);
       scanCounts[k] = count;
-      float[] own = loop.lastScores(); // a copy of the same scores, consumed by expSum below
-      for (int i = 0; i < g; i++) {
+      float[] own = loop.lastScores();
+      for (int i = 0; i < g; i++) { // weights relative to the tile's own max, kept for openWeighted
         float mx = kernels.max(own, i * tileTokens, count);
         scanMax[k * g + i] = mx;
-        scanMass[k * g + i] = kernels.expSum(own, i * tileTokens, count, mx); // relative to mx for now
+        scanSum[k * g + i] = kernels.expSum(own, i * tileTokens, count, mx);
         scanRef[i] = Math.max(scanRef[i], mx);
       }
+      System.arraycopy(own, 0, scanned, k * per, per);
     }
     TileSummaries sum = call.summaries;
     for (int k = 0; k < n; k++) {
@@ -217,7 +220,7 @@ final class BoundedPass {
       double kNorm = (double) sum.centroidNorm(call.layer, kh, t, false) + sum.radius(call.layer, kh, t);
       for (int i = 0; i < g; i++) {
         double slack = (d + 2) * U * call.qNorm[h0 + i] * kNorm;
-        double mass = scanMass[k * g + i] * Math.exp((double) scanMax[k * g + i] - scanRef[i]);
+        double mass = scanSum[k * g + i] * Math.exp((double) scanMax[k * g + i] - scanRef[i]);
         scanMass[k * g + i] = mass * Math.exp(slack) * (1 + 1e-4); // at least the true mass: for unread tiles
         scanLow[k * g + i] = mass * Math.exp(-slack) * (1 - 1e-4); // at most the true mass: for read tiles
       }
@@ -256,7 +259,7 @@ final class BoundedPass {
     scanVmax = 0;
     for (int k = 0; k < n; k++) {
       if (chosen[k]) {
-        loop.openScored(call, kh, scanTiles[k], scanCounts[k], scanned, k * per);
+        loop.openWeighted(call, kh, scanTiles[k], scanCounts[k], scanned, k * per, scanMax, scanSum, k * g);
       } else {
         scanVmax = Math.max(scanVmax, sum.vmax(call.layer, kh, scanTiles[k]));
       }

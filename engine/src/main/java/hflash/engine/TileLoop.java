@@ -298,34 +298,44 @@ final class TileLoop {
   }
 
   /**
-   * Scores of tile t (its K only) for the group into {@code dst[dstOff + i * tileTokens + j]};
-   * returns the keys of the tile in the call. The certified K-scan keeps them for
-   * {@link #openScored}.
+   * Scores of tile t (its K only) for the group into the worker's own scratch
+   * ({@link #lastScores}, (g, tileTokens)); returns the keys of the tile in the call. The
+   * certified K-scan turns them into weights and keeps them for {@link #openWeighted}.
    */
-  int scoreInto(Call call, int kh, int t, float[] dst, int dstOff) {
+  int scoreOnly(Call call, int kh, int t) {
     call.cancel.check();
     int count = Math.min(tileTokens, call.keys - t * tileTokens);
     long off = layout.tileOffset(call.layer, kh, t);
     kernels.scores(call.qs, kh * g * d, g, d, call.k, off, layout.dtype(), count, own, tileTokens);
-    System.arraycopy(own, 0, dst, dstOff, g * tileTokens);
     keysScored += count;
     kvBytes += (long) count * layout.rowBytes();
     return count;
   }
 
-  /** The worker's own score scratch after {@link #scoreInto}: the tile's scores, free to overwrite. */
+  /** The worker's own score scratch, as {@link #scoreOnly} left it. */
   float[] lastScores() {
     return own;
   }
 
-  /** Opens tile t from scores kept by {@link #scoreInto}: the state update and p.V (reads V only). */
-  void openScored(Call call, int kh, int t, int count, float[] src, int srcOff) {
+  /**
+   * Opens tile t from weights kept by the K-scan ({@code exp(s - tileMax)} per head, see
+   * {@link AttentionState#absorbWeights}): the state update and p.V (reads V only).
+   */
+  void openWeighted(Call call, int kh, int t, int count, float[] src, int srcOff, float[] maxes,
+      double[] sums, int statsOff) {
     call.cancel.check();
     if (handoff != null) {
       s = handoff.freeWeights();
     }
     System.arraycopy(src, srcOff, s, 0, g * tileTokens);
-    absorbAndAccumulate(call, kh, t, count, false);
+    int h0 = kh * g;
+    float[] alphas = handoff == null ? null : handoff.freeAlphas();
+    rescales += state.absorbWeights(kernels, h0, g, s, tileTokens, count, maxes, sums, statsOff, alphas);
+    if (handoff == null) {
+      accumulateTile(call, kh, t, count);
+    } else {
+      handoff.publish(kh, t, count);
+    }
     opened[t] = true;
   }
 
