@@ -81,21 +81,7 @@ public final class AttentionState {
     for (int i = 0; i < g; i++) {
       int h = h0 + i;
       float tileMax = maxes[statsOff + i];
-      float alpha = 1f;
-      if (tileMax > m[h]) {
-        if (l[h] != 0f) {
-          alpha = (float) Math.exp(m[h] - tileMax);
-          l[h] *= alpha;
-          if (alphas == null) {
-            kernels.scale(acc, h * headDim, headDim, alpha);
-          }
-          rescales++;
-        }
-        m[h] = tileMax;
-      }
-      if (alphas != null) {
-        alphas[i] = alpha;
-      }
+      rescales += raiseMax(kernels, h, i, tileMax, alphas);
       float f = tileMax == m[h] ? 1f : (float) Math.exp(tileMax - m[h]);
       if (f != 1f) {
         kernels.scale(s, i * sStride, count, f);
@@ -120,24 +106,35 @@ public final class AttentionState {
     for (int i = 0; i < g; i++) {
       int h = h0 + i;
       float tileMax = kernels.max(s, i * sStride, count);
-      float alpha = 1f;
-      if (tileMax > m[h]) {
-        if (l[h] != 0f) { // old max is finite and the accumulators hold mass: rescale them
-          alpha = (float) Math.exp(m[h] - tileMax);
-          l[h] *= alpha;
-          if (alphas == null) {
-            kernels.scale(acc, h * headDim, headDim, alpha);
-          }
-          rescales++;
-        }
-        m[h] = tileMax;
-      }
-      if (alphas != null) {
-        alphas[i] = alpha;
-      }
+      rescales += raiseMax(kernels, h, i, tileMax, alphas);
       l[h] += kernels.expSum(s, i * sStride, count, m[h]);
     }
     return rescales;
+  }
+
+  /**
+   * The online-softmax step of head h (group index i) for a tile with max {@code tileMax}: raises
+   * m[h] to it, rescaling l and the accumulator (or recording the factor in {@code alphas[i]} for
+   * the pipeline's V unit) when they hold mass. Returns 1 when it rescaled, else 0.
+   */
+  private int raiseMax(TileKernels kernels, int h, int i, float tileMax, float[] alphas) {
+    float alpha = 1f;
+    int rescaled = 0;
+    if (tileMax > m[h]) {
+      if (l[h] != 0f) { // old max is finite and the accumulators hold mass: rescale them
+        alpha = (float) Math.exp(m[h] - tileMax);
+        l[h] *= alpha;
+        if (alphas == null) {
+          kernels.scale(acc, h * headDim, headDim, alpha);
+        }
+        rescaled = 1;
+      }
+      m[h] = tileMax;
+    }
+    if (alphas != null) {
+      alphas[i] = alpha;
+    }
+    return rescaled;
   }
 
   /**

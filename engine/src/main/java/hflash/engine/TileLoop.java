@@ -132,9 +132,14 @@ final class TileLoop {
     if (handoff != null) {
       s = handoff.freeWeights(); // waits while both slots are in flight (back-pressure)
     }
+    return scoreInto(call, kh, t, s);
+  }
+
+  /** Scores of tile t (its K) for the group into dst (g, tileTokens); counts keys and bytes. */
+  private int scoreInto(Call call, int kh, int t, float[] dst) {
     int count = Math.min(tileTokens, call.keys - t * tileTokens);
     long off = layout.tileOffset(call.layer, kh, t);
-    kernels.scores(call.qs, kh * g * d, g, d, call.k, off, layout.dtype(), count, s, tileTokens);
+    kernels.scores(call.qs, kh * g * d, g, d, call.k, off, layout.dtype(), count, dst, tileTokens);
     keysScored += count;
     kvBytes += (long) count * layout.rowBytes();
     return count;
@@ -304,12 +309,7 @@ final class TileLoop {
    */
   int scoreOnly(Call call, int kh, int t) {
     call.cancel.check();
-    int count = Math.min(tileTokens, call.keys - t * tileTokens);
-    long off = layout.tileOffset(call.layer, kh, t);
-    kernels.scores(call.qs, kh * g * d, g, d, call.k, off, layout.dtype(), count, own, tileTokens);
-    keysScored += count;
-    kvBytes += (long) count * layout.rowBytes();
-    return count;
+    return scoreInto(call, kh, t, own);
   }
 
   /** The worker's own score scratch, as {@link #scoreOnly} left it. */
