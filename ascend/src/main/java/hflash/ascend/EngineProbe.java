@@ -85,7 +85,13 @@ public final class EngineProbe {
         refine = (int) Math.ceil(Math.max(0, extra) / (double) tileBytes);
       }
       int summaries = (int) (r.summaryBytesRead() / TileSummaries.recordBytes(d, shape.dtype()));
-      return new Schedule.HeadWork(tiles, (int) r.tilesRead(), sampleRows, refine, summaries);
+      int opened = (int) r.tilesRead();
+      if (config.mode() == AttentionMode.CERTIFIED) {
+        // the CPU's K-scan scores K of tiles whose V it then skips; the NPU schedule has no K-only
+        // tile, so count every scored tile as opened (K and V): the model errs on the slow side
+        opened = (int) Math.max(opened, (r.keysScored() + tileTokens - 1) / tileTokens);
+      }
+      return new Schedule.HeadWork(tiles, Math.min(tiles, opened), sampleRows, refine, summaries);
     }
   }
 
