@@ -66,15 +66,11 @@ final class BoundedPass {
     this.ref = new float[group];
     this.centroidScores = new float[group * Math.max(maxBlocks, TileSummaries.BLOCK_TILES)];
     this.masses = new double[nodes];
-    this.scanTiles = new int[maxTiles];
-    this.scanCounts = new int[maxTiles];
-    this.scanMax = new float[Math.multiplyExact(group, maxTiles)];
-    this.scanSum = new double[Math.multiplyExact(group, maxTiles)];
-    this.scanMass = new double[Math.multiplyExact(group, maxTiles)];
-    this.scanLow = new double[Math.multiplyExact(group, maxTiles)];
+    this.scanMax = new float[group];
+    this.scanSum = new double[group];
+    this.scanHigh = new double[group];
     this.scanRef = new float[group];
     this.scanSkipped = new double[group];
-    this.scanKept = new double[group];
     this.massOf = new double[group * nodes];
     this.massUb = new float[group * nodes];
     this.massRef = new float[group * nodes];
@@ -107,10 +103,9 @@ final class BoundedPass {
     Arrays.fill(scanSkipped, 0);
     scanVmax = 0;
     if (budget < 0 && !call.oracle && mostTilesNeeded(call, h0, full)) {
-      // the bounds cannot rule out most of the cache: score the K of every unopened tile in order
-      // and read V only where the exact masses need it (the fallback)
+      // the bounds cannot rule out most of the cache: score the K of every unopened tile and read
+      // V only where the exact masses need it (the fallback); empties the frontier
       kScan(call, kh, h0, full);
-      heapSize = 0;
     }
     parkedSize = 0;
     int expansions = 0;
@@ -164,119 +159,79 @@ final class BoundedPass {
 
   // ---------------------------------------------------------------------- certified K-scan
 
-  private float[] scanned = new float[0]; // (tiles scanned, g, T) exp(s - tile max), for openWeighted; grown once
-  private final int[] scanTiles; // tiles scanned, ascending
-  private final int[] scanCounts;
-  private final float[] scanMax; // (tiles scanned, g): tile max per head
-  private final double[] scanSum; // (tiles scanned, g): sum of exp(s - tile max) per head
-  private final double[] scanMass; // (tiles scanned, g): mass per head relative to scanRef, rounded up
-  private final double[] scanLow; // (tiles scanned, g): the same, rounded down
-  private final float[] scanRef; // (g): largest of the state's max and every scanned tile max
+  private final float[] scanMax; // (g): the scanned tile's max per head
+  private final double[] scanSum; // (g): sum of exp(s - tile max) per head
+  private final double[] scanHigh; // (g): the tile's mass relative to the new reference, rounded up
+  private final float[] scanRef; // (g): reference of scanSkipped: the largest max seen
   private final double[] scanSkipped; // (g): mass of the scanned tiles left unread, relative to scanRef
-  private final double[] scanKept; // (g) scratch
   private float scanVmax; // largest vmax of the scanned tiles left unread
 
   /**
-   * The fallback when the bounds cannot help: K of every unopened complete tile is scored in
-   * index order (a sequential stream) and its weights relative to the tile's max kept; each
-   * tile's mass is then known from its scores instead of bounded. V is read, in index order, for the fewest tiles (heaviest
-   * share first) that leave at most epsilon times the kept mass unread, for every head. The
-   * unread tiles' masses are exact up to float rounding, which the slack below covers: the
-   * computed scores differ from the exact ones by at most {@code (d+2) u ||q|| ||k||} with
-   * {@code ||k|| <= ||c|| + r} (ball record), and the masses carry the exp and sum rounding
-   * (relative 1e-4 covers T up to 4096).
+   * The fallback when the bounds cannot help: the K of every unopened complete tile is scored in
+   * index order, so each tile's mass is known from its scores instead of bounded. A tile's V is
+   * skipped when, for every head, the masses skipped so far plus this one still fit in epsilon
+   * times the mass kept so far; otherwise the tile is read at once (its V right after its K, one
+   * stream as in exact mode). The kept mass only grows, so the skipped set fits at the end too:
+   * no second pass and no score buffer. A first-fit choice, not the fewest reads: it skips light
+   * tiles in index order until the budget is spent. Rounding: computed scores differ from exact
+   * ones by at most {@code (d+2) u ||q|| ||k||} with {@code ||k|| <= ||c|| + r} (ball record), the
+   * masses carry the exp and sum rounding (relative 1e-4 covers T up to 4096); skipped masses are
+   * rounded up, the kept mass down.
    */
   private void kScan(TileLoop.Call call, int kh, int h0, int full) {
     boolean[] opened = loop.opened;
-    int n = 0;
-    for (int t = 0; t < full; t++) {
-      if (!opened[t]) {
-        scanTiles[n++] = t;
-      }
-    }
-    int per = g * tileTokens;
-    if (scanned.length < (long) n * per) {
-      scanned = new float[Math.multiplyExact(n, per)]; // the first such call only: kept after
-    }
-    AttentionState state = loop.state;
     for (int i = 0; i < g; i++) {
-      scanRef[i] = state.m[h0 + i];
+      scanRef[i] = loop.state.m[h0 + i];
     }
-    for (int k = 0; k < n; k++) {
-      int count = loop.scoreOnly(call, kh, scanTiles[k]);
-      scanCounts[k] = count;
-      float[] own = loop.lastScores();
-      for (int i = 0; i < g; i++) { // weights relative to the tile's own max, kept for openWeighted
-        float mx = kernels.max(own, i * tileTokens, count);
-        scanMax[k * g + i] = mx;
-        scanSum[k * g + i] = kernels.expSum(own, i * tileTokens, count, mx);
-        scanRef[i] = Math.max(scanRef[i], mx);
+    // frontier order (best bound first): the heavy regions fill the kept mass early, so more of
+    // the light tiles after them fit the skip budget; a block's tiles go in index order, so the
+    // reads stay sequential runs of 16 tiles
+    while (heapSize > 0) {
+      int node = pop();
+      if (node >= maxTiles) {
+        int first = (node - maxTiles) * TileSummaries.BLOCK_TILES;
+        for (int t = first; t < first + TileSummaries.BLOCK_TILES; t++) {
+          if (!opened[t]) {
+            scanTile(call, kh, h0, t);
+          }
+        }
+      } else if (!opened[node]) {
+        scanTile(call, kh, h0, node);
       }
-      System.arraycopy(own, 0, scanned, k * per, per);
-    }
-    TileSummaries sum = call.summaries;
-    for (int k = 0; k < n; k++) {
-      int t = scanTiles[k];
-      double kNorm = (double) sum.centroidNorm(call.layer, kh, t, false) + sum.radius(call.layer, kh, t);
-      for (int i = 0; i < g; i++) {
-        double slack = (d + 2) * U * call.qNorm[h0 + i] * kNorm;
-        double mass = scanSum[k * g + i] * Math.exp((double) scanMax[k * g + i] - scanRef[i]);
-        scanMass[k * g + i] = mass * Math.exp(slack) * (1 + 1e-4); // at least the true mass: for unread tiles
-        scanLow[k * g + i] = mass * Math.exp(-slack) * (1 - 1e-4); // at most the true mass: for read tiles
-      }
-    }
-    // kept[i]: the state's mass so far; skipped[i]: every scanned tile, until chosen
-    for (int i = 0; i < g; i++) {
-      int h = h0 + i;
-      scanKept[i] = state.l[h] == 0 ? 0 : state.l[h] * Math.exp((double) state.m[h] - scanRef[i]);
-      double total = 0;
-      for (int k = 0; k < n; k++) {
-        total += scanMass[k * g + i];
-      }
-      scanSkipped[i] = total;
-    }
-    // heaviest first by the largest share of any head's total mass
-    for (int k = 0; k < n; k++) {
-      double share = 0;
-      for (int i = 0; i < g; i++) {
-        double total = scanKept[i] + scanSkipped[i];
-        share = Math.max(share, total > 0 ? scanMass[k * g + i] / total : 0);
-      }
-      order[k] = ((long) (Integer.MAX_VALUE - Float.floatToIntBits((float) share)) << 32) | k;
-    }
-    Arrays.sort(order, 0, n);
-    double eps = call.config.epsilon();
-    boolean[] chosen = loop.scanChosen;
-    Arrays.fill(chosen, 0, n, false);
-    for (int r = 0; r < n && !scanFits(eps); r++) {
-      int k = (int) (order[r] & 0xffffffffL);
-      chosen[k] = true;
-      for (int i = 0; i < g; i++) {
-        scanKept[i] += scanLow[k * g + i];
-        scanSkipped[i] = Math.max(0, scanSkipped[i] - scanMass[k * g + i]);
-      }
-    }
-    scanVmax = 0;
-    for (int k = 0; k < n; k++) {
-      if (chosen[k]) {
-        loop.openWeighted(call, kh, scanTiles[k], scanCounts[k], scanned, k * per, scanMax, scanSum, k * g);
-      } else {
-        scanVmax = Math.max(scanVmax, sum.vmax(call.layer, kh, scanTiles[k]));
-      }
-    }
-    if (scanFits(0)) { // everything read: recompute exactly zero rather than a rounding residue
-      Arrays.fill(scanSkipped, 0);
     }
   }
 
-  /** Whether the unread scanned mass is at most eps times the kept mass for every head. */
-  private boolean scanFits(double eps) {
-    for (int i = 0; i < g; i++) {
-      if (scanSkipped[i] > eps * scanKept[i]) {
-        return false;
-      }
+  /** Scores tile t's K, then reads its V unless its mass fits what may still be skipped. */
+  private void scanTile(TileLoop.Call call, int kh, int h0, int t) {
+    AttentionState state = loop.state;
+    TileSummaries sum = call.summaries;
+    double eps = call.config.epsilon();
+    int count = loop.scoreOnly(call, kh, t);
+    float[] own = loop.lastScores();
+    double kNorm = (double) sum.centroidNorm(call.layer, kh, t, false) + sum.radius(call.layer, kh, t);
+    boolean skip = true;
+    for (int i = 0; i < g; i++) { // weights relative to the tile's own max
+      int h = h0 + i;
+      float mx = kernels.max(own, i * tileTokens, count);
+      scanMax[i] = mx;
+      scanSum[i] = kernels.expSum(own, i * tileTokens, count, mx);
+      float ref = Math.max(scanRef[i], Math.max(mx, state.m[h]));
+      double slack = (d + 2) * U * call.qNorm[h] * kNorm;
+      scanHigh[i] = scanSum[i] * Math.exp((double) mx - ref + slack) * (1 + 1e-4);
+      double skipped = scanSkipped[i] * Math.exp((double) scanRef[i] - ref);
+      double kept = state.l[h] * Math.exp((double) state.m[h] - ref) * (1 - 1e-4);
+      skip &= skipped + scanHigh[i] <= eps * kept;
     }
-    return true;
+    if (skip) {
+      for (int i = 0; i < g; i++) { // scanHigh is relative to this same reference
+        float ref = Math.max(scanRef[i], Math.max(scanMax[i], state.m[h0 + i]));
+        scanSkipped[i] = scanSkipped[i] * Math.exp((double) scanRef[i] - ref) + scanHigh[i];
+        scanRef[i] = ref;
+      }
+      scanVmax = Math.max(scanVmax, sum.vmax(call.layer, kh, t));
+    } else {
+      loop.openWeighted(call, kh, t, count, own, 0, scanMax, scanSum, 0);
+    }
   }
 
   /** The scanned but unread mass of head h0 + i relative to the state's final max. */

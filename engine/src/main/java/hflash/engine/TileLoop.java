@@ -28,7 +28,6 @@ final class TileLoop {
   private float[] s; // scores, then weights, of the current tile: own, or a pipeline slot
   Handoff handoff; // pipeline unit 1: where tiles go for their p.V; null: accumulate here
   final boolean[] opened; // (maxTiles) bounded modes: tiles read in this pass
-  final boolean[] scanChosen; // (maxTiles) certified K-scan: scanned tiles whose V is read
   private final BoundedPass bounded;
   final float[] trueMax; // (numHeads) sampled mode: the true max of each head
   private final float[] estimate; // (numHeads) sampled mode: the estimate before the margin
@@ -55,7 +54,6 @@ final class TileLoop {
     this.tileAcc = new float[Math.multiplyExact(group, layout.headDim())];
     this.s = own;
     this.opened = new boolean[maxTiles];
-    this.scanChosen = new boolean[maxTiles];
     this.bounded = new BoundedPass(this, kernels, layout, group);
     this.trueMax = new float[numHeads];
     this.estimate = new float[numHeads];
@@ -318,7 +316,7 @@ final class TileLoop {
   }
 
   /**
-   * Opens tile t from weights kept by the K-scan ({@code exp(s - tileMax)} per head, see
+   * Opens tile t from the weights the K-scan just computed ({@code exp(s - tileMax)} per head, see
    * {@link AttentionState#absorbWeights}): the state update and p.V (reads V only).
    */
   void openWeighted(Call call, int kh, int t, int count, float[] src, int srcOff, float[] maxes,
@@ -327,7 +325,9 @@ final class TileLoop {
     if (handoff != null) {
       s = handoff.freeWeights();
     }
-    System.arraycopy(src, srcOff, s, 0, g * tileTokens);
+    if (src != s) {
+      System.arraycopy(src, srcOff, s, 0, g * tileTokens);
+    }
     int h0 = kh * g;
     float[] alphas = handoff == null ? null : handoff.freeAlphas();
     rescales += state.absorbWeights(kernels, h0, g, s, tileTokens, count, maxes, sums, statsOff, alphas);

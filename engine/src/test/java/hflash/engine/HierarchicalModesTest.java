@@ -270,7 +270,7 @@ class HierarchicalModesTest {
       double[] ref = ReferenceAttention.decode(cache, 0, q, heads, n, 1 / Math.sqrt(d));
       float[] exact = new float[heads * d], out = new float[heads * d];
       att.decode(0, q, exact);
-      for (double eps : new double[] {1e-1, 1e-2}) {
+      for (double eps : new double[] {1e-1, 3e-2}) {
         att.decode(0, q, out, n, AttentionConfig.certified(eps));
         AttentionReport rep = att.report();
         String msg = scheduler + " eps " + eps + " " + rep;
