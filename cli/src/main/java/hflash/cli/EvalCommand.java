@@ -225,6 +225,7 @@ final class EvalCommand implements Callable<Integer> {
     e.put("bytesFraction", s.bytesFraction());
     e.put("oracleBytesFraction", s.oracleBytesFraction());
     e.put("guardFirings", s.guardFirings);
+    e.put("oracleRatioMedian", Format.finite(s.oracleRatioMedian()));
     e.put("rows", s.rows);
     e.put("headRelErrMean", Format.finite(s.headErrMean()));
     e.put("headRelErrMax", Format.finite(s.headErrMax));
@@ -272,6 +273,7 @@ final class EvalCommand implements Callable<Integer> {
         + Format.fixed(t.keysFraction(), 3) + ", bytes " + Format.fixed(t.bytesFraction(), 3) + " of exact";
     if (approx) {
       head += "; oracle at eps=" + ModeSpec.trim(oracleEpsilon) + " " + Format.fixed(t.oracleBytesFraction(), 3)
+          + ", K+V read / oracle's median over rows " + Format.fixed(t.oracleRatioMedian(), 3)
           + "; bound mean " + Format.sci(t.boundMean()) + " per head; " + t.violations + " violations; "
           + t.guardFirings + " guard firings";
     }

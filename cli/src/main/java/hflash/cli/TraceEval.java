@@ -53,6 +53,26 @@ final class TraceEval {
     double headErrMax;
     long violations;
     double missMax; // sampled: largest true max minus estimate
+    double[] oracleRatios = new double[16]; // per row: K+V bytes read / the oracle's K+V bytes
+    int oracleRatioCount;
+
+    void addOracleRatio(double r) {
+      if (oracleRatioCount == oracleRatios.length) {
+        oracleRatios = java.util.Arrays.copyOf(oracleRatios, 2 * oracleRatioCount);
+      }
+      oracleRatios[oracleRatioCount++] = r;
+    }
+
+    /** Median over rows of K+V bytes read over the oracle's (the tightness measure); NaN without rows. */
+    double oracleRatioMedian() {
+      if (oracleRatioCount == 0) {
+        return Double.NaN;
+      }
+      double[] x = java.util.Arrays.copyOf(oracleRatios, oracleRatioCount);
+      java.util.Arrays.sort(x);
+      int n = x.length;
+      return n % 2 == 1 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
+    }
 
     void add(double relErr, double vsStored, double storedVsRef) {
       rows++;
@@ -98,6 +118,9 @@ final class TraceEval {
       headErrMax = Double.isNaN(s.headErrMax) ? Double.NaN : Math.max(headErrMax, s.headErrMax);
       violations += s.violations;
       missMax = Math.max(missMax, s.missMax);
+      for (int i = 0; i < s.oracleRatioCount; i++) {
+        addOracleRatio(s.oracleRatios[i]);
+      }
     }
 
     double mean() {
@@ -224,6 +247,7 @@ final class TraceEval {
             st.bytesRead += report.bytesRead();
             st.bytesExact += bytesExact;
             st.oracleBytes += oracleBytes;
+            st.addOracleRatio(oracleBytes == 0 ? Double.NaN : (double) report.kvBytesRead() / oracleBytes);
             st.guardFirings += report.guardFirings();
             for (int h = 0; h < heads; h++) {
               double err = distance(o, refStored, h * d, d);

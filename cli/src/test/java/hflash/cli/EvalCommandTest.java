@@ -83,6 +83,9 @@ class EvalCommandTest {
     assertEquals(1.0, exact.get("bytesFraction").asDouble(), r::toString);
     // the certified bound holds on real data: no (row, head) beyond its bound plus float rounding
     assertEquals(0, certified.get("violations").asLong(), r::toString);
+    // exact reads every tile, so never less than the oracle's tiles; the median is a per-row ratio
+    assertTrue(exact.get("oracleRatioMedian").asDouble() >= 1, r::toString);
+    assertTrue(certified.get("oracleRatioMedian").asDouble() > 0, r::toString);
     assertEquals(1e-3, certified.get("epsilon").asDouble());
     assertEquals("5%", budgeted.get("tiles").asText());
     assertTrue(budgeted.get("keysFraction").asDouble() < 1, r::toString);

@@ -102,6 +102,9 @@ final class BoundedPass {
     seedFrontier(call, kh, full);
     Arrays.fill(scanSkipped, 0);
     scanVmax = 0;
+    for (int i = 0; i < g; i++) {
+      scanRef[i] = state.m[h0 + i];
+    }
     if (budget < 0 && !call.oracle && mostTilesNeeded(call, h0, full)) {
       // the bounds cannot rule out most of the cache: score the K of every unopened tile and read
       // V only where the exact masses need it (the fallback); empties the frontier
@@ -131,8 +134,11 @@ final class BoundedPass {
           opened[node] = true;
           selected[selectedSize++] = node;
           used++;
-        } else {
+        } else if (call.oracle) {
           used += loop.open(call, kh, node);
+        } else { // certified: K first; V unless the exact mass fits half the skip budget
+          scanTile(call, kh, h0, node, TRAVERSAL_SKIP_SHARE);
+          used++;
         }
       }
     }
@@ -180,9 +186,6 @@ final class BoundedPass {
    */
   private void kScan(TileLoop.Call call, int kh, int h0, int full) {
     boolean[] opened = loop.opened;
-    for (int i = 0; i < g; i++) {
-      scanRef[i] = loop.state.m[h0 + i];
-    }
     // frontier order (best bound first): the heavy regions fill the kept mass early, so more of
     // the light tiles after them fit the skip budget; a block's tiles go in index order, so the
     // reads stay sequential runs of 16 tiles
@@ -192,17 +195,26 @@ final class BoundedPass {
         int first = (node - maxTiles) * TileSummaries.BLOCK_TILES;
         for (int t = first; t < first + TileSummaries.BLOCK_TILES; t++) {
           if (!opened[t]) {
-            scanTile(call, kh, h0, t);
+            scanTile(call, kh, h0, t, 1);
           }
         }
       } else if (!opened[node]) {
-        scanTile(call, kh, h0, node);
+        scanTile(call, kh, h0, node, 1);
       }
     }
   }
 
-  /** Scores tile t's K, then reads its V unless its mass fits what may still be skipped. */
-  private void scanTile(TileLoop.Call call, int kh, int h0, int t) {
+  /**
+   * Share of the skip budget {@code eps * kept} that tiles scored during the bounded traversal may
+   * use; the rest is left for the frontier's bound mass, so the traversal can still stop.
+   */
+  static final double TRAVERSAL_SKIP_SHARE = 0.5;
+
+  /**
+   * Scores tile t's K, then reads its V unless its mass fits what may still be skipped:
+   * {@code share * eps * kept} less the masses skipped before. A skipped tile counts as visited.
+   */
+  private void scanTile(TileLoop.Call call, int kh, int h0, int t, double share) {
     AttentionState state = loop.state;
     TileSummaries sum = call.summaries;
     double eps = call.config.epsilon();
@@ -220,7 +232,7 @@ final class BoundedPass {
       scanHigh[i] = scanSum[i] * Math.exp((double) mx - ref + slack) * (1 + 1e-4);
       double skipped = scanSkipped[i] * Math.exp((double) scanRef[i] - ref);
       double kept = state.l[h] * Math.exp((double) state.m[h] - ref) * (1 - 1e-4);
-      skip &= skipped + scanHigh[i] <= eps * kept;
+      skip &= skipped + scanHigh[i] <= share * eps * kept;
     }
     if (skip) {
       for (int i = 0; i < g; i++) { // scanHigh is relative to this same reference
@@ -229,6 +241,7 @@ final class BoundedPass {
         scanRef[i] = ref;
       }
       scanVmax = Math.max(scanVmax, sum.vmax(call.layer, kh, t));
+      loop.opened[t] = true;
     } else {
       loop.openWeighted(call, kh, t, count, own, 0, scanMax, scanSum, 0);
     }
@@ -484,13 +497,13 @@ final class BoundedPass {
   private boolean withinEpsilon(TileLoop.Call call, int kh, int h0) {
     double eps = call.config.epsilon();
     for (int i = 0; i < g; i++) {
-      if (!(mass(i, h0) <= eps * loop.state.l[h0 + i])) {
+      if (!(mass(i, h0) + skippedMass(i, h0) <= eps * loop.state.l[h0 + i])) {
         return false;
       }
     }
     recomputeSums(h0);
     for (int i = 0; i < g; i++) {
-      if (!(mass(i, h0) <= eps * loop.state.l[h0 + i])) {
+      if (!(mass(i, h0) + skippedMass(i, h0) <= eps * loop.state.l[h0 + i])) {
         return false;
       }
     }
