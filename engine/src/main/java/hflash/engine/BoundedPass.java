@@ -96,7 +96,7 @@ final class BoundedPass {
     if (full > 1) {
       used += loop.open(call, kh, full - 1);
     }
-    if (tiles > full) {
+    if (tiles > full && full > 0) { // with no complete tile, the open tile is tile 0, read above
       used += loop.open(call, kh, full);
     }
     seedFrontier(call, kh, full);

@@ -259,16 +259,31 @@ final class TileLoop {
     }
   }
 
-  /** Stage 2: exact scores within +-radius of each head's best sample raise its estimate. */
+  /**
+   * Stage 2: exact scores within +-radius of each head's best sample raise its estimate. Each tile
+   * that any head's window touches is scored once for the whole group (a tile's scores cover every
+   * head), so overlapping windows do not read a tile twice.
+   */
   private void refine(Call call, int kh, int radius) {
     int h0 = kh * g;
+    int first = Integer.MAX_VALUE, last = -1;
     for (int i = 0; i < g; i++) {
-      int lo = Math.max(0, argmax[h0 + i] - radius);
-      int hi = Math.min(call.keys - 1, argmax[h0 + i] + radius);
-      for (int t = lo / tileTokens; t <= hi / tileTokens; t++) {
-        int count = scoreTile(call, kh, t); // scores all heads of the group; head i is read below
-        int from = Math.max(lo - t * tileTokens, 0);
-        int to = Math.min(hi - t * tileTokens + 1, count);
+      first = Math.min(first, Math.max(0, argmax[h0 + i] - radius) / tileTokens);
+      last = Math.max(last, Math.min(call.keys - 1, argmax[h0 + i] + radius) / tileTokens);
+    }
+    for (int t = first; t <= last; t++) {
+      int tileLo = t * tileTokens, tileHi = tileLo + tileTokens - 1;
+      boolean touched = false;
+      for (int i = 0; i < g && !touched; i++) {
+        touched = argmax[h0 + i] - radius <= tileHi && argmax[h0 + i] + radius >= tileLo;
+      }
+      if (!touched) {
+        continue; // between two heads' windows
+      }
+      int count = scoreTile(call, kh, t);
+      for (int i = 0; i < g; i++) {
+        int from = Math.max(argmax[h0 + i] - radius - tileLo, 0);
+        int to = Math.min(argmax[h0 + i] + radius - tileLo + 1, count);
         for (int j = from; j < to; j++) {
           estimate[h0 + i] = Math.max(estimate[h0 + i], s[i * tileTokens + j]);
         }

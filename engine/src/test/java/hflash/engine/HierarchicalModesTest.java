@@ -287,6 +287,44 @@ class HierarchicalModesTest {
     }
   }
 
+  /**
+   * Every key is scored once by the bounded modes whatever the context length, including shorter
+   * than a tile (the open tile is then tile 0, once), and sampled's refinement scores a tile once
+   * for the group even where the heads' windows overlap.
+   */
+  @Test
+  void shortContextsScoreEachKeyOnce() {
+    int d = 8, kvHeads = 2, heads = 4, tile = 64;
+    Random r = new Random(9);
+    try (KvCache cache = KvCache.allocate(new KvCacheLayout(1, kvHeads, d, 200, DType.F32, tile));
+        DecodeAttention att = DecodeAttention.create(cache, heads, 1)) {
+      float[] q = new float[heads * d];
+      for (int i = 0; i < q.length; i++) {
+        q[i] = (float) r.nextGaussian();
+      }
+      float[] out = new float[heads * d];
+      for (int n = 1; n <= 200; n++) {
+        float[] k = new float[kvHeads * d], v = new float[kvHeads * d];
+        for (int i = 0; i < k.length; i++) {
+          k[i] = (float) r.nextGaussian();
+          v[i] = (float) r.nextGaussian();
+        }
+        cache.append(0, k, v);
+        for (AttentionConfig cfg : new AttentionConfig[] {AttentionConfig.certified(1e-3),
+            AttentionConfig.budgetedTiles(1), AttentionConfig.budgetedShare(1.0)}) {
+          att.decode(0, q, out, n, cfg);
+          assertTrue(att.report().keysScored() <= (long) n * kvHeads, cfg + " n=" + n + " " + att.report());
+        }
+        att.decode(0, q, out, n, AttentionConfig.sampled(8, 8, 2f));
+        // the main pass scores every key once; the refinement at most one tile per KV head here
+        // (all windows are within +-8 keys of one tile when n <= 64)
+        if (n <= tile) {
+          assertEquals(2L * n * kvHeads, att.report().keysScored(), "sampled n=" + n + " " + att.report());
+        }
+      }
+    }
+  }
+
   @Test
   void guardFiresWhenTheEstimateMissesBadly() {
     try (KvCache cache = KvCache.allocate(new KvCacheLayout(1, 1, 4, 4096, DType.F32, 64));
