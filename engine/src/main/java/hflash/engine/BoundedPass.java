@@ -173,13 +173,13 @@ final class BoundedPass {
   private float scanVmax; // largest vmax of the scanned tiles left unread
 
   /**
-   * The fallback when the bounds cannot help: the K of every unopened complete tile is scored in
-   * index order, so each tile's mass is known from its scores instead of bounded. A tile's V is
+   * The fallback when the bounds cannot help: the K of every unopened complete tile is scored
+   * (frontier order, see below), so each tile's mass is known from its scores instead of bounded. A tile's V is
    * skipped when, for every head, the masses skipped so far plus this one still fit in epsilon
    * times the mass kept so far; otherwise the tile is read at once (its V right after its K, one
    * stream as in exact mode). The kept mass only grows, so the skipped set fits at the end too:
    * no second pass and no score buffer. A first-fit choice, not the fewest reads: it skips light
-   * tiles in index order until the budget is spent. Rounding: computed scores differ from exact
+   * tiles in visiting order until the budget is spent. Rounding: computed scores differ from exact
    * ones by at most {@code (d+2) u ||q|| ||k||} with {@code ||k|| <= ||c|| + r} (ball record), the
    * masses carry the exp and sum rounding (relative 1e-4 covers T up to 4096); skipped masses are
    * rounded up, the kept mass down.
