@@ -70,6 +70,7 @@ final class BoundedPass {
     this.scanSum = new double[group];
     this.scanHigh = new double[group];
     this.scanRef = new float[group];
+    this.scanNextRef = new float[group];
     this.scanSkipped = new double[group];
     this.massOf = new double[group * nodes];
     this.massUb = new float[group * nodes];
@@ -169,6 +170,7 @@ final class BoundedPass {
   private final double[] scanSum; // (g): sum of exp(s - tile max) per head
   private final double[] scanHigh; // (g): the tile's mass relative to the new reference, rounded up
   private final float[] scanRef; // (g): reference of scanSkipped: the largest max seen
+  private final float[] scanNextRef; // (g): the reference including the tile being tested
   private final double[] scanSkipped; // (g): mass of the scanned tiles left unread, relative to scanRef
   private float scanVmax; // largest vmax of the scanned tiles left unread
 
@@ -228,6 +230,7 @@ final class BoundedPass {
       scanMax[i] = mx;
       scanSum[i] = kernels.expSum(own, i * tileTokens, count, mx);
       float ref = Math.max(scanRef[i], Math.max(mx, state.m[h]));
+      scanNextRef[i] = ref;
       double slack = (d + 2) * U * call.qNorm[h] * kNorm;
       scanHigh[i] = scanSum[i] * Math.exp((double) mx - ref + slack) * (1 + 1e-4);
       double skipped = scanSkipped[i] * Math.exp((double) scanRef[i] - ref);
@@ -235,10 +238,9 @@ final class BoundedPass {
       skip &= skipped + scanHigh[i] <= share * eps * kept;
     }
     if (skip) {
-      for (int i = 0; i < g; i++) { // scanHigh is relative to this same reference
-        float ref = Math.max(scanRef[i], Math.max(scanMax[i], state.m[h0 + i]));
-        scanSkipped[i] = scanSkipped[i] * Math.exp((double) scanRef[i] - ref) + scanHigh[i];
-        scanRef[i] = ref;
+      for (int i = 0; i < g; i++) { // scanHigh is relative to scanNextRef
+        scanSkipped[i] = scanSkipped[i] * Math.exp((double) scanRef[i] - scanNextRef[i]) + scanHigh[i];
+        scanRef[i] = scanNextRef[i];
       }
       scanVmax = Math.max(scanVmax, sum.vmax(call.layer, kh, t));
       loop.opened[t] = true;
