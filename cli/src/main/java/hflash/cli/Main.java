@@ -33,6 +33,7 @@ import picocli.CommandLine.ScopeType;
       GenCommand.class, ClaimsCommand.class,
       GenerateCommand.class,
       AscendCommand.class,
+      ProbeCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {
@@ -52,7 +53,7 @@ public final class Main implements Runnable {
 
   @Override
   public void run() {
-    throw new CommandLine.ParameterException(spec.commandLine(), "missing command (demo, bench, eval, gen, claims, generate, ascend, make-demo-trace, test via ./hflash test)");
+    throw new CommandLine.ParameterException(spec.commandLine(), "missing command (demo, bench, eval, gen, claims, generate, ascend, probe, make-demo-trace, test via ./hflash test)");
   }
 
   public static void main(String[] args) {

@@ -137,6 +137,6 @@ class ArgumentErrorsTest {
   }
 
   static Stream<String> commands() {
-    return Stream.of("demo", "bench", "eval", "gen", "claims", "generate", "ascend", "make-demo-trace");
+    return Stream.of("demo", "bench", "eval", "gen", "claims", "generate", "ascend", "probe", "make-demo-trace");
   }
 }

@@ -61,6 +61,25 @@ public final class TileKernelsProvider {
   }
 
   /**
+   * The compute probe's loops at the lane width of {@code kernels}: register-resident FMA loops of
+   * a few shapes (accumulator counts), the scalar ones for the scalar kernels. The probe times them
+   * all and keeps the fastest: the arithmetic ceiling those kernels can approach on this CPU.
+   *
+   * @throws IllegalArgumentException for vector kernels of a width this JVM's vector loops lack
+   */
+  public static java.util.List<FmaLoop> fmaLoops(TileKernels kernels) {
+    if (kernels.bitSize() == 0) {
+      return ScalarFmaLoops.all();
+    }
+    if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()
+        || kernels.bitSize() != VectorProbe.kernelBitSize()) {
+      throw new IllegalArgumentException("no FMA probe loops for kernels " + kernels.name()
+          + " in this JVM (vector loops run at " + System.getProperty(BIT_SIZE_PROPERTY, "the preferred") + " bits)");
+    }
+    return VectorProbe.fmaLoops();
+  }
+
+  /**
    * The width asked for by {@code hflash.vectorBitSize}, or {@code preferred} when unset.
    *
    * @throws IllegalArgumentException when the property is not one of 0, 128, 256, 512

@@ -15,6 +15,15 @@ final class VectorProbe {
     return VectorStreamReaders.all();
   }
 
+  static java.util.List<FmaLoop> fmaLoops() {
+    return VectorFmaLoops.all();
+  }
+
+  /** The width of the vector kernels and FMA loops of this JVM. */
+  static int kernelBitSize() {
+    return VectorConstants.BIT_SIZE;
+  }
+
   static TileKernels create() {
     return new VectorTileKernels();
   }

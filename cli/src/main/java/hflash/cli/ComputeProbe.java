@@ -1,0 +1,101 @@
+package hflash.cli;
+
+import hflash.tiles.FmaLoop;
+import hflash.tiles.TileKernels;
+import hflash.tiles.TileKernelsProvider;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * The compute probe: the fused multiply-add throughput of register-resident loops
+ * ({@link TileKernelsProvider#fmaLoops}) at the lane width of the kernels in use, on
+ * {@code threads} threads at once, best of a few loop shapes and several timed runs. It is the
+ * arithmetic half of the roofline {@code max(bytes / streamProbe, fmas / computeProbe)}, as
+ * {@link StreamProbe} is the memory half; {@code ../shared/tools/fmapeak.c} is its C yardstick.
+ */
+final class ComputeProbe {
+
+  /**
+   * @param gfmas best throughput in 1e9 fused multiply-adds per second, all threads together
+   * @param shape the loop that gave it, e.g. {@code vector-512x12}
+   * @param threads threads that ran at once
+   */
+  record Result(double gfmas, String shape, int threads) {}
+
+  /** Timed runs per shape after the calibration; the best counts. */
+  private static final int RUNS = 5;
+  /** A run lasts at least this long once calibrated: long against thread start-up, short overall. */
+  private static final long RUN_NANOS = 30_000_000L;
+
+  private static volatile float sink;
+
+  private ComputeProbe() {}
+
+  /** Measures the kernels of this JVM ({@link TileKernelsProvider#get()}) on {@code threads} threads. */
+  static Result measure(int threads) {
+    return measure(TileKernelsProvider.get(), threads);
+  }
+
+  /** Measures the loops at the width of {@code kernels} on {@code threads} threads. */
+  static Result measure(TileKernels kernels, int threads) {
+    UsageException.positive("--threads", threads);
+    List<FmaLoop> loops = TileKernelsProvider.fmaLoops(kernels);
+    ExecutorService pool = Executors.newFixedThreadPool(threads, r -> {
+      Thread t = new Thread(r, "hflash-fma-probe");
+      t.setDaemon(true);
+      return t;
+    });
+    try {
+      double best = 0;
+      String bestShape = "none";
+      for (FmaLoop loop : loops) {
+        long iterations = 1 << 16;
+        while (time(pool, loop, iterations, threads) < RUN_NANOS && iterations < (1L << 40)) {
+          iterations *= 2; // calibration doubles as warm-up: the JIT compiles the loop on the way
+        }
+        for (int run = 0; run < RUNS; run++) {
+          long nanos = time(pool, loop, iterations, threads);
+          double g = (double) iterations * loop.fmasPerIteration() * threads / nanos;
+          if (g > best) {
+            best = g;
+            bestShape = loop.name();
+          }
+        }
+      }
+      return new Result(best, bestShape, threads);
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  /** Wall time of {@code threads} concurrent runs of {@code iterations} each. */
+  private static long time(ExecutorService pool, FmaLoop loop, long iterations, int threads) {
+    List<Future<Float>> parts = new ArrayList<>(threads);
+    long t0 = System.nanoTime();
+    for (int i = 0; i < threads; i++) {
+      float seed = 1e-3f * (i + 1);
+      parts.add(pool.submit(() -> loop.run(iterations, seed)));
+    }
+    float sum = 0;
+    try {
+      for (Future<Float> f : parts) {
+        sum += f.get();
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("compute probe interrupted", e);
+    } catch (ExecutionException e) {
+      throw new IllegalStateException("compute probe failed: " + e.getCause(), e.getCause());
+    }
+    long nanos = Math.max(1, System.nanoTime() - t0);
+    if (!Float.isFinite(sum)) {
+      throw new IllegalStateException("compute probe sum is not finite: " + sum);
+    }
+    sink += sum;
+    return nanos;
+  }
+}
