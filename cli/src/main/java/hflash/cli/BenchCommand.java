@@ -226,6 +226,11 @@ final class BenchCommand implements Callable<Integer> {
     m.put("speedupVsExact", Format.finite(r.speedupVsExact()));
     m.put("relErrMax", Format.finite(r.relErrMax()));
     m.put("bound", Format.finite(r.bound()));
+    m.put("fmas", r.fmas());
+    m.put("computeProbeGFmas", Format.finite(r.computeProbe().gfmas()));
+    m.put("rooflineMs", Format.finite(r.rooflineMs()));
+    m.put("ratioToRoofline", Format.finite(r.ratioToRoofline()));
+    m.put("limitedBy", r.limitedBy());
     m.put("scheduler", r.scheduler().id());
     m.put("speedupVsSerial", Format.finite(r.speedupVsSerial()));
     if (!r.byHeadType().isEmpty()) {
@@ -263,6 +268,9 @@ final class BenchCommand implements Callable<Integer> {
     m.put("keysScored", r.keysScored());
     m.put("tilesRead", r.tilesRead());
     m.put("probeBytes", r.probeBytes());
+    m.put("computeProbeShape", r.computeProbe().shape());
+    m.put("memoryMs", Format.finite(r.memoryMs()));
+    m.put("computeMs", Format.finite(r.computeMs()));
     m.put("relErrorHeads", r.relErrorHeads());
     m.put("kernels", hflash.tiles.TileKernelsProvider.get().name());
     m.put("java", Runtime.version().toString());
@@ -283,6 +291,11 @@ final class BenchCommand implements Callable<Integer> {
             .row("effective GB/s", Format.fixed(r.effectiveGBps(), 2))
             .row("probe GB/s (" + Format.bytes(r.probeBytes()) + ")", Format.fixed(r.probeGBps(), 2))
             .row("ratio to probe", Format.fixed(r.ratioToProbe(), 3))
+            .row("multiply-adds (1e9)", Format.fixed(r.fmas() / 1e9, 4))
+            .row("compute probe GFMA/s (" + r.computeProbe().shape() + ")", Format.fixed(r.computeProbe().gfmas(), 1))
+            .row("roofline ms (memory, compute)", Format.fixed(r.rooflineMs(), 3) + " (" + Format.fixed(r.memoryMs(), 3)
+                + ", " + Format.fixed(r.computeMs(), 3) + "), limited by " + r.limitedBy())
+            .row("ratio to roofline", Format.fixed(r.ratioToRoofline(), 3))
             .row("relError vs float64 (" + r.relErrorHeads() + " heads)", Format.sci(r.relError()));
     if (r.spec().mode() != AttentionMode.EXACT) {
       table

@@ -133,7 +133,9 @@ final class BenchRunner {
       List<BenchReference.HeadTypeStats> byHeadType,
       long probeBytes,
       double probeGBps,
-      double fillSeconds) {
+      double fillSeconds,
+      long fmas,
+      ComputeProbe.Result computeProbe) {
 
     double effectiveGBps() {
       return bytesRead / (samples.medianMs() * 1e6);
@@ -141,6 +143,31 @@ final class BenchRunner {
 
     double ratioToProbe() {
       return effectiveGBps() / probeGBps;
+    }
+
+    /** Least time the bytes can stream at the stream probe's rate, in ms. */
+    double memoryMs() {
+      return bytesRead / (probeGBps * 1e6);
+    }
+
+    /** Least time the multiply-adds take at the compute probe's rate, in ms. */
+    double computeMs() {
+      return fmas / (computeProbe.gfmas() * 1e6);
+    }
+
+    /** The roofline: {@code max(bytesRead / streamProbe, fmas / computeProbe)}, in ms. */
+    double rooflineMs() {
+      return Math.max(memoryMs(), computeMs());
+    }
+
+    /** Roofline over the measured median: 1 means the call ran at this machine's limit. */
+    double ratioToRoofline() {
+      return rooflineMs() / samples.medianMs();
+    }
+
+    /** Which half of the roofline is the larger: {@code memory} or {@code compute}. */
+    String limitedBy() {
+      return computeMs() > memoryMs() ? "compute" : "memory";
     }
 
     double bytesFraction() {
@@ -175,7 +202,7 @@ final class BenchRunner {
   /** The report of one call, copied out (the engine reuses its report object). */
   record AttentionFigures(long bytesRead, long kvBytesRead, long summaryBytesRead, long sampleBytesRead,
       long keysScored, long keysInContext, long tilesRead, long guardFirings, double maxEstimateMiss,
-      double[] errorBound, double[] rho) {
+      double[] errorBound, double[] rho, long fmas) {
 
     static AttentionFigures of(AttentionReport r, int heads) {
       double[] bounds = new double[heads];
@@ -185,7 +212,8 @@ final class BenchRunner {
         rho[h] = r.rho(h);
       }
       return new AttentionFigures(r.bytesRead(), r.kvBytesRead(), r.summaryBytesRead(), r.sampleBytesRead(),
-          r.keysScored(), r.keysInContext(), r.tilesRead(), r.guardFirings(), r.maxEstimateMiss(), bounds, rho);
+          r.keysScored(), r.keysInContext(), r.tilesRead(), r.guardFirings(), r.maxEstimateMiss(), bounds, rho,
+          r.fmas());
     }
   }
 
@@ -256,6 +284,8 @@ final class BenchRunner {
     try (StreamProbe probe = new StreamProbe(probeBytes, c.threads())) {
       probeGBps = probe.bestGBps(8, 300_000_000L);
     }
+    progress.accept("compute probe (register-resident FMA loops) with " + c.threads() + " thread(s)");
+    ComputeProbe.Result computeProbe = ComputeProbe.measure(c.threads());
     List<Result> results = new ArrayList<>();
     for (Measured m : measured) {
       AttentionFigures f = m.figures();
@@ -265,7 +295,7 @@ final class BenchRunner {
           f.summaryBytesRead(), f.sampleBytesRead(), f.keysScored(), f.keysInContext(), f.tilesRead(),
           f.guardFirings(), f.maxEstimateMiss(), m.errors().group(), m.errors().headMax(), m.errors().boundMax(),
           m.errors().heads(), m.oracleTiles(), m.oracleBytes(), m.tileBudget(), m.byHeadType(), probeBytes,
-          probeGBps, fillSeconds));
+          probeGBps, fillSeconds, f.fmas(), computeProbe));
     }
     return results;
   }

@@ -46,7 +46,31 @@ class BenchCommandTest {
     assertEquals(effective / json.get("probeGBps").asDouble(), json.get("ratioToProbe").asDouble(), 1e-9, r::toString);
     // relative error against float64 over the stored f16 values: float32 rounding only
     assertTrue(json.get("relError").asDouble() < 1e-5, r::toString);
+    checkRoofline(json, 4L * 300 * (2 * 16 + 8), r);
   }
+
+  /**
+   * The roofline fields (issue 10): fmas counted from the plan, the compute probe, and rooflineMs,
+   * ratioToRoofline and limitedBy derived from them and the stream probe as documented.
+   */
+  static void checkRoofline(JsonNode json, long expectedFmas, CliRun r) {
+    if (expectedFmas >= 0) {
+      assertEquals(expectedFmas, json.get("fmas").asLong(), r::toString);
+    }
+    double compute = json.get("computeProbeGFmas").asDouble();
+    assertTrue(compute > 0, r::toString);
+    double memoryMs = json.get("bytesRead").asDouble() / (json.get("probeGBps").asDouble() * 1e6);
+    double computeMs = json.get("fmas").asDouble() / (compute * 1e6);
+    double roofline = json.get("rooflineMs").asDouble();
+    assertEquals(Math.max(memoryMs, computeMs), roofline, 1e-9 * roofline, r::toString);
+    assertEquals(roofline / json.get("medianMs").asDouble(), json.get("ratioToRoofline").asDouble(), 1e-9, r::toString);
+    assertEquals(computeMs > memoryMs ? "compute" : "memory", json.get("limitedBy").asText(), r::toString);
+    assertEquals(memoryMs, json.get("memoryMs").asDouble(), 1e-9 * memoryMs, r::toString);
+    assertEquals(computeMs, json.get("computeMs").asDouble(), 1e-9 * computeMs, r::toString);
+  }
+
+  /** The fields issue 10 adds, right after issue 4's, in its order. */
+  static final String[] ROOFLINE_FIELDS = {"fmas", "computeProbeGFmas", "rooflineMs", "ratioToRoofline", "limitedBy"};
 
   /** The fields issue 4 adds, after the contract fields, in its order. */
   static final String[] MODE_FIELDS = {
@@ -67,6 +91,10 @@ class BenchCommandTest {
     for (String field : MODE_FIELDS) {
       assertEquals(field, names.next(), "then the mode fields, in issue 4's order");
     }
+    for (String field : ROOFLINE_FIELDS) {
+      assertEquals(field, names.next(), "then the roofline fields, in issue 10's order");
+    }
+    checkRoofline(json, -1, r);
     for (String field : new String[] {"workload", "epsilon", "bytesFraction", "oracleBytesFraction",
         "speedupVsExact", "relErrMax", "bound"}) {
       assertTrue(json.get(field).isNumber() || json.get(field).isTextual(), () -> field + " is null: " + r.out());
@@ -102,6 +130,7 @@ class BenchCommandTest {
       for (String field : MODE_FIELDS) {
         assertTrue(json.has(field), () -> field + " missing: " + r.out());
       }
+      checkRoofline(json, i == 0 ? 2L * 200 * (2 * 8 + 8) : -1, r); // every mode has the roofline
     }
     JsonNode budgeted = new ObjectMapper().readTree(lines[3]);
     assertEquals(2, budgeted.get("tiles").asInt(), r::toString);

@@ -23,6 +23,7 @@ public final class AttentionReport {
   long sampleBytesRead;
   long rescales;
   long guardFirings;
+  long fmas;
   final double[] rho; // (numHeads)
   final double[] errorBound; // (numHeads)
   final double[] miss; // (numHeads)
@@ -72,6 +73,24 @@ public final class AttentionReport {
   public long sampleBytesRead() {
     return sampleBytesRead;
   }
+
+  /**
+   * Fused multiply-adds the call performed, counted from what it did (not timed): {@code d} per
+   * query head per key row scored (scores, sample scores, the oracle's maxima), {@code d} per query
+   * head per value row accumulated, {@link #EXP_FMAS} per weight exponentiated, and {@code 4d} per
+   * query head per tile summary bounded ({@code d} per head per summary row for the ball-only
+   * bound). The compute half of the roofline: {@code fmas / peak FMA rate} is the least time the
+   * arithmetic can take. Maxima, comparisons, widening and the state updates are not counted.
+   */
+  public long fmas() {
+    return fmas;
+  }
+
+  /**
+   * Multiply-adds counted per exponentiated weight: the vector exp's two Cody-Waite FMAs and six
+   * polynomial FMAs ({@code VectorMath.expSum}).
+   */
+  public static final int EXP_FMAS = 8;
 
   /** Every byte the call read: K, V, summaries and samples. */
   public long bytesRead() {
@@ -134,7 +153,7 @@ public final class AttentionReport {
   /** Sets every counter and per-head figure to zero. */
   public void reset() {
     keysInContext = keysScored = tilesRead = kvBytesRead = rescales = 0;
-    summaryBytesRead = sampleBytesRead = guardFirings = 0;
+    summaryBytesRead = sampleBytesRead = guardFirings = fmas = 0;
     Arrays.fill(rho, 0);
     Arrays.fill(errorBound, 0);
     Arrays.fill(miss, 0);
@@ -150,6 +169,7 @@ public final class AttentionReport {
     total.sampleBytesRead += sampleBytesRead;
     total.rescales += rescales;
     total.guardFirings += guardFirings;
+    total.fmas += fmas;
     for (int h = 0; h < Math.min(rho.length, total.rho.length); h++) {
       total.rho[h] = Math.max(total.rho[h], rho[h]);
       total.errorBound[h] = Math.max(total.errorBound[h], errorBound[h]);
@@ -169,7 +189,7 @@ public final class AttentionReport {
     return "AttentionReport[keysInContext=" + keysInContext + ", keysScored=" + keysScored
         + ", tilesRead=" + tilesRead + ", kvBytesRead=" + kvBytesRead + ", summaryBytesRead="
         + summaryBytesRead + ", sampleBytesRead=" + sampleBytesRead + ", rescales=" + rescales
-        + ", guardFirings=" + guardFirings + ", maxRho=" + maxRho() + ", maxErrorBound="
+        + ", guardFirings=" + guardFirings + ", fmas=" + fmas + ", maxRho=" + maxRho() + ", maxErrorBound="
         + maxErrorBound() + "]";
   }
 }

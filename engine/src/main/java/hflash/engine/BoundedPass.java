@@ -221,6 +221,7 @@ final class BoundedPass {
     TileSummaries sum = call.summaries;
     double eps = call.config.epsilon();
     int count = loop.scoreOnly(call, kh, t);
+    loop.countExps(count);
     float[] own = loop.lastScores();
     double kNorm = (double) sum.centroidNorm(call.layer, kh, t, false) + sum.radius(call.layer, kh, t);
     boolean skip = true;
@@ -350,6 +351,7 @@ final class BoundedPass {
       float[] s = loop.scratchScores();
       long off = layout.tileOffset(call.layer, kh, node);
       kernels.scores(call.qs, h0 * d, g, d, call.k, off, layout.dtype(), tileTokens, s, tileTokens);
+      loop.fmas += (long) tileTokens * g * d;
       for (int i = 0; i < g; i++) {
         ub[i * stride + node] = kernels.max(s, i * tileTokens, tileTokens);
       }
@@ -369,6 +371,7 @@ final class BoundedPass {
         ub[i * stride + node] = (float) (Math.min(nb[0], ball) + slack) + Math.ulp(nb[1]);
       }
       loop.summaryBytes += sum.recordBytes();
+      loop.fmas += 4L * g * d;
     }
     heap[heapSize++] = node;
   }
@@ -400,6 +403,7 @@ final class BoundedPass {
     kernels.rowScores(call.qs, kh * g * d, g, d, call.summarySegment, ball, sum.ballBytes(), count,
         centroidScores, count);
     loop.summaryBytes += count * sum.ballBytes();
+    loop.fmas += (long) count * g * d;
   }
 
   /** The ball bound of {@code node} from its centroid scores, column j of a run of {@code count}. */

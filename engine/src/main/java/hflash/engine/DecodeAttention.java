@@ -407,6 +407,7 @@ public final class DecodeAttention implements AutoCloseable {
       report.kvBytesRead += w.kvBytes;
       report.summaryBytesRead += w.summaryBytes;
       report.sampleBytesRead += w.sampleBytes;
+      report.fmas += w.fmas;
     }
     report.keysInContext = (long) keys * kvHeads;
     call.k = call.v = call.samples = call.summarySegment = null;

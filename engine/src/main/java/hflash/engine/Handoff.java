@@ -109,6 +109,7 @@ final class Handoff {
       TileLoop.accumulateTile(kernels, layout, call, kvHead[slot], tile[slot], count[slot],
           weights[slot], g, counters.tileAcc, state.acc);
       counters.kvBytes += (long) count[slot] * layout.rowBytes();
+      counters.fmas += (long) count[slot] * g * d;
       counters.tilesRead++;
       delay();
       consumed = consumed + 1; // volatile write (single writer): frees the slot

@@ -41,6 +41,7 @@ final class TileLoop {
   long kvBytes;
   long summaryBytes;
   long sampleBytes;
+  long fmas; // multiply-adds, as AttentionReport#fmas counts them
 
   TileLoop(TileKernels kernels, KvCacheLayout layout, int numHeads, int group) {
     this.kernels = kernels;
@@ -61,7 +62,7 @@ final class TileLoop {
   }
 
   void resetCounters() {
-    rescales = guardFirings = keysScored = tilesRead = kvBytes = summaryBytes = sampleBytes = 0;
+    rescales = guardFirings = keysScored = tilesRead = kvBytes = summaryBytes = sampleBytes = fmas = 0;
   }
 
   // -------------------------------------------------------------------------------- exact
@@ -81,6 +82,7 @@ final class TileLoop {
   private void absorbAndAccumulate(Call call, int kh, int t, int count, boolean reference) {
     int h0 = kh * g;
     float[] alphas = handoff == null ? null : handoff.freeAlphas();
+    countExps(count);
     if (reference) {
       guardFirings += state.absorbScoresWithReference(kernels, h0, g, s, tileTokens, count,
           call.config.guard(), trueMax, alphas);
@@ -140,12 +142,19 @@ final class TileLoop {
     kernels.scores(call.qs, kh * g * d, g, d, call.k, off, layout.dtype(), count, dst, tileTokens);
     keysScored += count;
     kvBytes += (long) count * layout.rowBytes();
+    fmas += (long) count * g * d;
     return count;
+  }
+
+  /** Counts the multiply-adds of exponentiating {@code count} weights for each head of the group. */
+  void countExps(int count) {
+    fmas += (long) count * g * AttentionReport.EXP_FMAS;
   }
 
   private void accumulateTile(Call call, int kh, int t, int count) {
     accumulateTile(kernels, layout, call, kh, t, count, s, g, tileAcc, state.acc);
     kvBytes += (long) count * layout.rowBytes();
+    fmas += (long) count * g * d;
     tilesRead++;
   }
 
@@ -221,6 +230,7 @@ final class TileLoop {
           kernels.scores(call.qs, h0 * d, g, d, call.samples, call.sampleBlockOffset(kh, phase, b),
               layout.dtype(), count, own, tileTokens);
           sampleBytes += (long) count * layout.rowBytes();
+          fmas += (long) count * g * d;
           for (int j = 0; j < count; j++) {
             int sample = (b * blockSize + j) * KvCache.SAMPLE_PHASES + phase;
             if (sample % step == 0) {
@@ -241,6 +251,7 @@ final class TileLoop {
         }
         takeSample(h0, 0, j);
         sampleBytes += layout.rowBytes();
+        fmas += (long) g * d;
       }
     }
   }
