@@ -197,7 +197,8 @@ public final class KvCache implements AutoCloseable {
   private long sampleOffset(int layer, int kvHead, int i, int c) {
     int p = i / SAMPLE_PHASES;
     return sampleBlockOffset(layer, kvHead, i % SAMPLE_PHASES, p / TileLayout.KEY_BLOCK)
-        + (long) TileLayout.keyIndex(p % TileLayout.KEY_BLOCK, c, layout.headDim()) * layout.dtype().bytes();
+        + (long) TileLayout.keyIndex(p % TileLayout.KEY_BLOCK, c, layout.headDim(), layout.dtype())
+        * layout.dtype().bytes();
   }
 
   /** Element {@code c} of sample {@code i} (key {@code 8 i}) as stored; a slow path for tests. */
@@ -417,6 +418,7 @@ public final class KvCache implements AutoCloseable {
     int d = layout.headDim();
     int tileTokens = layout.tileTokens();
     long bytes = layout.dtype().bytes();
+    boolean paired = TileLayout.paired(layout.dtype());
     int src = 0;
     for (int t = 0; t < count; t++) {
       int pos = position0 + t;
@@ -424,15 +426,15 @@ public final class KvCache implements AutoCloseable {
       for (int h = 0; h < kvHeads; h++) {
         long tileBase = layout.tileOffset(layer, h, pos / tileTokens);
         if (isKey) {
-          long at = tileBase + TileLayout.keyIndex(j, 0, d) * bytes;
+          long at = tileBase + TileLayout.keyIndex(j, 0, d, layout.dtype()) * bytes;
           for (int c = 0; c < d; c++) {
             layout.dtype().write(seg, at + c * TileLayout.KEY_BLOCK * bytes, x[src + c]);
           }
         } else {
           for (int c0 = 0; c0 < d; c0 += TileLayout.CHANNEL_BLOCK) {
             int w = TileLayout.valueBlockWidth(c0 / TileLayout.CHANNEL_BLOCK, d);
-            long at = tileBase + TileLayout.valueIndex(j, c0, d, tileTokens) * bytes;
-            writeRow(seg, at, x, src + c0, w);
+            long at = tileBase + TileLayout.valueIndex(j, c0, d, tileTokens, layout.dtype()) * bytes;
+            writeRow(seg, at, x, src + c0, w, w == TileLayout.CHANNEL_BLOCK && paired);
           }
         }
         src += d;
@@ -440,7 +442,15 @@ public final class KvCache implements AutoCloseable {
     }
   }
 
-  private void writeRow(MemorySegment seg, long dst, float[] x, int src, int n) {
+  /** n values from x[src] into a V row at dst; {@code paired}: a full 32-wide 16-bit run, pair-wise. */
+  private void writeRow(MemorySegment seg, long dst, float[] x, int src, int n, boolean paired) {
+    if (paired) {
+      for (int c = 0; c < n; c++) {
+        short h = layout.dtype() == DType.F16 ? Float.floatToFloat16(x[src + c]) : DType.toBf16(x[src + c]);
+        seg.set(DType.I16_LE, dst + 2L * TileLayout.lane(c, true), h);
+      }
+      return;
+    }
     switch (layout.dtype()) {
       // bulk copy: no conversion needed, the JDK copies (and byte-swaps if big-endian) in one go
       case F32 -> MemorySegment.copy(x, src, seg, DType.F32_LE, dst, n);

@@ -11,8 +11,8 @@ package hflash.memory;
  *
  * <pre>
  *   tileOffset(layer, kvHead, t) = (layer * kvHeads + kvHead) * headStride() + t * tileTokens * rowBytes()
- *   keyOffset(layer, kvHead, pos, c)   = tileOffset(.., pos / T) + TileLayout.keyIndex(pos % T, c, d) * bytes
- *   valueOffset(layer, kvHead, pos, c) = tileOffset(.., pos / T) + TileLayout.valueIndex(pos % T, c, d, T) * bytes
+ *   keyOffset(layer, kvHead, pos, c)   = tileOffset(.., pos / T) + TileLayout.keyIndex(pos % T, c, d, dtype) * bytes
+ *   valueOffset(layer, kvHead, pos, c) = tileOffset(.., pos / T) + TileLayout.valueIndex(pos % T, c, d, T, dtype) * bytes
  *   rowBytes()   = headDim * dtype.bytes()
  *   headStride() = paddedCapacity() * rowBytes(),  paddedCapacity() = ceil(capacity / T) * T
  * </pre>
@@ -91,7 +91,7 @@ public record KvCacheLayout(
     Checks.index("position", pos, capacity);
     Checks.index("channel", c, headDim);
     return tileOffset(layer, kvHead, pos / tileTokens)
-        + (long) TileLayout.keyIndex(pos % tileTokens, c, headDim) * dtype.bytes();
+        + (long) TileLayout.keyIndex(pos % tileTokens, c, headDim, dtype) * dtype.bytes();
   }
 
   /** Byte offset in the V segment of channel {@code c} of position {@code pos}. */
@@ -99,7 +99,7 @@ public record KvCacheLayout(
     Checks.index("position", pos, capacity);
     Checks.index("channel", c, headDim);
     return tileOffset(layer, kvHead, pos / tileTokens)
-        + (long) TileLayout.valueIndex(pos % tileTokens, c, headDim, tileTokens) * dtype.bytes();
+        + (long) TileLayout.valueIndex(pos % tileTokens, c, headDim, tileTokens, dtype) * dtype.bytes();
   }
 
   /** Size of each of the K and the V segment: {@code layers * kvHeads * headStride()}. */

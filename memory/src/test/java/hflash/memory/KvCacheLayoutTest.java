@@ -137,9 +137,9 @@ class KvCacheLayoutTest {
           for (int c : channels) {
             String where = "layer=" + layer + " h=" + h + " pos=" + pos + " c=" + c;
             long tile = l.tileOffset(layer, h, pos / 64);
-            assertEquals(tile + TileLayout.keyIndex(pos % 64, c, d) * b,
+            assertEquals(tile + TileLayout.keyIndex(pos % 64, c, d, dtype) * b,
                 l.keyOffset(layer, h, pos, c), where);
-            assertEquals(tile + TileLayout.valueIndex(pos % 64, c, d, 64) * b,
+            assertEquals(tile + TileLayout.valueIndex(pos % 64, c, d, 64, dtype) * b,
                 l.valueOffset(layer, h, pos, c), where);
           }
         }
@@ -151,20 +151,30 @@ class KvCacheLayoutTest {
   @Test
   void tileLayoutIndicesMatchHandComputedValues() {
     // d = 40, T = 64. K: (j / 32) * 32 * d + c * 32 + j % 32
-    assertEquals(0, TileLayout.keyIndex(0, 0, 40));
-    assertEquals(1, TileLayout.keyIndex(1, 0, 40)); // next key of a channel: next element
-    assertEquals(32, TileLayout.keyIndex(0, 1, 40)); // next channel: 32 elements on
-    assertEquals(39 * 32 + 31, TileLayout.keyIndex(31, 39, 40)); // last of block 0
-    assertEquals(1280, TileLayout.keyIndex(32, 0, 40)); // block 1 starts after 32 * d
-    assertEquals(1280 + 35 * 32 + 5, TileLayout.keyIndex(37, 35, 40));
+    assertEquals(0, TileLayout.keyIndex(0, 0, 40, DType.F32));
+    assertEquals(1, TileLayout.keyIndex(1, 0, 40, DType.F32)); // next key of a channel: next element
+    assertEquals(32, TileLayout.keyIndex(0, 1, 40, DType.F32)); // next channel: 32 elements on
+    assertEquals(39 * 32 + 31, TileLayout.keyIndex(31, 39, 40, DType.F32)); // last of block 0
+    assertEquals(1280, TileLayout.keyIndex(32, 0, 40, DType.F32)); // block 1 starts after 32 * d
+    assertEquals(1280 + 35 * 32 + 5, TileLayout.keyIndex(37, 35, 40, DType.F32));
     // V: (c / 32) * 32 * T + j * w + c % 32, w = 32 for block 0 and 8 for block 1
-    assertEquals(0, TileLayout.valueIndex(0, 0, 40, 64));
-    assertEquals(1, TileLayout.valueIndex(0, 1, 40, 64)); // next channel: next element
-    assertEquals(32, TileLayout.valueIndex(1, 0, 40, 64)); // next key: one 32-wide row on
-    assertEquals(63 * 32 + 31, TileLayout.valueIndex(63, 31, 40, 64)); // last of block 0
-    assertEquals(2048, TileLayout.valueIndex(0, 32, 40, 64)); // block 1 starts after 32 * T
-    assertEquals(2048 + 37 * 8 + 3, TileLayout.valueIndex(37, 35, 40, 64));
-    assertEquals(64 * 40 - 1, TileLayout.valueIndex(63, 39, 40, 64)); // last element of the tile
+    assertEquals(0, TileLayout.valueIndex(0, 0, 40, 64, DType.F32));
+    assertEquals(1, TileLayout.valueIndex(0, 1, 40, 64, DType.F32)); // next channel: next element
+    assertEquals(32, TileLayout.valueIndex(1, 0, 40, 64, DType.F32)); // next key: one 32-wide row on
+    assertEquals(63 * 32 + 31, TileLayout.valueIndex(63, 31, 40, 64, DType.F32)); // last of block 0
+    assertEquals(2048, TileLayout.valueIndex(0, 32, 40, 64, DType.F32)); // block 1 starts after 32 * T
+    assertEquals(2048 + 37 * 8 + 3, TileLayout.valueIndex(37, 35, 40, 64, DType.F32));
+    assertEquals(64 * 40 - 1, TileLayout.valueIndex(63, 39, 40, 64, DType.F32)); // last element of the tile
+    // 16-bit runs are paired: word w of a run holds elements w and w + 16
+    assertEquals(0, TileLayout.keyIndex(0, 0, 40, DType.F16));
+    assertEquals(2, TileLayout.keyIndex(1, 0, 40, DType.F16)); // next key: next word
+    assertEquals(1, TileLayout.keyIndex(16, 0, 40, DType.BF16)); // key 16: high half of word 0
+    assertEquals(31, TileLayout.keyIndex(31, 0, 40, DType.F16));
+    assertEquals(30, TileLayout.keyIndex(15, 0, 40, DType.F16));
+    assertEquals(1280 + 35 * 32 + 10, TileLayout.keyIndex(37, 35, 40, DType.F16));
+    assertEquals(2, TileLayout.valueIndex(0, 1, 40, 64, DType.F16)); // full V block: paired
+    assertEquals(32 + 1, TileLayout.valueIndex(1, 16, 40, 64, DType.BF16));
+    assertEquals(2048 + 37 * 8 + 3, TileLayout.valueIndex(37, 35, 40, 64, DType.F16)); // narrow block: natural
     assertEquals(32, TileLayout.valueBlockWidth(0, 40));
     assertEquals(8, TileLayout.valueBlockWidth(1, 40));
   }
@@ -173,15 +183,16 @@ class KvCacheLayoutTest {
    * Inside a tile both index functions are bijections of (j, c) onto [0, T * d): every element has
    * its own slot and the tile has no holes, for head dims that are and are not multiples of 32.
    */
-  @ParameterizedTest(name = "d={0} T={1}")
-  @CsvSource({"1, 32", "7, 32", "8, 64", "32, 32", "40, 64", "64, 96", "100, 32", "128, 128"})
-  void everyKeyAndChannelHasItsOwnSlotInTheTile(int d, int tileTokens) {
+  @ParameterizedTest(name = "d={0} T={1} {2}")
+  @CsvSource({"1, 32, F32", "7, 32, F16", "8, 64, BF16", "32, 32, F16", "40, 64, F32", "40, 64, BF16",
+      "64, 96, F16", "100, 32, F16", "128, 128, F32", "128, 128, BF16"})
+  void everyKeyAndChannelHasItsOwnSlotInTheTile(int d, int tileTokens, DType dtype) {
     BitSet k = new BitSet(tileTokens * d);
     BitSet v = new BitSet(tileTokens * d);
     for (int j = 0; j < tileTokens; j++) {
       for (int c = 0; c < d; c++) {
-        int ki = TileLayout.keyIndex(j, c, d);
-        int vi = TileLayout.valueIndex(j, c, d, tileTokens);
+        int ki = TileLayout.keyIndex(j, c, d, dtype);
+        int vi = TileLayout.valueIndex(j, c, d, tileTokens, dtype);
         String where = "j=" + j + " c=" + c;
         assertTrue(ki >= 0 && ki < tileTokens * d, "K index outside the tile: " + ki + " " + where);
         assertTrue(vi >= 0 && vi < tileTokens * d, "V index outside the tile: " + vi + " " + where);

@@ -98,9 +98,9 @@ class KvCacheLifetimeTest {
     MemorySegment values = cache.values();
     MemorySegment tile = cache.keyTile(1, 1, 0);
     // head 1 of the row is {5, 6, 7, 8}; inside a tile, channel c of key 0 is at
-    // TileLayout.keyIndex(0, c, 4) = 32 * c elements
-    long kTileOff = 2L * TileLayout.keyIndex(0, 1, 4);
-    long kTileOff2 = 2L * TileLayout.keyIndex(0, 2, 4);
+    // TileLayout.keyIndex(0, c, 4, BF16) = 32 * c elements (key 0 is lane 0 paired or not)
+    long kTileOff = 2L * TileLayout.keyIndex(0, 1, 4, DType.BF16);
+    long kTileOff2 = 2L * TileLayout.keyIndex(0, 2, 4, DType.BF16);
     assertEquals(64, kTileOff);
     // valid while open, on this thread and on another one (the arena is shared)
     assertEquals(5f, DType.BF16.read(keys, LAYOUT.keyOffset(1, 1, 0, 0)));

@@ -63,8 +63,8 @@ class KvCacheTest {
               assertEquals(v, cache.value(layer, h, pos, c), where);
               // the raw bytes at the documented offsets decode to the appended values
               long tile = layout.tileOffset(layer, h, pos / 32);
-              long ko = tile + TileLayout.keyIndex(pos % 32, c, d) * (long) dtype.bytes();
-              long vo = tile + TileLayout.valueIndex(pos % 32, c, d, 32) * (long) dtype.bytes();
+              long ko = tile + TileLayout.keyIndex(pos % 32, c, d, dtype) * (long) dtype.bytes();
+              long vo = tile + TileLayout.valueIndex(pos % 32, c, d, 32, dtype) * (long) dtype.bytes();
               assertEquals(ko, layout.keyOffset(layer, h, pos, c), where);
               assertEquals(vo, layout.valueOffset(layer, h, pos, c), where);
               assertEquals(k, dtype.read(cache.keys(), ko), where);
@@ -272,9 +272,9 @@ class KvCacheTest {
               int pos = tile * 32 + r;
               String where = "seed=" + seed + " h=" + h + " pos=" + pos + " c=" + c;
               assertEquals(cache.key(1, h, pos, c),
-                  dtype.read(kt, TileLayout.keyIndex(r, c, d) * b), where);
+                  dtype.read(kt, TileLayout.keyIndex(r, c, d, dtype) * b), where);
               assertEquals(cache.value(1, h, pos, c),
-                  dtype.read(vt, TileLayout.valueIndex(r, c, d, 32) * b), where);
+                  dtype.read(vt, TileLayout.valueIndex(r, c, d, 32, dtype) * b), where);
             }
           }
         }

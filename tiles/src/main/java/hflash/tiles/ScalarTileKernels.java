@@ -35,7 +35,7 @@ public final class ScalarTileKernels implements TileKernels {
         int qh = qOff + h * d;
         float dot = 0f;
         for (int c = 0; c < d; c++) {
-          dot = Math.fma(q[qh + c], dtype.read(k, kOff + (long) TileLayout.keyIndex(j, c, d) * bytes), dot);
+          dot = Math.fma(q[qh + c], dtype.read(k, kOff + (long) TileLayout.keyIndex(j, c, d, dtype) * bytes), dot);
         }
         s[h * sStride + j] = dot;
       }
@@ -68,7 +68,7 @@ public final class ScalarTileKernels implements TileKernels {
     int bytes = dtype.bytes();
     for (int j = 0; j < count; j++) {
       for (int c = 0; c < d; c++) {
-        float vc = dtype.read(v, vOff + (long) TileLayout.valueIndex(j, c, d, tileTokens) * bytes);
+        float vc = dtype.read(v, vOff + (long) TileLayout.valueIndex(j, c, d, tileTokens, dtype) * bytes);
         for (int h = 0; h < g; h++) {
           int a = accOff + h * d + c;
           acc[a] = Math.fma(p[h * pStride + j], vc, acc[a]);

@@ -34,6 +34,15 @@ public interface TileKernels {
   int bitSize();
 
   /**
+   * The register blocking of the score and p.V kernels, for reports: {@code "4x4-block-pairs"}
+   * (512 bits, 32 registers), {@code "4x4"} (narrower lanes, 32 registers), {@code "2x4"} (16
+   * registers: AVX2, SSE) or {@code "scalar"}. See docs/KERNELS.md.
+   */
+  default String shape() {
+    return "scalar";
+  }
+
+  /**
    * Scores: {@code s[h*sStride + j] = q[qOff + h*d ..] . K[j]} for {@code h < g}, {@code j < count}.
    *
    * <p>The K tile starts at byte offset {@code kOff} and is laid out as {@link TileLayout} says:

@@ -11,6 +11,9 @@ import java.lang.System.Logger.Level;
  * <ul>
  *   <li>{@code hflash.vectorBitSize} = {@code 0} (scalar), {@code 128}, {@code 256} or {@code 512};
  *       default the CPU's preferred width. Anything else throws {@link IllegalArgumentException}.
+ *   <li>{@code hflash.vectorRegisters} = {@code 16} or {@code 32}: the register budget the kernel
+ *       shapes assume; default 32 on AVX-512 and AArch64, 16 on AVX2 and SSE. Anything else throws
+ *       {@link IllegalArgumentException}.
  *   <li>{@code hflash.requireProvider} = {@code vector} or {@code scalar}: fail with
  *       {@link IllegalStateException} when the other one was picked (used by the tests to prove the
  *       run they are in uses the kernels they think it does).
@@ -20,6 +23,9 @@ public final class TileKernelsProvider {
 
   /** Name of the width property. */
   public static final String BIT_SIZE_PROPERTY = "hflash.vectorBitSize";
+
+  /** Name of the register-budget property (16 or 32; default: what the CPU and JIT offer). */
+  public static final String REGISTERS_PROPERTY = "hflash.vectorRegisters";
 
   private static final System.Logger LOG = System.getLogger(TileKernelsProvider.class.getName());
 
@@ -99,6 +105,19 @@ public final class TileKernelsProvider {
       throw new IllegalArgumentException(BIT_SIZE_PROPERTY + " must be 0, 128, 256 or 512: " + bits);
     }
     return bits;
+  }
+
+  /**
+   * The register budget asked for by {@code hflash.vectorRegisters}.
+   *
+   * @throws IllegalArgumentException when it is not 16 or 32
+   */
+  static int requestedRegisters(String raw) {
+    return switch (raw.trim()) {
+      case "16" -> 16;
+      case "32" -> 32;
+      default -> throw new IllegalArgumentException(REGISTERS_PROPERTY + " must be 16 or 32: " + raw);
+    };
   }
 
   private static TileKernels lookup() {

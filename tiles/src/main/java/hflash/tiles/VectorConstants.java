@@ -28,7 +28,32 @@ final class VectorConstants {
   /** Ints with the same lane count as {@link #FLOATS}, for the 16-bit to f32 bit tricks. */
   static final VectorSpecies<Integer> INTS = ints(BIT_SIZE);
 
+  /**
+   * Vector registers the JIT can allocate: 32 on AVX-512 (at any lane width: EVEX encodes ymm16-31
+   * and xmm16-31 too) and on AArch64 (NEON, SVE), 16 on AVX2/AVX and SSE. Decides the kernel
+   * shape ({@link VectorTileKernels}): 4 vectors x 4 heads = 16 accumulators need 32 registers;
+   * with 16 the kernels keep 2 x 4 = 8. {@code -Dhflash.vectorRegisters=16|32} overrides it.
+   */
+  static final int REGISTERS = registers();
+
+  /** True when the 16-accumulator (4 x 4) kernel shapes fit the register file. */
+  static final boolean WIDE = REGISTERS >= 32;
+
   private VectorConstants() {}
+
+  private static int registers() {
+    String raw = System.getProperty(TileKernelsProvider.REGISTERS_PROPERTY);
+    if (raw != null && !raw.isBlank()) {
+      return TileKernelsProvider.requestedRegisters(raw);
+    }
+    String arch = System.getProperty("os.arch", "");
+    if (arch.equals("aarch64") || arch.equals("arm64")) {
+      return 32;
+    }
+    // x86: a preferred shape of 512 bits means the JIT may use AVX-512 (-XX:UseAVX=3), which has
+    // 32 registers whatever width the kernels use; below that (AVX2, or -XX:UseAVX=2) it has 16
+    return VectorShape.preferredShape().vectorBitSize() >= 512 ? 32 : 16;
+  }
 
   private static VectorSpecies<Float> floats(int bits) {
     return switch (bits) {

@@ -24,11 +24,14 @@ import jdk.incubator.vector.VectorSpecies;
  * feeds four FMAs (one per query head of the group) before the next load: the group shares every
  * load, which is what makes the decode step memory-bound rather than load-bound.
  *
- * <p>16-bit rows are widened lane for lane: {@code S2I} sign-extends the raw bits, bf16 then shifts
- * them into the top half of a float, f16 rebuilds the float with the magnitude-times-2^112 trick
- * (exact for normal and subnormal halves; the cache never stores Inf/NaN, see {@code KvCache}).
- * The dtype test inside the loops is loop-invariant; C2 unswitches it, so one loop serves all
- * dtypes (measured: see docs/BENCHMARKS.md).
+ * <p>The score and p.V kernels live in {@link VectorScoreKernels} and {@link VectorValueKernels};
+ * this class picks their shape: 4 vectors x 4 heads where the JIT has 32 vector registers
+ * ({@link VectorConstants#WIDE}), 2 x 4 where it has 16 (AVX2, SSE), and at 512 bits the 4 x 4
+ * shape takes two blocks at once (a block row is two vectors there). Full 16-bit runs are paired
+ * ({@link TileLayout}) and widened with shifts and masks on 32-bit words; f16 comes out times
+ * 2^-112, with the 2^112 folded into a copy of q or p ({@link #rebias}), exact for normal and
+ * subnormal halves (the cache never stores Inf/NaN, see {@code KvCache}). When that copy would
+ * overflow the call goes to the scalar reference, which gives the same bits.
  */
 final class VectorTileKernels implements TileKernels {
 
@@ -38,13 +41,11 @@ final class VectorTileKernels implements TileKernels {
   private static final int L = F.length();
   private static final int KB = TileLayout.KEY_BLOCK;
   private static final int CB = TileLayout.CHANNEL_BLOCK;
-  /**
-   * At 256 bits a 32-element block row is four vectors: sweep all four at once (16 accumulators,
-   * which C2 keeps in registers on AVX-512 machines' 32 and spills a little on AVX2's 16) so the
-   * block is still read front to back. At 512 bits it is two vectors (the x2 kernels); at 128
-   * bits the x2 kernels take four half-row sweeps.
-   */
-  private static final boolean FOUR_PER_ROW = KB == 4 * L;
+  /** 4 x 4 kernel shapes: the register file holds 16 accumulators (see VectorConstants). */
+  private static final boolean WIDE = VectorConstants.WIDE;
+  /** At 512 bits a block row is two vectors: the 4 x 4 shape then covers two blocks. */
+  private static final boolean PAIR_BLOCKS = WIDE && KB == 2 * L;
+  private static final ScalarTileKernels SCALAR = new ScalarTileKernels();
   private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
   private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
   /** 2^112: moves an f16 exponent (bias 15) to the f32 bias (127). */
@@ -66,36 +67,105 @@ final class VectorTileKernels implements TileKernels {
     return F.vectorBitSize();
   }
 
+  @Override
+  public String shape() {
+    return PAIR_BLOCKS ? "4x4-block-pairs" : WIDE ? "4x4" : "2x4";
+  }
+
   // ---------------------------------------------------------------------------------- scores
 
   @Override
   public void scores(float[] q, int qOff, int g, int d, MemorySegment k, long kOff, DType dtype,
       int count, float[] s, int sStride) {
     assert g > 0 && d > 0 && count >= 0 && sStride >= (count + KB - 1) / KB * KB;
-    int blocks = (count + KB - 1) / KB;
-    long blockBytes = (long) KB * d * dtype.bytes();
-    // f16: fold the 2^112 of the widening into a copy of q (see rebias), when that copy is finite
-    float[] qs = dtype == DType.F16 ? rebias(q, qOff, g, d, d) : null;
-    boolean raw = qs != null;
-    if (raw) {
+    boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
+    if (dtype == DType.F16) {
+      // fold the 2^112 of the widening into a copy of q (see rebias); when that copy overflows
+      // (|q| >= 2^16, no real query) the reference kernel gives the same bits
+      float[] qs = rebias(q, qOff, g, d, d);
+      if (qs == null) {
+        SCALAR.scores(q, qOff, g, d, k, kOff, dtype, count, s, sStride);
+        return;
+      }
       q = qs;
       qOff = 0;
     }
-    for (int kb = 0; kb < blocks; kb++) {
-      long at = kOff + kb * blockBytes;
+    int blocks = (count + KB - 1) / KB;
+    long blockBytes = (long) KB * d * dtype.bytes();
+    for (int b = 0; b < blocks; ) {
+      // at 512 bits a block row is one vector pair: the 4 x 4 shape takes two blocks at once
+      int unit = PAIR_BLOCKS && b + 1 < blocks ? 2 : 1;
+      long at = kOff + b * blockBytes;
       int h = 0;
       for (; h + 4 <= g; h += 4) {
-        if (FOUR_PER_ROW && dtype == DType.F32) {
-          scores4x4(q, qOff + h * d, d, k, at, dtype, s, h * sStride + kb * KB, sStride);
+        int q0 = qOff + h * d, j = h * sStride + b * KB;
+        if (f32) {
+          scoresF32(q, q0, d, k, at, blockBytes, unit, s, j, sStride);
         } else {
-          scores4(q, qOff + h * d, d, k, at, dtype, raw, s, h * sStride + kb * KB, sStride);
+          scoresHalf(q, q0, d, k, at, blockBytes, unit, bf16, s, j, sStride);
         }
       }
       for (; h < g; h++) {
-        scores1(q, qOff + h * d, d, k, at, dtype, raw, s, h * sStride + kb * KB);
+        for (int u = 0; u < unit; u++) {
+          int q0 = qOff + h * d, j = h * sStride + (b + u) * KB;
+          long bt = at + u * blockBytes;
+          if (f32) {
+            for (int jj = 0; jj < KB; jj += 2 * L) {
+              VectorScoreKernels.f32x2x1(q, q0, d, k, bt + jj * 4L, L * 4L, KB * 4L, s, j + jj, j + jj + L);
+            }
+          } else {
+            for (int w = 0; w < TileLayout.PAIR_SPAN; w += L) {
+              VectorScoreKernels.halfx2x1(q, q0, d, k, bt + w * 4L, KB * 2L, bf16, s, j + w, j + w + 16);
+            }
+          }
+        }
+      }
+      b += unit;
+    }
+  }
+
+  /** One f32 unit (one block, or two at 512 bits) for four heads, in the shape the registers allow. */
+  private static void scoresF32(float[] q, int q0, int d, MemorySegment k, long at, long blockBytes,
+      int unit, float[] s, int j, int sStride) {
+    long v = L * 4L, row = KB * 4L;
+    if (unit == 2) {
+      VectorScoreKernels.f32x4x4(q, q0, d, k, at, v, blockBytes, blockBytes + v, row, s, j, j + L, j + KB,
+          j + KB + L, sStride);
+    } else if (WIDE && KB >= 4 * L) {
+      for (int jj = 0; jj < KB; jj += 4 * L) {
+        VectorScoreKernels.f32x4x4(q, q0, d, k, at + jj * 4L, v, 2 * v, 3 * v, row, s, j + jj, j + jj + L,
+            j + jj + 2 * L, j + jj + 3 * L, sStride);
+      }
+    } else {
+      for (int jj = 0; jj < KB; jj += 2 * L) {
+        VectorScoreKernels.f32x2x4(q, q0, d, k, at + jj * 4L, v, row, s, j + jj, j + jj + L, sStride);
       }
     }
   }
+
+  /**
+   * One paired 16-bit unit for four heads: word w of a block row holds keys w and w + 16, so a
+   * vector of L words gives the scores of keys w.. and w + 16.. .
+   */
+  private static void scoresHalf(float[] q, int q0, int d, MemorySegment k, long at, long blockBytes,
+      int unit, boolean bf16, float[] s, int j, int sStride) {
+    long row = KB * 2L;
+    int span = TileLayout.PAIR_SPAN;
+    if (unit == 2) {
+      VectorScoreKernels.halfx4x4(q, q0, d, k, at, blockBytes, row, bf16, s, j, j + span, j + KB,
+          j + KB + span, sStride);
+    } else if (WIDE && span >= 2 * L) {
+      for (int w = 0; w < span; w += 2 * L) {
+        VectorScoreKernels.halfx4x4(q, q0, d, k, at + w * 4L, L * 4L, row, bf16, s, j + w, j + w + span,
+            j + w + L, j + w + L + span, sStride);
+      }
+    } else {
+      for (int w = 0; w < span; w += L) {
+        VectorScoreKernels.halfx2x4(q, q0, d, k, at + w * 4L, row, bf16, s, j + w, j + w + span, sStride);
+      }
+    }
+  }
+
 
   /** Per-thread copy of q or p scaled by 2^112 (see {@link #rebias}): grown on demand, then reused. */
   private static final ThreadLocal<float[][]> REBIASED = ThreadLocal.withInitial(() -> new float[1][0]);
@@ -135,130 +205,6 @@ final class VectorTileKernels implements TileKernels {
       }
     }
     return finite && !big.compare(EQ, Float.POSITIVE_INFINITY).anyTrue() ? out : null;
-  }
-
-  /**
-   * One block of 32 keys for four heads: per channel c the block's 32 keys are contiguous, so a
-   * sweep over c reads the block front to back. Two key vectors times four heads = eight
-   * accumulators (11 registers with the loads and the broadcast: fits AVX2 as well as AVX-512);
-   * each loaded K vector feeds four FMAs. At 512 bits one sweep covers the block; narrower
-   * lanes take 32 / (2L) sweeps.
-   */
-  private static void scores4(float[] q, int q0, int d, MemorySegment k, long blockOff,
-      DType dtype, boolean raw, float[] s, int s0, int sStride) {
-    int q1 = q0 + d, q2 = q1 + d, q3 = q2 + d;
-    int bytes = dtype.bytes();
-    boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
-    long rowBytes = (long) KB * bytes;
-    long second = (long) L * bytes;
-    for (int jj = 0; jj < KB; jj += 2 * L) {
-      FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00;
-      FloatVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-      long at = blockOff + (long) jj * bytes;
-      for (int c = 0; c < d; c++, at += rowBytes) {
-        FloatVector k0 = f32 ? FloatVector.fromMemorySegment(F, k, at, LE) : loadHalf(k, at, bf16, raw);
-        FloatVector k1 = f32 ? FloatVector.fromMemorySegment(F, k, at + second, LE)
-            : loadHalf(k, at + second, bf16, raw);
-        FloatVector b = FloatVector.broadcast(F, q[q0 + c]);
-        a00 = k0.fma(b, a00);
-        a01 = k1.fma(b, a01);
-        b = FloatVector.broadcast(F, q[q1 + c]);
-        a10 = k0.fma(b, a10);
-        a11 = k1.fma(b, a11);
-        b = FloatVector.broadcast(F, q[q2 + c]);
-        a20 = k0.fma(b, a20);
-        a21 = k1.fma(b, a21);
-        b = FloatVector.broadcast(F, q[q3 + c]);
-        a30 = k0.fma(b, a30);
-        a31 = k1.fma(b, a31);
-      }
-      int j = s0 + jj;
-      a00.intoArray(s, j);
-      a01.intoArray(s, j + L);
-      a10.intoArray(s, j + sStride);
-      a11.intoArray(s, j + sStride + L);
-      a20.intoArray(s, j + 2 * sStride);
-      a21.intoArray(s, j + 2 * sStride + L);
-      a30.intoArray(s, j + 3 * sStride);
-      a31.intoArray(s, j + 3 * sStride + L);
-    }
-  }
-
-  /**
-   * {@link #scores4} at 256 bits, f32: the block row of 32 keys is four vectors, swept at once.
-   * (With the widening 16-bit loads the 16 accumulators no longer stay in registers and C2 boxes
-   * them, ~7x slower: 16-bit dtypes keep the two-vector kernel.)
-   */
-  private static void scores4x4(float[] q, int q0, int d, MemorySegment k, long blockOff,
-      DType dtype, float[] s, int s0, int sStride) {
-    int q1 = q0 + d, q2 = q1 + d, q3 = q2 + d;
-    int bytes = dtype.bytes();
-    long rowBytes = (long) KB * bytes;
-    long vb = (long) L * bytes;
-    FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
-    FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-    FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-    FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-    long at = blockOff;
-    for (int c = 0; c < d; c++, at += rowBytes) {
-      FloatVector k0 = FloatVector.fromMemorySegment(F, k, at, LE);
-      FloatVector k1 = FloatVector.fromMemorySegment(F, k, at + vb, LE);
-      FloatVector k2 = FloatVector.fromMemorySegment(F, k, at + 2 * vb, LE);
-      FloatVector k3 = FloatVector.fromMemorySegment(F, k, at + 3 * vb, LE);
-      FloatVector b = FloatVector.broadcast(F, q[q0 + c]);
-      a00 = k0.fma(b, a00);
-      a01 = k1.fma(b, a01);
-      a02 = k2.fma(b, a02);
-      a03 = k3.fma(b, a03);
-      b = FloatVector.broadcast(F, q[q1 + c]);
-      a10 = k0.fma(b, a10);
-      a11 = k1.fma(b, a11);
-      a12 = k2.fma(b, a12);
-      a13 = k3.fma(b, a13);
-      b = FloatVector.broadcast(F, q[q2 + c]);
-      a20 = k0.fma(b, a20);
-      a21 = k1.fma(b, a21);
-      a22 = k2.fma(b, a22);
-      a23 = k3.fma(b, a23);
-      b = FloatVector.broadcast(F, q[q3 + c]);
-      a30 = k0.fma(b, a30);
-      a31 = k1.fma(b, a31);
-      a32 = k2.fma(b, a32);
-      a33 = k3.fma(b, a33);
-    }
-    storeRow(s, s0, a00, a01, a02, a03);
-    storeRow(s, s0 + sStride, a10, a11, a12, a13);
-    storeRow(s, s0 + 2 * sStride, a20, a21, a22, a23);
-    storeRow(s, s0 + 3 * sStride, a30, a31, a32, a33);
-  }
-
-  private static void storeRow(float[] x, int off, FloatVector a, FloatVector b, FloatVector c,
-      FloatVector d) {
-    a.intoArray(x, off);
-    b.intoArray(x, off + L);
-    c.intoArray(x, off + 2 * L);
-    d.intoArray(x, off + 3 * L);
-  }
-
-  /** One block of 32 keys for one head (group remainders and g < 4). */
-  private static void scores1(float[] q, int q0, int d, MemorySegment k, long blockOff,
-      DType dtype, boolean raw, float[] s, int s0) {
-    int bytes = dtype.bytes();
-    boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
-    long rowBytes = (long) KB * bytes;
-    long second = (long) L * bytes;
-    for (int jj = 0; jj < KB; jj += 2 * L) {
-      FloatVector a0 = FloatVector.zero(F), a1 = a0;
-      long at = blockOff + (long) jj * bytes;
-      for (int c = 0; c < d; c++, at += rowBytes) {
-        FloatVector b = FloatVector.broadcast(F, q[q0 + c]);
-        a0 = (f32 ? FloatVector.fromMemorySegment(F, k, at, LE) : loadHalf(k, at, bf16, raw)).fma(b, a0);
-        a1 = (f32 ? FloatVector.fromMemorySegment(F, k, at + second, LE)
-            : loadHalf(k, at + second, bf16, raw)).fma(b, a1);
-      }
-      a0.intoArray(s, s0 + jj);
-      a1.intoArray(s, s0 + jj + L);
-    }
   }
 
   /**
@@ -321,186 +267,106 @@ final class VectorTileKernels implements TileKernels {
   public void accumulate(float[] p, int pStride, int g, int d, MemorySegment v, long vOff,
       DType dtype, int count, int tileTokens, float[] acc, int accOff) {
     assert g > 0 && d > 0 && count >= 0 && count <= tileTokens && pStride >= count;
-    int bytes = dtype.bytes();
-    float[] ps = dtype == DType.F16 ? rebias(p, 0, g, count, pStride) : null;
-    boolean raw = ps != null;
-    if (raw) {
+    boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
+    if (dtype == DType.F16) {
+      float[] ps = rebias(p, 0, g, count, pStride);
+      if (ps == null) { // a weight of 2^16 or more (sampled mode's guard allows e^20): the reference
+        SCALAR.accumulate(p, pStride, g, d, v, vOff, dtype, count, tileTokens, acc, accOff);
+        return;
+      }
       p = ps;
     }
-    for (int cb = 0, c0 = 0; c0 < d; cb++, c0 += CB) {
+    int bytes = dtype.bytes();
+    long blockBytes = (long) CB * tileTokens * bytes; // one full channel block of the tile
+    int blocks = (d + CB - 1) / CB;
+    for (int cb = 0; cb < blocks; ) {
+      int c0 = cb * CB;
       int w = TileLayout.valueBlockWidth(cb, d);
-      long blockOff = vOff + (long) c0 * tileTokens * bytes;
+      long at = vOff + c0 * (long) tileTokens * bytes;
+      if (w < CB) { // the narrow last block: natural order
+        int h = 0;
+        for (; h + 4 <= g; h += 4) {
+          VectorValueKernels.natural4(p, h * pStride, pStride, w, v, at, dtype, count, acc, accOff + h * d + c0, d);
+        }
+        for (; h < g; h++) {
+          VectorValueKernels.natural1(p, h * pStride, w, v, at, dtype, count, acc, accOff + h * d + c0);
+        }
+        cb++;
+        continue;
+      }
+      int unit = PAIR_BLOCKS && cb + 1 < blocks && TileLayout.valueBlockWidth(cb + 1, d) == CB ? 2 : 1;
       int h = 0;
       for (; h + 4 <= g; h += 4) {
-        if (FOUR_PER_ROW && w == CB && dtype == DType.F32) {
-          accumulate4x4(p, h * pStride, pStride, v, blockOff, dtype, count, acc, accOff + h * d + c0, d);
+        int a0 = accOff + h * d;
+        if (f32) {
+          accumulateF32(p, h * pStride, pStride, v, at, blockBytes, unit, count, acc, a0, d, c0);
         } else {
-          accumulate4(p, h * pStride, pStride, w, v, blockOff, dtype, raw, count, acc, accOff + h * d + c0, d);
+          accumulateHalf(p, h * pStride, pStride, v, at, blockBytes, unit, bf16, count, acc, a0, d, c0);
         }
       }
       for (; h < g; h++) {
-        accumulate1(p, h * pStride, w, v, blockOff, dtype, raw, count, acc, accOff + h * d + c0);
+        for (int u = 0; u < unit; u++) {
+          int a = accOff + h * d + c0 + u * CB;
+          long bt = at + u * blockBytes;
+          if (f32) {
+            for (int cc = 0; cc < CB; cc += 2 * L) {
+              VectorValueKernels.f32x2x1(p, h * pStride, v, bt + cc * 4L, L * 4L, CB * 4L, count, acc, a + cc, a + cc + L);
+            }
+          } else {
+            for (int wd = 0; wd < TileLayout.PAIR_SPAN; wd += L) {
+              VectorValueKernels.halfx2x1(p, h * pStride, v, bt + wd * 4L, CB * 2L, bf16, count, acc, a + wd,
+                  a + wd + TileLayout.PAIR_SPAN);
+            }
+          }
+        }
+      }
+      cb += unit;
+    }
+  }
+
+  /** One full f32 channel block (or two at 512 bits) for four heads; acc columns from c0. */
+  private static void accumulateF32(float[] p, int p0, int pStride, MemorySegment v, long at,
+      long blockBytes, int unit, int count, float[] acc, int a0, int d, int c0) {
+    long vb = L * 4L, row = CB * 4L;
+    if (unit == 2) {
+      VectorValueKernels.f32x4x4(p, p0, pStride, v, at, vb, blockBytes, blockBytes + vb, row, count, acc, a0,
+          d, c0, c0 + L, c0 + CB, c0 + CB + L);
+    } else if (WIDE && CB >= 4 * L) {
+      for (int cc = 0; cc < CB; cc += 4 * L) {
+        int c = c0 + cc;
+        VectorValueKernels.f32x4x4(p, p0, pStride, v, at + cc * 4L, vb, 2 * vb, 3 * vb, row, count, acc, a0,
+            d, c, c + L, c + 2 * L, c + 3 * L);
+      }
+    } else {
+      for (int cc = 0; cc < CB; cc += 2 * L) {
+        VectorValueKernels.f32x2x4(p, p0, pStride, v, at + cc * 4L, vb, row, count, acc, a0, d, c0 + cc,
+            c0 + cc + L);
       }
     }
   }
 
-  /**
-   * One channel block (w <= 32 channels, rows of w contiguous elements) for four heads: keys
-   * inner, so the block is swept front to back while the heads' accumulators stay in registers
-   * (acc is loaded and stored once per tile, not once per key); each V vector feeds four FMAs.
-   * Two vectors x four heads = eight accumulators.
-   */
-  private static void accumulate4(float[] p, int p0, int pStride, int w, MemorySegment v,
-      long blockOff, DType dtype, boolean raw, int count, float[] acc, int a0Off, int d) {
-    int p1 = p0 + pStride, p2 = p1 + pStride, p3 = p2 + pStride;
-    int a1Off = a0Off + d, a2Off = a1Off + d, a3Off = a2Off + d;
-    int bytes = dtype.bytes();
-    long rowBytes = (long) w * bytes;
-    long second = (long) L * bytes;
-    boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
-    int c = 0;
-    for (; c + 2 * L <= w; c += 2 * L) {
-      FloatVector a00 = FloatVector.fromArray(F, acc, a0Off + c);
-      FloatVector a01 = FloatVector.fromArray(F, acc, a0Off + c + L);
-      FloatVector a10 = FloatVector.fromArray(F, acc, a1Off + c);
-      FloatVector a11 = FloatVector.fromArray(F, acc, a1Off + c + L);
-      FloatVector a20 = FloatVector.fromArray(F, acc, a2Off + c);
-      FloatVector a21 = FloatVector.fromArray(F, acc, a2Off + c + L);
-      FloatVector a30 = FloatVector.fromArray(F, acc, a3Off + c);
-      FloatVector a31 = FloatVector.fromArray(F, acc, a3Off + c + L);
-      long at = blockOff + (long) c * bytes;
-      for (int j = 0; j < count; j++, at += rowBytes) {
-        FloatVector v0 = f32 ? FloatVector.fromMemorySegment(F, v, at, LE) : loadHalf(v, at, bf16, raw);
-        FloatVector v1 = f32 ? FloatVector.fromMemorySegment(F, v, at + second, LE)
-            : loadHalf(v, at + second, bf16, raw);
-        FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
-        a00 = v0.fma(b, a00);
-        a01 = v1.fma(b, a01);
-        b = FloatVector.broadcast(F, p[p1 + j]);
-        a10 = v0.fma(b, a10);
-        a11 = v1.fma(b, a11);
-        b = FloatVector.broadcast(F, p[p2 + j]);
-        a20 = v0.fma(b, a20);
-        a21 = v1.fma(b, a21);
-        b = FloatVector.broadcast(F, p[p3 + j]);
-        a30 = v0.fma(b, a30);
-        a31 = v1.fma(b, a31);
+  /** One full paired 16-bit channel block (or two at 512 bits) for four heads. */
+  private static void accumulateHalf(float[] p, int p0, int pStride, MemorySegment v, long at,
+      long blockBytes, int unit, boolean bf16, int count, float[] acc, int a0, int d, int c0) {
+    long row = CB * 2L;
+    int span = TileLayout.PAIR_SPAN;
+    if (unit == 2) {
+      VectorValueKernels.halfx4x4(p, p0, pStride, v, at, blockBytes, row, bf16, count, acc, a0, d, c0,
+          c0 + span, c0 + CB, c0 + CB + span);
+    } else if (WIDE && span >= 2 * L) {
+      for (int w = 0; w < span; w += 2 * L) {
+        int c = c0 + w;
+        VectorValueKernels.halfx4x4(p, p0, pStride, v, at + w * 4L, L * 4L, row, bf16, count, acc, a0, d, c,
+            c + span, c + L, c + L + span);
       }
-      a00.intoArray(acc, a0Off + c);
-      a01.intoArray(acc, a0Off + c + L);
-      a10.intoArray(acc, a1Off + c);
-      a11.intoArray(acc, a1Off + c + L);
-      a20.intoArray(acc, a2Off + c);
-      a21.intoArray(acc, a2Off + c + L);
-      a30.intoArray(acc, a3Off + c);
-      a31.intoArray(acc, a3Off + c + L);
-    }
-    for (; c + L <= w; c += L) {
-      FloatVector a0 = FloatVector.fromArray(F, acc, a0Off + c);
-      FloatVector a1 = FloatVector.fromArray(F, acc, a1Off + c);
-      FloatVector a2 = FloatVector.fromArray(F, acc, a2Off + c);
-      FloatVector a3 = FloatVector.fromArray(F, acc, a3Off + c);
-      long at = blockOff + (long) c * bytes;
-      for (int j = 0; j < count; j++, at += rowBytes) {
-        FloatVector vv = f32 ? FloatVector.fromMemorySegment(F, v, at, LE) : loadHalf(v, at, bf16, raw);
-        a0 = vv.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
-        a1 = vv.fma(FloatVector.broadcast(F, p[p1 + j]), a1);
-        a2 = vv.fma(FloatVector.broadcast(F, p[p2 + j]), a2);
-        a3 = vv.fma(FloatVector.broadcast(F, p[p3 + j]), a3);
+    } else {
+      for (int w = 0; w < span; w += L) {
+        VectorValueKernels.halfx2x4(p, p0, pStride, v, at + w * 4L, row, bf16, count, acc, a0, d, c0 + w,
+            c0 + w + span);
       }
-      a0.intoArray(acc, a0Off + c);
-      a1.intoArray(acc, a1Off + c);
-      a2.intoArray(acc, a2Off + c);
-      a3.intoArray(acc, a3Off + c);
-    }
-    for (; c < w; c++) { // scalar tail: channels of a narrow last block
-      accumulateColumn(p, p0, w, v, blockOff, dtype, raw, count, acc, a0Off, c);
-      accumulateColumn(p, p1, w, v, blockOff, dtype, raw, count, acc, a1Off, c);
-      accumulateColumn(p, p2, w, v, blockOff, dtype, raw, count, acc, a2Off, c);
-      accumulateColumn(p, p3, w, v, blockOff, dtype, raw, count, acc, a3Off, c);
     }
   }
 
-  /** {@link #accumulate4} at 256 bits over a full 32-channel f32 block: four vectors per row. */
-  private static void accumulate4x4(float[] p, int p0, int pStride, MemorySegment v,
-      long blockOff, DType dtype, int count, float[] acc, int a0Off, int d) {
-    int p1 = p0 + pStride, p2 = p1 + pStride, p3 = p2 + pStride;
-    int a1Off = a0Off + d, a2Off = a1Off + d, a3Off = a2Off + d;
-    int bytes = dtype.bytes();
-    long rowBytes = (long) CB * bytes;
-    long vb = (long) L * bytes;
-    FloatVector a00 = FloatVector.fromArray(F, acc, a0Off), a01 = FloatVector.fromArray(F, acc, a0Off + L);
-    FloatVector a02 = FloatVector.fromArray(F, acc, a0Off + 2 * L), a03 = FloatVector.fromArray(F, acc, a0Off + 3 * L);
-    FloatVector a10 = FloatVector.fromArray(F, acc, a1Off), a11 = FloatVector.fromArray(F, acc, a1Off + L);
-    FloatVector a12 = FloatVector.fromArray(F, acc, a1Off + 2 * L), a13 = FloatVector.fromArray(F, acc, a1Off + 3 * L);
-    FloatVector a20 = FloatVector.fromArray(F, acc, a2Off), a21 = FloatVector.fromArray(F, acc, a2Off + L);
-    FloatVector a22 = FloatVector.fromArray(F, acc, a2Off + 2 * L), a23 = FloatVector.fromArray(F, acc, a2Off + 3 * L);
-    FloatVector a30 = FloatVector.fromArray(F, acc, a3Off), a31 = FloatVector.fromArray(F, acc, a3Off + L);
-    FloatVector a32 = FloatVector.fromArray(F, acc, a3Off + 2 * L), a33 = FloatVector.fromArray(F, acc, a3Off + 3 * L);
-    long at = blockOff;
-    for (int j = 0; j < count; j++, at += rowBytes) {
-      FloatVector v0 = FloatVector.fromMemorySegment(F, v, at, LE);
-      FloatVector v1 = FloatVector.fromMemorySegment(F, v, at + vb, LE);
-      FloatVector v2 = FloatVector.fromMemorySegment(F, v, at + 2 * vb, LE);
-      FloatVector v3 = FloatVector.fromMemorySegment(F, v, at + 3 * vb, LE);
-      FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
-      a00 = v0.fma(b, a00);
-      a01 = v1.fma(b, a01);
-      a02 = v2.fma(b, a02);
-      a03 = v3.fma(b, a03);
-      b = FloatVector.broadcast(F, p[p1 + j]);
-      a10 = v0.fma(b, a10);
-      a11 = v1.fma(b, a11);
-      a12 = v2.fma(b, a12);
-      a13 = v3.fma(b, a13);
-      b = FloatVector.broadcast(F, p[p2 + j]);
-      a20 = v0.fma(b, a20);
-      a21 = v1.fma(b, a21);
-      a22 = v2.fma(b, a22);
-      a23 = v3.fma(b, a23);
-      b = FloatVector.broadcast(F, p[p3 + j]);
-      a30 = v0.fma(b, a30);
-      a31 = v1.fma(b, a31);
-      a32 = v2.fma(b, a32);
-      a33 = v3.fma(b, a33);
-    }
-    storeRow(acc, a0Off, a00, a01, a02, a03);
-    storeRow(acc, a1Off, a10, a11, a12, a13);
-    storeRow(acc, a2Off, a20, a21, a22, a23);
-    storeRow(acc, a3Off, a30, a31, a32, a33);
-  }
-
-  /** One channel block for one head. */
-  private static void accumulate1(float[] p, int p0, int w, MemorySegment v, long blockOff,
-      DType dtype, boolean raw, int count, float[] acc, int aOff) {
-    int bytes = dtype.bytes();
-    long rowBytes = (long) w * bytes;
-    boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
-    int c = 0;
-    for (; c + L <= w; c += L) {
-      FloatVector a = FloatVector.fromArray(F, acc, aOff + c);
-      long at = blockOff + (long) c * bytes;
-      for (int j = 0; j < count; j++, at += rowBytes) {
-        FloatVector vv = f32 ? FloatVector.fromMemorySegment(F, v, at, LE) : loadHalf(v, at, bf16, raw);
-        a = vv.fma(FloatVector.broadcast(F, p[p0 + j]), a);
-      }
-      a.intoArray(acc, aOff + c);
-    }
-    for (; c < w; c++) {
-      accumulateColumn(p, p0, w, v, blockOff, dtype, raw, count, acc, aOff, c);
-    }
-  }
-
-  private static void accumulateColumn(float[] p, int p0, int w, MemorySegment v, long blockOff,
-      DType dtype, boolean raw, int count, float[] acc, int aOff, int c) {
-    int bytes = dtype.bytes();
-    float unit = raw ? 0x1p-112f : 1f; // exact: every f16 value times 2^-112 is an f32 (subnormal at worst)
-    float r = acc[aOff + c];
-    for (int j = 0; j < count; j++) {
-      r = Math.fma(p[p0 + j], dtype.read(v, blockOff + ((long) j * w + c) * bytes) * unit, r);
-    }
-    acc[aOff + c] = r;
-  }
 
   // ----------------------------------------------------------------------- hierarchical modes
 

@@ -170,7 +170,7 @@ class TileKernelsTest {
                 bits = 0; // the cache never holds Inf/NaN
               }
               k.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED,
-                  2L * TileLayout.keyIndex(j, c, d), bits);
+                  2L * TileLayout.keyIndex(j, c, d, dt), bits);
             }
           }
           for (int c = 0; c < d; c++) {
@@ -178,7 +178,7 @@ class TileKernelsTest {
             q[c] = 1f; // one-hot: the score is the stored value itself
             UNDER_TEST.scores(q, 0, 1, d, k, 0, dt, tileTokens, s, tileTokens);
             for (int j = 0; j < tileTokens; j++) {
-              float want = dt.read(k, 2L * TileLayout.keyIndex(j, c, d));
+              float want = dt.read(k, 2L * TileLayout.keyIndex(j, c, d, dt));
               assertEquals(Float.floatToIntBits(want == 0f ? 0f : want),
                   Float.floatToIntBits(s[j] == 0f ? 0f : s[j]), dt + " bits " + (first + j * d + c));
             }
@@ -191,18 +191,20 @@ class TileKernelsTest {
   @Test
   void layoutPutsEveryElementOfATileInItsOwnPlace() {
     for (int d : new int[] {1, 7, 33, 80, 128}) {
+     for (DType dt : DType.values()) {
       int tileTokens = 64;
       boolean[] k = new boolean[tileTokens * d];
       boolean[] v = new boolean[tileTokens * d];
       for (int j = 0; j < tileTokens; j++) {
         for (int c = 0; c < d; c++) {
-          int ki = TileLayout.keyIndex(j, c, d);
-          int vi = TileLayout.valueIndex(j, c, d, tileTokens);
-          assertEquals(false, k[ki], "K index used twice: j=" + j + " c=" + c + " d=" + d);
-          assertEquals(false, v[vi], "V index used twice: j=" + j + " c=" + c + " d=" + d);
+          int ki = TileLayout.keyIndex(j, c, d, dt);
+          int vi = TileLayout.valueIndex(j, c, d, tileTokens, dt);
+          assertEquals(false, k[ki], "K index used twice: j=" + j + " c=" + c + " d=" + d + " " + dt);
+          assertEquals(false, v[vi], "V index used twice: j=" + j + " c=" + c + " d=" + d + " " + dt);
           k[ki] = v[vi] = true;
         }
       }
+     }
     }
   }
 
