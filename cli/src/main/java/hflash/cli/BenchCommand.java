@@ -273,6 +273,7 @@ final class BenchCommand implements Callable<Integer> {
     m.put("computeMs", Format.finite(r.computeMs()));
     m.put("relErrorHeads", r.relErrorHeads());
     m.put("kernels", hflash.tiles.TileKernelsProvider.get().name());
+    m.put("kernelShape", hflash.tiles.TileKernelsProvider.get().shape());
     m.put("java", Runtime.version().toString());
     return m;
   }

@@ -28,8 +28,15 @@ final class ComputeProbe {
 
   /** Timed runs per shape after the calibration; the best counts. */
   private static final int RUNS = 5;
-  /** A run lasts at least this long once calibrated: long against thread start-up, short overall. */
-  private static final long RUN_NANOS = 30_000_000L;
+  /**
+   * A run lasts at least this long once calibrated: long against thread start-up (a pool thread
+   * that wakes 0.1 ms late costs 0.1 % here, but 5 % of a 2 ms run: the first version calibrated on
+   * interpreted runs, timed 2-3 ms compiled ones and reported 70-82 GFMA/s on two threads where the
+   * same loop in one 300 ms run gives 110-114).
+   */
+  private static final long RUN_NANOS = 100_000_000L;
+  /** Warm-up per shape before calibrating, so the calibration times compiled code. */
+  private static final long WARMUP_NANOS = 200_000_000L;
 
   private static volatile float sink;
 
@@ -54,8 +61,11 @@ final class ComputeProbe {
       String bestShape = "none";
       for (FmaLoop loop : loops) {
         long iterations = 1 << 16;
+        for (long start = System.nanoTime(); System.nanoTime() - start < WARMUP_NANOS; ) {
+          time(pool, loop, iterations, threads); // the JIT compiles the loop (OSR, then whole)
+        }
         while (time(pool, loop, iterations, threads) < RUN_NANOS && iterations < (1L << 40)) {
-          iterations *= 2; // calibration doubles as warm-up: the JIT compiles the loop on the way
+          iterations *= 2;
         }
         for (int run = 0; run < RUNS; run++) {
           long nanos = time(pool, loop, iterations, threads);
