@@ -5,6 +5,8 @@ import hflash.tiles.TileKernels;
 import hflash.tiles.TileKernelsProvider;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -40,16 +42,28 @@ final class ComputeProbe {
 
   private static volatile float sink;
 
+  /**
+   * Results of this process by kernels and thread count: the FMA peak is a property of the machine
+   * and the JIT, not of a call, so a process that benches several configurations (the tests, a
+   * multi-mode run) measures it once per width and thread count; about 3 s each.
+   */
+  private static final Map<String, Result> MEASURED = new ConcurrentHashMap<>();
+
   private ComputeProbe() {}
 
-  /** Measures the kernels of this JVM ({@link TileKernelsProvider#get()}) on {@code threads} threads. */
+  /** The kernels of this JVM ({@link TileKernelsProvider#get()}) on {@code threads} threads. */
   static Result measure(int threads) {
     return measure(TileKernelsProvider.get(), threads);
   }
 
-  /** Measures the loops at the width of {@code kernels} on {@code threads} threads. */
+  /** The loops at the width of {@code kernels} on {@code threads} threads, measured once. */
   static Result measure(TileKernels kernels, int threads) {
     UsageException.positive("--threads", threads);
+    String key = kernels.name() + "/" + threads;
+    return MEASURED.computeIfAbsent(key, k -> measureNow(kernels, threads));
+  }
+
+  private static Result measureNow(TileKernels kernels, int threads) {
     List<FmaLoop> loops = TileKernelsProvider.fmaLoops(kernels);
     ExecutorService pool = Executors.newFixedThreadPool(threads, r -> {
       Thread t = new Thread(r, "hflash-fma-probe");
