@@ -7,7 +7,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -40,7 +39,7 @@ final class ComputeProbe {
   /** Warm-up per shape before calibrating, so the calibration times compiled code. */
   private static final long WARMUP_NANOS = 200_000_000L;
 
-  private static volatile float sink;
+  private static volatile double sink;
 
   /**
    * Results of this process by kernels and thread count: the FMA peak is a property of the machine
@@ -104,19 +103,9 @@ final class ComputeProbe {
       float seed = 1e-3f * (i + 1);
       parts.add(pool.submit(() -> loop.run(iterations, seed)));
     }
-    float sum = 0;
-    try {
-      for (Future<Float> f : parts) {
-        sum += f.get();
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException("compute probe interrupted", e);
-    } catch (ExecutionException e) {
-      throw new IllegalStateException("compute probe failed: " + e.getCause(), e.getCause());
-    }
+    double sum = ProbeTasks.join(parts, "compute probe");
     long nanos = Math.max(1, System.nanoTime() - t0);
-    if (!Float.isFinite(sum)) {
+    if (!Double.isFinite(sum)) {
       throw new IllegalStateException("compute probe sum is not finite: " + sum);
     }
     sink += sum;

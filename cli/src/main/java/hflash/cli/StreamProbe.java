@@ -7,7 +7,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -123,18 +122,7 @@ final class StreamProbe implements AutoCloseable {
       StreamReader r = currentReader();
       parts.add(pool.submit(() -> r.sum(buffer, from, (to - from) / Float.BYTES)));
     }
-    double sum = 0;
-    try {
-      for (Future<Double> f : parts) {
-        sum += f.get();
-      }
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException("probe interrupted", e);
-    } catch (ExecutionException e) {
-      throw new IllegalStateException("probe failed: " + e.getCause(), e.getCause());
-    }
-    return sum;
+    return ProbeTasks.join(parts, "probe");
   }
 
   private StreamReader currentReader() {
