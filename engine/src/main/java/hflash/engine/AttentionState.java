@@ -247,6 +247,25 @@ public final class AttentionState {
     }
   }
 
+  /** Floats {@link #writeTo} writes: {@code heads * (headDim + 2)}. */
+  public int packedFloats() {
+    return heads * 2 + acc.length;
+  }
+
+  /** Packs the state into {@code dst[off ..]} as m (heads), l (heads), acc (heads, headDim). */
+  public void writeTo(float[] dst, int off) {
+    System.arraycopy(m, 0, dst, off, heads);
+    System.arraycopy(l, 0, dst, off + heads, heads);
+    System.arraycopy(acc, 0, dst, off + 2 * heads, acc.length);
+  }
+
+  /** Restores a state packed by {@link #writeTo} (bit for bit). */
+  public void readFrom(float[] src, int off) {
+    System.arraycopy(src, off, m, 0, heads);
+    System.arraycopy(src, off + heads, l, 0, heads);
+    System.arraycopy(src, off + 2 * heads, acc, 0, acc.length);
+  }
+
   /** Copies {@code other} into this state. */
   public void copyFrom(AttentionState other) {
     System.arraycopy(other.m, 0, m, 0, heads);

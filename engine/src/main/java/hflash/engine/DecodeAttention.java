@@ -228,6 +228,29 @@ public final class DecodeAttention implements AutoCloseable {
    */
   public void decode(int layer, float[] q, float[] out, int keys, AttentionConfig config) {
     checkArguments(layer, q, out, keys);
+    execute(layer, q, out, null, keys, config);
+  }
+
+  /**
+   * {@link #decode(int, float[], float[], int, AttentionConfig)} that leaves the unnormalised
+   * online-softmax state {@code (m, l, acc)} in {@code into} instead of writing the output, so a
+   * caller can merge it with states over other keys ({@link AttentionState#merge}), e.g. shards
+   * held by other machines. {@code into.finish(out, 0)} gives the bits {@code decode} writes.
+   */
+  public void decodeState(int layer, float[] q, int keys, AttentionConfig config,
+      AttentionState into) {
+    Objects.requireNonNull(into, "into");
+    if (into.heads() != numHeads || into.headDim() != headDim) {
+      throw new IllegalArgumentException("state shape differs from (numHeads, headDim): ("
+          + into.heads() + ", " + into.headDim() + ") != (" + numHeads + ", " + headDim + ")");
+    }
+    checkArguments(layer, q, prefillOut, keys);
+    execute(layer, q, null, into, keys, config);
+  }
+
+  /** One validated call: writes {@code out}, or copies the state into {@code into}. */
+  private void execute(int layer, float[] q, float[] out, AttentionState into, int keys,
+      AttentionConfig config) {
     Objects.requireNonNull(config, "config");
     if (!busy.compareAndSet(false, true)) {
       throw new IllegalStateException("concurrent decode calls on one DecodeAttention: " + this);
@@ -236,7 +259,11 @@ public final class DecodeAttention implements AutoCloseable {
     try {
       scaleQuery(q);
       run(layer, keys, config);
-      workers[0].state.finish(out, 0);
+      if (into != null) {
+        into.copyFrom(workers[0].state);
+      } else {
+        workers[0].state.finish(out, 0);
+      }
     } catch (Handoff.Aborted e) {
       for (Handoff h : handoffs) { // rethrow what actually failed, not the other unit's abort
         if (h.failure != null && !(h.failure instanceof Handoff.Aborted)) {

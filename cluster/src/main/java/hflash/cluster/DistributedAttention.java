@@ -1,0 +1,357 @@
+package hflash.cluster;
+
+import com.hazelcast.cluster.Member;
+import hflash.engine.AttentionConfig;
+import hflash.engine.AttentionMode;
+import hflash.engine.AttentionState;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.Future;
+
+/**
+ * Decode attention over a {@link DistributedKvCache}: context parallelism. Per call, one request
+ * per member carries {@code q} and the mode; each member runs hflash's
+ * {@link hflash.engine.DecodeAttention#decodeState} on each shard it is asked for (one thread per
+ * shard, over the shard's first {@code shardLength(keys, s)} positions) and sends back the
+ * partial states {@code (m, l, acc)}; the caller merges them with {@link AttentionState#merge} in
+ * shard order 0, 1, 2, ... and normalises. The output bits are those of a local split-K over the
+ * same key ranges merged in the same order: each shard's state is what a local
+ * {@code DecodeAttention} with one thread computes over a cache holding that shard's positions.
+ *
+ * <p>Modes: exact, sampled and certified run unchanged on every shard (certified's stopping rule
+ * per shard, unread mass &lt;= epsilon * read mass, sums to the same rule globally); budgeted
+ * splits its tile or byte budget evenly over the shards asked (a share budget applies per shard
+ * as it is). The bounds of the merged result are recombined from the shards' (see
+ * {@link ClusterReport#errorBound}). Windowed (sinks + window) configs are not supported: the
+ * window is not a prefix of the shards.
+ *
+ * <p>Faults: when a member fails during the call, its shards are asked of their next copy and the
+ * call completes with the same bits; with no copy left the call throws {@link ShardLostException}
+ * and writes nothing. One call at a time per instance (the cache's lock).
+ */
+public final class DistributedAttention implements AutoCloseable {
+
+  private final DistributedKvCache cache;
+  private final int numHeads;
+  private final int headDim;
+  private final float scale;
+  private final ClusterReport report = new ClusterReport();
+  private final AttentionState merged;
+  private final AttentionState part;
+  private volatile boolean closed;
+
+  private DistributedAttention(DistributedKvCache cache, int numHeads, float scale) {
+    this.cache = Objects.requireNonNull(cache, "cache");
+    cache.ensureOpen();
+    int kvHeads = cache.layout().kvHeads();
+    if (numHeads <= 0) {
+      throw new IllegalArgumentException("numHeads must be positive: " + numHeads);
+    }
+    if (numHeads % kvHeads != 0) {
+      throw new IllegalArgumentException("numHeads must be a multiple of numKvHeads: "
+          + numHeads + " % " + kvHeads + " != 0");
+    }
+    if (!Float.isFinite(scale) || scale <= 0f) {
+      throw new IllegalArgumentException("scale must be finite and positive: " + scale);
+    }
+    this.numHeads = numHeads;
+    this.headDim = cache.layout().headDim();
+    this.scale = scale;
+    this.merged = new AttentionState(numHeads, headDim);
+    this.part = new AttentionState(numHeads, headDim);
+  }
+
+  /** Attention with scale {@code 1/sqrt(headDim)}. */
+  public static DistributedAttention create(DistributedKvCache cache, int numHeads) {
+    return create(cache, numHeads, (float) (1.0 / Math.sqrt(cache.layout().headDim())));
+  }
+
+  public static DistributedAttention create(DistributedKvCache cache, int numHeads, float scale) {
+    return new DistributedAttention(cache, numHeads, scale);
+  }
+
+  public int numHeads() {
+    return numHeads;
+  }
+
+  public float scale() {
+    return scale;
+  }
+
+  /** Counters of the last call (overwritten by the next). */
+  public ClusterReport report() {
+    return report;
+  }
+
+  /** Exact attention to every stored position of {@code layer}. */
+  public void decode(int layer, float[] q, float[] out) {
+    decode(layer, q, out, cache.length(layer), AttentionConfig.exact());
+  }
+
+  /** Attention to every stored position of {@code layer} in the given mode. */
+  public void decode(int layer, float[] q, float[] out, AttentionConfig config) {
+    decode(layer, q, out, cache.length(layer), config);
+  }
+
+  /**
+   * Attends to the first {@code keys} positions of {@code layer} in the mode of {@code config};
+   * {@code q} and {@code out} are (numHeads, headDim) row-major, as in
+   * {@link hflash.engine.DecodeAttention#decode(int, float[], float[], int, AttentionConfig)}.
+   *
+   * @throws IllegalArgumentException wrong lengths, a non-finite query value
+   * @throws IndexOutOfBoundsException layer or keys out of range
+   * @throws UnsupportedOperationException a windowed config
+   * @throws ShardLostException some of the keys have no copy left
+   */
+  public void decode(int layer, float[] q, float[] out, int keys, AttentionConfig config) {
+    if (closed) {
+      throw new IllegalStateException("DistributedAttention is closed");
+    }
+    cache.ensureOpen();
+    int layers = cache.layout().layers();
+    Objects.checkIndex(layer, layers);
+    Objects.requireNonNull(q, "q");
+    Objects.requireNonNull(out, "out");
+    Objects.requireNonNull(config, "config");
+    int expected = numHeads * headDim;
+    if (q.length != expected) {
+      throw new IllegalArgumentException("q length differs from numHeads*headDim: " + q.length
+          + "!=" + expected);
+    }
+    if (out.length != expected) {
+      throw new IllegalArgumentException("out length differs from numHeads*headDim: "
+          + out.length + "!=" + expected);
+    }
+    for (int i = 0; i < q.length; i++) {
+      if (!Float.isFinite(q[i])) {
+        throw new IllegalArgumentException("non-finite value at q[" + i + "]=" + q[i]);
+      }
+    }
+    if (config.windowed()) {
+      throw new UnsupportedOperationException(
+          "windowed (sinks + window) configs are not supported over a distributed cache");
+    }
+    cache.lock.lock();
+    try {
+      int length = cache.length(layer);
+      if (keys < 0 || keys > length) {
+        throw new IndexOutOfBoundsException("keys out of range [0, " + length + "]: " + keys
+            + " (layer=" + layer + ")");
+      }
+      run(layer, q, keys, config);
+      merged.finish(out, 0);
+    } finally {
+      cache.lock.unlock();
+    }
+  }
+
+  private void run(int layer, float[] q, int keys, AttentionConfig config) {
+    Striping st = cache.striping();
+    int shards = st.shards();
+    report.reset(numHeads);
+    report.keysInContext = (long) keys * cache.layout().kvHeads();
+    int[] localKeys = new int[shards];
+    List<Integer> wanted = new ArrayList<>();
+    for (int s = 0; s < shards; s++) {
+      localKeys[s] = st.shardLength(keys, s);
+      if (localKeys[s] > 0) {
+        wanted.add(s);
+      } else {
+        report.shardsSkipped++;
+      }
+    }
+    AttentionConfig perShard = perShard(config, Math.max(1, wanted.size()));
+    int stride = numHeads * (headDim + 2);
+    float[] states = new float[shards * stride];
+    double[][] rho = new double[shards][];
+    double[][] bound = new double[shards][];
+    Map<Integer, List<String>> tried = new LinkedHashMap<>();
+    boolean retry = false;
+    while (!wanted.isEmpty()) {
+      Map<String, List<Integer>> byMember = assign(wanted, tried);
+      List<String> members = new ArrayList<>(byMember.keySet());
+      List<ShardTasks.Decode> tasks = new ArrayList<>();
+      List<Future<ShardTasks.DecodeReply>> fs = new ArrayList<>();
+      long[] t0 = new long[members.size()];
+      for (int i = 0; i < members.size(); i++) {
+        List<Integer> mine = byMember.get(members.get(i));
+        int[] sh = mine.stream().mapToInt(Integer::intValue).toArray();
+        int[] kk = new int[sh.length];
+        for (int j = 0; j < sh.length; j++) {
+          kk[j] = localKeys[sh[j]];
+        }
+        ShardTasks.Decode task = new ShardTasks.Decode(cache.name(), layer, numHeads, scale, sh,
+            kk, perShard, q);
+        t0[i] = System.nanoTime();
+        tasks.add(task);
+        fs.add(cache.submit(members.get(i), task));
+      }
+      List<Integer> again = new ArrayList<>();
+      for (int i = 0; i < members.size(); i++) {
+        String u = members.get(i);
+        List<Integer> mine = byMember.get(u);
+        ShardTasks.DecodeReply reply;
+        try {
+          reply = Calls.get(fs.get(i));
+        } catch (RuntimeException e) {
+          if (!Calls.isMemberFailure(e)) {
+            throw e;
+          }
+          cache.memberFailed(u, e.toString());
+          cache.countFailover();
+          report.failovers++;
+          again.addAll(mine);
+          continue;
+        }
+        long rtt = System.nanoTime() - t0[i];
+        long positions = 0, read = 0;
+        for (int j = 0; j < mine.size(); j++) {
+          int s = mine.get(j);
+          System.arraycopy(reply.states, j * stride, states, s * stride, stride);
+          positions += localKeys[s];
+          int c = j * ShardTasks.DecodeReply.COUNTERS;
+          long[] k = reply.counters;
+          read += k[c] + k[c + 1] + k[c + 2];
+          report.kvBytesRead += k[c];
+          report.summaryBytesRead += k[c + 1];
+          report.sampleBytesRead += k[c + 2];
+          report.keysScored += k[c + 3];
+          report.tilesRead += k[c + 4];
+          report.fmas += k[c + 5];
+          if (reply.rho.length > 0) {
+            rho[s] = java.util.Arrays.copyOfRange(reply.rho, j * numHeads, (j + 1) * numHeads);
+            bound[s] = java.util.Arrays.copyOfRange(reply.errorBound, j * numHeads, (j + 1) * numHeads);
+          }
+        }
+        Member m = cache.member(u);
+        report.calls.add(new ClusterReport.MemberCall(u, m == null ? "?" : m.getAddress().toString(),
+            mine.stream().mapToInt(Integer::intValue).toArray(), positions, read,
+            reply.memberNanos, rtt, tasks.get(i).payloadBytes, reply.payloadBytes, retry));
+      }
+      again.sort(null);
+      wanted = again;
+      retry = true;
+    }
+    merged.reset();
+    for (int s = 0; s < shards; s++) { // fixed shard order: the bits do not depend on timing
+      if (localKeys[s] > 0) {
+        part.readFrom(states, s * stride);
+        merged.merge(part);
+      }
+    }
+    if (config.mode() == AttentionMode.CERTIFIED || config.mode() == AttentionMode.BUDGETED) {
+      combineBounds(states, stride, localKeys, rho, bound);
+    }
+  }
+
+  /**
+   * Picks, for each wanted shard, its first live copy not tried yet in this call; throws
+   * {@link ShardLostException} for shards with none left.
+   */
+  private Map<String, List<Integer>> assign(List<Integer> wanted, Map<Integer, List<String>> tried) {
+    Map<String, List<Integer>> byMember = new LinkedHashMap<>();
+    List<Integer> lost = new ArrayList<>();
+    for (int s : wanted) {
+      List<String> t = tried.computeIfAbsent(s, k -> new ArrayList<>());
+      String pick = null;
+      for (String u : cache.liveOwners(s)) {
+        if (!t.contains(u)) {
+          pick = u;
+          break;
+        }
+      }
+      if (pick == null) {
+        lost.add(s);
+        continue;
+      }
+      t.add(pick);
+      byMember.computeIfAbsent(pick, k -> new ArrayList<>()).add(s);
+    }
+    if (!lost.isEmpty()) {
+      throw cache.lost(lost);
+    }
+    return byMember;
+  }
+
+  /** The config each shard runs: budgets split evenly over the shards asked. */
+  static AttentionConfig perShard(AttentionConfig c, int shards) {
+    if (c.mode() != AttentionMode.BUDGETED || shards == 1) {
+      return c;
+    }
+    if (c.budgetTiles() > 0) {
+      return AttentionConfig.budgetedTiles(Math.max(1, (c.budgetTiles() + shards - 1) / shards));
+    }
+    if (c.budgetBytes() > 0) {
+      return AttentionConfig.budgetedBytes(Math.max(1, c.budgetBytes() / shards));
+    }
+    return c;
+  }
+
+  /**
+   * Global bounds from the shards': shard s skipped at most {@code e_s = rho_s / (1 - rho_s) * l_s}
+   * of mass (in its own frame {@code m_s}); in a common frame, {@code rho = E / (L + E)}, and
+   * {@code ||out - exact|| <= rho * (vmax + ||out||)} with {@code vmax} the largest skipped-value
+   * norm any shard used ({@code errorBound_s / rho_s - ||out_s||}).
+   */
+  private void combineBounds(float[] states, int stride, int[] localKeys, double[][] rho,
+      double[][] bound) {
+    for (int h = 0; h < numHeads; h++) {
+      double mMax = merged.max(h);
+      double l = 0, e = 0, vmax = 0;
+      boolean infinite = false;
+      for (int s = 0; s < localKeys.length; s++) {
+        if (localKeys[s] == 0 || rho[s] == null) {
+          continue;
+        }
+        int base = s * stride;
+        float ms = states[base + h];
+        float ls = states[base + numHeads + h];
+        double r = rho[s][h];
+        if (ls == 0f) {
+          continue;
+        }
+        double f = Math.exp(ms - mMax);
+        l += ls * f;
+        if (r >= 1) {
+          infinite = true;
+        } else if (r > 0) {
+          e += r / (1 - r) * ls * f;
+          double norm = 0;
+          for (int c = 0; c < headDim; c++) {
+            double x = states[base + 2 * numHeads + h * headDim + c] / (double) ls;
+            norm += x * x;
+          }
+          vmax = Math.max(vmax, bound[s][h] / r - Math.sqrt(norm));
+        }
+      }
+      double rh = infinite ? 1 : e == 0 ? 0 : e / (l + e);
+      double outNorm = 0;
+      if (merged.sum(h) != 0f) {
+        float[] tmp = new float[numHeads * headDim];
+        merged.finish(tmp, 0);
+        for (int c = 0; c < headDim; c++) {
+          outNorm += (double) tmp[h * headDim + c] * tmp[h * headDim + c];
+        }
+      }
+      report.rho[h] = rh;
+      report.errorBound[h] = rh == 0 ? 0 : infinite ? Double.POSITIVE_INFINITY
+          : rh * (Math.max(0, vmax) + Math.sqrt(outNorm));
+    }
+  }
+
+  /** One empty round trip to {@code member} (a UUID of the placement), in nanoseconds. */
+  public long ping(String member) {
+    long t0 = System.nanoTime();
+    Calls.get(cache.submit(member, new ShardTasks.Ping()));
+    return System.nanoTime() - t0;
+  }
+
+  /** Marks this instance closed; the cache stays open (its owner closes it). */
+  @Override
+  public void close() {
+    closed = true;
+  }
+}

@@ -1,0 +1,542 @@
+package hflash.cluster;
+
+import com.hazelcast.core.HazelcastInstance;
+import com.hazelcast.core.HazelcastInstanceAware;
+import com.hazelcast.internal.nio.BufferObjectDataInput;
+import com.hazelcast.internal.nio.BufferObjectDataOutput;
+import com.hazelcast.nio.ObjectDataInput;
+import com.hazelcast.nio.ObjectDataOutput;
+import com.hazelcast.nio.serialization.DataSerializable;
+import hflash.engine.AttentionConfig;
+import hflash.engine.AttentionMode;
+import hflash.engine.AttentionReport;
+import hflash.engine.AttentionState;
+import hflash.engine.DecodeAttention;
+import hflash.memory.DType;
+import hflash.memory.KvCache;
+import hflash.memory.KvCacheLayout;
+import java.io.IOException;
+import java.util.concurrent.Callable;
+
+/**
+ * The requests a coordinator sends to a member (Hazelcast executor tasks). Each runs on the member
+ * against its {@link ShardStore}, validating like the local API does: the member's
+ * {@link KvCache} and {@link DecodeAttention} check dimensions, positions and finite values with
+ * the same messages, so a bad request fails on the member exactly as a local call would.
+ * Serialised field by field ({@link DataSerializable}), float arrays as raw floats.
+ */
+public final class ShardTasks {
+
+  private ShardTasks() {}
+
+  /** Common part: the store lookup and the payload size seen by serialisation. */
+  abstract static class Task<T> implements Callable<T>, DataSerializable, HazelcastInstanceAware {
+    transient HazelcastInstance hz;
+    transient long payloadBytes; // bytes this task serialised to (set by write or read)
+
+    @Override
+    public void setHazelcastInstance(HazelcastInstance hz) {
+      this.hz = hz;
+    }
+
+    ShardStore store() {
+      Object s = hz.getUserContext().get(ShardStore.KEY);
+      if (!(s instanceof ShardStore store)) {
+        throw new ShardUnavailableException("member has no hflash shard store: " + hz.getName());
+      }
+      return store;
+    }
+
+    @Override
+    public final void writeData(ObjectDataOutput out) throws IOException {
+      int start = position(out);
+      write(out);
+      payloadBytes = position(out) - start;
+    }
+
+    @Override
+    public final void readData(ObjectDataInput in) throws IOException {
+      int start = position(in);
+      read(in);
+      payloadBytes = position(in) - start;
+    }
+
+    abstract void write(ObjectDataOutput out) throws IOException;
+
+    abstract void read(ObjectDataInput in) throws IOException;
+  }
+
+  static int position(ObjectDataOutput out) {
+    return out instanceof BufferObjectDataOutput b ? b.position() : 0;
+  }
+
+  static int position(ObjectDataInput in) {
+    return in instanceof BufferObjectDataInput b ? b.position() : 0;
+  }
+
+  /** An empty round trip: measures the RPC cost. */
+  public static final class Ping extends Task<Integer> {
+    public Ping() {}
+
+    @Override
+    public Integer call() {
+      return 0;
+    }
+
+    @Override
+    void write(ObjectDataOutput out) {}
+
+    @Override
+    void read(ObjectDataInput in) {}
+  }
+
+  /** Creates a shard copy (idempotent for the same layout). */
+  public static final class Create extends Task<Long> {
+    String cache;
+    int shard;
+    int layers, kvHeads, headDim, capacity, tileTokens;
+    String dtype;
+
+    public Create() {}
+
+    Create(String cache, int shard, KvCacheLayout l) {
+      this.cache = cache;
+      this.shard = shard;
+      this.layers = l.layers();
+      this.kvHeads = l.kvHeads();
+      this.headDim = l.headDim();
+      this.capacity = l.capacity();
+      this.tileTokens = l.tileTokens();
+      this.dtype = l.dtype().id();
+    }
+
+    @Override
+    public Long call() {
+      KvCacheLayout l = new KvCacheLayout(layers, kvHeads, headDim, capacity, DType.parse(dtype), tileTokens);
+      return store().create(cache, shard, l).kv.bytesReserved();
+    }
+
+    @Override
+    void write(ObjectDataOutput out) throws IOException {
+      out.writeString(cache);
+      out.writeInt(shard);
+      out.writeInt(layers);
+      out.writeInt(kvHeads);
+      out.writeInt(headDim);
+      out.writeInt(capacity);
+      out.writeInt(tileTokens);
+      out.writeString(dtype);
+    }
+
+    @Override
+    void read(ObjectDataInput in) throws IOException {
+      cache = in.readString();
+      shard = in.readInt();
+      layers = in.readInt();
+      kvHeads = in.readInt();
+      headDim = in.readInt();
+      capacity = in.readInt();
+      tileTokens = in.readInt();
+      dtype = in.readString();
+    }
+  }
+
+  /**
+   * Appends {@code count} rows at local position {@code start} of one layer of a shard copy. A
+   * retry of an append the copy already holds ({@code length == start + count}) is a no-op, so a
+   * coordinator may resend after a lost reply; any other {@code start != length} fails.
+   */
+  public static final class Append extends Task<Integer> {
+    String cache;
+    int shard, layer, start, count;
+    float[] k, v; // (count, kvHeads, headDim)
+
+    public Append() {}
+
+    Append(String cache, int shard, int layer, int start, int count, float[] k, float[] v) {
+      this.cache = cache;
+      this.shard = shard;
+      this.layer = layer;
+      this.start = start;
+      this.count = count;
+      this.k = k;
+      this.v = v;
+    }
+
+    @Override
+    public Integer call() {
+      ShardStore.Replica r = store().get(cache, shard);
+      synchronized (r) {
+        int length = r.kv.length(layer);
+        if (length == start + count && count > 0) {
+          return length; // already applied
+        }
+        if (length != start) {
+          throw new IllegalStateException("append position differs from shard length: " + start
+              + "!=" + length + " (shard " + shard + " of " + cache + ", layer=" + layer + ")");
+        }
+        r.kv.append(layer, count, k, v);
+        return r.kv.length(layer);
+      }
+    }
+
+    @Override
+    void write(ObjectDataOutput out) throws IOException {
+      out.writeString(cache);
+      out.writeInt(shard);
+      out.writeInt(layer);
+      out.writeInt(start);
+      out.writeInt(count);
+      out.writeFloatArray(k);
+      out.writeFloatArray(v);
+    }
+
+    @Override
+    void read(ObjectDataInput in) throws IOException {
+      cache = in.readString();
+      shard = in.readInt();
+      layer = in.readInt();
+      start = in.readInt();
+      count = in.readInt();
+      k = in.readFloatArray();
+      v = in.readFloatArray();
+    }
+  }
+
+  /** Truncates a shard copy: one layer ({@code layer >= 0}) or all, to {@code length}. */
+  public static final class Truncate extends Task<Integer> {
+    String cache;
+    int shard, layer, length;
+
+    public Truncate() {}
+
+    Truncate(String cache, int shard, int layer, int length) {
+      this.cache = cache;
+      this.shard = shard;
+      this.layer = layer;
+      this.length = length;
+    }
+
+    @Override
+    public Integer call() {
+      ShardStore.Replica r = store().get(cache, shard);
+      synchronized (r) {
+        if (layer < 0) {
+          r.kv.truncate(length);
+        } else {
+          r.kv.truncate(layer, length);
+        }
+      }
+      return length;
+    }
+
+    @Override
+    void write(ObjectDataOutput out) throws IOException {
+      out.writeString(cache);
+      out.writeInt(shard);
+      out.writeInt(layer);
+      out.writeInt(length);
+    }
+
+    @Override
+    void read(ObjectDataInput in) throws IOException {
+      cache = in.readString();
+      shard = in.readInt();
+      layer = in.readInt();
+      length = in.readInt();
+    }
+  }
+
+  /** Drops one copy ({@code shard >= 0}) or every copy of a cache on the member. */
+  public static final class Drop extends Task<Integer> {
+    String cache;
+    int shard;
+
+    public Drop() {}
+
+    Drop(String cache, int shard) {
+      this.cache = cache;
+      this.shard = shard;
+    }
+
+    @Override
+    public Integer call() {
+      return store().drop(cache, shard);
+    }
+
+    @Override
+    void write(ObjectDataOutput out) throws IOException {
+      out.writeString(cache);
+      out.writeInt(shard);
+    }
+
+    @Override
+    void read(ObjectDataInput in) throws IOException {
+      cache = in.readString();
+      shard = in.readInt();
+    }
+  }
+
+  /** The per-layer lengths of one shard copy. */
+  public static final class Lengths extends Task<int[]> {
+    String cache;
+    int shard;
+
+    public Lengths() {}
+
+    Lengths(String cache, int shard) {
+      this.cache = cache;
+      this.shard = shard;
+    }
+
+    @Override
+    public int[] call() {
+      ShardStore.Replica r = store().get(cache, shard);
+      synchronized (r) {
+        int[] out = new int[r.kv.layout().layers()];
+        for (int l = 0; l < out.length; l++) {
+          out[l] = r.kv.length(l);
+        }
+        return out;
+      }
+    }
+
+    @Override
+    void write(ObjectDataOutput out) throws IOException {
+      out.writeString(cache);
+      out.writeInt(shard);
+    }
+
+    @Override
+    void read(ObjectDataInput in) throws IOException {
+      cache = in.readString();
+      shard = in.readInt();
+    }
+  }
+
+  /**
+   * Reads local rows {@code [from, from + count)} of one layer back as floats (exact: every
+   * dtype value is a float), K rows then V rows, each (count, kvHeads, headDim); used to copy a
+   * shard to a new member.
+   */
+  public static final class ReadRows extends Task<float[]> {
+    String cache;
+    int shard, layer, from, count;
+
+    public ReadRows() {}
+
+    ReadRows(String cache, int shard, int layer, int from, int count) {
+      this.cache = cache;
+      this.shard = shard;
+      this.layer = layer;
+      this.from = from;
+      this.count = count;
+    }
+
+    @Override
+    public float[] call() {
+      ShardStore.Replica r = store().get(cache, shard);
+      synchronized (r) {
+        KvCache kv = r.kv;
+        int length = kv.length(layer);
+        if (from < 0 || count < 0 || from + count > length) {
+          throw new IndexOutOfBoundsException("rows out of range [0, " + length + "): " + from
+              + "+" + count + " (layer=" + layer + ")");
+        }
+        int heads = kv.layout().kvHeads();
+        int d = kv.layout().headDim();
+        int row = heads * d;
+        float[] out = new float[2 * count * row];
+        for (int i = 0; i < count; i++) {
+          for (int h = 0; h < heads; h++) {
+            for (int c = 0; c < d; c++) {
+              out[i * row + h * d + c] = kv.key(layer, h, from + i, c);
+              out[(count + i) * row + h * d + c] = kv.value(layer, h, from + i, c);
+            }
+          }
+        }
+        return out;
+      }
+    }
+
+    @Override
+    void write(ObjectDataOutput out) throws IOException {
+      out.writeString(cache);
+      out.writeInt(shard);
+      out.writeInt(layer);
+      out.writeInt(from);
+      out.writeInt(count);
+    }
+
+    @Override
+    void read(ObjectDataInput in) throws IOException {
+      cache = in.readString();
+      shard = in.readInt();
+      layer = in.readInt();
+      from = in.readInt();
+      count = in.readInt();
+    }
+  }
+
+  /**
+   * One member's part of a decode call: for each shard it is asked for, the online-softmax state
+   * over the shard's first {@code keys[i]} local positions, in the call's mode. One request per
+   * member per layer.
+   */
+  public static final class Decode extends Task<DecodeReply> {
+    String cache;
+    int layer, numHeads;
+    float scale;
+    int[] shards, keys;
+    AttentionConfig config;
+    float[] q; // (numHeads, headDim)
+
+    public Decode() {}
+
+    Decode(String cache, int layer, int numHeads, float scale, int[] shards, int[] keys,
+        AttentionConfig config, float[] q) {
+      this.cache = cache;
+      this.layer = layer;
+      this.numHeads = numHeads;
+      this.scale = scale;
+      this.shards = shards;
+      this.keys = keys;
+      this.config = config;
+      this.q = q;
+    }
+
+    @Override
+    public DecodeReply call() {
+      long t0 = System.nanoTime();
+      ShardStore store = store();
+      int n = shards.length;
+      if (keys.length != n) {
+        throw new IllegalArgumentException("keys length differs from shards: " + keys.length
+            + "!=" + n);
+      }
+      DecodeReply reply = null;
+      for (int i = 0; i < n; i++) {
+        ShardStore.Replica r = store.get(cache, shards[i]);
+        synchronized (r) {
+          DecodeAttention a = r.attention(numHeads, scale);
+          if (reply == null) {
+            reply = new DecodeReply(n, numHeads, r.kv.layout().headDim(), config.mode() != AttentionMode.EXACT);
+          }
+          AttentionState state = new AttentionState(numHeads, r.kv.layout().headDim());
+          a.decodeState(layer, q, keys[i], config, state);
+          reply.put(i, state, a.report());
+        }
+      }
+      if (reply == null) {
+        throw new IllegalArgumentException("decode request names no shard");
+      }
+      reply.memberNanos = System.nanoTime() - t0;
+      return reply;
+    }
+
+    @Override
+    void write(ObjectDataOutput out) throws IOException {
+      out.writeString(cache);
+      out.writeInt(layer);
+      out.writeInt(numHeads);
+      out.writeFloat(scale);
+      out.writeIntArray(shards);
+      out.writeIntArray(keys);
+      writeConfig(out, config);
+      out.writeFloatArray(q);
+    }
+
+    @Override
+    void read(ObjectDataInput in) throws IOException {
+      cache = in.readString();
+      layer = in.readInt();
+      numHeads = in.readInt();
+      scale = in.readFloat();
+      shards = in.readIntArray();
+      keys = in.readIntArray();
+      config = readConfig(in);
+      q = in.readFloatArray();
+    }
+  }
+
+  static void writeConfig(ObjectDataOutput out, AttentionConfig c) throws IOException {
+    out.writeString(c.mode().name());
+    out.writeDouble(c.epsilon());
+    out.writeInt(c.budgetTiles());
+    out.writeDouble(c.budgetShare());
+    out.writeLong(c.budgetBytes());
+    out.writeInt(c.delta());
+    out.writeInt(c.radius());
+    out.writeFloat(c.margin());
+    out.writeFloat(c.guard());
+    out.writeInt(c.sinks());
+    out.writeInt(c.window());
+  }
+
+  static AttentionConfig readConfig(ObjectDataInput in) throws IOException {
+    AttentionMode mode = AttentionMode.valueOf(in.readString());
+    return new AttentionConfig(mode, in.readDouble(), in.readInt(), in.readDouble(), in.readLong(),
+        in.readInt(), in.readInt(), in.readFloat(), in.readFloat(), in.readInt(), in.readInt());
+  }
+
+  /** What a member sends back for a {@link Decode}: packed states and per-shard counters. */
+  public static final class DecodeReply implements DataSerializable {
+    float[] states; // (shards, numHeads * (headDim + 2)), AttentionState.writeTo packing
+    long[] counters; // (shards, COUNTERS)
+    double[] rho, errorBound; // (shards, numHeads), bounded modes only (else empty)
+    long memberNanos;
+    transient long payloadBytes;
+    transient int stride; // floats per packed state
+
+    static final int COUNTERS = 6; // kvBytes, summaryBytes, sampleBytes, keysScored, tilesRead, fmas
+
+    public DecodeReply() {}
+
+    DecodeReply(int n, int numHeads, int headDim, boolean bounds) {
+      stride = numHeads * (headDim + 2);
+      states = new float[n * stride];
+      counters = new long[n * COUNTERS];
+      rho = new double[bounds ? n * numHeads : 0];
+      errorBound = new double[bounds ? n * numHeads : 0];
+    }
+
+    void put(int i, AttentionState s, AttentionReport r) {
+      s.writeTo(states, i * stride);
+      counters[i * COUNTERS] = r.kvBytesRead();
+      counters[i * COUNTERS + 1] = r.summaryBytesRead();
+      counters[i * COUNTERS + 2] = r.sampleBytesRead();
+      counters[i * COUNTERS + 3] = r.keysScored();
+      counters[i * COUNTERS + 4] = r.tilesRead();
+      counters[i * COUNTERS + 5] = r.fmas();
+      if (rho.length > 0) {
+        int heads = s.heads();
+        for (int h = 0; h < heads; h++) {
+          rho[i * heads + h] = r.rho(h);
+          errorBound[i * heads + h] = r.errorBound(h);
+        }
+      }
+    }
+
+    @Override
+    public void writeData(ObjectDataOutput out) throws IOException {
+      int start = position(out);
+      out.writeFloatArray(states);
+      out.writeLongArray(counters);
+      out.writeDoubleArray(rho);
+      out.writeDoubleArray(errorBound);
+      out.writeLong(memberNanos);
+      payloadBytes = position(out) - start;
+    }
+
+    @Override
+    public void readData(ObjectDataInput in) throws IOException {
+      int start = position(in);
+      states = in.readFloatArray();
+      counters = in.readLongArray();
+      rho = in.readDoubleArray();
+      errorBound = in.readDoubleArray();
+      memberNanos = in.readLong();
+      payloadBytes = position(in) - start;
+    }
+  }
+}

@@ -1,0 +1,219 @@
+package hflash.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.hazelcast.core.HazelcastInstance;
+import hflash.engine.AttentionConfig;
+import hflash.memory.DType;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutionException;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** Three members in this JVM and a client coordinator: the contract of the local API. */
+class DistributedAttentionTest {
+
+  static TestCluster cluster;
+  static HazelcastInstance client;
+
+  static final int LAYERS = 2, KV_HEADS = 2, HEAD_DIM = 24, HEADS = 6, TILE = 32;
+
+  @BeforeAll
+  static void start() {
+    cluster = new TestCluster(3);
+    client = cluster.client();
+  }
+
+  @AfterAll
+  static void stop() {
+    if (cluster != null) {
+      cluster.close();
+    }
+  }
+
+  static final List<AttentionConfig> MODES = List.of(AttentionConfig.exact(),
+      AttentionConfig.sampled(), AttentionConfig.certified(1e-3), AttentionConfig.budgetedTiles(5),
+      AttentionConfig.budgetedShare(0.3), AttentionConfig.budgetedBytes(20_000));
+
+  @Test
+  void everyModeEqualsLocalSplitKOverTheSameRangesBitForBit() {
+    long seed = 1301;
+    SplittableRandom rnd = new SplittableRandom(seed);
+    try (DistributedKvCache cache = DistributedKvCache.create(client, "bits", LAYERS, KV_HEADS,
+        HEAD_DIM, 2000, DType.F16, TILE, new DistributedKvCache.Options(2, 3, 1));
+         DistributedAttention att = DistributedAttention.create(cache, HEADS)) {
+      ShardReference ref = new ShardReference(LAYERS, KV_HEADS, HEAD_DIM, DType.F16, TILE);
+      ref.appendRandom(cache, rnd, 45, false); // single appends, crossing a block boundary
+      ref.appendRandom(cache, rnd, 1000, true); // batched, over many blocks of every shard
+      assertEquals(1045, cache.length(1));
+      float[] out = new float[HEADS * HEAD_DIM];
+      for (int keys : new int[] {1, 31, 33, 97, 96 * 3 + 5, 1045}) {
+        for (AttentionConfig mode : MODES) {
+          for (int layer = 0; layer < LAYERS; layer++) {
+            float[] q = ShardReference.query(rnd, HEADS * HEAD_DIM);
+            att.decode(layer, q, out, keys, mode);
+            float[] want = ref.splitK(cache.striping(), layer, q, HEADS, keys, mode);
+            String what = "seed=" + seed + " keys=" + keys + " mode=" + mode.mode() + " layer=" + layer;
+            assertArrayEquals(want, out, 0f, what);
+            if (mode.mode() == hflash.engine.AttentionMode.EXACT) {
+              float[] local = ref.local(layer, q, HEADS, keys);
+              assertTrue(relErr(out, local) < 2e-6, what + " err=" + relErr(out, local));
+            }
+            if (mode.mode() == hflash.engine.AttentionMode.CERTIFIED) {
+              float[] local = ref.local(layer, q, HEADS, keys);
+              for (int h = 0; h < HEADS; h++) {
+                double e = 0;
+                for (int c = h * HEAD_DIM; c < (h + 1) * HEAD_DIM; c++) {
+                  e += (double) (out[c] - local[c]) * (out[c] - local[c]);
+                }
+                assertTrue(Math.sqrt(e) <= att.report().errorBound(h) + 1e-5,
+                    what + " head " + h + " error " + Math.sqrt(e) + " > bound " + att.report().errorBound(h));
+              }
+            }
+          }
+        }
+      }
+      att.decode(0, ShardReference.query(rnd, HEADS * HEAD_DIM), out);
+      ClusterReport r = att.report();
+      assertEquals(3, r.membersAsked(), r.toString());
+      assertEquals(1045L * KV_HEADS, r.keysScored(), r.toString());
+      long positions = r.calls().stream().mapToLong(ClusterReport.MemberCall::positions).sum();
+      assertEquals(1045, positions, r.toString());
+      for (ClusterReport.MemberCall c : r.calls()) {
+        // q (6*24 floats) out, one packed state (6*26 floats) back per shard
+        assertTrue(c.payloadSent() > HEADS * HEAD_DIM * 4 && c.payloadSent() < HEADS * HEAD_DIM * 4 + 200, c.toString());
+        assertTrue(c.payloadReceived() >= HEADS * (HEAD_DIM + 2) * 4L * c.shards().length, c.toString());
+      }
+    }
+  }
+
+  static double relErr(float[] a, float[] b) {
+    double num = 0, den = 0;
+    for (int i = 0; i < a.length; i++) {
+      num += (double) (a[i] - b[i]) * (a[i] - b[i]);
+      den += (double) b[i] * b[i];
+    }
+    return Math.sqrt(num / den);
+  }
+
+  @Test
+  void truncateRewindsEveryShardAndRefillsTheSameWay() {
+    long seed = 1302;
+    SplittableRandom rnd = new SplittableRandom(seed);
+    try (DistributedKvCache cache = DistributedKvCache.create(client, "trunc", LAYERS, KV_HEADS,
+        HEAD_DIM, 600, DType.BF16, TILE, new DistributedKvCache.Options(2, 0, 2));
+         DistributedAttention att = DistributedAttention.create(cache, HEADS)) {
+      ShardReference ref = new ShardReference(LAYERS, KV_HEADS, HEAD_DIM, DType.BF16, TILE);
+      ref.appendRandom(cache, rnd, 300, true);
+      cache.truncate(130);
+      ref.truncate(130);
+      assertEquals(130, cache.length(0));
+      ref.appendRandom(cache, rnd, 70, true);
+      float[] q = ShardReference.query(rnd, HEADS * HEAD_DIM);
+      float[] out = new float[HEADS * HEAD_DIM];
+      att.decode(1, q, out);
+      assertArrayEquals(ref.splitK(cache.striping(), 1, q, HEADS, 200, AttentionConfig.exact()), out, 0f,
+          "seed=" + seed);
+    }
+  }
+
+  @Test
+  void badRequestsFailWithTheLocalMessagesOnTheCoordinatorAndOnTheMember() throws Exception {
+    try (DistributedKvCache cache = DistributedKvCache.create(client, "bad", 1, KV_HEADS, HEAD_DIM,
+        100, DType.F16, TILE);
+         DistributedAttention att = DistributedAttention.create(cache, HEADS)) {
+      float[] row = new float[KV_HEADS * HEAD_DIM];
+      cache.append(0, row, row);
+      float[] q = new float[HEADS * HEAD_DIM];
+      float[] out = new float[HEADS * HEAD_DIM];
+      q[3] = Float.NaN;
+      var e = assertThrows(IllegalArgumentException.class, () -> att.decode(0, q, out));
+      assertEquals("non-finite value at q[3]=NaN", e.getMessage());
+      // the same request sent straight to a member is rejected there with the local message
+      String owner = cache.placement().owners().get(0).getFirst();
+      var direct = new ShardTasks.Decode("bad", 0, HEADS, 0.2f, new int[] {0}, new int[] {1},
+          AttentionConfig.exact(), q);
+      var ee = assertThrows(ExecutionException.class, () -> cache.submit(owner, direct).get());
+      assertEquals("non-finite value at q[3]=NaN", ee.getCause().getMessage());
+      var tooMany = new ShardTasks.Decode("bad", 0, HEADS, 0.2f, new int[] {0}, new int[] {2},
+          AttentionConfig.exact(), new float[HEADS * HEAD_DIM]);
+      ee = assertThrows(ExecutionException.class, () -> cache.submit(owner, tooMany).get());
+      assertEquals("keys out of range [0, 1]: 2 (layer=0)", ee.getCause().getMessage());
+      q[3] = 0;
+      var ioobe = assertThrows(IndexOutOfBoundsException.class, () -> att.decode(0, q, out, 2,
+          AttentionConfig.exact()));
+      assertEquals("keys out of range [0, 1]: 2 (layer=0)", ioobe.getMessage());
+      var shape = assertThrows(IllegalArgumentException.class, () -> att.decode(0, new float[5], out));
+      assertEquals("q length differs from numHeads*headDim: 5!=144", shape.getMessage());
+      float[] big = new float[KV_HEADS * HEAD_DIM];
+      big[7] = 1e6f;
+      var range = assertThrows(IllegalArgumentException.class, () -> cache.append(0, big, row));
+      assertEquals("non-finite or out-of-range f16 value at k[7]=1000000.0", range.getMessage());
+      assertEquals(1, cache.length(0));
+      assertThrows(UnsupportedOperationException.class,
+          () -> att.decode(0, q, out, AttentionConfig.streaming(4, 16)));
+      var full = assertThrows(IllegalStateException.class,
+          () -> cache.append(0, 100, new float[100 * row.length], new float[100 * row.length]));
+      assertEquals("cache full: 1 + 100 > capacity 100 (layer=0)", full.getMessage());
+    }
+  }
+
+  @Test
+  void aCoordinatorThatDetachesIsReplacedByOneThatAttaches() {
+    long seed = 1303;
+    SplittableRandom rnd = new SplittableRandom(seed);
+    ShardReference ref = new ShardReference(LAYERS, KV_HEADS, HEAD_DIM, DType.F32, TILE);
+    DistributedKvCache first = DistributedKvCache.create(client, "attach", LAYERS, KV_HEADS,
+        HEAD_DIM, 400, DType.F32, TILE);
+    ref.appendRandom(first, rnd, 250, true);
+    Striping st = first.striping();
+    first.detach(); // the coordinator goes away; shards and placement stay
+    assertThrows(IllegalStateException.class, () -> first.length(0));
+    HazelcastInstance second = cluster.client();
+    try (DistributedKvCache again = DistributedKvCache.attach(second, "attach");
+         DistributedAttention att = DistributedAttention.create(again, HEADS)) {
+      assertEquals(250, again.length(0));
+      assertEquals(st, again.striping());
+      float[] q = ShardReference.query(rnd, HEADS * HEAD_DIM);
+      float[] out = new float[HEADS * HEAD_DIM];
+      att.decode(0, q, out);
+      assertArrayEquals(ref.splitK(st, 0, q, HEADS, 250, AttentionConfig.exact()), out, 0f, "seed=" + seed);
+    }
+    var e = assertThrows(IllegalArgumentException.class, () -> DistributedKvCache.attach(second, "attach"));
+    assertEquals("no distributed cache named attach", e.getMessage());
+    for (ClusterMember m : cluster.members) {
+      assertEquals(0, m.store().replicasOf("attach").size(), "close drops every copy");
+    }
+  }
+
+  @Test
+  void nonLoopbackAddressesAreRefusedWithoutTheFlag() {
+    var e = assertThrows(IllegalArgumentException.class,
+        () -> ClusterSetup.MemberOptions.loopback("c", 5701, List.of("10.1.2.3:5701")));
+    assertEquals("refusing a non-loopback address without --allow-remote (the open-source engine"
+        + " has no authentication or TLS): 10.1.2.3", e.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> new ClusterSetup.MemberOptions("c",
+        "192.168.7.7", 5701, List.of(), 1, false, 1));
+    new ClusterSetup.MemberOptions("c", "192.168.7.7", 5701, List.of(), 1, true, 1); // explicit flag
+  }
+
+  @Test
+  void stripingIsAPrefixOfEveryShard() {
+    Striping st = new Striping(3, 64);
+    int[] seen = new int[3];
+    for (int p = 0; p < 5000; p++) {
+      int s = st.shardOf(p);
+      assertEquals(seen[s], st.local(p), "p=" + p);
+      assertEquals(p, st.global(s, seen[s]));
+      seen[s]++;
+      for (int t = 0; t < 3; t++) {
+        assertEquals(seen[t], st.shardLength(p + 1, t), "p=" + p + " shard=" + t);
+      }
+    }
+  }
+}
