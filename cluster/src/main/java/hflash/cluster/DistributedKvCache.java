@@ -557,7 +557,7 @@ public final class DistributedKvCache implements AutoCloseable {
         n += r[1] - r[0];
       }
       total += n;
-      sb.append(" shard ").append(s).append(": ");
+      sb.append(s == shards.getFirst() ? " shard " : "; shard ").append(s).append(": ");
       for (int i = 0; i < Math.min(4, ranges.size()); i++) {
         sb.append(i > 0 ? ", " : "").append('[').append(ranges.get(i)[0]).append(", ")
             .append(ranges.get(i)[1]).append(')');
@@ -566,7 +566,7 @@ public final class DistributedKvCache implements AutoCloseable {
         sb.append(", ... every ").append((long) striping.blockTokens() * striping.shards())
             .append(" positions up to ").append(ranges.getLast()[1]);
       }
-      sb.append(" (").append(n).append(" positions);");
+      sb.append(" (").append(n).append(" positions)");
     }
     return new ShardLostException(sb.toString(), total);
   }
