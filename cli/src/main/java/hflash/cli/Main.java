@@ -34,6 +34,8 @@ import picocli.CommandLine.ScopeType;
       GenerateCommand.class,
       AscendCommand.class,
       ProbeCommand.class,
+      MemberCommand.class,
+      ClusterBenchCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {
@@ -53,7 +55,7 @@ public final class Main implements Runnable {
 
   @Override
   public void run() {
-    throw new CommandLine.ParameterException(spec.commandLine(), "missing command (demo, bench, eval, gen, claims, generate, ascend, probe, make-demo-trace, test via ./hflash test)");
+    throw new CommandLine.ParameterException(spec.commandLine(), "missing command (demo, bench, eval, gen, claims, generate, ascend, probe, member, cluster-bench, make-demo-trace, test via ./hflash test)");
   }
 
   public static void main(String[] args) {
