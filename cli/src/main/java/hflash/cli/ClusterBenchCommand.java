@@ -147,20 +147,8 @@ final class ClusterBenchCommand implements Callable<Integer> {
 
   private HazelcastInstance connect(MemberProcesses procs, PrintWriter err) {
     long deadline = System.nanoTime() + 90_000_000_000L;
-    HazelcastInstance client = null;
-    while (client == null) {
-      String exited = procs.exited();
-      if (exited != null) {
-        throw new IllegalStateException(exited);
-      }
-      try {
-        client = ClusterSetup.client(procs.cluster, procs.addresses);
-      } catch (IllegalStateException e) {
-        if (System.nanoTime() > deadline) {
-          throw new IllegalStateException("members did not start: " + procs.tail(0), e);
-        }
-      }
-    }
+    procs.awaitUp(90_000_000_000L);
+    HazelcastInstance client = ClusterSetup.client(procs.cluster, procs.addresses);
     while (client.getCluster().getMembers().size() < members) {
       String exited = procs.exited();
       if (exited != null || System.nanoTime() > deadline) {
@@ -236,7 +224,7 @@ final class ClusterBenchCommand implements Callable<Integer> {
     try {
       for (int i = 0; ; i++) {
         boolean killDone = killAfter == null
-            || (killedAt.get() != 0 && System.nanoTime() - killedAt.get() > 2_000_000_000L);
+            || (killedAt.get() != 0 && System.nanoTime() - killedAt.get() > 1_000_000_000L);
         if (i >= iterations && killDone) {
           break;
         }

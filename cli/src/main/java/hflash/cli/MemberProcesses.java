@@ -104,6 +104,38 @@ final class MemberProcesses implements AutoCloseable {
     }
   }
 
+  /**
+   * Waits until every member logged that it is up (so a client connects at its first attempt),
+   * or throws when one exits or {@code nanos} pass.
+   */
+  void awaitUp(long nanos) {
+    long deadline = System.nanoTime() + nanos;
+    for (int i = 0; i < processes.size(); i++) {
+      while (true) {
+        String exited = exited();
+        if (exited != null) {
+          throw new IllegalStateException(exited);
+        }
+        try {
+          if (Files.readString(logs.resolve("member-" + i + ".log")).contains(" up (")) {
+            break;
+          }
+        } catch (IOException e) {
+          // not written yet
+        }
+        if (System.nanoTime() > deadline) {
+          throw new IllegalStateException("member " + i + " did not start: " + tail(i));
+        }
+        try {
+          Thread.sleep(20);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          throw new IllegalStateException("interrupted", e);
+        }
+      }
+    }
+  }
+
   /** Whether any member process has exited (e.g. failed to start). */
   String exited() {
     for (int i = 0; i < processes.size(); i++) {

@@ -153,7 +153,8 @@ public final class ClusterSetup {
     c.setProperty("hazelcast.client.invocation.timeout.seconds", "30");
     c.getNetworkConfig().setAddresses(new java.util.ArrayList<>(members));
     c.getNetworkConfig().setSmartRouting(true);
-    c.getConnectionStrategyConfig().getConnectionRetryConfig().setClusterConnectTimeoutMillis(20_000);
+    c.getConnectionStrategyConfig().getConnectionRetryConfig().setClusterConnectTimeoutMillis(20_000)
+        .setInitialBackoffMillis(100).setMaxBackoffMillis(1000);
     c.getMetricsConfig().setEnabled(false);
     return c;
   }
