@@ -36,6 +36,7 @@ public final class ClusterReport {
   long fmas;
   int failovers;
   int shardsSkipped;
+  boolean[] asked = new boolean[0]; // (shards) whose state was merged
   double[] rho = new double[0]; // (numHeads)
   double[] errorBound = new double[0]; // (numHeads)
 
@@ -67,9 +68,17 @@ public final class ClusterReport {
     return failovers;
   }
 
-  /** Shards not asked because their part of the context was empty for this call. */
+  /**
+   * Shards holding keys of this call that were not asked: certified mode found their whole mass
+   * too small to matter (from the shards' summaries); the bound accounts for them.
+   */
   public int shardsSkipped() {
     return shardsSkipped;
+  }
+
+  /** Whether shard {@code s} was asked (its state merged) in this call. */
+  public boolean asked(int s) {
+    return s < asked.length && asked[s];
   }
 
   public long keysInContext() {

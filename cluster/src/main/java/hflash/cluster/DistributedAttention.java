@@ -148,6 +148,22 @@ public final class DistributedAttention implements AutoCloseable {
     }
   }
 
+  /** The per-call scratch of {@link #run}: shard states, bounds, which shards were asked. */
+  private static final class Call {
+    final float[] states; // (shards, numHeads * (headDim + 2))
+    final double[][] rho, bound; // (shards)(numHeads), bounded modes
+    final boolean[] asked; // (shards)
+    final Map<Integer, List<String>> tried = new LinkedHashMap<>();
+    boolean retry;
+
+    Call(int shards, int stride) {
+      states = new float[shards * stride];
+      rho = new double[shards][];
+      bound = new double[shards][];
+      asked = new boolean[shards];
+    }
+  }
+
   private void run(int layer, float[] q, int keys, AttentionConfig config) {
     Striping st = cache.striping();
     int shards = st.shards();
@@ -159,19 +175,107 @@ public final class DistributedAttention implements AutoCloseable {
       localKeys[s] = st.shardLength(keys, s);
       if (localKeys[s] > 0) {
         wanted.add(s);
-      } else {
-        report.shardsSkipped++;
       }
     }
     AttentionConfig perShard = perShard(config, Math.max(1, wanted.size()));
     int stride = numHeads * (headDim + 2);
-    float[] states = new float[shards * stride];
-    double[][] rho = new double[shards][];
-    double[][] bound = new double[shards][];
-    Map<Integer, List<String>> tried = new LinkedHashMap<>();
-    boolean retry = false;
+    Call call = new Call(shards, stride);
+    double[] skipped = null; // certified: mass bound of the shards not asked, per head (absolute log frame)
+    if (config.mode() == AttentionMode.CERTIFIED && cache.hasSummaries() && wanted.size() > 1) {
+      skipped = certifiedRounds(layer, q, localKeys, wanted, perShard, config.epsilon(), call);
+    } else {
+      ask(layer, q, localKeys, wanted, perShard, call);
+    }
+    merged.reset();
+    for (int s = 0; s < shards; s++) { // fixed shard order: the bits do not depend on timing
+      if (call.asked[s]) {
+        part.readFrom(call.states, s * stride);
+        merged.merge(part);
+      } else if (localKeys[s] > 0) {
+        report.shardsSkipped++;
+      }
+    }
+    report.asked = call.asked.clone();
+    if (config.mode() == AttentionMode.CERTIFIED || config.mode() == AttentionMode.BUDGETED) {
+      combineBounds(layer, call, localKeys, skipped);
+    }
+  }
+
+  /**
+   * Certified over members: first the shard with the largest score bound of each head (from the
+   * shards' top-level boxes), then every other shard unless the bound on its whole mass,
+   * {@code n_s * exp(bound_s - m)}, fits with the others skipped into {@code epsilon/2} of the
+   * mass read so far for every head (the shards asked run certified(epsilon/2) themselves, so
+   * unread &lt;= epsilon * read overall). Two rounds when some shard must be asked after all.
+   *
+   * @return per head, the skipped mass bound as {@code log(sum_s n_s exp(bound_s))}, or -inf
+   */
+  private double[] certifiedRounds(int layer, float[] q, int[] localKeys, List<Integer> wanted,
+      AttentionConfig perShard, double epsilon, Call call) {
+    int group = numHeads / cache.layout().kvHeads();
+    double[][] ub = new double[localKeys.length][numHeads];
+    List<Integer> first = new ArrayList<>();
+    for (int h = 0; h < numHeads; h++) {
+      int best = -1;
+      for (int s : wanted) {
+        ub[s][h] = cache.scoreBound(s, layer, h / group, q, h * headDim, scale);
+        if (best < 0 || ub[s][h] > ub[best][h]) {
+          best = s;
+        }
+      }
+      if (!first.contains(best)) {
+        first.add(best);
+      }
+    }
+    first.sort(null);
+    ask(layer, q, localKeys, first, perShard, call);
+    AttentionState read = new AttentionState(numHeads, headDim);
+    for (int s : first) {
+      part.readFrom(call.states, s * numHeads * (headDim + 2));
+      read.merge(part);
+    }
+    double[] skip = new double[numHeads]; // log of the skipped mass bound, absolute frame
+    java.util.Arrays.fill(skip, Double.NEGATIVE_INFINITY);
+    List<Integer> second = new ArrayList<>();
+    for (int s : wanted) {
+      if (first.contains(s)) {
+        continue;
+      }
+      boolean fits = true;
+      double[] with = new double[numHeads];
+      for (int h = 0; h < numHeads && fits; h++) {
+        double mass = Math.log(localKeys[s]) + ub[s][h];
+        with[h] = logAdd(skip[h], mass);
+        double budget = Math.log(epsilon / 2) + Math.log(read.sum(h)) + read.max(h);
+        fits = read.sum(h) > 0 && with[h] <= budget;
+      }
+      if (fits) {
+        skip = with;
+      } else {
+        second.add(s);
+      }
+    }
+    if (!second.isEmpty()) {
+      ask(layer, q, localKeys, second, perShard, call);
+    }
+    return skip;
+  }
+
+  private static double logAdd(double a, double b) {
+    if (a == Double.NEGATIVE_INFINITY) {
+      return b;
+    }
+    double m = Math.max(a, b);
+    return m + Math.log(Math.exp(a - m) + Math.exp(b - m));
+  }
+
+  /** Asks the members for {@code shards} (one request per member), failing over to other copies. */
+  private void ask(int layer, float[] q, int[] localKeys, List<Integer> shards,
+      AttentionConfig perShard, Call call) {
+    int stride = numHeads * (headDim + 2);
+    List<Integer> wanted = shards;
     while (!wanted.isEmpty()) {
-      Map<String, List<Integer>> byMember = assign(wanted, tried);
+      Map<String, List<Integer>> byMember = assign(wanted, call.tried);
       List<String> members = new ArrayList<>(byMember.keySet());
       List<ShardTasks.Decode> tasks = new ArrayList<>();
       List<Future<ShardTasks.DecodeReply>> fs = new ArrayList<>();
@@ -210,7 +314,8 @@ public final class DistributedAttention implements AutoCloseable {
         long positions = 0, read = 0;
         for (int j = 0; j < mine.size(); j++) {
           int s = mine.get(j);
-          System.arraycopy(reply.states, j * stride, states, s * stride, stride);
+          System.arraycopy(reply.states, j * stride, call.states, s * stride, stride);
+          call.asked[s] = true;
           positions += localKeys[s];
           int c = j * ShardTasks.DecodeReply.COUNTERS;
           long[] k = reply.counters;
@@ -222,28 +327,18 @@ public final class DistributedAttention implements AutoCloseable {
           report.tilesRead += k[c + 4];
           report.fmas += k[c + 5];
           if (reply.rho.length > 0) {
-            rho[s] = java.util.Arrays.copyOfRange(reply.rho, j * numHeads, (j + 1) * numHeads);
-            bound[s] = java.util.Arrays.copyOfRange(reply.errorBound, j * numHeads, (j + 1) * numHeads);
+            call.rho[s] = java.util.Arrays.copyOfRange(reply.rho, j * numHeads, (j + 1) * numHeads);
+            call.bound[s] = java.util.Arrays.copyOfRange(reply.errorBound, j * numHeads, (j + 1) * numHeads);
           }
         }
         Member m = cache.member(u);
         report.calls.add(new ClusterReport.MemberCall(u, m == null ? "?" : m.getAddress().toString(),
             mine.stream().mapToInt(Integer::intValue).toArray(), positions, read,
-            reply.memberNanos, rtt, tasks.get(i).payloadBytes, reply.payloadBytes, retry));
+            reply.memberNanos, rtt, tasks.get(i).payloadBytes, reply.payloadBytes, call.retry));
       }
       again.sort(null);
       wanted = again;
-      retry = true;
-    }
-    merged.reset();
-    for (int s = 0; s < shards; s++) { // fixed shard order: the bits do not depend on timing
-      if (localKeys[s] > 0) {
-        part.readFrom(states, s * stride);
-        merged.merge(part);
-      }
-    }
-    if (config.mode() == AttentionMode.CERTIFIED || config.mode() == AttentionMode.BUDGETED) {
-      combineBounds(states, stride, localKeys, rho, bound);
+      call.retry = !again.isEmpty() || call.retry;
     }
   }
 
@@ -278,6 +373,9 @@ public final class DistributedAttention implements AutoCloseable {
 
   /** The config each shard runs: budgets split evenly over the shards asked. */
   static AttentionConfig perShard(AttentionConfig c, int shards) {
+    if (c.mode() == AttentionMode.CERTIFIED && shards > 1) {
+      return AttentionConfig.certified(c.epsilon() / 2); // the other half: shards not asked
+    }
     if (c.mode() != AttentionMode.BUDGETED || shards == 1) {
       return c;
     }
@@ -292,24 +390,34 @@ public final class DistributedAttention implements AutoCloseable {
 
   /**
    * Global bounds from the shards': shard s skipped at most {@code e_s = rho_s / (1 - rho_s) * l_s}
-   * of mass (in its own frame {@code m_s}); in a common frame, {@code rho = E / (L + E)}, and
-   * {@code ||out - exact|| <= rho * (vmax + ||out||)} with {@code vmax} the largest skipped-value
-   * norm any shard used ({@code errorBound_s / rho_s - ||out_s||}).
+   * of mass (in its own frame {@code m_s}); shards not asked at all at most their summary bound.
+   * In a common frame {@code rho = E / (L + E)}, and {@code ||out - exact|| <= rho * (vmax + ||out||)}
+   * with {@code vmax} the largest skipped-value norm any shard used
+   * ({@code errorBound_s / rho_s - ||out_s||}) or a skipped shard's largest value norm.
    */
-  private void combineBounds(float[] states, int stride, int[] localKeys, double[][] rho,
-      double[][] bound) {
+  private void combineBounds(int layer, Call call, int[] localKeys, double[] skipped) {
+    int stride = numHeads * (headDim + 2);
+    int group = numHeads / cache.layout().kvHeads();
+    float[] tmp = new float[numHeads * headDim];
+    merged.finish(tmp, 0);
     for (int h = 0; h < numHeads; h++) {
       double mMax = merged.max(h);
       double l = 0, e = 0, vmax = 0;
       boolean infinite = false;
       for (int s = 0; s < localKeys.length; s++) {
-        if (localKeys[s] == 0 || rho[s] == null) {
+        if (!call.asked[s]) {
+          if (localKeys[s] > 0 && skipped != null) {
+            vmax = Math.max(vmax, cache.valueNormBound(s, layer, h / group));
+          }
+          continue;
+        }
+        if (call.rho[s] == null) {
           continue;
         }
         int base = s * stride;
-        float ms = states[base + h];
-        float ls = states[base + numHeads + h];
-        double r = rho[s][h];
+        float ms = call.states[base + h];
+        float ls = call.states[base + numHeads + h];
+        double r = call.rho[s][h];
         if (ls == 0f) {
           continue;
         }
@@ -321,20 +429,19 @@ public final class DistributedAttention implements AutoCloseable {
           e += r / (1 - r) * ls * f;
           double norm = 0;
           for (int c = 0; c < headDim; c++) {
-            double x = states[base + 2 * numHeads + h * headDim + c] / (double) ls;
+            double x = call.states[base + 2 * numHeads + h * headDim + c] / (double) ls;
             norm += x * x;
           }
-          vmax = Math.max(vmax, bound[s][h] / r - Math.sqrt(norm));
+          vmax = Math.max(vmax, call.bound[s][h] / r - Math.sqrt(norm));
         }
+      }
+      if (skipped != null && skipped[h] != Double.NEGATIVE_INFINITY) {
+        e += Math.exp(skipped[h] - mMax);
       }
       double rh = infinite ? 1 : e == 0 ? 0 : e / (l + e);
       double outNorm = 0;
-      if (merged.sum(h) != 0f) {
-        float[] tmp = new float[numHeads * headDim];
-        merged.finish(tmp, 0);
-        for (int c = 0; c < headDim; c++) {
-          outNorm += (double) tmp[h * headDim + c] * tmp[h * headDim + c];
-        }
+      for (int c = 0; c < headDim; c++) {
+        outNorm += (double) tmp[h * headDim + c] * tmp[h * headDim + c];
       }
       report.rho[h] = rh;
       report.errorBound[h] = rh == 0 ? 0 : infinite ? Double.POSITIVE_INFINITY

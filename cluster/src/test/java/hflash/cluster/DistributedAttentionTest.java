@@ -57,7 +57,7 @@ class DistributedAttentionTest {
           for (int layer = 0; layer < LAYERS; layer++) {
             float[] q = ShardReference.query(rnd, HEADS * HEAD_DIM);
             att.decode(layer, q, out, keys, mode);
-            float[] want = ref.splitK(cache.striping(), layer, q, HEADS, keys, mode);
+            float[] want = ref.splitK(cache.striping(), layer, q, HEADS, keys, mode, att.report()::asked);
             String what = "seed=" + seed + " keys=" + keys + " mode=" + mode.mode() + " layer=" + layer;
             assertArrayEquals(want, out, 0f, what);
             if (mode.mode() == hflash.engine.AttentionMode.EXACT) {
@@ -88,6 +88,64 @@ class DistributedAttentionTest {
         // q (6*24 floats) out, one packed state (6*26 floats) back per shard
         assertTrue(c.payloadSent() > HEADS * HEAD_DIM * 4 && c.payloadSent() < HEADS * HEAD_DIM * 4 + 200, c.toString());
         assertTrue(c.payloadReceived() >= HEADS * (HEAD_DIM + 2) * 4L * c.shards().length, c.toString());
+      }
+    }
+  }
+
+  @Test
+  void certifiedSkipsMembersWhoseWholeMassCannotMatterAndStatesTheGlobalBound() {
+    long seed = 1304;
+    SplittableRandom rnd = new SplittableRandom(seed);
+    int block = 4; // tiles per block: shard s holds [128 s, 128 (s + 1)) of the first 384 positions
+    try (DistributedKvCache cache = DistributedKvCache.create(client, "skip", 1, KV_HEADS,
+        HEAD_DIM, 384, DType.F16, TILE, new DistributedKvCache.Options(2, 3, block));
+         DistributedAttention att = DistributedAttention.create(cache, HEADS)) {
+      float[] u = new float[HEAD_DIM];
+      double norm = 0;
+      for (int c = 0; c < HEAD_DIM; c++) {
+        u[c] = (float) rnd.nextGaussian();
+        norm += u[c] * u[c];
+      }
+      float[] q = new float[HEADS * HEAD_DIM];
+      for (int h = 0; h < HEADS; h++) {
+        for (int c = 0; c < HEAD_DIM; c++) {
+          q[h * HEAD_DIM + c] = (float) (2 * Math.sqrt(HEAD_DIM) * u[c] / Math.sqrt(norm));
+        }
+      }
+      // shard 0: keys along the query (scores about 12); shards 1 and 2: small keys (about 1)
+      ShardReference ref = new ShardReference(1, KV_HEADS, HEAD_DIM, DType.F16, TILE);
+      int row = KV_HEADS * HEAD_DIM;
+      float[] k = new float[384 * row], v = new float[384 * row];
+      for (int p = 0; p < 384; p++) {
+        for (int i = 0; i < row; i++) {
+          k[p * row + i] = DType.F16.round(p < 128
+              ? (float) (6 * u[i % HEAD_DIM] / Math.sqrt(norm) + 0.01 * rnd.nextGaussian())
+              : (float) (0.05 * rnd.nextGaussian()));
+          v[p * row + i] = DType.F16.round((float) rnd.nextGaussian());
+        }
+        ref.k.getFirst().add(java.util.Arrays.copyOfRange(k, p * row, (p + 1) * row));
+        ref.v.getFirst().add(java.util.Arrays.copyOfRange(v, p * row, (p + 1) * row));
+      }
+      cache.append(0, 384, k, v);
+      float[] out = new float[HEADS * HEAD_DIM];
+      att.decode(0, q, out, AttentionConfig.exact());
+      assertEquals(3, att.report().membersAsked(), att.report().toString());
+      float[] exact = out.clone();
+      att.decode(0, q, out, AttentionConfig.certified(1e-3));
+      ClusterReport r = att.report();
+      assertEquals(2, r.shardsSkipped(), "seed=" + seed + " " + r);
+      assertEquals(1, r.membersAsked(), "seed=" + seed + " " + r);
+      assertTrue(r.asked(0) && !r.asked(1) && !r.asked(2), r.toString());
+      assertArrayEquals(ref.splitK(cache.striping(), 0, q, HEADS, 384, AttentionConfig.certified(1e-3), r::asked),
+          out, 0f, "seed=" + seed);
+      for (int h = 0; h < HEADS; h++) {
+        double e = 0;
+        for (int c = h * HEAD_DIM; c < (h + 1) * HEAD_DIM; c++) {
+          e += (double) (out[c] - exact[c]) * (out[c] - exact[c]);
+        }
+        assertTrue(r.errorBound(h) > 0 && r.rho(h) <= 1e-3, "seed=" + seed + " head " + h + " " + r);
+        assertTrue(Math.sqrt(e) <= r.errorBound(h), "seed=" + seed + " head " + h + " error "
+            + Math.sqrt(e) + " > bound " + r.errorBound(h));
       }
     }
   }

@@ -68,6 +68,12 @@ final class ShardReference {
 
   /** Local split-K over the shards' key ranges, merged in shard order. */
   float[] splitK(Striping st, int layer, float[] q, int numHeads, int keys, AttentionConfig config) {
+    return splitK(st, layer, q, numHeads, keys, config, s -> true);
+  }
+
+  /** {@link #splitK} over the shards {@code asked} accepts only (certified skips some). */
+  float[] splitK(Striping st, int layer, float[] q, int numHeads, int keys, AttentionConfig config,
+      java.util.function.IntPredicate include) {
     AttentionState merged = new AttentionState(numHeads, headDim);
     AttentionState part = new AttentionState(numHeads, headDim);
     int asked = 0;
@@ -77,7 +83,7 @@ final class ShardReference {
     AttentionConfig perShard = DistributedAttention.perShard(config, Math.max(1, asked));
     for (int s = 0; s < st.shards(); s++) {
       int n = st.shardLength(keys, s);
-      if (n == 0) {
+      if (n == 0 || !include.test(s)) {
         continue;
       }
       try (KvCache c = KvCache.allocate(new KvCacheLayout(1, kvHeads, headDim, n, dtype, tileTokens));
