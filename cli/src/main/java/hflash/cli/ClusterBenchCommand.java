@@ -61,6 +61,9 @@ final class ClusterBenchCommand implements Callable<Integer> {
   @Option(names = "--tile", defaultValue = "128", description = "Tokens per tile; a shard block is one tile (default ${DEFAULT-VALUE}).")
   int tile;
 
+  @Option(names = "--block-tiles", defaultValue = "1", paramLabel = "B", description = "Tiles per placement block: block b lives on shard b % M (default ${DEFAULT-VALUE}; context/(M*tile) makes each shard one contiguous range).")
+  int blockTiles;
+
   @Option(names = "--workload", defaultValue = "random", description = "random or structured (default ${DEFAULT-VALUE}).")
   String workload;
 
@@ -120,7 +123,7 @@ final class ClusterBenchCommand implements Callable<Integer> {
       HazelcastInstance client = connect(procs, err);
       try {
         DistributedKvCache cache = DistributedKvCache.create(client, "bench", 1, shape.kvHeads,
-            shape.dim, context, dtypeOption.dtype, tile, new DistributedKvCache.Options(replicas, 0, 1));
+            shape.dim, context, dtypeOption.dtype, tile, new DistributedKvCache.Options(replicas, 0, UsageException.positive("--block-tiles", blockTiles)));
         cache.setLog(line -> {
           if (!jsonOption.json) {
             err.println("cluster-bench: " + line);
@@ -219,7 +222,7 @@ final class ClusterBenchCommand implements Callable<Integer> {
     List<Double> localNs = new ArrayList<>(), clusterNs = new ArrayList<>(), memberNs = new ArrayList<>();
     int mismatches = 0;
     long payloadPerLayer = 0, bytesRead = 0, payloadSent = 0, payloadReceived = 0;
-    int asked = 0;
+    int asked = 0, skipped = 0;
     String error = null;
     try {
       for (int i = 0; ; i++) {
@@ -260,6 +263,7 @@ final class ClusterBenchCommand implements Callable<Integer> {
           payloadReceived = r.payloadReceived();
           bytesRead = r.bytesRead();
           asked = r.membersAsked();
+          skipped = r.shardsSkipped();
         }
       }
     } finally {
@@ -284,6 +288,8 @@ final class ClusterBenchCommand implements Callable<Integer> {
     // the slowest member's own time for its shards (request received to reply ready): what is
     // left of medianMs beyond it is the round trip and the merge
     m.put("memberMedianMs", Format.finite(memberNs.isEmpty() ? Double.NaN : median(memberNs) / 1e6));
+    m.put("shardsSkipped", skipped);
+    m.put("blockTiles", blockTiles);
     m.put("payloadBytesSent", payloadSent);
     m.put("payloadBytesReceived", payloadReceived);
     m.put("localThreads", localThreads);
