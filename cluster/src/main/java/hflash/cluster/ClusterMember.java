@@ -30,6 +30,9 @@ public final class ClusterMember implements AutoCloseable {
     config.addListenerConfig(new com.hazelcast.config.ListenerConfig(new MembershipListener() {
       @Override
       public void memberAdded(MembershipEvent e) {
+        if (e.getMember().localMember()) {
+          return; // the "up" line says it
+        }
         log.accept("member joined: " + e.getMember().getAddress() + " (" + e.getMembers().size()
             + " members)");
       }
