@@ -74,6 +74,37 @@ public final class ShardTasks {
     return in instanceof BufferObjectDataInput b ? b.position() : 0;
   }
 
+  /** A task about one shard copy of one cache: those two fields are written first. */
+  abstract static class ShardTask<T> extends Task<T> {
+    String cache;
+    int shard;
+
+    ShardTask() {}
+
+    ShardTask(String cache, int shard) {
+      this.cache = cache;
+      this.shard = shard;
+    }
+
+    @Override
+    final void write(ObjectDataOutput out) throws IOException {
+      out.writeString(cache);
+      out.writeInt(shard);
+      writeMore(out);
+    }
+
+    @Override
+    final void read(ObjectDataInput in) throws IOException {
+      cache = in.readString();
+      shard = in.readInt();
+      readMore(in);
+    }
+
+    void writeMore(ObjectDataOutput out) throws IOException {}
+
+    void readMore(ObjectDataInput in) throws IOException {}
+  }
+
   /** An empty round trip: measures the RPC cost. */
   public static final class Ping extends Task<Integer> {
     public Ping() {}
@@ -91,17 +122,14 @@ public final class ShardTasks {
   }
 
   /** Creates a shard copy (idempotent for the same layout). */
-  public static final class Create extends Task<Long> {
-    String cache;
-    int shard;
+  public static final class Create extends ShardTask<Long> {
     int layers, kvHeads, headDim, capacity, tileTokens;
     String dtype;
 
     public Create() {}
 
     Create(String cache, int shard, KvCacheLayout l) {
-      this.cache = cache;
-      this.shard = shard;
+      super(cache, shard);
       this.layers = l.layers();
       this.kvHeads = l.kvHeads();
       this.headDim = l.headDim();
@@ -117,9 +145,7 @@ public final class ShardTasks {
     }
 
     @Override
-    void write(ObjectDataOutput out) throws IOException {
-      out.writeString(cache);
-      out.writeInt(shard);
+    void writeMore(ObjectDataOutput out) throws IOException {
       out.writeInt(layers);
       out.writeInt(kvHeads);
       out.writeInt(headDim);
@@ -129,9 +155,7 @@ public final class ShardTasks {
     }
 
     @Override
-    void read(ObjectDataInput in) throws IOException {
-      cache = in.readString();
-      shard = in.readInt();
+    void readMore(ObjectDataInput in) throws IOException {
       layers = in.readInt();
       kvHeads = in.readInt();
       headDim = in.readInt();
@@ -146,16 +170,14 @@ public final class ShardTasks {
    * retry of an append the copy already holds ({@code length == start + count}) is a no-op, so a
    * coordinator may resend after a lost reply; any other {@code start != length} fails.
    */
-  public static final class Append extends Task<Integer> {
-    String cache;
-    int shard, layer, start, count;
+  public static final class Append extends ShardTask<Integer> {
+    int layer, start, count;
     float[] k, v; // (count, kvHeads, headDim)
 
     public Append() {}
 
     Append(String cache, int shard, int layer, int start, int count, float[] k, float[] v) {
-      this.cache = cache;
-      this.shard = shard;
+      super(cache, shard);
       this.layer = layer;
       this.start = start;
       this.count = count;
@@ -181,9 +203,7 @@ public final class ShardTasks {
     }
 
     @Override
-    void write(ObjectDataOutput out) throws IOException {
-      out.writeString(cache);
-      out.writeInt(shard);
+    void writeMore(ObjectDataOutput out) throws IOException {
       out.writeInt(layer);
       out.writeInt(start);
       out.writeInt(count);
@@ -192,9 +212,7 @@ public final class ShardTasks {
     }
 
     @Override
-    void read(ObjectDataInput in) throws IOException {
-      cache = in.readString();
-      shard = in.readInt();
+    void readMore(ObjectDataInput in) throws IOException {
       layer = in.readInt();
       start = in.readInt();
       count = in.readInt();
@@ -204,15 +222,13 @@ public final class ShardTasks {
   }
 
   /** Truncates a shard copy: one layer ({@code layer >= 0}) or all, to {@code length}. */
-  public static final class Truncate extends Task<Integer> {
-    String cache;
-    int shard, layer, length;
+  public static final class Truncate extends ShardTask<Integer> {
+    int layer, length;
 
     public Truncate() {}
 
     Truncate(String cache, int shard, int layer, int length) {
-      this.cache = cache;
-      this.shard = shard;
+      super(cache, shard);
       this.layer = layer;
       this.length = length;
     }
@@ -231,32 +247,25 @@ public final class ShardTasks {
     }
 
     @Override
-    void write(ObjectDataOutput out) throws IOException {
-      out.writeString(cache);
-      out.writeInt(shard);
+    void writeMore(ObjectDataOutput out) throws IOException {
       out.writeInt(layer);
       out.writeInt(length);
     }
 
     @Override
-    void read(ObjectDataInput in) throws IOException {
-      cache = in.readString();
-      shard = in.readInt();
+    void readMore(ObjectDataInput in) throws IOException {
       layer = in.readInt();
       length = in.readInt();
     }
   }
 
   /** Drops one copy ({@code shard >= 0}) or every copy of a cache on the member. */
-  public static final class Drop extends Task<Integer> {
-    String cache;
-    int shard;
+  public static final class Drop extends ShardTask<Integer> {
 
     public Drop() {}
 
     Drop(String cache, int shard) {
-      this.cache = cache;
-      this.shard = shard;
+      super(cache, shard);
     }
 
     @Override
@@ -264,29 +273,15 @@ public final class ShardTasks {
       return store().drop(cache, shard);
     }
 
-    @Override
-    void write(ObjectDataOutput out) throws IOException {
-      out.writeString(cache);
-      out.writeInt(shard);
-    }
-
-    @Override
-    void read(ObjectDataInput in) throws IOException {
-      cache = in.readString();
-      shard = in.readInt();
-    }
   }
 
   /** The per-layer lengths of one shard copy. */
-  public static final class Lengths extends Task<int[]> {
-    String cache;
-    int shard;
+  public static final class Lengths extends ShardTask<int[]> {
 
     public Lengths() {}
 
     Lengths(String cache, int shard) {
-      this.cache = cache;
-      this.shard = shard;
+      super(cache, shard);
     }
 
     @Override
@@ -301,17 +296,6 @@ public final class ShardTasks {
       }
     }
 
-    @Override
-    void write(ObjectDataOutput out) throws IOException {
-      out.writeString(cache);
-      out.writeInt(shard);
-    }
-
-    @Override
-    void read(ObjectDataInput in) throws IOException {
-      cache = in.readString();
-      shard = in.readInt();
-    }
   }
 
   /**
@@ -319,15 +303,13 @@ public final class ShardTasks {
    * dtype value is a float), K rows then V rows, each (count, kvHeads, headDim); used to copy a
    * shard to a new member.
    */
-  public static final class ReadRows extends Task<float[]> {
-    String cache;
-    int shard, layer, from, count;
+  public static final class ReadRows extends ShardTask<float[]> {
+    int layer, from, count;
 
     public ReadRows() {}
 
     ReadRows(String cache, int shard, int layer, int from, int count) {
-      this.cache = cache;
-      this.shard = shard;
+      super(cache, shard);
       this.layer = layer;
       this.from = from;
       this.count = count;
@@ -360,18 +342,14 @@ public final class ShardTasks {
     }
 
     @Override
-    void write(ObjectDataOutput out) throws IOException {
-      out.writeString(cache);
-      out.writeInt(shard);
+    void writeMore(ObjectDataOutput out) throws IOException {
       out.writeInt(layer);
       out.writeInt(from);
       out.writeInt(count);
     }
 
     @Override
-    void read(ObjectDataInput in) throws IOException {
-      cache = in.readString();
-      shard = in.readInt();
+    void readMore(ObjectDataInput in) throws IOException {
       layer = in.readInt();
       from = in.readInt();
       count = in.readInt();

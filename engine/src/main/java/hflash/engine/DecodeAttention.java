@@ -244,7 +244,7 @@ public final class DecodeAttention implements AutoCloseable {
       throw new IllegalArgumentException("state shape differs from (numHeads, headDim): ("
           + into.heads() + ", " + into.headDim() + ") != (" + numHeads + ", " + headDim + ")");
     }
-    checkArguments(layer, q, prefillOut, keys);
+    checkArguments(layer, q, prefillOut, keys); // no output array: any of the right length passes
     execute(layer, q, null, into, keys, config);
   }
 
