@@ -181,7 +181,7 @@ public final class DistributedAttention implements AutoCloseable {
     int stride = numHeads * (headDim + 2);
     Call call = new Call(shards, stride);
     double[] skipped = null; // certified: mass bound of the shards not asked, per head (absolute log frame)
-    if (config.mode() == AttentionMode.CERTIFIED && cache.hasSummaries() && wanted.size() > 1) {
+    if (config.mode() == AttentionMode.CERTIFIED && cache.summaries() != null && wanted.size() > 1) {
       skipped = certifiedRounds(layer, q, localKeys, wanted, perShard, config.epsilon(), call);
     } else {
       ask(layer, q, localKeys, wanted, perShard, call);
@@ -218,7 +218,7 @@ public final class DistributedAttention implements AutoCloseable {
     for (int h = 0; h < numHeads; h++) {
       int best = -1;
       for (int s : wanted) {
-        ub[s][h] = cache.scoreBound(s, layer, h / group, q, h * headDim, scale);
+        ub[s][h] = cache.summaries().scoreBound(s, layer, h / group, q, h * headDim, scale);
         if (best < 0 || ub[s][h] > ub[best][h]) {
           best = s;
         }
@@ -407,7 +407,7 @@ public final class DistributedAttention implements AutoCloseable {
       for (int s = 0; s < localKeys.length; s++) {
         if (!call.asked[s]) {
           if (localKeys[s] > 0 && skipped != null) {
-            vmax = Math.max(vmax, cache.valueNormBound(s, layer, h / group));
+            vmax = Math.max(vmax, cache.summaries().valueNormBound(s, layer, h / group));
           }
           continue;
         }

@@ -84,13 +84,7 @@ public final class DistributedKvCache implements AutoCloseable {
   private final AtomicLong failovers = new AtomicLong();
   private final AtomicLong copiesMade = new AtomicLong();
   private volatile Consumer<String> log = s -> {};
-  // Top-level summary of each shard, kept by the coordinator from the rows it appends: per
-  // (shard, layer, kvHead) the box [lo, hi] of the stored (dtype-rounded) keys and the largest
-  // stored value-row norm. A box over all of a shard's rows bounds every prefix of them, so
-  // truncate keeps it valid. Unknown after attach (summaries == false): then nothing is skipped.
-  private final float[] boxLo, boxHi; // (shards, layers, kvHeads, headDim)
-  private final float[] valueNorm; // (shards, layers, kvHeads)
-  private boolean summaries;
+  private ShardSummaries summaries; // null after attach: unknown, nothing is skipped
   private volatile boolean closed;
 
   private DistributedKvCache(HazelcastInstance hz, Placement p) {
@@ -100,12 +94,6 @@ public final class DistributedKvCache implements AutoCloseable {
     this.striping = p.striping();
     this.placement = p;
     this.lengths = new int[layout.layers()];
-    int heads = p.shards() * layout.layers() * layout.kvHeads();
-    this.boxLo = new float[Math.multiplyExact(heads, layout.headDim())];
-    this.boxHi = new float[boxLo.length];
-    this.valueNorm = new float[heads];
-    java.util.Arrays.fill(boxLo, Float.POSITIVE_INFINITY);
-    java.util.Arrays.fill(boxHi, Float.NEGATIVE_INFINITY);
     this.executor = hz.getExecutorService(ClusterSetup.EXECUTOR);
     this.placements = hz.getMap(ClusterSetup.PLACEMENTS);
     this.repairer = Executors.newSingleThreadExecutor(r -> {
@@ -169,7 +157,7 @@ public final class DistributedKvCache implements AutoCloseable {
           + " exists: attach to it or close it first");
     }
     DistributedKvCache c = new DistributedKvCache(hz, p);
-    c.summaries = true; // empty and exact: this coordinator sees every row from the first
+    c.summaries = new ShardSummaries(layout, c.striping); // exact: this coordinator sees every row
     try {
       List<Future<?>> fs = new ArrayList<>();
       for (int s = 0; s < shards; s++) {
@@ -345,62 +333,17 @@ public final class DistributedKvCache implements AutoCloseable {
       }
       writeShards(layer, start, rows, ks, vs, p0);
       lengths[layer] = p0 + count;
-      summarise(layer, p0, count, k, v);
+      if (summaries != null) {
+        summaries.add(layer, p0, count, k, v);
+      }
     } finally {
       lock.unlock();
     }
   }
 
-  /** Widens the shards' boxes and value norms by the rows just stored (as the dtype stores them). */
-  private void summarise(int layer, int p0, int count, float[] k, float[] v) {
-    int heads = layout.kvHeads(), d = layout.headDim();
-    DType dtype = layout.dtype();
-    for (int i = 0; i < count; i++) {
-      int s = striping.shardOf((long) p0 + i);
-      for (int h = 0; h < heads; h++) {
-        int cell = (s * layout.layers() + layer) * heads + h;
-        int src = (i * heads + h) * d;
-        double norm = 0;
-        for (int c = 0; c < d; c++) {
-          float x = dtype.round(k[src + c]);
-          boxLo[cell * d + c] = Math.min(boxLo[cell * d + c], x);
-          boxHi[cell * d + c] = Math.max(boxHi[cell * d + c], x);
-          double y = dtype.round(v[src + c]);
-          norm += y * y;
-        }
-        valueNorm[cell] = Math.max(valueNorm[cell], (float) Math.sqrt(norm));
-      }
-    }
-  }
-
-  /** Whether the shard summaries are known (created here; not after an attach). */
-  boolean hasSummaries() {
+  /** The shards' top-level summaries, or null when unknown (after an attach). */
+  ShardSummaries summaries() {
     return summaries;
-  }
-
-  /**
-   * Upper bound on {@code scale * q_h . k} over every key of {@code shard} in (layer, kvHead):
-   * {@code scale * sum_c max(q_c lo_c, q_c hi_c)}, rounded up; -inf when the shard holds none.
-   */
-  double scoreBound(int shard, int layer, int kvHead, float[] q, int qOff, float scale) {
-    int d = layout.headDim();
-    int base = ((shard * layout.layers() + layer) * layout.kvHeads() + kvHead) * d;
-    if (boxLo[base] > boxHi[base]) {
-      return Double.NEGATIVE_INFINITY;
-    }
-    double sum = 0, magnitude = 0;
-    for (int c = 0; c < d; c++) {
-      double qc = q[qOff + c];
-      sum += Math.max(qc * boxLo[base + c], qc * boxHi[base + c]);
-      magnitude += Math.abs(qc) * Math.max(Math.abs(boxLo[base + c]), Math.abs(boxHi[base + c]));
-    }
-    // the kernels score in float: allow their round-off, relative to the magnitude of the terms
-    return scale * (sum + 1e-5 * magnitude) + 1e-6;
-  }
-
-  /** Largest stored value-row norm of {@code shard} in (layer, kvHead). */
-  double valueNormBound(int shard, int layer, int kvHead) {
-    return valueNorm[(shard * layout.layers() + layer) * layout.kvHeads() + kvHead];
   }
 
   private void validateRows(int count, float[] k, float[] v) {
