@@ -113,6 +113,62 @@ class RealTraceTest {
     }
   }
 
+  /**
+   * The whole trace prefilled as a runtime does it: per layer one batched append of all positions,
+   * then one {@code prefill} call for all rows (tiled, 2 threads). Equals one single-threaded
+   * decode call per row bit for bit, and (f32) the trace's stored o.
+   */
+  @ParameterizedTest(name = "{0} {1}")
+  @MethodSource("traces")
+  void onePrefillCallPerLayerMatchesRowPathAndStoredOutput(String name, DType dtype) {
+    try (Safetensors st = Safetensors.open(tracesDir().resolve(name))) {
+      int layers = (int) st.tensor("q").shape()[0], heads = (int) st.tensor("q").shape()[1];
+      int n = (int) st.tensor("q").shape()[2], d = (int) st.tensor("q").shape()[3];
+      int kvHeads = (int) st.tensor("k").shape()[1];
+      float[] qa = st.tensor("q").toFloatArray(), ka = st.tensor("k").toFloatArray();
+      float[] va = st.tensor("v").toFloatArray(), oa = st.tensor("o").toFloatArray();
+      float scale = Float.parseFloat(st.metadata().getOrDefault("scale", Double.toString(1 / Math.sqrt(d))));
+      double worstVsO = 0;
+      try (KvCache cache = KvCache.allocate(new KvCacheLayout(layers, kvHeads, d, n, dtype, 64));
+          DecodeAttention tiled = DecodeAttention.create(cache, heads, 2, scale);
+          DecodeAttention rows = DecodeAttention.create(cache, heads, 1, scale)) {
+        float[] k = new float[n * kvHeads * d], v = new float[n * kvHeads * d]; // (n, kvHeads, d)
+        float[] q = new float[n * heads * d], out = new float[n * heads * d]; // (n, heads, d)
+        float[] qRow = new float[heads * d], oRow = new float[heads * d];
+        double[] stored = new double[heads * d];
+        for (int layer = 0; layer < layers; layer++) {
+          for (int t = 0; t < n; t++) {
+            for (int kh = 0; kh < kvHeads; kh++) {
+              System.arraycopy(ka, ((layer * kvHeads + kh) * n + t) * d, k, (t * kvHeads + kh) * d, d);
+              System.arraycopy(va, ((layer * kvHeads + kh) * n + t) * d, v, (t * kvHeads + kh) * d, d);
+            }
+            for (int h = 0; h < heads; h++) {
+              System.arraycopy(qa, ((layer * heads + h) * n + t) * d, q, (t * heads + h) * d, d);
+            }
+          }
+          cache.append(layer, n, k, v);
+          tiled.prefill(layer, q, out, 0, n, hflash.engine.AttentionConfig.exact());
+          for (int t = 0; t < n; t++) {
+            System.arraycopy(q, t * heads * d, qRow, 0, heads * d);
+            rows.decode(layer, qRow, oRow, t + 1);
+            for (int i = 0; i < heads * d; i++) {
+              assertEquals(oRow[i], out[t * heads * d + i], name + " " + dtype + " layer " + layer + " row " + t);
+            }
+            for (int h = 0; h < heads; h++) {
+              for (int c = 0; c < d; c++) {
+                stored[h * d + c] = oa[((layer * heads + h) * n + t) * d + c];
+              }
+            }
+            worstVsO = Math.max(worstVsO, ReferenceAttention.relError(oRow, stored));
+          }
+        }
+      }
+      if (dtype == DType.F32) {
+        assertTrue(worstVsO < 1e-5, name + " prefill vs stored o: " + worstVsO);
+      }
+    }
+  }
+
   /** float64 attention of one row over the trace's raw keys 0..keys-1. */
   private static double[] rawReference(float[] q, float[] ka, float[] va, int layer, int kvHeads,
       int heads, int d, int n, int keys, float scale) {
