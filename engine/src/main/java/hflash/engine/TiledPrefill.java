@@ -35,7 +35,11 @@ import java.util.function.IntConsumer;
  * work is triangular: the last block has the most keys, so handing out the largest items first
  * leaves small ones to fill the gaps, longest-processing-time-first). An item is computed by one
  * thread from start to end, so the output bits do not depend on which thread took it, nor on the
- * thread count. Scratch is per thread, sized once by the shape; a call allocates nothing.
+ * thread count. Only when there are fewer items than threads (a short prompt, few KV heads) and
+ * the prefix is long, each item's tiles are split into contiguous chunks, one per thread, whose
+ * partial states merge in chunk order as in decode's split-K: the same bits for the same thread
+ * count, float32 rounding of the single-thread result otherwise. Scratch is per thread, sized
+ * once by the shape; a call allocates nothing.
  *
  * <p>Working set of an item, W1 (g = 4, d = 128, T = 128 keys per tile, f32): the query block,
  * the scores, the accumulators and the per-tile partial are 64 KiB each, the K and V tiles 64
@@ -69,6 +73,7 @@ final class TiledPrefill {
   private int first;
   private int count;
   private int blocks;
+  private int splits; // chunks of tiles per item (split-K); 1 unless there are fewer items than threads
   private MemorySegment k;
   private MemorySegment v;
   private DecodeAttention.CancelFlag cancel;
@@ -104,7 +109,12 @@ final class TiledPrefill {
     this.cancel = cancel;
     this.blocks = (count + BLOCK_ROWS - 1) / BLOCK_ROWS;
     int items = blocks * kvHeads;
-    int lanes = Math.min(threads, items);
+    // a short prompt over a long prefix with fewer items than threads: split each item's tiles too,
+    // when every chunk keeps at least SPLIT_MIN_KEYS keys (as decode's split-K)
+    int smallest = first + Math.min(count, BLOCK_ROWS); // keys of block 0, the smallest item
+    splits = items == 0 || items >= threads ? 1 : Math.max(1, Math.min(threads / items,
+        Math.min(smallest / DecodeAttention.SPLIT_MIN_KEYS, (smallest + tileTokens - 1) / tileTokens)));
+    int lanes = splits > 1 ? items * splits : Math.min(threads, items);
     for (int i = 0; i < lanes; i++) {
       if (workers[i] == null) {
         workers[i] = new Worker();
@@ -117,6 +127,9 @@ final class TiledPrefill {
         runWorker(0);
       } else {
         pool.run(task, lanes);
+      }
+      if (splits > 1) {
+        mergeSplits(items);
       }
     } finally {
       this.q = this.out = null;
@@ -142,10 +155,30 @@ final class TiledPrefill {
 
   private void runWorker(int index) {
     Worker w = workers[index];
+    if (splits > 1) { // fewer items than threads: worker index runs chunk index % splits of one item
+      int item = index / splits;
+      w.item(blocks - 1 - item / kvHeads, item % kvHeads, index % splits, splits);
+      return;
+    }
     int items = blocks * kvHeads;
     for (int i = nextItem.getAndIncrement(); i < items; i = nextItem.getAndIncrement()) {
       int block = blocks - 1 - i / kvHeads; // longest prefixes first
-      w.item(block, i % kvHeads);
+      w.item(block, i % kvHeads, 0, 1);
+    }
+  }
+
+  /**
+   * Split-K over the tiles of each item: merges the chunks' partial states in chunk order (the
+   * rule of decode's split-K, {@link AttentionState#merge}) and finishes the rows.
+   */
+  private void mergeSplits(int items) {
+    for (int item = 0; item < items; item++) {
+      Worker first = workers[item * splits];
+      for (int c = 1; c < splits; c++) {
+        first.state.merge(workers[item * splits + c].state);
+      }
+      int block = blocks - 1 - item / kvHeads;
+      first.finish(block * BLOCK_ROWS, Math.min(BLOCK_ROWS, count - block * BLOCK_ROWS), item % kvHeads);
     }
   }
 
@@ -166,8 +199,12 @@ final class TiledPrefill {
       keysScored = tilesRead = kvBytes = rescales = fmas = 0;
     }
 
-    /** Block {@code b} of the call for KV head {@code kh}'s group. */
-    void item(int b, int kh) {
+    /**
+     * Block {@code b} of the call for KV head {@code kh}'s group, over its tiles' chunk
+     * {@code chunk} of {@code chunks} (contiguous tile ranges); with one chunk the rows are
+     * finished into {@code out}, else the state holds the chunk's partial for {@link #mergeSplits}.
+     */
+    void item(int b, int kh, int chunk, int chunks) {
       int r0 = b * BLOCK_ROWS;
       int rows = Math.min(BLOCK_ROWS, count - r0);
       int hb = rows * g;
@@ -184,7 +221,8 @@ final class TiledPrefill {
       int pLast = pFirst + rows - 1;
       int fullTiles = (pFirst + 1) / tileTokens; // tiles whose every key is <= pFirst
       int tiles = pLast / tileTokens + 1;
-      for (int t = 0; t < tiles; t++) {
+      int from = (int) ((long) chunk * tiles / chunks), to = (int) ((long) (chunk + 1) * tiles / chunks);
+      for (int t = from; t < to; t++) {
         cancel.check();
         int keys = Math.min(tileTokens, pLast + 1 - t * tileTokens);
         long off = layout.tileOffset(layer, kh, t);
@@ -212,7 +250,9 @@ final class TiledPrefill {
         kvBytes += 2L * keys * layout.rowBytes();
         fmas += (long) keys * hb * (2L * d + AttentionReport.EXP_FMAS);
       }
-      finish(r0, rows, kh);
+      if (chunks == 1) {
+        finish(r0, rows, kh);
+      }
     }
 
     /**
@@ -232,7 +272,7 @@ final class TiledPrefill {
     }
 
     /** acc / l of each row into its place in out (every row saw key 0, so l &gt; 0). */
-    private void finish(int r0, int rows, int kh) {
+    void finish(int r0, int rows, int kh) {
       for (int r = 0; r < rows; r++) {
         for (int i = 0; i < g; i++) {
           int h = r * g + i;
