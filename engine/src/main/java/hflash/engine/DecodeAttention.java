@@ -231,10 +231,7 @@ public final class DecodeAttention implements AutoCloseable {
   public void decode(int layer, float[] q, float[] out, int keys, AttentionConfig config) {
     checkArguments(layer, q, out, keys);
     Objects.requireNonNull(config, "config");
-    if (!busy.compareAndSet(false, true)) {
-      throw new IllegalStateException("concurrent decode calls on one DecodeAttention: " + this);
-    }
-    cancel.cancelled = false;
+    acquire();
     try {
       scaleQuery(q);
       run(layer, keys, config);
@@ -247,10 +244,7 @@ public final class DecodeAttention implements AutoCloseable {
       }
       throw e;
     } catch (IllegalStateException e) {
-      if (cache.isClosed()) {
-        throw new IllegalStateException("KvCache is closed: " + cache, e);
-      }
-      throw e;
+      throw closedCacheOr(e);
     } finally {
       busy.set(false);
     }
@@ -319,22 +313,29 @@ public final class DecodeAttention implements AutoCloseable {
         throw new IllegalArgumentException("non-finite value at q[" + i + "]=" + q[i]);
       }
     }
-    if (!busy.compareAndSet(false, true)) {
-      throw new IllegalStateException("concurrent decode calls on one DecodeAttention: " + this);
-    }
-    cancel.cancelled = false;
+    acquire();
     try {
       report.reset();
       tiledPrefill.run(layer, q, out, firstPosition, count, scale, cache.keys(), cache.values(),
           cancel, report);
     } catch (IllegalStateException e) {
-      if (cache.isClosed()) {
-        throw new IllegalStateException("KvCache is closed: " + cache, e);
-      }
-      throw e;
+      throw closedCacheOr(e);
     } finally {
       busy.set(false);
     }
+  }
+
+  /** Marks a call as running (one at a time per instance) and clears an old cancellation. */
+  private void acquire() {
+    if (!busy.compareAndSet(false, true)) {
+      throw new IllegalStateException("concurrent decode calls on one DecodeAttention: " + this);
+    }
+    cancel.cancelled = false;
+  }
+
+  /** A lifecycle failure while the cache was closed under the call, named as such; else {@code e}. */
+  private IllegalStateException closedCacheOr(IllegalStateException e) {
+    return cache.isClosed() ? new IllegalStateException("KvCache is closed: " + cache, e) : e;
   }
 
   /**
