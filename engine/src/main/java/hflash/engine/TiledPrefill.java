@@ -147,12 +147,6 @@ final class TiledPrefill {
     report.keysInContext = ((long) count * first + (long) count * (count + 1) / 2) * kvHeads;
   }
 
-  /** Multiply-adds of a causal prefill: scores, p.V and exp per attended (query head, key) pair. */
-  static long causalFmas(int first, int count, int numHeads, int headDim) {
-    long pairs = (long) count * first + (long) count * (count + 1) / 2;
-    return pairs * numHeads * (2L * headDim + AttentionReport.EXP_FMAS);
-  }
-
   private void runWorker(int index) {
     Worker w = workers[index];
     if (splits > 1) { // fewer items than threads: worker index runs chunk index % splits of one item
