@@ -1,5 +1,6 @@
 package hflash.it;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -116,7 +117,8 @@ class RealTraceTest {
   /**
    * The whole trace prefilled as a runtime does it: per layer one batched append of all positions,
    * then one {@code prefill} call for all rows (tiled, 2 threads). Equals one single-threaded
-   * decode call per row bit for bit, and (f32) the trace's stored o.
+   * decode call per row bit for bit, and (f32) the trace's stored o, on every 5th row and the
+   * last 40.
    */
   @ParameterizedTest(name = "{0} {1}")
   @MethodSource("traces")
@@ -149,11 +151,14 @@ class RealTraceTest {
           cache.append(layer, n, k, v);
           tiled.prefill(layer, q, out, 0, n, hflash.engine.AttentionConfig.exact());
           for (int t = 0; t < n; t++) {
+            if (t % 5 != 0 && t < n - 40) {
+              continue; // every 5th row (all offsets in a tile over the rows) and the last 40: cheap
+            }
             System.arraycopy(q, t * heads * d, qRow, 0, heads * d);
             rows.decode(layer, qRow, oRow, t + 1);
-            for (int i = 0; i < heads * d; i++) {
-              assertEquals(oRow[i], out[t * heads * d + i], name + " " + dtype + " layer " + layer + " row " + t);
-            }
+            int row = t, lay = layer;
+            assertArrayEquals(oRow, java.util.Arrays.copyOfRange(out, t * heads * d, (t + 1) * heads * d),
+                () -> name + " " + dtype + " layer " + lay + " row " + row);
             for (int h = 0; h < heads; h++) {
               for (int c = 0; c < d; c++) {
                 stored[h * d + c] = oa[((layer * heads + h) * n + t) * d + c];
