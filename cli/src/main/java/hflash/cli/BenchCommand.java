@@ -89,6 +89,14 @@ final class BenchCommand implements Callable<Integer> {
       description = "With --decode-steps: also write an SVG plot of ms per step against the context, one line per mode.")
   Path svg;
 
+  @Option(
+      names = "--prefill",
+      paramLabel = "N",
+      description = "Prompt processing: one causal prefill call of N rows after --context cached positions (default 0"
+          + " with this flag), timed next to the row-by-row path (one decode call per row; timed on the first "
+          + PrefillBench.ROWS_TIMED + " rows and scaled by causal pairs above that). --iterations counts full calls.")
+  Integer prefill;
+
   /** N of a bare {@code --decode-steps}: a few seconds at the default context. */
   static final int DEFAULT_DECODE_STEPS = 64;
 
@@ -99,6 +107,9 @@ final class BenchCommand implements Callable<Integer> {
     List<ModeSpec> modes = modeOptions.specs();
     UsageException.positive("--threads", threads);
     List<Scheduler> schedulers = Schedulers.many(scheduler, threads);
+    if (prefill != null) {
+      return prefill(modes);
+    }
     if (decodeSteps != null) {
       UsageException.positive("--decode-steps", decodeSteps);
     }
@@ -149,6 +160,32 @@ final class BenchCommand implements Callable<Integer> {
       for (BenchRunner.Result r : results) {
         out.print(table(r));
       }
+    }
+    out.flush();
+    return 0;
+  }
+
+  /** {@code --prefill N}: {@link PrefillBench}, one result per mode (--json: one object per line). */
+  private Integer prefill(List<ModeSpec> modes) {
+    var parsed = spec.commandLine().getParseResult();
+    for (String other : List.of("--decode-steps", "--svg", "--scheduler", "--workload")) {
+      if (parsed.hasMatchedOption(other)) {
+        throw new UsageException(other + " does not apply to --prefill");
+      }
+    }
+    int cached = parsed.hasMatchedOption("--context") ? context : 0;
+    var config = new PrefillBench.Config(modes, prefill, cached, shape.heads, shape.kvHeads, shape.dim,
+        dtypeOption.dtype, threads, tile, seed, warmup, iterations);
+    PrintWriter out = spec.commandLine().getOut();
+    PrintWriter err = spec.commandLine().getErr();
+    boolean json = jsonOption.json;
+    for (PrefillBench.Result r : PrefillBench.run(config, line -> {
+      if (!json) {
+        err.println("  " + line);
+        err.flush();
+      }
+    })) {
+      out.print(json ? Format.json(PrefillBench.toJson(r)) + "\n" : PrefillBench.table(r));
     }
     out.flush();
     return 0;

@@ -43,6 +43,9 @@ class GenerateCommandTest {
     assertTrue(text.length() > 100, r::toString);
     assertEquals(expected.substring(0, text.length()), text, r::toString);
     assertTrue(r.err().contains("tokens/s"), r::toString);
+    // prompt (BOS only here) and generation reported apart
+    assertTrue(r.err().contains("prompt: 1 positions in ") && r.err().contains("generation: 39 positions in "),
+        r::toString);
     assertTrue(r.err().contains("attention: 200 calls"), r::toString); // 40 positions x 5 layers
   }
 

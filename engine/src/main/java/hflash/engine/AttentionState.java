@@ -117,7 +117,7 @@ public final class AttentionState {
    * m[h] to it, rescaling l and the accumulator (or recording the factor in {@code alphas[i]} for
    * the pipeline's V unit) when they hold mass. Returns 1 when it rescaled, else 0.
    */
-  private int raiseMax(TileKernels kernels, int h, int i, float tileMax, float[] alphas) {
+  int raiseMax(TileKernels kernels, int h, int i, float tileMax, float[] alphas) {
     float alpha = 1f;
     int rescaled = 0;
     if (tileMax > m[h]) {

@@ -63,6 +63,7 @@ public final class DecodeAttention implements AutoCloseable {
   private final Scheduler scheduler;
   private final Handoff[] handoffs; // (threads / 2) pipeline hand-offs; empty unless PIPELINE
   private final CancelFlag cancel = new CancelFlag();
+  private final TiledPrefill tiledPrefill; // exact prefill: query blocks x K/V tiles
 
   private int workChunks; // chunks of work of the current call (pipelines count once)
 
@@ -114,6 +115,7 @@ public final class DecodeAttention implements AutoCloseable {
     }
     call.cancel = cancel;
     this.pool = threads > 1 ? new WorkerPool(threads, "hflash-decode") : null;
+    this.tiledPrefill = new TiledPrefill(kernels, layout, numHeads, threads, pool);
   }
 
   /** Single-threaded exact attention with scale {@code 1/sqrt(headDim)}. */
@@ -252,10 +254,7 @@ public final class DecodeAttention implements AutoCloseable {
   private void execute(int layer, float[] q, float[] out, AttentionState into, int keys,
       AttentionConfig config) {
     Objects.requireNonNull(config, "config");
-    if (!busy.compareAndSet(false, true)) {
-      throw new IllegalStateException("concurrent decode calls on one DecodeAttention: " + this);
-    }
-    cancel.cancelled = false;
+    acquire();
     try {
       scaleQuery(q);
       run(layer, keys, config);
@@ -272,10 +271,7 @@ public final class DecodeAttention implements AutoCloseable {
       }
       throw e;
     } catch (IllegalStateException e) {
-      if (cache.isClosed()) {
-        throw new IllegalStateException("KvCache is closed: " + cache, e);
-      }
-      throw e;
+      throw closedCacheOr(e);
     } finally {
       busy.set(false);
     }
@@ -287,7 +283,14 @@ public final class DecodeAttention implements AutoCloseable {
    * prefix, which the cache must already hold: append the block's K/V first, e.g. with the
    * batched {@link KvCache#append(int, int, float[], float[])}). One call per layer for a
    * prompt. {@link #report()} then holds the sums over the rows (per-head bounds: their maxima).
-   * Each row reads its own prefix, so a block of c rows reads about c times the prefix.
+   *
+   * <p>Exact mode (without sinks + window) is tiled over queries as well as keys
+   * ({@link TiledPrefill}): blocks of {@value TiledPrefill#BLOCK_ROWS} rows share each K/V tile,
+   * the causal mask costs only on the diagonal tiles, threads take whole blocks (longest prefix
+   * first), and the output has the bits of one single-threaded decode call per row, for every
+   * thread count. The other modes run one decode call per row, so each row keeps its mode's
+   * per-row guarantee (certified's epsilon, budgeted's tile budget, sampled's guard) and reads
+   * its own prefix: a block of c rows reads about c times the prefix.
    *
    * @param q (count, numHeads, headDim) row-major
    * @param out (count, numHeads, headDim) row-major
@@ -312,6 +315,10 @@ public final class DecodeAttention implements AutoCloseable {
       throw new IndexOutOfBoundsException("prefill rows past the cache: " + firstPosition + "+"
           + count + " > " + length + " (layer=" + layer + ")");
     }
+    if (config.mode() == AttentionMode.EXACT && !config.windowed()) {
+      prefillTiled(layer, q, out, firstPosition, count);
+      return;
+    }
     prefillTotals.reset();
     for (int i = 0; i < count; i++) {
       System.arraycopy(q, i * row, prefillQ, 0, row);
@@ -320,6 +327,42 @@ public final class DecodeAttention implements AutoCloseable {
       report.addTo(prefillTotals);
     }
     report.copyFrom(prefillTotals);
+  }
+
+  /** The exact tiled prefill: validated arguments; the same checks and errors as decode. */
+  private void prefillTiled(int layer, float[] q, float[] out, int firstPosition, int count) {
+    if (closed) {
+      throw new IllegalStateException("DecodeAttention is closed: " + this);
+    }
+    cache.ensureOpen();
+    for (int i = 0; i < q.length; i++) { // before any work: a bad row leaves out untouched
+      if (!Float.isFinite(q[i])) {
+        throw new IllegalArgumentException("non-finite value at q[" + i + "]=" + q[i]);
+      }
+    }
+    acquire();
+    try {
+      report.reset();
+      tiledPrefill.run(layer, q, out, firstPosition, count, scale, cache.keys(), cache.values(),
+          cancel, report);
+    } catch (IllegalStateException e) {
+      throw closedCacheOr(e);
+    } finally {
+      busy.set(false);
+    }
+  }
+
+  /** Marks a call as running (one at a time per instance) and clears an old cancellation. */
+  private void acquire() {
+    if (!busy.compareAndSet(false, true)) {
+      throw new IllegalStateException("concurrent decode calls on one DecodeAttention: " + this);
+    }
+    cancel.cancelled = false;
+  }
+
+  /** A lifecycle failure while the cache was closed under the call, named as such; else {@code e}. */
+  private IllegalStateException closedCacheOr(IllegalStateException e) {
+    return cache.isClosed() ? new IllegalStateException("KvCache is closed: " + cache, e) : e;
   }
 
   /**

@@ -1,5 +1,6 @@
 package hflash.it;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -109,6 +110,66 @@ class RealTraceTest {
         // The mean over all rows stays small; the worst rows are recorded in docs/TESTING.md.
         double meanBound = dtype == DType.F16 ? 4e-3 : 3e-2;
         assertTrue(meanRaw < meanBound, msg);
+      }
+    }
+  }
+
+  /**
+   * The whole trace prefilled as a runtime does it: per layer one batched append of all positions,
+   * then one {@code prefill} call for all rows (tiled, 2 threads). Equals one single-threaded
+   * decode call per row bit for bit, and (f32) the trace's stored o, on every 5th row and the
+   * last 40.
+   */
+  @ParameterizedTest(name = "{0} {1}")
+  @MethodSource("traces")
+  void onePrefillCallPerLayerMatchesRowPathAndStoredOutput(String name, DType dtype) {
+    try (Safetensors st = Safetensors.open(tracesDir().resolve(name))) {
+      int layers = (int) st.tensor("q").shape()[0], heads = (int) st.tensor("q").shape()[1];
+      int n = (int) st.tensor("q").shape()[2], d = (int) st.tensor("q").shape()[3];
+      int kvHeads = (int) st.tensor("k").shape()[1];
+      float[] qa = st.tensor("q").toFloatArray(), ka = st.tensor("k").toFloatArray();
+      float[] va = st.tensor("v").toFloatArray(), oa = st.tensor("o").toFloatArray();
+      float scale = Float.parseFloat(st.metadata().getOrDefault("scale", Double.toString(1 / Math.sqrt(d))));
+      double worstVsO = 0;
+      try (KvCache cache = KvCache.allocate(new KvCacheLayout(layers, kvHeads, d, n, dtype, 64));
+          DecodeAttention tiled = DecodeAttention.create(cache, heads, 2, scale);
+          DecodeAttention rows = DecodeAttention.create(cache, heads, 1, scale)) {
+        float[] k = new float[n * kvHeads * d], v = new float[n * kvHeads * d]; // (n, kvHeads, d)
+        float[] q = new float[n * heads * d], out = new float[n * heads * d]; // (n, heads, d)
+        float[] qRow = new float[heads * d], oRow = new float[heads * d];
+        double[] stored = new double[heads * d];
+        for (int layer = 0; layer < layers; layer++) {
+          for (int t = 0; t < n; t++) {
+            for (int kh = 0; kh < kvHeads; kh++) {
+              System.arraycopy(ka, ((layer * kvHeads + kh) * n + t) * d, k, (t * kvHeads + kh) * d, d);
+              System.arraycopy(va, ((layer * kvHeads + kh) * n + t) * d, v, (t * kvHeads + kh) * d, d);
+            }
+            for (int h = 0; h < heads; h++) {
+              System.arraycopy(qa, ((layer * heads + h) * n + t) * d, q, (t * heads + h) * d, d);
+            }
+          }
+          cache.append(layer, n, k, v);
+          tiled.prefill(layer, q, out, 0, n, hflash.engine.AttentionConfig.exact());
+          for (int t = 0; t < n; t++) {
+            if (t % 5 != 0 && t < n - 40) {
+              continue; // every 5th row (all offsets in a tile over the rows) and the last 40: cheap
+            }
+            System.arraycopy(q, t * heads * d, qRow, 0, heads * d);
+            rows.decode(layer, qRow, oRow, t + 1);
+            int row = t, lay = layer;
+            assertArrayEquals(oRow, java.util.Arrays.copyOfRange(out, t * heads * d, (t + 1) * heads * d),
+                () -> name + " " + dtype + " layer " + lay + " row " + row);
+            for (int h = 0; h < heads; h++) {
+              for (int c = 0; c < d; c++) {
+                stored[h * d + c] = oa[((layer * heads + h) * n + t) * d + c];
+              }
+            }
+            worstVsO = Math.max(worstVsO, ReferenceAttention.relError(oRow, stored));
+          }
+        }
+      }
+      if (dtype == DType.F32) {
+        assertTrue(worstVsO < 1e-5, name + " prefill vs stored o: " + worstVsO);
       }
     }
   }

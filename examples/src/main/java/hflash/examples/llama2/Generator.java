@@ -110,6 +110,8 @@ public final class Generator {
     int prefilled = batchedPrefill ? Math.min(promptTokens.length, positions) : 1;
     float[] logits = batchedPrefill ? transformer.prefill(promptTokens, prefilled, 0)
         : transformer.forward(promptTokens[0], 0);
+    // the prompt is processed once the last prompt position's logits exist (batched: now)
+    long promptEnd = batchedPrefill || prefilled == promptTokens.length ? System.nanoTime() : 0;
     int n = 0;
     tokens[n++] = promptTokens[0];
     for (int i = 1; i < prefilled; i++) {
@@ -118,6 +120,9 @@ public final class Generator {
     for (int pos = prefilled - 1; pos < positions; pos++) {
       if (pos >= prefilled) {
         logits = transformer.forward(tokens[n - 1], pos);
+        if (pos == promptTokens.length - 1) {
+          promptEnd = System.nanoTime(); // token by token: the last prompt position's pass
+        }
       }
       int next = pos + 1 < promptTokens.length ? promptTokens[pos + 1] : sampler.sample(logits);
       if (next == Tokenizer.BOS) {
@@ -127,8 +132,11 @@ public final class Generator {
     }
     double seconds = (System.nanoTime() - start) / 1e9;
     int ran = Math.min(n, positions);
+    int promptPositions = Math.min(promptTokens.length, ran);
+    double promptSeconds = promptEnd == 0 ? seconds : (promptEnd - start) / 1e9;
     return new GenerateResult(Arrays.copyOf(tokens, n), Math.min(promptTokens.length, n),
-        text.toString(StandardCharsets.UTF_8), ran, seconds, transformer.attentionTotals());
+        text.toString(StandardCharsets.UTF_8), ran, seconds, transformer.attentionTotals(), promptPositions,
+        promptSeconds);
   }
 
   /** Appends {@code next} after {@code tokens[n - 1]}, prints its piece; returns the new count. */

@@ -45,6 +45,12 @@ class GeneratorTest {
     assertEquals(5L * zoo.steps(), a.calls(), "one decode call per position per layer");
     assertTrue(a.keysScored() > 0, a.toString());
     assertTrue(r.summary().contains("tokens/s"), r.summary());
+    // the prompt ("Zoo" with BOS) is timed apart from generation, which runs one forward pass per position
+    assertEquals(TestModels.tokenizer().encode("Zoo", true).length, r.promptPositions());
+    assertTrue(r.promptSeconds() > 0 && r.promptSeconds() <= r.seconds(), r.summary());
+    assertTrue(r.summary().contains("prompt: " + r.promptPositions() + " positions in "), r.summary());
+    assertTrue(r.summary().contains("generation: " + (r.positions() - r.promptPositions()) + " positions in "),
+        r.summary());
   }
 
   @Test
