@@ -385,6 +385,7 @@ public final class DecodeAttention implements AutoCloseable {
     } else if (config.mode() != AttentionMode.EXACT) {
       call.summaries = cache.tileSummaries();
       call.summarySegment = cache.summaries();
+      call.valueSummaries = cache.valueSummaries();
     }
     call.layer = layer;
     call.keys = keys;
@@ -412,6 +413,7 @@ public final class DecodeAttention implements AutoCloseable {
     report.keysInContext = (long) keys * kvHeads;
     call.k = call.v = call.samples = call.summarySegment = null;
     call.summaries = null;
+    call.valueSummaries = null;
   }
 
   /** Worker {@code c} of the current call: a chunk, or one unit of a pipeline. */

@@ -5,6 +5,7 @@ import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
 import hflash.memory.TileLayout;
 import hflash.memory.TileSummaries;
+import hflash.memory.ValueSummaries;
 import hflash.tiles.TileKernels;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -374,6 +375,7 @@ final class TileLoop {
     MemorySegment samples;
     MemorySegment summarySegment;
     TileSummaries summaries;
+    ValueSummaries valueSummaries; // certified with an output-error target
     KvCache cache;
     int layer;
     int keys;
