@@ -174,8 +174,13 @@ final class EvalCommand implements Callable<Integer> {
       e.put("mode", r.spec().id());
       e.putAll(stats(r.total()));
       e.put("label", r.spec().label());
+      e.put("maxErrorTarget", Format.finite(r.spec().maxError()));
       switch (r.mode()) {
-        case CERTIFIED -> e.put("epsilon", r.spec().config().epsilon());
+        case CERTIFIED -> {
+          if (!r.spec().config().outputTarget()) {
+            e.put("epsilon", r.spec().config().epsilon());
+          }
+        }
         case BUDGETED -> {
           if (r.spec().budgetBytes() > 0) {
             e.put("budgetBytes", r.spec().budgetBytes());
@@ -225,6 +230,8 @@ final class EvalCommand implements Callable<Integer> {
     e.put("bytesFraction", s.bytesFraction());
     e.put("oracleBytesFraction", s.oracleBytesFraction());
     e.put("guardFirings", s.guardFirings);
+    e.put("errorBoundMax", Format.finite(s.boundMax));
+    e.put("coverage", s.coverage());
     e.put("oracleRatioMedian", Format.finite(s.oracleRatioMedian()));
     e.put("rows", s.rows);
     e.put("headRelErrMean", Format.finite(s.headErrMean()));
@@ -272,10 +279,12 @@ final class EvalCommand implements Callable<Integer> {
     String head = "mode " + r.spec().label() + " (relErr = ||out - float64|| / ||float64|| per row; keys "
         + Format.fixed(t.keysFraction(), 3) + ", bytes " + Format.fixed(t.bytesFraction(), 3) + " of exact";
     if (approx) {
-      head += "; oracle at eps=" + ModeSpec.trim(oracleEpsilon) + " " + Format.fixed(t.oracleBytesFraction(), 3)
+      String oracle = r.spec().config().outputTarget() ? "output-error oracle at maxError=" + r.spec().param()
+          : "oracle at eps=" + ModeSpec.trim(oracleEpsilon);
+      head += "; " + oracle + " " + Format.fixed(t.oracleBytesFraction(), 3)
           + ", K+V read / oracle's median over rows " + Format.fixed(t.oracleRatioMedian(), 3)
           + "; bound mean " + Format.sci(t.boundMean()) + " per head; " + t.violations + " violations; "
-          + t.guardFirings + " guard firings";
+          + t.guardFirings + " guard firings; coverage " + Format.fixed(t.coverage(), 4);
     }
     return head + ")\n" + table;
   }

@@ -43,6 +43,14 @@ final class ModeOptions {
   String epsilon;
 
   @Option(
+      names = "--max-error",
+      paramLabel = "E",
+      description = "certified, instead of --epsilon: stop when the certified bound on ||out_h - exact_h|| /"
+          + " ||exact_h|| is at most E for every head, in (0, 1); oracleBytesFraction is then the output-error"
+          + " oracle's (fewest K+V bytes keeping the error at most E, knowing every tile's exact mass and values).")
+  String maxError;
+
+  @Option(
       names = "--tiles",
       paramLabel = "K",
       description = "budgeted: tiles per KV head to open, a count (12) or a share of the context's tiles (5%%)"
@@ -83,7 +91,7 @@ final class ModeOptions {
 
   /** As {@link #specs()} for the named modes instead of {@code --mode}. */
   List<ModeSpec> specsOf(String... names) {
-    ModeSpec certified = certified(epsilon);
+    ModeSpec certified = maxError != null ? certifiedMaxError(maxError) : certified(epsilon);
     ModeSpec sampled = new ModeSpec(config(() -> AttentionConfig.sampled(delta, radius, margin)), "", 0, 0, 0);
     ModeSpec budgeted = budgeted(tiles, bytes);
     List<AttentionMode> wanted = new ArrayList<>();
@@ -127,6 +135,17 @@ final class ModeOptions {
       throw new UsageException("--epsilon expects a number: " + eps);
     }
     return new ModeSpec(config(() -> AttentionConfig.certified(e)), eps.strip(), 0, 0, 0);
+  }
+
+  /** Certified mode with an output-error target as typed ("1e-2"). */
+  static ModeSpec certifiedMaxError(String target) {
+    double e;
+    try {
+      e = Double.parseDouble(target.strip());
+    } catch (NumberFormatException ex) {
+      throw new UsageException("--max-error expects a number: " + target);
+    }
+    return new ModeSpec(config(() -> AttentionConfig.certifiedMaxError(e)), target.strip(), 0, 0, 0);
   }
 
   /** Budgeted mode from {@code --tiles} ("12" or "5%") or {@code --bytes} ("65536", "64K"); default 5%. */

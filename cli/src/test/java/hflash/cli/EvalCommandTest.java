@@ -98,6 +98,34 @@ class EvalCommandTest {
     }
   }
 
+  /**
+   * {@code --max-error}: certified keeps every head within the target and its bound (coverage 1, no
+   * violation), reports the target, and measures itself against the output-error oracle, which
+   * needs fewer bytes for a looser target.
+   */
+  @Test
+  void maxErrorKeepsEveryHeadWithinTheTarget() throws Exception {
+    double[] oracle = new double[2];
+    String[] targets = {"1e-1", "1e-3"};
+    for (int i = 0; i < 2; i++) {
+      CliRun r = CliRun.of("eval", "--trace", trace.toString(), "--mode", "certified", "--max-error", targets[i],
+          "--json");
+      assertEquals(0, r.code(), r::toString);
+      JsonNode m = new ObjectMapper().readTree(r.out()).get("results").get(0);
+      double e = Double.parseDouble(targets[i]);
+      assertEquals("certified maxError=" + targets[i], m.get("label").asText(), m::toString);
+      assertEquals(e, m.get("maxErrorTarget").asDouble(), m::toString);
+      assertEquals(0, m.get("violations").asLong(), m::toString);
+      assertEquals(1.0, m.get("coverage").asDouble(), m::toString);
+      assertTrue(m.get("headRelErrMax").asDouble() <= e, m::toString);
+      assertTrue(m.get("errorBoundMax").asDouble() <= e * (1 + 1e-5), m::toString);
+      assertTrue(m.get("bytesFraction").asDouble() < 1, m::toString);
+      oracle[i] = m.get("oracleBytesFraction").asDouble();
+      assertTrue(oracle[i] > 0 && oracle[i] <= 1, m::toString);
+    }
+    assertTrue(oracle[0] < oracle[1], () -> "oracle at 1e-1 and 1e-3: " + java.util.Arrays.toString(oracle));
+  }
+
   @Test
   void tableNamesEveryLayer() {
     CliRun r = CliRun.of("eval", "--trace", trace.toString());

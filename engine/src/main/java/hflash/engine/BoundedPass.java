@@ -234,7 +234,8 @@ final class BoundedPass {
       pass &= ok;
       // the mass share at which the bound would meet the target if the remaining nodes kept their
       // mass-weighted distance; a failing head aims 10 % below it, so checks are spaced
-      double aim = b == 0 || !(l > 0) ? Double.MAX_VALUE : out.target[i] * e / (b * l);
+      // (from the ball bound: the mass-share bound saturates at rho = 1 while the frontier is loose)
+      double aim = err[i] == 0 || !(l > 0) ? Double.MAX_VALUE : out.target[i] * e / err[i];
       out.eps[i] = Math.min(Double.MAX_VALUE, ok ? Math.max(aim, e / l) : 0.9 * aim);
     }
     return pass;
