@@ -30,7 +30,7 @@ final class ModeOptions {
       split = ",",
       paramLabel = "MODE",
       converter = ModeNameConverter.class,
-      description = "exact, sampled, certified, budgeted, or all (every mode, one result each); comma-separated"
+      description = "exact, sampled, certified, budgeted, estimated, or all (every mode, one result each); comma-separated"
           + " for several (default ${DEFAULT-VALUE}).")
   List<String> modes;
 
@@ -45,10 +45,21 @@ final class ModeOptions {
   @Option(
       names = "--max-error",
       paramLabel = "E",
-      description = "certified, instead of --epsilon: stop when the certified bound on ||out_h - exact_h|| /"
+      description = "certified (instead of --epsilon) and estimated (default " + "1e-2" + "): stop when the bound"
+          + " (estimated: the upper end of its interval) on ||out_h - exact_h|| /"
           + " ||exact_h|| is at most E for every head, in (0, 1); oracleBytesFraction is then the output-error"
           + " oracle's (fewest K+V bytes keeping the error at most E, knowing every tile's exact mass and values).")
   String maxError;
+
+  @Option(
+      names = "--confidence",
+      defaultValue = "" + AttentionConfig.DEFAULT_CONFIDENCE,
+      paramLabel = "C",
+      description = "estimated: level of the interval on each head's error, in (0, 1) (default ${DEFAULT-VALUE}).")
+  double confidence;
+
+  /** Default target of the estimated mode when --max-error is not given. */
+  static final String DEFAULT_ESTIMATED_MAX_ERROR = "1e-2";
 
   @Option(
       names = "--tiles",
@@ -94,6 +105,7 @@ final class ModeOptions {
     ModeSpec certified = maxError != null ? certifiedMaxError(maxError) : certified(epsilon);
     ModeSpec sampled = new ModeSpec(config(() -> AttentionConfig.sampled(delta, radius, margin)), "", 0, 0, 0);
     ModeSpec budgeted = budgeted(tiles, bytes);
+    ModeSpec estimated = estimated(maxError == null ? DEFAULT_ESTIMATED_MAX_ERROR : maxError, confidence);
     List<AttentionMode> wanted = new ArrayList<>();
     for (String m : names) {
       if (m.equals("all")) {
@@ -116,6 +128,7 @@ final class ModeOptions {
         case SAMPLED -> sampled;
         case CERTIFIED -> certified;
         case BUDGETED -> budgeted;
+        case ESTIMATED -> estimated;
       });
     }
     return specs;
@@ -146,6 +159,18 @@ final class ModeOptions {
       throw new UsageException("--max-error expects a number: " + target);
     }
     return new ModeSpec(config(() -> AttentionConfig.certifiedMaxError(e)), target.strip(), 0, 0, 0);
+  }
+
+  /** Estimated mode with the target as typed ("1e-2"), the given confidence and the default seed. */
+  static ModeSpec estimated(String target, double confidence) {
+    double e;
+    try {
+      e = Double.parseDouble(target.strip());
+    } catch (NumberFormatException ex) {
+      throw new UsageException("--max-error expects a number: " + target);
+    }
+    return new ModeSpec(config(() -> AttentionConfig.estimated(e, confidence, AttentionConfig.DEFAULT_SEED)),
+        target.strip(), 0, 0, 0);
   }
 
   /** Budgeted mode from {@code --tiles} ("12" or "5%") or {@code --bytes} ("65536", "64K"); default 5%. */

@@ -34,6 +34,7 @@ record ModeSpec(AttentionConfig config, String param, double tilesShare, int til
       case SAMPLED -> "sampled delta=" + config.delta() + " r=" + config.radius() + " margin=" + trim(config.margin());
       case CERTIFIED -> config.outputTarget() ? "certified maxError=" + param : "certified eps=" + param;
       case BUDGETED -> "budgeted " + (budgetBytes > 0 ? param + " bytes" : tilesShare > 0 ? param : param + " tiles");
+      case ESTIMATED -> "estimated maxError=" + param + " confidence=" + trim(config.confidence());
     };
   }
 

@@ -60,7 +60,7 @@ class EvalCommandTest {
     CliRun r = CliRun.of("eval", "--trace", trace.toString(), "--mode", "all", "--json", "--svg", svg.toString());
     assertEquals(0, r.code(), r::toString);
     JsonNode results = new ObjectMapper().readTree(r.out()).get("results");
-    String[] modes = {"exact", "sampled", "certified", "budgeted"};
+    String[] modes = {"exact", "sampled", "certified", "budgeted", "estimated"};
     assertEquals(modes.length, results.size(), r::toString);
     for (int i = 0; i < modes.length; i++) {
       JsonNode m = results.get(i);
@@ -83,6 +83,9 @@ class EvalCommandTest {
     assertEquals(1.0, exact.get("bytesFraction").asDouble(), r::toString);
     // the certified bound holds on real data: no (row, head) beyond its bound plus float rounding
     assertEquals(0, certified.get("violations").asLong(), r::toString);
+    // the estimated mode's interval covers at least its level of (row, head) pairs
+    assertTrue(results.get(4).get("coverage").asDouble() >= 0.99, r::toString);
+    assertEquals(0.99, results.get(4).get("confidence").asDouble(), r::toString);
     // exact reads every tile, so never less than the oracle's tiles; the median is a per-row ratio
     assertTrue(exact.get("oracleRatioMedian").asDouble() >= 1, r::toString);
     assertTrue(certified.get("oracleRatioMedian").asDouble() > 0, r::toString);

@@ -475,6 +475,11 @@ public final class DecodeAttention implements AutoCloseable {
           w.bounded(call, kh, budget);
         }
       }
+      case ESTIMATED -> {
+        for (int kh = c; kh < kvHeads; kh += chunks) {
+          w.estimated(call, kh);
+        }
+      }
     }
   }
 

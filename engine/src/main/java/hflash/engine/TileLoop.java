@@ -30,6 +30,8 @@ final class TileLoop {
   Handoff handoff; // pipeline unit 1: where tiles go for their p.V; null: accumulate here
   final boolean[] opened; // (maxTiles) bounded modes: tiles read in this pass
   private final BoundedPass bounded;
+  private EstimatedPass estimatedPass; // created on the first estimated call: its scratch is large
+  double estimatedTarget; // the estimated call's maxError
   final float[] trueMax; // (numHeads) sampled mode: the true max of each head
   private final float[] estimate; // (numHeads) sampled mode: the estimate before the margin
   private final int[] argmax; // (numHeads) sampled mode: key of the best sample
@@ -312,6 +314,19 @@ final class TileLoop {
       return;
     }
     bounded.run(call, kh, budget);
+  }
+
+  /** Estimated pass over KV head kh's group: see {@link EstimatedPass}. */
+  void estimated(Call call, int kh) {
+    state.reset(kh * g, g);
+    if (call.keys == 0) {
+      return;
+    }
+    if (estimatedPass == null) {
+      estimatedPass = new EstimatedPass(this, kernels, layout, g);
+    }
+    estimatedTarget = call.config.maxError();
+    estimatedPass.run(call, kh);
   }
 
   /** The worker's own score scratch (never a pipeline slot), for the oracle's tile maxima. */

@@ -121,11 +121,13 @@ class OutputTargetTest {
         assertThrows(IllegalArgumentException.class, () -> AttentionConfig.certifiedMaxError(0)).getMessage());
     assertThrows(IllegalArgumentException.class, () -> AttentionConfig.certifiedMaxError(Double.NaN));
     assertThrows(IllegalArgumentException.class, () -> AttentionConfig.certifiedMaxError(1));
-    assertEquals("an output-error target needs certified mode: budgeted",
+    assertEquals("an output-error target needs certified or estimated mode: budgeted",
         assertThrows(IllegalArgumentException.class, () -> new AttentionConfig(AttentionMode.BUDGETED, 0, 3, 0, 0,
-            16, 32, 2f, 20f, 0, 0, 1e-2)).getMessage());
+            16, 32, 2f, 20f, 0, 0, 1e-2, 0, 0)).getMessage());
     assertThrows(IllegalArgumentException.class, () -> new AttentionConfig(AttentionMode.CERTIFIED, 1e-3, 0, 0, 0,
-        16, 32, 2f, 20f, 0, 0, 1e-2));
+        16, 32, 2f, 20f, 0, 0, 1e-2, 0, 0));
+    assertThrows(IllegalArgumentException.class, () -> AttentionConfig.estimated(1e-2, 1, 7));
+    assertThrows(IllegalArgumentException.class, () -> AttentionConfig.estimated(0));
   }
 
   private static double distance(float[] out, double[] ref, int h, int d) {
