@@ -141,36 +141,30 @@ final class ModeOptions {
 
   /** Certified mode with {@code eps} as typed ("1e-3"). */
   static ModeSpec certified(String eps) {
-    double e;
-    try {
-      e = Double.parseDouble(eps.strip());
-    } catch (NumberFormatException ex) {
-      throw new UsageException("--epsilon expects a number: " + eps);
-    }
+    double e = number("--epsilon", eps);
     return new ModeSpec(config(() -> AttentionConfig.certified(e)), eps.strip(), 0, 0, 0);
   }
 
   /** Certified mode with an output-error target as typed ("1e-2"). */
   static ModeSpec certifiedMaxError(String target) {
-    double e;
-    try {
-      e = Double.parseDouble(target.strip());
-    } catch (NumberFormatException ex) {
-      throw new UsageException("--max-error expects a number: " + target);
-    }
+    double e = number("--max-error", target);
     return new ModeSpec(config(() -> AttentionConfig.certifiedMaxError(e)), target.strip(), 0, 0, 0);
   }
 
   /** Estimated mode with the target as typed ("1e-2"), the given confidence and the default seed. */
   static ModeSpec estimated(String target, double confidence) {
-    double e;
-    try {
-      e = Double.parseDouble(target.strip());
-    } catch (NumberFormatException ex) {
-      throw new UsageException("--max-error expects a number: " + target);
-    }
+    double e = number("--max-error", target);
     return new ModeSpec(config(() -> AttentionConfig.estimated(e, confidence, AttentionConfig.DEFAULT_SEED)),
         target.strip(), 0, 0, 0);
+  }
+
+  /** {@code text} as a double, or a usage error naming {@code flag}. */
+  private static double number(String flag, String text) {
+    try {
+      return Double.parseDouble(text.strip());
+    } catch (NumberFormatException ex) {
+      throw new UsageException(flag + " expects a number: " + text);
+    }
   }
 
   /** Budgeted mode from {@code --tiles} ("12" or "5%") or {@code --bytes} ("65536", "64K"); default 5%. */

@@ -551,12 +551,18 @@ final class BoundedPass {
     float cnorm = sum.centroidNorm(call.layer, kh, index, block);
     int stride = maxTiles + maxBlocks;
     for (int i = 0; i < g; i++) {
-      float dot = centroidScores[i * count + j];
-      double qn = call.qNorm[h0 + i];
-      double ball = dot + qn * radius * (1 + 1e-6);
-      double slack = 2 * (d + 2) * U * qn * ((double) cnorm + radius);
-      ub[i * stride + node] = (float) (ball + slack) + Math.ulp(dot) + Math.ulp((float) ball);
+      ub[i * stride + node] = ballBound(centroidScores[i * count + j], call.qNorm[h0 + i], radius, cnorm, d);
     }
+  }
+
+  /**
+   * The ball bound from the computed {@code q.c} ({@code dot}), {@code ||q||}, the radius and
+   * {@code ||c||} (rounded up), with the float slack of the computed score and of {@code dot}.
+   */
+  static float ballBound(float dot, double qn, float radius, float cnorm, int d) {
+    double ball = dot + qn * radius * (1 + 1e-6);
+    double slack = 2 * (d + 2) * U * qn * ((double) cnorm + radius);
+    return (float) (ball + slack) + Math.ulp(dot) + Math.ulp((float) ball);
   }
 
   /** Budgeted, from summaries: every bound of the run is a ball bound, scored in one call. */

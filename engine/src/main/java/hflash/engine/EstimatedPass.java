@@ -42,7 +42,6 @@ final class EstimatedPass {
   static final int STRATA = 4;
   /** Draws per stratum in the first round; doubled every round. */
   static final int FIRST_DRAWS = 8;
-  private static final double U = 0x1p-24;
 
   private final TileLoop loop;
   private final TileKernels kernels;
@@ -171,11 +170,7 @@ final class EstimatedPass {
         float radius = sum.radius(call.layer, kh, t);
         float cnorm = sum.centroidNorm(call.layer, kh, t, false);
         for (int i = 0; i < g; i++) {
-          float dot = runScores[i * count + j];
-          double qn = call.qNorm[h0 + i];
-          double ball = dot + qn * radius * (1 + 1e-6);
-          double slack = 2 * (d + 2) * U * qn * ((double) cnorm + radius);
-          ub[i * maxTiles + t] = (float) (ball + slack) + Math.ulp(dot) + Math.ulp((float) ball);
+          ub[i * maxTiles + t] = BoundedPass.ballBound(runScores[i * count + j], call.qNorm[h0 + i], radius, cnorm, d);
         }
       }
     }

@@ -47,8 +47,8 @@ class EstimatedModeTest {
   void theIntervalCoversTheErrorAndTightBoundsSaveReads() {
     int pairs = 0, covered = 0;
     long bytes = 0, exactBytes = 0;
-    int d = 16, n = 20000;
-    for (long seed = 0; seed < 6; seed++) {
+    int d = 16, n = 12000;
+    for (long seed = 0; seed < 5; seed++) {
       Random r = new Random(100 + seed);
       HierarchicalModesTest.Kind kind = seed % 3 == 0 ? HierarchicalModesTest.Kind.RANDOM
           : seed % 3 == 1 ? HierarchicalModesTest.Kind.ALL_EQUAL : HierarchicalModesTest.Kind.CLUSTERED;

@@ -30,7 +30,7 @@ class OutputTargetTest {
     for (HierarchicalModesTest.Kind kind : HierarchicalModesTest.Kind.values()) {
       out.add(Arguments.of(kind.name(), DType.F16, 2000 + (int) (seed % 89), (int) (seed % 2) + 1, seed++));
     }
-    out.add(Arguments.of("CLUSTERED", DType.F32, 9000, 2, seed++));
+    out.add(Arguments.of("CLUSTERED", DType.F32, 6000, 2, seed++));
     out.add(Arguments.of("FAR_VALUES", DType.F16, 6000, 1, seed++));
     out.add(Arguments.of("FAR_VALUES", DType.F32, 5000, 2, seed++));
     return out.stream();
