@@ -256,7 +256,8 @@ final class BenchCommand implements Callable<Integer> {
     m.put("ratioToProbe", Format.finite(r.ratioToProbe()));
     m.put("relError", Format.finite(r.relError()));
     m.put("workload", c.workload());
-    m.put("epsilon", r.spec().mode() == AttentionMode.CERTIFIED ? r.spec().config().epsilon() : c.oracleEpsilon());
+    m.put("epsilon", r.spec().mode() == AttentionMode.CERTIFIED && !r.spec().config().outputTarget()
+        ? r.spec().config().epsilon() : c.oracleEpsilon());
     m.put("tiles", r.tileBudget() >= 0 ? r.tileBudget() : null);
     m.put("bytesFraction", r.bytesFraction());
     m.put("oracleBytesFraction", r.oracleBytesFraction());
@@ -268,6 +269,9 @@ final class BenchCommand implements Callable<Integer> {
     m.put("rooflineMs", Format.finite(r.rooflineMs()));
     m.put("ratioToRoofline", Format.finite(r.ratioToRoofline()));
     m.put("limitedBy", r.limitedBy());
+    m.put("maxErrorTarget", Format.finite(r.spec().maxError()));
+    m.put("errorBoundMax", Format.finite(r.bound()));
+    m.put("coverage", r.coverage());
     m.put("scheduler", r.scheduler().id());
     m.put("speedupVsSerial", Format.finite(r.speedupVsSerial()));
     if (!r.byHeadType().isEmpty()) {

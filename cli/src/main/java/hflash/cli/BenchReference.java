@@ -45,9 +45,17 @@ final class BenchReference implements AutoCloseable {
    * @param heads query heads checked
    * @param headMaxByGroup (checked groups) headMax of each checked group
    * @param boundByGroup (checked groups) boundMax of each checked group
+   * @param covered checked heads whose error is within their stated bound (and within the
+   *     {@code --max-error} target when there is one), with float slack 1e-5 ||ref_h||
    */
   record Errors(double group, double headMax, double boundMax, int heads, double[] headMaxByGroup,
-      double[] boundByGroup) {}
+      double[] boundByGroup, int covered) {
+
+    /** Share of the checked heads within their bound: 1 - violations / heads. */
+    double coverage() {
+      return heads == 0 ? 1 : (double) covered / heads;
+    }
+  }
 
   /**
    * One head type's figures for one mode.
@@ -181,8 +189,9 @@ final class BenchReference implements AutoCloseable {
   }
 
   /** Errors of {@code out} (heads, dim) with per-head absolute bounds {@code bounds} (heads). */
-  Errors errors(float[] out, double[] bounds) {
+  Errors errors(float[] out, double[] bounds, double maxError) {
     double worstGroup = 0, worstHead = 0, worstBound = 0;
+    int covered = 0;
     double[] headByGroup = new double[groups.length];
     double[] boundByGroup = new double[groups.length];
     float[] og = new float[g * d]; // (g, d)
@@ -200,9 +209,13 @@ final class BenchReference implements AutoCloseable {
         boundByGroup[i] = Math.max(boundByGroup[i], b);
         worstHead = Double.isNaN(he) ? Double.NaN : Math.max(worstHead, he);
         worstBound = Math.max(worstBound, b);
+        // NaN target (no --max-error): the comparison is false, only the bound counts
+        if (he <= b + 1e-5 && !(he > maxError + 1e-5)) {
+          covered++;
+        }
       }
     }
-    return new Errors(worstGroup, worstHead, worstBound, groups.length * g, headByGroup, boundByGroup);
+    return new Errors(worstGroup, worstHead, worstBound, groups.length * g, headByGroup, boundByGroup, covered);
   }
 
   /** Per head type figures of one mode's call (empty without head types); {@link #replay} first. */

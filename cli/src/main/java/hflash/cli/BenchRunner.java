@@ -135,7 +135,8 @@ final class BenchRunner {
       double probeGBps,
       double fillSeconds,
       long fmas,
-      ComputeProbe.Result computeProbe) {
+      ComputeProbe.Result computeProbe,
+      double coverage) {
 
     double effectiveGBps() {
       return bytesRead / (samples.medianMs() * 1e6);
@@ -258,13 +259,18 @@ final class BenchRunner {
           int serial = c.schedulers().indexOf(Scheduler.SERIAL);
           long oracleTiles = attentions.get(0).oracleTiles(0, q, n, c.oracleEpsilon());
           long oracleBytes = attentions.get(0).report().kvBytesRead();
+          if (!Double.isNaN(spec.maxError())) { // an output-error target: the output-error oracle
+            progress.accept("output-error oracle at maxError=" + spec.param());
+            oracleBytes = OutputOracle.bytes(cache, 0, q, c.heads(), n, c.scale(), spec.maxError());
+            oracleTiles = oracleBytes / tileBytes;
+          }
           refs.replay(spec, progress);
           progress.accept("checking " + spec.id() + " against the float64 reference");
           for (int i = 0; i < attentions.size(); i++) {
             DecodeAttention a = attentions.get(i);
             a.decode(0, q, out, n, spec.config());
             AttentionFigures f = AttentionFigures.of(a.report(), c.heads());
-            BenchReference.Errors errors = refs.errors(out, f.errorBound());
+            BenchReference.Errors errors = refs.errors(out, f.errorBound(), spec.maxError());
             Stopwatch.Result timing = timings.get(i * per);
             measured.add(new Measured(spec, c.schedulers().get(i), timing,
                 timings.get(i * per + per - 1).samples(), serial < 0 ? null : timings.get(serial * per).samples(),
@@ -295,7 +301,7 @@ final class BenchRunner {
           f.summaryBytesRead(), f.sampleBytesRead(), f.keysScored(), f.keysInContext(), f.tilesRead(),
           f.guardFirings(), f.maxEstimateMiss(), m.errors().group(), m.errors().headMax(), m.errors().boundMax(),
           m.errors().heads(), m.oracleTiles(), m.oracleBytes(), m.tileBudget(), m.byHeadType(), probeBytes,
-          probeGBps, fillSeconds, f.fmas(), computeProbe));
+          probeGBps, fillSeconds, f.fmas(), computeProbe, m.errors().coverage()));
     }
     return results;
   }

@@ -36,6 +36,7 @@ final class ErrorBytesPlot {
       case SAMPLED -> "#7b3294";
       case CERTIFIED -> "#1f77b4";
       case BUDGETED -> "#e66101";
+      case ESTIMATED -> "#1a9641";
     };
   }
 

@@ -40,6 +40,8 @@ final class EvalCommand implements Callable<Integer> {
   /** The --svg sweep: certified epsilons and budgeted shares. */
   static final List<String> SWEEP_EPSILON = List.of("1e-1", "3e-2", "1e-2", "3e-3", "1e-3", "1e-4");
   static final List<String> SWEEP_TILES = List.of("1%", "2%", "5%", "10%", "20%", "50%");
+  /** The --svg sweep of the estimated mode over --max-error. */
+  static final List<String> SWEEP_MAX_ERROR = List.of("3e-1", "1e-1", "3e-2", "1e-2", "1e-3");
 
   @Option(names = "--trace", required = true, paramLabel = "FILE", description = "Trace file (.safetensors).")
   Path trace;
@@ -71,7 +73,8 @@ final class EvalCommand implements Callable<Integer> {
       names = "--svg",
       paramLabel = "FILE",
       description = "Also write an SVG plot of relative error against the share of KV bytes read: every mode,"
-          + " certified swept over epsilon " + "1e-1..1e-4, budgeted over 1%%..50%% of tiles.")
+          + " certified swept over epsilon " + "1e-1..1e-4, budgeted over 1%%..50%% of tiles, estimated over"
+          + " --max-error 3e-1..1e-3.")
   Path svg;
 
   @Spec CommandSpec spec;
@@ -137,6 +140,9 @@ final class EvalCommand implements Callable<Integer> {
     for (String k : SWEEP_TILES) {
       sweep.add(ModeOptions.budgeted(k, null));
     }
+    for (String e : SWEEP_MAX_ERROR) {
+      sweep.add(ModeOptions.estimated(e, options.confidence));
+    }
     return sweep;
   }
 
@@ -147,9 +153,11 @@ final class EvalCommand implements Callable<Integer> {
       String label = switch (r.mode()) {
         case CERTIFIED -> "\u03b5=" + r.spec().param();
         case BUDGETED -> r.spec().param();
+        case ESTIMATED -> "E=" + r.spec().param();
         default -> "";
       };
-      boolean bounded = r.mode() == AttentionMode.CERTIFIED || r.mode() == AttentionMode.BUDGETED;
+      boolean bounded = r.mode() == AttentionMode.CERTIFIED || r.mode() == AttentionMode.BUDGETED
+          || r.mode() == AttentionMode.ESTIMATED;
       s.points().add(new ErrorBytesPlot.Point(r.total().bytesFraction(), r.total().headErrMean(),
           bounded ? r.total().boundMean() : Double.NaN, label));
     }
@@ -174,14 +182,23 @@ final class EvalCommand implements Callable<Integer> {
       e.put("mode", r.spec().id());
       e.putAll(stats(r.total()));
       e.put("label", r.spec().label());
+      e.put("maxErrorTarget", Format.finite(r.spec().maxError()));
       switch (r.mode()) {
-        case CERTIFIED -> e.put("epsilon", r.spec().config().epsilon());
+        case CERTIFIED -> {
+          if (!r.spec().config().outputTarget()) {
+            e.put("epsilon", r.spec().config().epsilon());
+          }
+        }
         case BUDGETED -> {
           if (r.spec().budgetBytes() > 0) {
             e.put("budgetBytes", r.spec().budgetBytes());
           } else {
             e.put("tiles", r.spec().param());
           }
+        }
+        case ESTIMATED -> {
+          e.put("confidence", r.spec().config().confidence());
+          e.put("seed", r.spec().config().seed());
         }
         case SAMPLED -> {
           e.put("delta", r.spec().config().delta());
@@ -225,6 +242,8 @@ final class EvalCommand implements Callable<Integer> {
     e.put("bytesFraction", s.bytesFraction());
     e.put("oracleBytesFraction", s.oracleBytesFraction());
     e.put("guardFirings", s.guardFirings);
+    e.put("errorBoundMax", Format.finite(s.boundMax));
+    e.put("coverage", s.coverage());
     e.put("oracleRatioMedian", Format.finite(s.oracleRatioMedian()));
     e.put("rows", s.rows);
     e.put("headRelErrMean", Format.finite(s.headErrMean()));
@@ -272,10 +291,12 @@ final class EvalCommand implements Callable<Integer> {
     String head = "mode " + r.spec().label() + " (relErr = ||out - float64|| / ||float64|| per row; keys "
         + Format.fixed(t.keysFraction(), 3) + ", bytes " + Format.fixed(t.bytesFraction(), 3) + " of exact";
     if (approx) {
-      head += "; oracle at eps=" + ModeSpec.trim(oracleEpsilon) + " " + Format.fixed(t.oracleBytesFraction(), 3)
+      String oracle = !Double.isNaN(r.spec().maxError()) ? "output-error oracle at maxError=" + r.spec().param()
+          : "oracle at eps=" + ModeSpec.trim(oracleEpsilon);
+      head += "; " + oracle + " " + Format.fixed(t.oracleBytesFraction(), 3)
           + ", K+V read / oracle's median over rows " + Format.fixed(t.oracleRatioMedian(), 3)
           + "; bound mean " + Format.sci(t.boundMean()) + " per head; " + t.violations + " violations; "
-          + t.guardFirings + " guard firings";
+          + t.guardFirings + " guard firings; coverage " + Format.fixed(t.coverage(), 4);
     }
     return head + ")\n" + table;
   }

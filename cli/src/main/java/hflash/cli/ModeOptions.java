@@ -30,7 +30,7 @@ final class ModeOptions {
       split = ",",
       paramLabel = "MODE",
       converter = ModeNameConverter.class,
-      description = "exact, sampled, certified, budgeted, or all (every mode, one result each); comma-separated"
+      description = "exact, sampled, certified, budgeted, estimated, or all (every mode, one result each); comma-separated"
           + " for several (default ${DEFAULT-VALUE}).")
   List<String> modes;
 
@@ -41,6 +41,25 @@ final class ModeOptions {
       description = "certified: stop when the unread softmax mass is at most E times the mass read; also the"
           + " epsilon of the oracle (default ${DEFAULT-VALUE}).")
   String epsilon;
+
+  @Option(
+      names = "--max-error",
+      paramLabel = "E",
+      description = "certified (instead of --epsilon) and estimated (default " + "1e-2" + "): stop when the bound"
+          + " (estimated: the upper end of its interval) on ||out_h - exact_h|| /"
+          + " ||exact_h|| is at most E for every head, in (0, 1); oracleBytesFraction is then the output-error"
+          + " oracle's (fewest K+V bytes keeping the error at most E, knowing every tile's exact mass and values).")
+  String maxError;
+
+  @Option(
+      names = "--confidence",
+      defaultValue = "" + AttentionConfig.DEFAULT_CONFIDENCE,
+      paramLabel = "C",
+      description = "estimated: level of the interval on each head's error, in (0, 1) (default ${DEFAULT-VALUE}).")
+  double confidence;
+
+  /** Default target of the estimated mode when --max-error is not given. */
+  static final String DEFAULT_ESTIMATED_MAX_ERROR = "1e-2";
 
   @Option(
       names = "--tiles",
@@ -83,9 +102,10 @@ final class ModeOptions {
 
   /** As {@link #specs()} for the named modes instead of {@code --mode}. */
   List<ModeSpec> specsOf(String... names) {
-    ModeSpec certified = certified(epsilon);
+    ModeSpec certified = maxError != null ? certifiedMaxError(maxError) : certified(epsilon);
     ModeSpec sampled = new ModeSpec(config(() -> AttentionConfig.sampled(delta, radius, margin)), "", 0, 0, 0);
     ModeSpec budgeted = budgeted(tiles, bytes);
+    ModeSpec estimated = estimated(maxError == null ? DEFAULT_ESTIMATED_MAX_ERROR : maxError, confidence);
     List<AttentionMode> wanted = new ArrayList<>();
     for (String m : names) {
       if (m.equals("all")) {
@@ -108,6 +128,7 @@ final class ModeOptions {
         case SAMPLED -> sampled;
         case CERTIFIED -> certified;
         case BUDGETED -> budgeted;
+        case ESTIMATED -> estimated;
       });
     }
     return specs;
@@ -120,13 +141,30 @@ final class ModeOptions {
 
   /** Certified mode with {@code eps} as typed ("1e-3"). */
   static ModeSpec certified(String eps) {
-    double e;
-    try {
-      e = Double.parseDouble(eps.strip());
-    } catch (NumberFormatException ex) {
-      throw new UsageException("--epsilon expects a number: " + eps);
-    }
+    double e = number("--epsilon", eps);
     return new ModeSpec(config(() -> AttentionConfig.certified(e)), eps.strip(), 0, 0, 0);
+  }
+
+  /** Certified mode with an output-error target as typed ("1e-2"). */
+  static ModeSpec certifiedMaxError(String target) {
+    double e = number("--max-error", target);
+    return new ModeSpec(config(() -> AttentionConfig.certifiedMaxError(e)), target.strip(), 0, 0, 0);
+  }
+
+  /** Estimated mode with the target as typed ("1e-2"), the given confidence and the default seed. */
+  static ModeSpec estimated(String target, double confidence) {
+    double e = number("--max-error", target);
+    return new ModeSpec(config(() -> AttentionConfig.estimated(e, confidence, AttentionConfig.DEFAULT_SEED)),
+        target.strip(), 0, 0, 0);
+  }
+
+  /** {@code text} as a double, or a usage error naming {@code flag}. */
+  private static double number(String flag, String text) {
+    try {
+      return Double.parseDouble(text.strip());
+    } catch (NumberFormatException ex) {
+      throw new UsageException(flag + " expects a number: " + text);
+    }
   }
 
   /** Budgeted mode from {@code --tiles} ("12" or "5%") or {@code --bytes} ("65536", "64K"); default 5%. */

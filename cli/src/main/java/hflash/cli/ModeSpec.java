@@ -32,14 +32,20 @@ record ModeSpec(AttentionConfig config, String param, double tilesShare, int til
     return switch (config.mode()) {
       case EXACT -> "exact";
       case SAMPLED -> "sampled delta=" + config.delta() + " r=" + config.radius() + " margin=" + trim(config.margin());
-      case CERTIFIED -> "certified eps=" + param;
+      case CERTIFIED -> config.outputTarget() ? "certified maxError=" + param : "certified eps=" + param;
       case BUDGETED -> "budgeted " + (budgetBytes > 0 ? param + " bytes" : tilesShare > 0 ? param : param + " tiles");
+      case ESTIMATED -> "estimated maxError=" + param + " confidence=" + trim(config.confidence());
     };
   }
 
   /** Epsilon of a certified mode, else NaN. */
   double epsilon() {
-    return config.mode() == AttentionMode.CERTIFIED ? config.epsilon() : Double.NaN;
+    return config.mode() == AttentionMode.CERTIFIED && !config.outputTarget() ? config.epsilon() : Double.NaN;
+  }
+
+  /** The output-error target ({@code --max-error}), else NaN. */
+  double maxError() {
+    return config.maxError() > 0 ? config.maxError() : Double.NaN;
   }
 
   /**

@@ -122,9 +122,9 @@ class BenchCommandTest {
             "--tiles", "2", "--warmup", "3", "--iterations", "3", "--json");
     assertEquals(0, r.code(), r::toString);
     String[] lines = r.out().strip().split("\\R");
-    assertEquals(4, lines.length, r::toString);
-    String[] modes = {"exact", "sampled", "certified", "budgeted"};
-    for (int i = 0; i < 4; i++) {
+    assertEquals(5, lines.length, r::toString);
+    String[] modes = {"exact", "sampled", "certified", "budgeted", "estimated"};
+    for (int i = 0; i < 5; i++) {
       JsonNode json = new ObjectMapper().readTree(lines[i]);
       assertEquals(modes[i], json.get("mode").asText(), r::toString);
       for (String field : MODE_FIELDS) {

@@ -60,7 +60,7 @@ class EvalCommandTest {
     CliRun r = CliRun.of("eval", "--trace", trace.toString(), "--mode", "all", "--json", "--svg", svg.toString());
     assertEquals(0, r.code(), r::toString);
     JsonNode results = new ObjectMapper().readTree(r.out()).get("results");
-    String[] modes = {"exact", "sampled", "certified", "budgeted"};
+    String[] modes = {"exact", "sampled", "certified", "budgeted", "estimated"};
     assertEquals(modes.length, results.size(), r::toString);
     for (int i = 0; i < modes.length; i++) {
       JsonNode m = results.get(i);
@@ -83,6 +83,9 @@ class EvalCommandTest {
     assertEquals(1.0, exact.get("bytesFraction").asDouble(), r::toString);
     // the certified bound holds on real data: no (row, head) beyond its bound plus float rounding
     assertEquals(0, certified.get("violations").asLong(), r::toString);
+    // the estimated mode's interval covers at least its level of (row, head) pairs
+    assertTrue(results.get(4).get("coverage").asDouble() >= 0.99, r::toString);
+    assertEquals(0.99, results.get(4).get("confidence").asDouble(), r::toString);
     // exact reads every tile, so never less than the oracle's tiles; the median is a per-row ratio
     assertTrue(exact.get("oracleRatioMedian").asDouble() >= 1, r::toString);
     assertTrue(certified.get("oracleRatioMedian").asDouble() > 0, r::toString);
@@ -96,6 +99,34 @@ class EvalCommandTest {
     for (String mode : modes) {
       assertTrue(text.contains(">" + mode + "</text>"), () -> mode + " missing from the legend");
     }
+  }
+
+  /**
+   * {@code --max-error}: certified keeps every head within the target and its bound (coverage 1, no
+   * violation), reports the target, and measures itself against the output-error oracle, which
+   * needs fewer bytes for a looser target.
+   */
+  @Test
+  void maxErrorKeepsEveryHeadWithinTheTarget() throws Exception {
+    double[] oracle = new double[2];
+    String[] targets = {"1e-1", "1e-3"};
+    for (int i = 0; i < 2; i++) {
+      CliRun r = CliRun.of("eval", "--trace", trace.toString(), "--mode", "certified", "--max-error", targets[i],
+          "--json");
+      assertEquals(0, r.code(), r::toString);
+      JsonNode m = new ObjectMapper().readTree(r.out()).get("results").get(0);
+      double e = Double.parseDouble(targets[i]);
+      assertEquals("certified maxError=" + targets[i], m.get("label").asText(), m::toString);
+      assertEquals(e, m.get("maxErrorTarget").asDouble(), m::toString);
+      assertEquals(0, m.get("violations").asLong(), m::toString);
+      assertEquals(1.0, m.get("coverage").asDouble(), m::toString);
+      assertTrue(m.get("headRelErrMax").asDouble() <= e, m::toString);
+      assertTrue(m.get("errorBoundMax").asDouble() <= e * (1 + 1e-5), m::toString);
+      assertTrue(m.get("bytesFraction").asDouble() < 1, m::toString);
+      oracle[i] = m.get("oracleBytesFraction").asDouble();
+      assertTrue(oracle[i] > 0 && oracle[i] <= 1, m::toString);
+    }
+    assertTrue(oracle[0] < oracle[1], () -> "oracle at 1e-1 and 1e-3: " + java.util.Arrays.toString(oracle));
   }
 
   @Test

@@ -8,6 +8,7 @@ import java.util.Objects;
  *
  * @param mode the mode
  * @param epsilon CERTIFIED: stop when the unread mass bound is at most epsilon times the read mass
+ *     (0 when {@code maxError} is set)
  * @param budgetTiles BUDGETED: tiles per KV head to open (0 when another budget is set)
  * @param budgetShare BUDGETED: share of the tiles to open, in (0, 1] (0 when unused)
  * @param budgetBytes BUDGETED: K+V bytes per call to read (0 when unused)
@@ -17,10 +18,27 @@ import java.util.Objects;
  * @param guard SAMPLED: a tile whose max beats the reference by more than this rescales, in [1, 60]
  * @param sinks EXACT with a window: the first {@code sinks} positions are always attended (&gt;= 0)
  * @param window EXACT: attend only to the last {@code window} positions plus the sinks (0 = all)
+ * @param maxError CERTIFIED, instead of epsilon: stop when the bound on
+ *     {@code ||out_h - exact_h|| / ||exact_h||} is at most maxError for every head (0 = unused);
+ *     ESTIMATED: the same, for the upper end of the confidence interval
+ * @param confidence ESTIMATED: level of the interval, in (0, 1) (0 for the other modes)
+ * @param seed ESTIMATED: seed of the tile sample; a fixed seed gives fixed bits
  */
 public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTiles,
     double budgetShare, long budgetBytes, int delta, int radius, float margin, float guard,
-    int sinks, int window) {
+    int sinks, int window, double maxError, double confidence, long seed) {
+
+  /** Default confidence level of the estimated mode's interval. */
+  public static final double DEFAULT_CONFIDENCE = 0.99;
+  /** Default seed of the estimated mode's sample. */
+  public static final long DEFAULT_SEED = 0x5eedL;
+
+  /** The configuration without an output-error target ({@code maxError = 0}). */
+  public AttentionConfig(AttentionMode mode, double epsilon, int budgetTiles, double budgetShare,
+      long budgetBytes, int delta, int radius, float margin, float guard, int sinks, int window) {
+    this(mode, epsilon, budgetTiles, budgetShare, budgetBytes, delta, radius, margin, guard, sinks,
+        window, 0, 0, 0);
+  }
 
   /** Default stride, radius, margin of the note, and the guard (exp(20) = 4.9e8 cannot overflow). */
   public static final int DEFAULT_DELTA = 16;
@@ -34,7 +52,24 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
   /** Validates every parameter the mode uses. */
   public AttentionConfig {
     Objects.requireNonNull(mode, "mode");
-    if (mode == AttentionMode.CERTIFIED && !(epsilon > 0 && epsilon < Double.POSITIVE_INFINITY)) {
+    if (mode == AttentionMode.ESTIMATED) {
+      if (!(maxError > 0 && maxError < 1)) {
+        throw new IllegalArgumentException("max error must be in (0, 1): " + maxError);
+      }
+      if (!(confidence > 0 && confidence < 1)) {
+        throw new IllegalArgumentException("confidence must be in (0, 1): " + confidence);
+      }
+    } else if (maxError != 0) {
+      if (mode != AttentionMode.CERTIFIED) {
+        throw new IllegalArgumentException("an output-error target needs certified or estimated mode: " + mode.id());
+      }
+      if (!(maxError > 0 && maxError < 1)) {
+        throw new IllegalArgumentException("max error must be in (0, 1): " + maxError);
+      }
+      if (epsilon != 0) {
+        throw new IllegalArgumentException("epsilon and max error are alternatives: " + epsilon + ", " + maxError);
+      }
+    } else if (mode == AttentionMode.CERTIFIED && !(epsilon > 0 && epsilon < Double.POSITIVE_INFINITY)) {
       throw new IllegalArgumentException("epsilon must be finite and > 0: " + epsilon);
     }
     if (mode == AttentionMode.BUDGETED) {
@@ -110,6 +145,39 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
   public static AttentionConfig certified(double epsilon) {
     return new AttentionConfig(AttentionMode.CERTIFIED, epsilon, 0, 0, 0, DEFAULT_DELTA,
         DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0);
+  }
+
+  /**
+   * Certified mode with an output-error target: stops when, for every head, the certified bound on
+   * {@code ||out_h - exact_h||} is at most {@code maxError} times {@code ||exact_h||} (the bound uses
+   * each skipped node's value ball, see docs/HIERARCHICAL.md). {@code maxError} in (0, 1).
+   */
+  public static AttentionConfig certifiedMaxError(double maxError) {
+    if (!(maxError > 0 && maxError < 1)) {
+      throw new IllegalArgumentException("max error must be in (0, 1): " + maxError);
+    }
+    return new AttentionConfig(AttentionMode.CERTIFIED, 0, 0, 0, 0, DEFAULT_DELTA, DEFAULT_RADIUS,
+        DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0, maxError, 0, 0);
+  }
+
+  /** Whether this is certified with an output-error target instead of a mass share. */
+  public boolean outputTarget() {
+    return maxError > 0 && mode == AttentionMode.CERTIFIED;
+  }
+
+  /** Estimated mode with target {@code maxError}, confidence 0.99 and the default seed. */
+  public static AttentionConfig estimated(double maxError) {
+    return estimated(maxError, DEFAULT_CONFIDENCE, DEFAULT_SEED);
+  }
+
+  /**
+   * Estimated mode: the tiles the bounds rank highest are read exactly, the rest estimated from a
+   * seeded stratified sample; stops when, at the given confidence, every head's error
+   * {@code ||out_h - exact_h|| / ||exact_h||} is at most {@code maxError} (docs/HIERARCHICAL.md).
+   */
+  public static AttentionConfig estimated(double maxError, double confidence, long seed) {
+    return new AttentionConfig(AttentionMode.ESTIMATED, 0, 0, 0, 0, DEFAULT_DELTA, DEFAULT_RADIUS,
+        DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0, maxError, confidence, seed);
   }
 
   /** Budgeted mode opening {@code tiles} tiles per KV head (first and last always included). */

@@ -21,7 +21,14 @@ public enum AttentionMode {
    */
   CERTIFIED,
   /** The note's top-k: the same order, stopped at a tile or byte budget; the bound is a-posteriori. */
-  BUDGETED;
+  BUDGETED,
+  /**
+   * Opens the tiles the bounds rank highest exactly, estimates the rest from a seeded stratified
+   * random sample of tiles (unbiased for the unopened mass and value sum) and stops when the upper
+   * end of a confidence interval on each head's output error meets the target; the interval holds
+   * at a stated confidence level, not always (docs/HIERARCHICAL.md).
+   */
+  ESTIMATED;
 
   /** The CLI spelling: lower case. */
   public String id() {

@@ -2,6 +2,7 @@ package hflash.engine;
 
 import hflash.memory.KvCacheLayout;
 import hflash.memory.TileSummaries;
+import hflash.memory.ValueSummaries;
 import hflash.tiles.TileKernels;
 import java.util.Arrays;
 
@@ -47,6 +48,11 @@ final class BoundedPass {
   private final double[] massOf; // (g, nodes): nodeMass cache, valid for (massUb, massRef)
   private final float[] massUb;
   private final float[] massRef;
+  private final OutputBound out; // certified with an output-error target: its bookkeeping
+  private final double[] scanSkippedErr; // (g): sum of mass * value-ball distance of the skipped tiles, rel. scanRef
+  private final double[] logMass; // (g) scratch
+  private final double[] checkMass; // (g): mass of the frontier and skipped tiles at the last full check
+  private boolean target; // this call has an output-error target
 
   BoundedPass(TileLoop loop, TileKernels kernels, KvCacheLayout layout, int group) {
     this.loop = loop;
@@ -78,6 +84,10 @@ final class BoundedPass {
     Arrays.fill(massUb, Float.NaN); // NaN equals nothing: no entry is valid before it is computed
     this.tilesOf = new int[nodes];
     this.order = new long[nodes];
+    this.out = new OutputBound(d, group, maxTiles);
+    this.scanSkippedErr = new double[group];
+    this.logMass = new double[group];
+    this.checkMass = new double[group];
   }
 
   /**
@@ -102,14 +112,25 @@ final class BoundedPass {
     }
     seedFrontier(call, kh, full);
     Arrays.fill(scanSkipped, 0);
+    Arrays.fill(scanSkippedErr, 0);
     scanVmax = 0;
     for (int i = 0; i < g; i++) {
       scanRef[i] = state.m[h0 + i];
     }
+    target = budget < 0 && !call.oracle && call.config.outputTarget();
+    boolean checked = false; // target: the last full check passed and nothing changed since
+    if (target) {
+      out.reset(call.config.maxError());
+      checked = outputCheck(call, kh, h0); // calibrates the mass share to aim at
+    }
     if (budget < 0 && !call.oracle && mostTilesNeeded(call, h0, full)) {
       // the bounds cannot rule out most of the cache: score the K of every unopened tile and read
       // V only where the exact masses need it (the fallback); empties the frontier
-      kScan(call, kh, h0, full);
+      if (target) {
+        targetScan(call, kh, h0);
+      } else {
+        kScan(call, kh, h0, full);
+      }
     }
     parkedSize = 0;
     int expansions = 0;
@@ -118,7 +139,7 @@ final class BoundedPass {
     int maxExpansions = budget < 0 ? Integer.MAX_VALUE
         : 2 * ((budget + TileSummaries.BLOCK_TILES - 1) / TileSummaries.BLOCK_TILES) + 1;
     while (heapSize > 0) {
-      if (budget >= 0 ? used >= budget : withinEpsilon(call, kh, h0)) {
+      if (budget >= 0 ? used >= budget : (checked = withinEpsilon(call, kh, h0))) {
         break;
       }
       int node = pop();
@@ -152,6 +173,9 @@ final class BoundedPass {
     }
     selectedSize = 0;
     recomputeSums(h0);
+    if (target && !checked && !outputCheck(call, kh, h0)) {
+      openSkippedUntilWithinTarget(call, kh, h0); // the frontier is empty: only skipped tiles remain
+    }
     loop.drain(); // the output norm below needs every p.V of this group applied
     float vmax = Math.max(frontierVmax(call, kh), scanVmax);
     for (int i = 0; i < g; i++) {
@@ -160,8 +184,253 @@ final class BoundedPass {
       double l = state.l[h];
       double rho = e == 0 ? 0 : Double.isInfinite(e) ? 1 : e / (l + e);
       call.report.rho[h] = rho;
-      call.report.errorBound[h] = rho == 0 ? 0 : rho * (vmax + state.outputNorm(h));
+      call.report.errorBound[h] = rho == 0 ? 0 : target ? out.bound[i] : rho * (vmax + state.outputNorm(h));
     }
+  }
+
+  // ------------------------------------------------------------- output-error target
+
+  /**
+   * The full output bound of every head of the group (see {@link OutputBound}): each frontier node
+   * and each skipped tile at its mass bound times the distance from the current output to its value
+   * ball, over the opened mass; the mass-share bound {@code rho (vmax + ||a||)} when that is lower.
+   * Returns whether every head is within its target, and re-aims the mass share the traversal
+   * checks against before the next full check.
+   */
+  private boolean outputCheck(TileLoop.Call call, int kh, int h0) {
+    AttentionState state = loop.state;
+    ValueSummaries vs = call.valueSummaries;
+    loop.drain();
+    out.snapshot(state, h0);
+    double[] err = logMass; // scratch: sum of mass * distance per head
+    Arrays.fill(err, 0);
+    Arrays.fill(checkMass, 0);
+    for (int k = 0; k < heapSize; k++) {
+      int node = frontierNode(k);
+      out.distances(vs, node >= maxTiles ? vs.blockOffset(call.layer, kh, node - maxTiles)
+          : vs.tileOffset(call.layer, kh, node));
+      for (int i = 0; i < g; i++) {
+        double e = nodeMass(i, node) * Math.exp((double) ref[i] - state.m[h0 + i]);
+        checkMass[i] += e;
+        err[i] += e * out.dist[i];
+      }
+    }
+    for (int k = 0; k < out.skippedCount; k++) {
+      out.distances(vs, vs.tileOffset(call.layer, kh, out.skipped[k]));
+      for (int i = 0; i < g; i++) {
+        double e = out.skippedMass(i, k, state.m[h0 + i]);
+        checkMass[i] += e;
+        err[i] += e * out.dist[i];
+      }
+    }
+    loop.summaryBytes += (long) (heapSize + out.skippedCount) * vs.recordBytes();
+    loop.fmas += (long) (heapSize + out.skippedCount) * g * d;
+    float vmax = Math.max(frontierVmax(call, kh), scanVmax);
+    boolean pass = true;
+    for (int i = 0; i < g; i++) {
+      double l = state.l[h0 + i];
+      double e = checkMass[i];
+      double rho = e == 0 ? 0 : Double.isInfinite(e) ? 1 : e / (l + e);
+      double byBalls = e == 0 ? 0 : l > 0 ? err[i] / l : Double.POSITIVE_INFINITY;
+      double b = Math.min(byBalls, rho == 0 ? 0 : rho * (vmax + out.aNorm[i]));
+      out.bound[i] = b;
+      boolean ok = b <= out.target[i];
+      pass &= ok;
+      // the mass share at which the bound would meet the target if the remaining nodes kept their
+      // mass-weighted distance; a failing head aims 10 % below it, so checks are spaced
+      // (from the ball bound: the mass-share bound saturates at rho = 1 while the frontier is loose)
+      double aim = err[i] == 0 || !(l > 0) ? Double.MAX_VALUE : out.target[i] * e / err[i];
+      out.eps[i] = Math.min(Double.MAX_VALUE, ok ? Math.max(aim, e / l) : 0.9 * aim);
+    }
+    return pass;
+  }
+
+  /**
+   * When the frontier is spent and the skipped tiles' bound still misses the target (the output
+   * moved after they were skipped): opens them again, heaviest first, an eighth at a time, until
+   * the full bound meets the target. Rare; every tile opened makes the bound smaller, and with none
+   * left it is 0.
+   */
+  private void openSkippedUntilWithinTarget(TileLoop.Call call, int kh, int h0) {
+    AttentionState state = loop.state;
+    do {
+      int batch = Math.max(1, out.skippedCount / 8);
+      for (int b = 0; b < batch && out.skippedCount > 0; b++) {
+        int best = 0;
+        double bestMass = Double.NEGATIVE_INFINITY;
+        for (int k = 0; k < out.skippedCount; k++) {
+          for (int i = 0; i < g; i++) {
+            double lm = out.skipLog[i * maxTiles + k] - state.m[h0 + i];
+            if (lm > bestMass) {
+              bestMass = lm;
+              best = k;
+            }
+          }
+        }
+        int t = out.skipped[best];
+        out.removeSkipped(best);
+        loop.open(call, kh, t);
+      }
+      for (int i = 0; i < g; i++) { // the scan's running sums, from what is still skipped
+        scanRef[i] = state.m[h0 + i];
+        scanSkipped[i] = 0;
+        for (int k = 0; k < out.skippedCount; k++) {
+          scanSkipped[i] += out.skippedMass(i, k, scanRef[i]);
+        }
+      }
+    } while (!outputCheck(call, kh, h0) && out.skippedCount > 0);
+  }
+
+  /**
+   * The K-scan with an output target, choosing instead of first-fit: scores the K of every
+   * unopened tile (frontier order) and keeps its weights, then leaves out V of the tiles with the
+   * smallest error share ({@code mass * distance to the value ball} over each head's target) while
+   * every head's skipped error fits 0.9 of {@code target * kept}, kept being everything else, and
+   * reads the V of the rest from the kept weights (no second K read). A first-fit version spent
+   * the budget on whatever came first and stopped at a third of the target (docs/BENCHMARKS.md
+   * entry 27). Empties the frontier; the final full check (and the repair) still decide.
+   */
+  private void targetScan(TileLoop.Call call, int kh, int h0) {
+    AttentionState state = loop.state;
+    TileSummaries sum = call.summaries;
+    ValueSummaries vs = call.valueSummaries;
+    int n = 0;
+    while (heapSize > 0) { // the tiles, in frontier order
+      int node = pop();
+      int first = node >= maxTiles ? (node - maxTiles) * TileSummaries.BLOCK_TILES : node;
+      int last = node >= maxTiles ? first + TileSummaries.BLOCK_TILES : node + 1;
+      for (int t = first; t < last; t++) {
+        if (!loop.opened[t]) {
+          tilesOf[n++] = t;
+        }
+      }
+    }
+    if (n == 0) {
+      return;
+    }
+    int stride = g * tileTokens;
+    if (weights == null || weights.length < (long) n * stride) {
+      weights = new float[Math.multiplyExact(maxTiles, stride)];
+      tileMaxes = new float[maxTiles * g];
+      tileSums = new double[maxTiles * g];
+      errShare = new double[maxTiles * g];
+    }
+    float[] refs = scanNextRef;
+    for (int i = 0; i < g; i++) {
+      refs[i] = state.m[h0 + i];
+    }
+    for (int k = 0; k < n; k++) {
+      int t = tilesOf[k];
+      loop.scoreOnly(call, kh, t);
+      loop.countExps(tileTokens);
+      float[] own = loop.lastScores();
+      for (int i = 0; i < g; i++) {
+        float mx = kernels.max(own, i * tileTokens, tileTokens);
+        tileMaxes[k * g + i] = mx;
+        tileSums[k * g + i] = kernels.expSum(own, i * tileTokens, tileTokens, mx);
+        refs[i] = Math.max(refs[i], mx);
+      }
+      System.arraycopy(own, 0, weights, k * stride, stride);
+    }
+    // per tile and head: mass (rounded up) relative to refs, and mass * distance
+    double[] kept = scanHigh;
+    double[] mHigh = tileSums; // the tiles' sums of exp(s - max), as openWeighted takes them
+    for (int i = 0; i < g; i++) {
+      kept[i] = state.l[h0 + i] * Math.exp((double) state.m[h0 + i] - refs[i]) * (1 - 1e-4);
+    }
+    double[] high = new double[n * g];
+    boolean[] skip = new boolean[n];
+    boolean[] done = new boolean[n]; // read already: could never be skipped
+    for (int k = 0; k < n; k++) {
+      int t = tilesOf[k];
+      double kNorm = (double) sum.centroidNorm(call.layer, kh, t, false) + sum.radius(call.layer, kh, t);
+      for (int i = 0; i < g; i++) {
+        double rel = Math.exp((double) tileMaxes[k * g + i] - refs[i]);
+        double slack = (d + 2) * U * call.qNorm[h0 + i] * kNorm;
+        high[k * g + i] = tileSums[k * g + i] * rel * Math.exp(slack) * (1 + 1e-4);
+        kept[i] += tileSums[k * g + i] * rel * Math.exp(-slack) * (1 - 1e-4);
+      }
+    }
+    // the distances are measured from the output, which the heavy tiles move: first read the tiles
+    // whose mass share of some head exceeds its relative target (skipping one would cost about that
+    // share times a distance of the order of ||a||), then snapshot the output
+    for (int k = 0; k < n; k++) {
+      boolean heavy = false;
+      for (int i = 0; i < g; i++) {
+        heavy |= high[k * g + i] > 0.9 * out.target[i] / Math.max(out.aNorm[i], Double.MIN_NORMAL) * kept[i];
+      }
+      if (heavy) {
+        done[k] = true;
+        loop.openWeighted(call, kh, tilesOf[k], tileTokens, weights, k * stride, tileMaxes, tileSums, k * g);
+      }
+    }
+    loop.drain();
+    out.snapshot(state, h0);
+    int m = 0;
+    for (int k = 0; k < n; k++) {
+      if (done[k]) {
+        continue;
+      }
+      out.distances(vs, vs.tileOffset(call.layer, kh, tilesOf[k]));
+      double worst = 0;
+      for (int i = 0; i < g; i++) {
+        errShare[k * g + i] = high[k * g + i] * out.dist[i];
+        worst = Math.max(worst, errShare[k * g + i] / Math.max(out.target[i], Double.MIN_NORMAL));
+      }
+      order[m++] = ((long) Float.floatToIntBits((float) worst) << 32) | k; // worst >= 0: sortable bits
+    }
+    loop.summaryBytes += (long) m * vs.recordBytes();
+    loop.fmas += (long) m * g * d;
+    Arrays.sort(order, 0, m);
+    double[] err = logMass;
+    Arrays.fill(err, 0);
+    double[] lost = checkMass; // mass of the skipped tiles, taken from kept
+    Arrays.fill(lost, 0);
+    for (int j = 0; j < m; j++) {
+      int k = (int) (order[j] & 0xffffffffL);
+      boolean fits = true;
+      for (int i = 0; i < g && fits; i++) {
+        double keptIfSkipped = kept[i] - lost[i] - high[k * g + i];
+        fits = err[i] + errShare[k * g + i] <= 0.9 * out.target[i] * keptIfSkipped;
+      }
+      if (fits) {
+        skip[k] = true;
+        for (int i = 0; i < g; i++) {
+          err[i] += errShare[k * g + i];
+          lost[i] += high[k * g + i];
+        }
+      }
+    }
+    for (int i = 0; i < g; i++) { // the skipped set, relative to refs
+      scanRef[i] = refs[i];
+      scanSkipped[i] = 0;
+      scanSkippedErr[i] = 0;
+    }
+    for (int k = 0; k < n; k++) {
+      int t = tilesOf[k];
+      if (skip[k]) {
+        for (int i = 0; i < g; i++) {
+          scanSkipped[i] += high[k * g + i];
+          scanSkippedErr[i] += errShare[k * g + i];
+          logMass[i] = Math.log(high[k * g + i]) + refs[i];
+        }
+        out.addSkipped(t, logMass);
+        scanVmax = Math.max(scanVmax, sum.vmax(call.layer, kh, t));
+        loop.opened[t] = true;
+      } else if (!done[k]) {
+        loop.openWeighted(call, kh, t, tileTokens, weights, k * stride, tileMaxes, mHigh, k * g);
+      }
+    }
+  }
+
+  private float[] weights; // (tiles, g, tileTokens) target scan: the weights of the scored tiles
+  private float[] tileMaxes; // (tiles, g)
+  private double[] tileSums; // (tiles, g)
+  private double[] errShare; // (tiles, g)
+
+  /** The mass share head i aims at: epsilon, or with an output target the calibrated share. */
+  private double eps(TileLoop.Call call, int i) {
+    return target ? out.eps[i] : call.config.epsilon();
   }
 
   // ---------------------------------------------------------------------- certified K-scan
@@ -193,15 +462,17 @@ final class BoundedPass {
     // reads stay sequential runs of 16 tiles
     while (heapSize > 0) {
       int node = pop();
+      // with an output target, a tenth of the budget is left for the output moving after a skip
+      double share = target ? 0.9 : 1;
       if (node >= maxTiles) {
         int first = (node - maxTiles) * TileSummaries.BLOCK_TILES;
         for (int t = first; t < first + TileSummaries.BLOCK_TILES; t++) {
           if (!opened[t]) {
-            scanTile(call, kh, h0, t, 1);
+            scanTile(call, kh, h0, t, share);
           }
         }
       } else if (!opened[node]) {
-        scanTile(call, kh, h0, node, 1);
+        scanTile(call, kh, h0, node, share);
       }
     }
   }
@@ -219,11 +490,15 @@ final class BoundedPass {
   private void scanTile(TileLoop.Call call, int kh, int h0, int t, double share) {
     AttentionState state = loop.state;
     TileSummaries sum = call.summaries;
-    double eps = call.config.epsilon();
     int count = loop.scoreOnly(call, kh, t);
     loop.countExps(count);
     float[] own = loop.lastScores();
     double kNorm = (double) sum.centroidNorm(call.layer, kh, t, false) + sum.radius(call.layer, kh, t);
+    if (target) { // the distance from the output (last snapshot) to the tile's value ball
+      out.distances(call.valueSummaries, call.valueSummaries.tileOffset(call.layer, kh, t));
+      loop.summaryBytes += call.valueSummaries.recordBytes();
+      loop.fmas += (long) g * d;
+    }
     boolean skip = true;
     for (int i = 0; i < g; i++) { // weights relative to the tile's own max
       int h = h0 + i;
@@ -236,12 +511,25 @@ final class BoundedPass {
       scanHigh[i] = scanSum[i] * Math.exp((double) mx - ref + slack) * (1 + 1e-4);
       double skipped = scanSkipped[i] * Math.exp((double) scanRef[i] - ref);
       double kept = state.l[h] * Math.exp((double) state.m[h] - ref) * (1 - 1e-4);
-      skip &= skipped + scanHigh[i] <= share * eps * kept;
+      if (target) { // the skipped tiles' share of the output bound, not of the mass
+        double skippedErr = scanSkippedErr[i] * Math.exp((double) scanRef[i] - ref);
+        skip &= skippedErr + scanHigh[i] * out.dist[i] <= share * out.target[i] * kept;
+      } else {
+        skip &= skipped + scanHigh[i] <= share * eps(call, i) * kept;
+      }
     }
     if (skip) {
       for (int i = 0; i < g; i++) { // scanHigh is relative to scanNextRef
-        scanSkipped[i] = scanSkipped[i] * Math.exp((double) scanRef[i] - scanNextRef[i]) + scanHigh[i];
+        double rescale = Math.exp((double) scanRef[i] - scanNextRef[i]);
+        scanSkipped[i] = scanSkipped[i] * rescale + scanHigh[i];
+        if (target) {
+          scanSkippedErr[i] = scanSkippedErr[i] * rescale + scanHigh[i] * out.dist[i];
+          logMass[i] = Math.log(scanHigh[i]) + scanNextRef[i];
+        }
         scanRef[i] = scanNextRef[i];
+      }
+      if (target) {
+        out.addSkipped(t, logMass);
       }
       scanVmax = Math.max(scanVmax, sum.vmax(call.layer, kh, t));
       loop.opened[t] = true;
@@ -271,11 +559,9 @@ final class BoundedPass {
     if (heapSize == 0) {
       return false;
     }
-    double eps = call.config.epsilon();
-    int stride = maxTiles + maxBlocks;
     for (int i = 0; i < g; i++) {
       double total = mass(i, h0);
-      double allowed = eps * loop.state.l[h0 + i];
+      double allowed = eps(call, i) * loop.state.l[h0 + i];
       if (!(total > allowed)) {
         continue;
       }
@@ -416,12 +702,18 @@ final class BoundedPass {
     float cnorm = sum.centroidNorm(call.layer, kh, index, block);
     int stride = maxTiles + maxBlocks;
     for (int i = 0; i < g; i++) {
-      float dot = centroidScores[i * count + j];
-      double qn = call.qNorm[h0 + i];
-      double ball = dot + qn * radius * (1 + 1e-6);
-      double slack = 2 * (d + 2) * U * qn * ((double) cnorm + radius);
-      ub[i * stride + node] = (float) (ball + slack) + Math.ulp(dot) + Math.ulp((float) ball);
+      ub[i * stride + node] = ballBound(centroidScores[i * count + j], call.qNorm[h0 + i], radius, cnorm, d);
     }
+  }
+
+  /**
+   * The ball bound from the computed {@code q.c} ({@code dot}), {@code ||q||}, the radius and
+   * {@code ||c||} (rounded up), with the float slack of the computed score and of {@code dot}.
+   */
+  static float ballBound(float dot, double qn, float radius, float cnorm, int d) {
+    double ball = dot + qn * radius * (1 + 1e-6);
+    double slack = 2 * (d + 2) * U * qn * ((double) cnorm + radius);
+    return (float) (ball + slack) + Math.ulp(dot) + Math.ulp((float) ball);
   }
 
   /** Budgeted, from summaries: every bound of the run is a ball bound, scored in one call. */
@@ -501,19 +793,19 @@ final class BoundedPass {
 
   /** The stopping rule, confirmed with freshly summed masses (no cancellation drift). */
   private boolean withinEpsilon(TileLoop.Call call, int kh, int h0) {
-    double eps = call.config.epsilon();
     for (int i = 0; i < g; i++) {
-      if (!(mass(i, h0) + skippedMass(i, h0) <= eps * loop.state.l[h0 + i])) {
+      if (!(mass(i, h0) + skippedMass(i, h0) <= eps(call, i) * loop.state.l[h0 + i])) {
         return false;
       }
     }
     recomputeSums(h0);
     for (int i = 0; i < g; i++) {
-      if (!(mass(i, h0) + skippedMass(i, h0) <= eps * loop.state.l[h0 + i])) {
+      if (!(mass(i, h0) + skippedMass(i, h0) <= eps(call, i) * loop.state.l[h0 + i])) {
         return false;
       }
     }
-    return true;
+    // with an output target the mass share is only when to look: the full bound decides
+    return !target || outputCheck(call, kh, h0);
   }
 
   private void recomputeSums(int h0) {

@@ -455,6 +455,7 @@ public final class DecodeAttention implements AutoCloseable {
     } else if (config.mode() != AttentionMode.EXACT) {
       call.summaries = cache.tileSummaries();
       call.summarySegment = cache.summaries();
+      call.valueSummaries = cache.valueSummaries();
     }
     call.layer = layer;
     call.keys = keys;
@@ -482,6 +483,7 @@ public final class DecodeAttention implements AutoCloseable {
     report.keysInContext = (long) keys * kvHeads;
     call.k = call.v = call.samples = call.summarySegment = null;
     call.summaries = null;
+    call.valueSummaries = null;
   }
 
   /** Worker {@code c} of the current call: a chunk, or one unit of a pipeline. */
@@ -541,6 +543,11 @@ public final class DecodeAttention implements AutoCloseable {
             : cfg.tileBudget(tiles, 2L * tileTokens * layout.rowBytes(), kvHeads);
         for (int kh = c; kh < kvHeads; kh += chunks) {
           w.bounded(call, kh, budget);
+        }
+      }
+      case ESTIMATED -> {
+        for (int kh = c; kh < kvHeads; kh += chunks) {
+          w.estimated(call, kh);
         }
       }
     }

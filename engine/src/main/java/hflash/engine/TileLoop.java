@@ -5,6 +5,7 @@ import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
 import hflash.memory.TileLayout;
 import hflash.memory.TileSummaries;
+import hflash.memory.ValueSummaries;
 import hflash.tiles.TileKernels;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -29,6 +30,8 @@ final class TileLoop {
   Handoff handoff; // pipeline unit 1: where tiles go for their p.V; null: accumulate here
   final boolean[] opened; // (maxTiles) bounded modes: tiles read in this pass
   private final BoundedPass bounded;
+  private EstimatedPass estimatedPass; // created on the first estimated call: its scratch is large
+  double estimatedTarget; // the estimated call's maxError
   final float[] trueMax; // (numHeads) sampled mode: the true max of each head
   private final float[] estimate; // (numHeads) sampled mode: the estimate before the margin
   private final int[] argmax; // (numHeads) sampled mode: key of the best sample
@@ -313,6 +316,19 @@ final class TileLoop {
     bounded.run(call, kh, budget);
   }
 
+  /** Estimated pass over KV head kh's group: see {@link EstimatedPass}. */
+  void estimated(Call call, int kh) {
+    state.reset(kh * g, g);
+    if (call.keys == 0) {
+      return;
+    }
+    if (estimatedPass == null) {
+      estimatedPass = new EstimatedPass(this, kernels, layout, g);
+    }
+    estimatedTarget = call.config.maxError();
+    estimatedPass.run(call, kh);
+  }
+
   /** The worker's own score scratch (never a pipeline slot), for the oracle's tile maxima. */
   float[] scratchScores() {
     return own;
@@ -374,6 +390,7 @@ final class TileLoop {
     MemorySegment samples;
     MemorySegment summarySegment;
     TileSummaries summaries;
+    ValueSummaries valueSummaries; // certified with an output-error target
     KvCache cache;
     int layer;
     int keys;

@@ -49,6 +49,7 @@ public final class KvCache implements AutoCloseable {
   public static final int SAMPLE_PHASES = 2;
 
   private final TileSummaries summaries; // per-tile key/value bounds, current with lengths
+  private final ValueSummaries valueSummaries; // per-tile value balls, current with lengths
   private final MemorySegment samples; // (layers, kvHeads, phases, phaseBlocks) blocks of 32 samples in K-block order, dtype
   private final MemorySegment samplesView;
   private final MemorySegment summariesView;
@@ -67,6 +68,7 @@ public final class KvCache implements AutoCloseable {
       this.keysView = k.asReadOnly();
       this.valuesView = v.asReadOnly();
       this.summaries = new TileSummaries(layout, a);
+      this.valueSummaries = new ValueSummaries(layout, a);
       this.samples = a.allocate(Math.multiplyExact((long) layout.layers() * layout.kvHeads()
           * SAMPLE_PHASES * samplePhaseBlocks(layout), (long) TileLayout.KEY_BLOCK * layout.rowBytes()), 64);
       this.samplesView = samples.asReadOnly();
@@ -171,6 +173,15 @@ public final class KvCache implements AutoCloseable {
   public TileSummaries tileSummaries() {
     ensureOpen();
     return summaries;
+  }
+
+  /**
+   * The per-tile value balls (see {@link ValueSummaries}), valid for the same complete tiles as
+   * {@link #tileSummaries()}. Borrowed: valid until {@link #close()}.
+   */
+  public ValueSummaries valueSummaries() {
+    ensureOpen();
+    return valueSummaries;
   }
 
   /**
@@ -402,6 +413,7 @@ public final class KvCache implements AutoCloseable {
         }
         if ((pos + 1) % tt == 0) {
           summaries.complete(keys, values, layer, h, pos / tt);
+          valueSummaries.complete(values, layer, h, pos / tt);
         }
       }
     }

@@ -84,6 +84,7 @@ public record GenerateOptions(Path model, Path tokenizer, String prompt, int ste
       case SAMPLED -> AttentionConfig.sampled();
       case CERTIFIED -> AttentionConfig.certified(epsilon);
       case BUDGETED -> b;
+      case ESTIMATED -> AttentionConfig.estimated(1e-2);
     };
   }
 

@@ -73,7 +73,9 @@ public final class QualityEval {
         new Variant("certified eps=1e-3", AttentionConfig.certified(1e-3)),
         new Variant("budgeted 10%", AttentionConfig.budgetedShare(0.10)),
         new Variant("budgeted 25%", AttentionConfig.budgetedShare(0.25)),
-        new Variant("budgeted 50%", AttentionConfig.budgetedShare(0.50)));
+        new Variant("budgeted 50%", AttentionConfig.budgetedShare(0.50)),
+        new Variant("certified maxError=1e-2", AttentionConfig.certifiedMaxError(1e-2)),
+        new Variant("estimated maxError=1e-2", AttentionConfig.estimated(1e-2)));
   }
 
   /**

@@ -485,7 +485,7 @@ public final class Transformer implements AutoCloseable {
 
   /**
    * The configuration a mode runs with in this example: the note's defaults for sampled,
-   * epsilon 1e-3 for certified, 5 % of the tiles for budgeted.
+   * epsilon 1e-3 for certified, 5 % of the tiles for budgeted, max error 1e-2 for estimated.
    */
   public static AttentionConfig defaultConfig(AttentionMode mode) {
     return switch (mode) {
@@ -493,6 +493,7 @@ public final class Transformer implements AutoCloseable {
       case SAMPLED -> AttentionConfig.sampled();
       case CERTIFIED -> AttentionConfig.certified(1e-3);
       case BUDGETED -> AttentionConfig.budgetedShare(0.05);
+      case ESTIMATED -> AttentionConfig.estimated(1e-2);
     };
   }
 }

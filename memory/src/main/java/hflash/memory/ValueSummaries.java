@@ -1,0 +1,155 @@
+package hflash.memory;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * Value-side summaries: for each complete tile and each complete block of
+ * {@link TileSummaries#BLOCK_TILES} tiles of every (layer, kvHead), a ball holding every stored
+ * value row of the node. Kept current by {@link KvCache} (computed once, when a tile completes); the
+ * certified mode's output bound prices a skipped node at its mass times the distance from the
+ * output to this ball, instead of its mass times the largest value norm (docs/HIERARCHICAL.md).
+ *
+ * <p>One record per node, little-endian f32, {@link #recordBytes} = {@code 4d + 4}:
+ *
+ * <pre>
+ *   centroid[d]   mean of the stored value rows (as stored, after the dtype's rounding)
+ *   radius        max_j ||v_j - centroid||, measured from the centroid as stored, rounded up
+ * </pre>
+ *
+ * A block's centroid is the mean of its tiles' centroids and its radius
+ * {@code max_t (||c_t - c_B|| + r_t)}, rounded up, so the block's ball holds every tile's ball. Two
+ * regions: tile records, then block records, each ordered (layer, kvHead, index). A separate class
+ * from {@link TileSummaries} (key bounds): the two are read by different stages.
+ */
+public final class ValueSummaries {
+
+  private static final ValueLayout.OfFloat F32 =
+      ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+  private final KvCacheLayout layout;
+  private final MemorySegment data; // tile records, then block records
+  private final int tiles; // tiles per (layer, kvHead)
+  private final int blocks; // blocks per (layer, kvHead)
+  private final long recordBytes;
+  private final long blockBase;
+  private final double[] centroid; // (d) scratch: appends are not concurrent within a layer's head
+
+  ValueSummaries(KvCacheLayout layout, Arena arena) {
+    this.layout = layout;
+    this.tiles = (int) (layout.paddedCapacity() / layout.tileTokens());
+    this.blocks = tiles / TileSummaries.BLOCK_TILES;
+    this.recordBytes = recordBytes(layout.headDim());
+    long heads = (long) layout.layers() * layout.kvHeads();
+    this.blockBase = Math.multiplyExact(heads * tiles, recordBytes);
+    this.data = arena.allocate(Math.addExact(blockBase, Math.multiplyExact(heads * blocks, recordBytes)), 64);
+    this.centroid = new double[layout.headDim()];
+  }
+
+  /** Bytes of one record: f32 centroid and radius, {@code 4d + 4}. */
+  public static long recordBytes(int headDim) {
+    return (long) headDim * Float.BYTES + Float.BYTES;
+  }
+
+  /** Bytes of one record. */
+  public long recordBytes() {
+    return recordBytes;
+  }
+
+  /** Bytes reserved for all records. */
+  public long bytesReserved() {
+    return data.byteSize();
+  }
+
+  private long index(int layer, int kvHead, int i, int perHead) {
+    return ((long) layer * layout.kvHeads() + kvHead) * perHead + i;
+  }
+
+  /** Byte offset of the record of (layer, kvHead, tile). */
+  public long tileOffset(int layer, int kvHead, int tile) {
+    return index(layer, kvHead, tile, tiles) * recordBytes;
+  }
+
+  /** Byte offset of the record of block {@code block} (tiles {@code [16 block, 16 block + 16)}). */
+  public long blockOffset(int layer, int kvHead, int block) {
+    return blockBase + index(layer, kvHead, block, blocks) * recordBytes;
+  }
+
+  /** Element c of the value centroid of the record at {@code offset}. */
+  public float centroid(long offset, int c) {
+    return data.get(F32, offset + (long) c * Float.BYTES);
+  }
+
+  /** Copies the value centroid of the record at {@code offset} into {@code dst[at, at + d)}. */
+  public void centroid(long offset, float[] dst, int at) {
+    MemorySegment.copy(data, F32, offset, dst, at, layout.headDim());
+  }
+
+  /** Radius of the record at {@code offset} (rounded up). */
+  public float radius(long offset) {
+    return data.get(F32, offset + (long) layout.headDim() * Float.BYTES);
+  }
+
+  /** Computes the record of a tile whose T positions are all stored (and its block's when it is the last). */
+  void complete(MemorySegment values, int layer, int kvHead, int tile) {
+    int d = layout.headDim();
+    int tt = layout.tileTokens();
+    DType dt = layout.dtype();
+    long rec = tileOffset(layer, kvHead, tile);
+    java.util.Arrays.fill(centroid, 0);
+    for (int j = 0; j < tt; j++) {
+      int pos = tile * tt + j;
+      for (int c = 0; c < d; c++) {
+        centroid[c] += dt.read(values, layout.valueOffset(layer, kvHead, pos, c));
+      }
+    }
+    for (int c = 0; c < d; c++) {
+      data.set(F32, rec + (long) c * Float.BYTES, (float) (centroid[c] / tt));
+    }
+    double radius = 0;
+    for (int j = 0; j < tt; j++) {
+      int pos = tile * tt + j;
+      double r2 = 0;
+      for (int c = 0; c < d; c++) {
+        // from the centroid as stored (rounded to f32), so the ball holds for it
+        double e = dt.read(values, layout.valueOffset(layer, kvHead, pos, c)) - centroid(rec, c);
+        r2 += e * e;
+      }
+      radius = Math.max(radius, Math.sqrt(r2));
+    }
+    data.set(F32, rec + (long) d * Float.BYTES, Math.nextUp((float) (radius * (1 + 1e-9))));
+    if (tile % TileSummaries.BLOCK_TILES == TileSummaries.BLOCK_TILES - 1
+        && tile / TileSummaries.BLOCK_TILES < blocks) {
+      completeBlock(layer, kvHead, tile / TileSummaries.BLOCK_TILES);
+    }
+  }
+
+  private void completeBlock(int layer, int kvHead, int block) {
+    int d = layout.headDim();
+    long rec = blockOffset(layer, kvHead, block);
+    int t0 = block * TileSummaries.BLOCK_TILES;
+    java.util.Arrays.fill(centroid, 0);
+    for (int t = t0; t < t0 + TileSummaries.BLOCK_TILES; t++) {
+      long tr = tileOffset(layer, kvHead, t);
+      for (int c = 0; c < d; c++) {
+        centroid[c] += centroid(tr, c) / (double) TileSummaries.BLOCK_TILES;
+      }
+    }
+    for (int c = 0; c < d; c++) {
+      data.set(F32, rec + (long) c * Float.BYTES, (float) centroid[c]);
+    }
+    double radius = 0;
+    for (int t = t0; t < t0 + TileSummaries.BLOCK_TILES; t++) {
+      long tr = tileOffset(layer, kvHead, t);
+      double dist2 = 0;
+      for (int c = 0; c < d; c++) {
+        double e = (double) centroid(tr, c) - centroid(rec, c);
+        dist2 += e * e;
+      }
+      radius = Math.max(radius, Math.sqrt(dist2) + radius(tr));
+    }
+    data.set(F32, rec + (long) d * Float.BYTES, Math.nextUp((float) (radius * (1 + 1e-9))));
+  }
+}
