@@ -42,7 +42,7 @@ class ArgumentErrorsTest {
         Arguments.of(new String[] {"bench", "--context", "0"}, "--context must be positive: 0"),
         Arguments.of(new String[] {"bench", "--context", "many"}, "'many' is not an int"),
         Arguments.of(new String[] {"bench", "--threads", "-1"}, "--threads must be positive: -1"),
-        Arguments.of(new String[] {"bench", "--dtype", "f8"}, "unknown dtype: f8 (expected f32, bf16 or f16)"),
+        Arguments.of(new String[] {"bench", "--dtype", "f8"}, "unknown dtype: f8 (expected f32, bf16, f16, q8_0 or q4_0)"),
         Arguments.of(
             new String[] {"bench", "--heads", "32", "--kv-heads", "6"},
             "--heads must be a multiple of --kv-heads: 32 % 6 != 0"),

@@ -106,7 +106,8 @@ public final class KvCache implements AutoCloseable {
 
   /**
    * Appends one position to {@code layer}: writes {@code k} and {@code v} at {@code length(layer)},
-   * rounded to the dtype, then increments the length.
+   * rounded to the dtype (quantized block by block for q8_0/q4_0, see {@link QuantBlocks}), then
+   * increments the length. Allocation-free.
    *
    * @param k (kvHeads, headDim), row-major
    * @param v (kvHeads, headDim), row-major
@@ -207,6 +208,11 @@ public final class KvCache implements AutoCloseable {
     Checks.index("kvHead", kvHead, layout.kvHeads());
     Checks.index("sample", i, (length(layer) + SAMPLE_STRIDE - 1) / SAMPLE_STRIDE);
     Checks.index("channel", c, layout.headDim());
+    if (layout.dtype().quantized()) {
+      int p = i / SAMPLE_PHASES;
+      return QuantBlocks.key(layout.dtype(), layout.headDim(), samples,
+          sampleBlockOffset(layer, kvHead, i % SAMPLE_PHASES, p / TileLayout.KEY_BLOCK), p % TileLayout.KEY_BLOCK, c);
+    }
     return layout.dtype().read(samples, sampleOffset(layer, kvHead, i, c));
   }
 
@@ -255,7 +261,10 @@ public final class KvCache implements AutoCloseable {
     return tile(valuesView, layer, kvHead, tile);
   }
 
-  /** Element {@code c} of the stored (rounded) key at {@code pos}; a slow path for tests. */
+  /**
+   * Element {@code c} of the stored (rounded; for q8_0/q4_0 dequantized) key at {@code pos}; a slow
+   * path for tests.
+   */
   public float key(int layer, int kvHead, int pos, int c) {
     return element(keys, layer, kvHead, pos, c);
   }
@@ -392,7 +401,12 @@ public final class KvCache implements AutoCloseable {
     for (int h = 0; h < layout.kvHeads(); h++) {
       for (int pos = position0; pos < position0 + count; pos++) {
         summaries.addKey(keys, layer, h, pos);
-        if (pos % SAMPLE_STRIDE == 0) {
+        if (pos % SAMPLE_STRIDE == 0 && layout.dtype().quantized()) {
+          int p = pos / SAMPLE_STRIDE / SAMPLE_PHASES;
+          QuantBlocks.copyKey(layout.dtype(), d, keys, layout.tileOffset(layer, h, pos / tt), pos % tt,
+              samples, sampleBlockOffset(layer, h, pos / SAMPLE_STRIDE % SAMPLE_PHASES, p / TileLayout.KEY_BLOCK),
+              p % TileLayout.KEY_BLOCK);
+        } else if (pos % SAMPLE_STRIDE == 0) {
           int i = pos / SAMPLE_STRIDE;
           int bytes = layout.dtype().bytes();
           for (int c = 0; c < d; c++) {
@@ -417,6 +431,10 @@ public final class KvCache implements AutoCloseable {
     int kvHeads = layout.kvHeads();
     int d = layout.headDim();
     int tileTokens = layout.tileTokens();
+    if (layout.dtype().quantized()) {
+      writeQuantRows(seg, isKey, layer, position0, count, x);
+      return;
+    }
     long bytes = layout.dtype().bytes();
     boolean paired = TileLayout.paired(layout.dtype());
     int src = 0;
@@ -436,6 +454,27 @@ public final class KvCache implements AutoCloseable {
             long at = tileBase + TileLayout.valueIndex(j, c0, d, tileTokens, layout.dtype()) * bytes;
             writeRow(seg, at, x, src + c0, w, w == TileLayout.CHANNEL_BLOCK && paired);
           }
+        }
+        src += d;
+      }
+    }
+  }
+
+  /** The block-dtype twin of {@link #writeRows}: each head row quantized block by block (QuantBlocks). */
+  private void writeQuantRows(MemorySegment seg, boolean isKey, int layer, int position0, int count,
+      float[] x) {
+    DType t = layout.dtype();
+    int d = layout.headDim();
+    int tileTokens = layout.tileTokens();
+    int src = 0;
+    for (int r = 0; r < count; r++) {
+      int pos = position0 + r;
+      for (int h = 0; h < layout.kvHeads(); h++) {
+        long tile = layout.tileOffset(layer, h, pos / tileTokens);
+        if (isKey) {
+          QuantBlocks.quantizeKey(t, d, x, src, seg, tile, pos % tileTokens);
+        } else {
+          QuantBlocks.quantizeValue(t, d, tileTokens, x, src, seg, tile, pos % tileTokens);
         }
         src += d;
       }
@@ -465,6 +504,7 @@ public final class KvCache implements AutoCloseable {
           seg.set(DType.I16_LE, dst + 2L * c, Float.floatToFloat16(x[src + c]));
         }
       }
+      case Q8_0, Q4_0 -> throw new AssertionError("block dtypes are written by writeQuantRows");
     }
   }
 
@@ -493,10 +533,8 @@ public final class KvCache implements AutoCloseable {
           "position out of range [0, " + length + "): " + pos + " (layer=" + layer + ")");
     }
     Checks.index("channel", c, layout.headDim());
-    long offset = seg == keys ? layout.keyOffset(layer, kvHead, pos, c)
-        : layout.valueOffset(layer, kvHead, pos, c);
     try {
-      return layout.dtype().read(seg, offset);
+      return seg == keys ? layout.readKey(seg, layer, kvHead, pos, c) : layout.readValue(seg, layer, kvHead, pos, c);
     } catch (IllegalStateException e) {
       throw translate(e);
     }

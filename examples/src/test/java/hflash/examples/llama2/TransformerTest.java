@@ -177,6 +177,6 @@ class TransformerTest {
     GenerateOptions dtype = new GenerateOptions(SharedData.model(), SharedData.tokenizer(), "", 4, 0f, 1, "exact",
         "f8", 1);
     e = assertThrows(IllegalArgumentException.class, () -> Generator.run(dtype, null));
-    assertEquals("unknown dtype: f8 (expected f32, bf16 or f16)", e.getMessage());
+    assertEquals("unknown dtype: f8 (expected f32, bf16, f16, q8_0 or q4_0)", e.getMessage());
   }
 }
