@@ -122,7 +122,7 @@ public final class Transformer implements AutoCloseable {
     }
     this.capacity = capacity;
     Llama2Checkpoint.Config c = config;
-    // validates every dimension; K and V each take layers*kvHeads*capacity*headDim*dtype.bytes() bytes
+    // validates every dimension; K and V each take layers*kvHeads*capacity*dtype.rowBytes(headDim) bytes
     KvCacheLayout layout = new KvCacheLayout(c.layers(), c.kvHeads(), c.headDim(), capacity, dtype, tileTokens);
     this.cache = KvCache.allocate(layout);
     try {

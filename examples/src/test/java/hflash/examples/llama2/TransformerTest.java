@@ -23,7 +23,7 @@ class TransformerTest {
 
   private static final int[] STORY = Reference.greedy().get(1).tokens(); // 257 ids, BOS first
 
-  /** Memory per token is 2 * layers * kvHeads * headDim * bytes(dtype), whatever the dtype. */
+  /** Memory per token is 2 * layers * kvHeads * rowBytes(headDim), whatever the dtype (q8_0 at d = 8: 10 bytes a row). */
   @ParameterizedTest(name = "dtype={0}")
   @EnumSource(DType.class)
   void cacheHoldsOneRowPerPositionPerLayer(DType dtype) {
@@ -36,7 +36,7 @@ class TransformerTest {
       for (int layer = 0; layer < 5; layer++) {
         assertEquals(60, cache.length(layer));
       }
-      long perToken = 2L * 5 * 4 * 8 * dtype.bytes();
+      long perToken = 2L * 5 * 4 * dtype.rowBytes(8);
       assertEquals(60 * perToken, cache.bytesUsed(), "dtype=" + dtype);
       assertEquals(128 * perToken, cache.bytesReserved(), "dtype=" + dtype);
     }
