@@ -119,9 +119,8 @@ final class BenchReference implements AutoCloseable {
         System.arraycopy(q, kvHead * g * d, qg, 0, g * d);
         refs.add(ReferenceAttention.decode(qg, k, v, g, 1, d, n, 1.0 / Math.sqrt(d)));
         if (types != null) {
-          KvCache one = KvCache.allocate(new KvCacheLayout(1, 1, d, n, c.dtype(), c.tileTokens()));
+          KvCache one = KvCache.headCopy(cache, 0, kvHead); // the stored bytes (a block dtype's blocks too)
           r.oneHead.add(one);
-          one.append(0, n, k, v); // the stored values again: every dtype holds them exactly
           r.oneHeadAttention.add(DecodeAttention.create(one, g, 1, c.scale(), Scheduler.SERIAL));
           r.groupQueries.add(qg);
         }
@@ -211,7 +210,7 @@ final class BenchReference implements AutoCloseable {
       return List.of();
     }
     long[] bytes = replayBytes.get(spec);
-    long exactBytesPerHead = 2L * c.context() * d * c.dtype().bytes();
+    long exactBytesPerHead = 2L * c.context() * c.dtype().rowBytes(d);
     List<HeadTypeStats> out = new ArrayList<>();
     for (StructuredWorkload.HeadType t : StructuredWorkload.HeadType.values()) {
       int count = 0;

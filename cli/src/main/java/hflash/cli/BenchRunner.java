@@ -67,7 +67,7 @@ final class BenchRunner {
 
     /** K plus V bytes of the filled cache: what exact attention reads. */
     long kvBytes() {
-      return 2L * context * kvHeads * dim * dtype.bytes();
+      return 2L * context * kvHeads * dtype.rowBytes(dim);
     }
 
     /** The workload this config names, made for its shape. */

@@ -50,7 +50,7 @@ final class SharedOptions {
         names = "--dtype",
         defaultValue = "f32",
         converter = Converters.DTypeConverter.class,
-        description = "KV cache element type: f32, bf16 or f16 (default ${DEFAULT-VALUE}).")
+        description = "KV cache element type: f32, bf16, f16, q8_0 or q4_0 (default ${DEFAULT-VALUE}).")
     DType dtype;
   }
 

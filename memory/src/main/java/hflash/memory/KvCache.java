@@ -92,6 +92,48 @@ public final class KvCache implements AutoCloseable {
     return new KvCache(layout);
   }
 
+  /**
+   * A one-layer, one-KV-head cache holding the stored positions of {@code (layer, kvHead)} of
+   * {@code src}, byte for byte (same dtype, head dim, tile size; capacity = the layer's length), with
+   * its summaries and samples rebuilt. Unlike re-appending the values read back, this keeps a block
+   * dtype's blocks exactly: requantizing dequantized values may pick other scales.
+   *
+   * @throws IllegalStateException if src is closed
+   * @throws IndexOutOfBoundsException if layer or kvHead is out of range
+   * @throws IllegalArgumentException if the layer is empty
+   */
+  public static KvCache headCopy(KvCache src, int layer, int kvHead) {
+    int n = src.length(layer);
+    Checks.index("kvHead", kvHead, src.layout.kvHeads());
+    Checks.positive("length", n);
+    KvCacheLayout l = src.layout;
+    KvCache dst = allocate(new KvCacheLayout(1, 1, l.headDim(), n, l.dtype(), l.tileTokens()));
+    try {
+      long bytes = dst.layout.segmentBytes(); // whole tiles: the head's first tiles in src
+      MemorySegment.copy(src.keys, l.tileOffset(layer, kvHead, 0), dst.keys, 0, bytes);
+      MemorySegment.copy(src.values, l.tileOffset(layer, kvHead, 0), dst.values, 0, bytes);
+      dst.updateSummaries(0, 0, n);
+      dst.lengths[0] = n;
+      return dst;
+    } catch (RuntimeException | Error e) {
+      dst.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Bytes one position takes in one layer, everything a cache of this layout keeps per position:
+   * {@code kvHeads * (2 rowBytes + rowBytes / SAMPLE_STRIDE + recordBytes * (1 + 1/16) / tileTokens)}
+   * (K and V rows, the sample store, the tile and block summaries). Padding to whole tiles aside,
+   * {@code layers * capacity} times this is what {@link #allocate} reserves.
+   */
+  public static double bytesPerPosition(KvCacheLayout layout) {
+    double row = layout.rowBytes();
+    double summaries = TileSummaries.recordBytes(layout.headDim(), layout.dtype())
+        * (1 + 1.0 / TileSummaries.BLOCK_TILES) / layout.tileTokens();
+    return layout.kvHeads() * (2 * row + row / SAMPLE_STRIDE + summaries);
+  }
+
   /** The layout; available after close. */
   public KvCacheLayout layout() {
     return layout;

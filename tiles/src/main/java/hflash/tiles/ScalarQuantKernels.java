@@ -83,6 +83,9 @@ final class ScalarQuantKernels {
    */
   static void accumulateChannels(float[] p, int pStride, int g, int d, MemorySegment v, long vOff,
       DType t, int count, int tileTokens, float[] acc, int accOff, int b, int from, int to) {
+    if (from >= to) {
+      return;
+    }
     int len = QuantBlocks.blockLength(d);
     for (int j = 0; j < count; j++) {
       long at = vOff + QuantBlocks.valueBlockOffset(t, d, tileTokens, j, b);
