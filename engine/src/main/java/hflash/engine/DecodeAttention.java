@@ -1,5 +1,6 @@
 package hflash.engine;
 
+import hflash.memory.HadamardRotation;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
 import hflash.tiles.TileKernels;
@@ -237,6 +238,7 @@ public final class DecodeAttention implements AutoCloseable {
       scaleQuery(q);
       run(layer, keys, config);
       workers[0].state.finish(out, 0);
+      unrotate(out);
     } catch (Handoff.Aborted e) {
       for (Handoff h : handoffs) { // rethrow what actually failed, not the other unit's abort
         if (h.failure != null && !(h.failure instanceof Handoff.Aborted)) {
@@ -336,6 +338,16 @@ public final class DecodeAttention implements AutoCloseable {
     }
   }
 
+  /** A rotated cache holds R v: the output sum_j p_j R v_j comes back to the caller's basis as R^T out. */
+  private void unrotate(float[] out) {
+    HadamardRotation rotation = cache.rotation();
+    if (rotation != null) {
+      for (int h = 0; h < numHeads; h++) {
+        rotation.rotateBack(out, h * headDim);
+      }
+    }
+  }
+
   /** Copies q * scale into the call, rejecting non-finite values; per-head norms too. */
   private void scaleQuery(float[] q) {
     float[] qs = call.qs;
@@ -345,6 +357,12 @@ public final class DecodeAttention implements AutoCloseable {
         throw new IllegalArgumentException("non-finite value at q[" + i + "]=" + x);
       }
       qs[i] = x * scale;
+    }
+    HadamardRotation rotation = cache.rotation();
+    if (rotation != null) { // the cache holds R k: score R q (orthonormal R keeps every q . k)
+      for (int h = 0; h < numHeads; h++) {
+        rotation.rotate(qs, h * headDim);
+      }
     }
     for (int h = 0; h < numHeads; h++) {
       double sq = 0;

@@ -53,9 +53,14 @@ public final class KvCache implements AutoCloseable {
   private final MemorySegment samplesView;
   private final MemorySegment summariesView;
   private final AtomicBoolean closed = new AtomicBoolean();
+  private final HadamardRotation rotation; // applied to K and V rows before they are stored; null: none
+  private final float[][] rotated; // (layers, kvHeads * headDim): one rotated row per layer (appends of
+  // different layers may run in parallel), null without a rotation
 
-  private KvCache(KvCacheLayout layout) {
+  private KvCache(KvCacheLayout layout, HadamardRotation rotation) {
     this.layout = layout;
+    this.rotation = rotation;
+    this.rotated = rotation == null ? null : new float[layout.layers()][layout.kvHeads() * layout.headDim()];
     this.lengths = new int[layout.layers()];
     Arena a = Arena.ofShared();
     try {
@@ -86,10 +91,32 @@ public final class KvCache implements AutoCloseable {
    * @throws OutOfMemoryError if the native allocation fails (nothing is leaked)
    */
   public static KvCache allocate(KvCacheLayout layout) {
+    return allocate(layout, null);
+  }
+
+  /**
+   * As {@link #allocate(KvCacheLayout)}, with every K and V head row rotated by {@code rotation}
+   * before it is stored (and quantized): the cache then holds {@code R k} and {@code R v}, and
+   * {@link #key}, {@link #value}, the tiles, samples and summaries are all in the rotated basis. A
+   * reader rotates q the same way and its output back: {@code DecodeAttention} does both when
+   * {@link #rotation()} is set. Null means no rotation.
+   *
+   * @throws IllegalArgumentException if layout is null or the rotation's head dim differs from the layout's
+   */
+  public static KvCache allocate(KvCacheLayout layout, HadamardRotation rotation) {
     if (layout == null) {
       throw new IllegalArgumentException("layout must not be null");
     }
-    return new KvCache(layout);
+    if (rotation != null && rotation.headDim() != layout.headDim()) {
+      throw new IllegalArgumentException("rotation head dim differs from headDim: " + rotation.headDim() + "!="
+          + layout.headDim());
+    }
+    return new KvCache(layout, rotation);
+  }
+
+  /** The rotation applied to stored K and V rows, or null; available after close. */
+  public HadamardRotation rotation() {
+    return rotation;
   }
 
   /**
@@ -107,7 +134,7 @@ public final class KvCache implements AutoCloseable {
     Checks.index("kvHead", kvHead, src.layout.kvHeads());
     Checks.positive("length", n);
     KvCacheLayout l = src.layout;
-    KvCache dst = allocate(new KvCacheLayout(1, 1, l.headDim(), n, l.dtype(), l.tileTokens()));
+    KvCache dst = allocate(new KvCacheLayout(1, 1, l.headDim(), n, l.dtype(), l.tileTokens()), src.rotation);
     try {
       long bytes = dst.layout.segmentBytes(); // whole tiles: the head's first tiles in src
       MemorySegment.copy(src.keys, l.tileOffset(layer, kvHead, 0), dst.keys, 0, bytes);
@@ -382,6 +409,33 @@ public final class KvCache implements AutoCloseable {
     }
     checkValues("k", k, layer, length);
     checkValues("v", v, layer, length);
+    if (rotation != null) { // a rotated value can reach sqrt(d) times the largest input: check what is stored
+      checkRotated("k", k, layer, length);
+      checkRotated("v", v, layer, length);
+    }
+  }
+
+  private void checkRotated(String name, float[] x, int layer, int position0) {
+    int row = layout.kvHeads() * layout.headDim();
+    float[] y = rotated[layer];
+    for (int r = 0; r * row < x.length; r++) {
+      rotateRow(x, r * row, y);
+      float limit = layout.dtype().overflowLimit();
+      for (int i = 0; i < row; i++) {
+        if (!(Math.abs(y[i]) < limit)) {
+          throw new IllegalArgumentException("value out of " + layout.dtype().id() + " range after rotation at "
+              + name + "[" + (r * row + i) + "]=" + y[i] + " (layer=" + layer + ", position=" + (position0 + r) + ")");
+        }
+      }
+    }
+  }
+
+  /** y = the kvHeads head rows of x[from ..] each rotated. */
+  private void rotateRow(float[] x, int from, float[] y) {
+    System.arraycopy(x, from, y, 0, y.length);
+    for (int h = 0; h < layout.kvHeads(); h++) {
+      rotation.rotate(y, h * layout.headDim());
+    }
   }
 
   private void checkShape(String name, float[] x, int count, boolean batched) {
@@ -427,8 +481,18 @@ public final class KvCache implements AutoCloseable {
   private void store(int layer, int count, float[] k, float[] v) {
     int position0 = lengths[layer];
     try {
-      writeRows(keys, true, layer, position0, count, k);
-      writeRows(values, false, layer, position0, count, v);
+      if (rotation == null) {
+        writeRows(keys, true, layer, position0, count, k);
+        writeRows(values, false, layer, position0, count, v);
+      } else {
+        float[] y = rotated[layer];
+        for (int t = 0; t < count; t++) {
+          rotateRow(k, t * y.length, y);
+          writeRows(keys, true, layer, position0 + t, 1, y);
+          rotateRow(v, t * y.length, y);
+          writeRows(values, false, layer, position0 + t, 1, y);
+        }
+      }
       updateSummaries(layer, position0, count);
     } catch (IllegalStateException e) {
       throw translate(e);

@@ -53,6 +53,17 @@ class TransformerTest {
     }
   }
 
+  @ParameterizedTest(name = "dtype={0}")
+  @EnumSource(value = DType.class, names = {"BF16", "F16", "Q8_0", "Q4_0"})
+  void probeDivergence(DType dtype) {
+    try (Transformer t = new Transformer(TestModels.model(), 512, dtype, AttentionMode.EXACT, 1)) {
+      int[] got = new Generator(t, TestModels.tokenizer()).generate("", 256, 0f, 0, null).tokens();
+      int i = 0;
+      while (i < got.length && got[i] == STORY[i]) i++;
+      System.out.println("DIVERGE " + dtype + " at " + i);
+    }
+  }
+
   /**
    * Worker threads: the greedy story is unchanged, and past 2 * SPLIT_MIN_KEYS keys (where split-K really splits;
    * capacity beyond the trained context is allowed) two runs give identical tokens, because the partial states are
