@@ -53,14 +53,24 @@ class TransformerTest {
     }
   }
 
-  @ParameterizedTest(name = "dtype={0}")
-  @EnumSource(value = DType.class, names = {"BF16", "F16", "Q8_0", "Q4_0"})
-  void probeDivergence(DType dtype) {
-    try (Transformer t = new Transformer(TestModels.model(), 512, dtype, AttentionMode.EXACT, 1)) {
-      int[] got = new Generator(t, TestModels.tokenizer()).generate("", 256, 0f, 0, null).tokens();
-      int i = 0;
-      while (i < got.length && got[i] == STORY[i]) i++;
-      System.out.println("DIVERGE " + dtype + " at " + i);
+  /**
+   * The issue's target for q8_0, greedy generation equal to the reference story for 256 tokens: met with the Hadamard
+   * rotation; plain q8_0 (one block per 8-channel row, scale set by the row's largest channel) keeps the first 118
+   * tokens and then takes another word (docs/CLAIMS.md).
+   */
+  @org.junit.jupiter.api.Test
+  void q8CacheKeepsTheGreedyStory() {
+    int[] plain = greedy(DType.Q8_0, false), rotated = greedy(DType.Q8_0, true);
+    assertArrayEquals(STORY, rotated, "q8_0+hadamard: \"" + TestModels.tokenizer().decode(rotated) + "\"");
+    assertArrayEquals(Arrays.copyOf(STORY, 100), Arrays.copyOf(plain, 100), "q8_0: \""
+        + TestModels.tokenizer().decode(plain) + "\"");
+  }
+
+  private static int[] greedy(DType dtype, boolean rotated) {
+    var rotation = rotated ? hflash.memory.HadamardRotation.of(8, hflash.memory.HadamardRotation.DEFAULT_SEED) : null;
+    try (Transformer t = new Transformer(TestModels.model(), 512, dtype, hflash.engine.AttentionConfig.exact(), 1, 32,
+        hflash.engine.Scheduler.SPLITK, rotation)) {
+      return new Generator(t, TestModels.tokenizer()).generate("", 256, 0f, 0, null).tokens();
     }
   }
 
