@@ -49,6 +49,8 @@ final class BenchCommand implements Callable<Integer> {
           + " keys and values and timed in turn in the same run (default ${DEFAULT-VALUE}).")
   List<DType> dtypes;
 
+  @Mixin SharedOptions.KvRotation rotationOption;
+
   @Option(names = "--threads", defaultValue = "1", description = "Decode and probe threads (default ${DEFAULT-VALUE}).")
   int threads;
 
@@ -124,7 +126,8 @@ final class BenchCommand implements Callable<Integer> {
     var config =
         new BenchRunner.Config(
             modes, workload, context, shape.heads, shape.kvHeads, shape.dim, dtypes.get(0), threads, schedulers,
-            tile, seed, warmup, iterations, modeOptions.epsilon());
+            tile, seed, warmup, iterations, modeOptions.epsilon(), rotationOption.hadamard());
+    config.rotation(); // a usage error now, not after the fill, when the head dim is not a power of two
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
     java.util.function.Consumer<String> progress =

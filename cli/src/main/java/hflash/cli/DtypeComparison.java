@@ -58,12 +58,13 @@ final class DtypeComparison {
   static Map<String, Object> withDtypeFields(Map<String, Object> m, BenchRunner.Result r, BenchRunner.Result first) {
     m.put("speedupVsFirstDtype", Format.finite(first.samples().medianMs() / r.samples().medianMs()));
     m.put("bytesPerToken", KvCache.bytesPerPosition(r.config().layout(r.config().context())));
+    m.put("kvRotation", r.config().hadamard() ? "hadamard" : "none");
     return m;
   }
 
   private static BenchRunner.Config with(BenchRunner.Config c, DType dt) {
     return new BenchRunner.Config(new ArrayList<>(c.modes()), c.workload(), c.context(), c.heads(), c.kvHeads(),
         c.dim(), dt, c.threads(), c.schedulers(), c.tileTokens(), c.seed(), c.maxWarmup(), c.iterations(),
-        c.oracleEpsilon());
+        c.oracleEpsilon(), c.hadamard());
   }
 }

@@ -94,6 +94,8 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Mixin SharedOptions.Dtype dtypeOption;
 
+  @Mixin SharedOptions.KvRotation rotationOption;
+
   @Option(names = "--threads", defaultValue = "1", description = "Attention threads (default ${DEFAULT-VALUE}).")
   int threads;
 
@@ -134,7 +136,7 @@ final class GenerateCommand implements Callable<Integer> {
     GenerateResult result;
     try (PrintStream text = new PrintStream(new WriterOutputStream(out), true, StandardCharsets.UTF_8)) {
       try {
-        result = Generator.run(options, text, sched);
+        result = Generator.run(options, text, sched, rotationOption.hadamard());
       } catch (IllegalArgumentException e) {
         // invalid checkpoint or tokenizer, a tokenizer of another model, a prompt longer than the context
         throw new UsageException(e.getMessage(), e);
