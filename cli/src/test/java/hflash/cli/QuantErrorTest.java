@@ -19,7 +19,7 @@ class QuantErrorTest {
 
   /**
    * Upper bounds per dtype, about 2x the measured relative L2 errors with or without rotation (docs/MEMORY.md). Random:
-   * f16 1.9e-4, q8_0 3.9e-3 (5.6e-3 rotated), q4_0 7.3e-2 (9.6e-2). Structured (sharp softmax, scores past 20): f16
+   * f16 1.9e-4, q8_0 3.9e-3 (5.6e-3 rotated), q4_0 7.3e-2 (9.6e-2). Structured (sharp softmax): f16
    * 2.6e-3, q8_0 4.1e-2 (6.2e-2), q4_0 0.91 (0.64 rotated): q4_0 loses the structured workload's peaks.
    */
   private static double bound(String workload, DType dt) {
