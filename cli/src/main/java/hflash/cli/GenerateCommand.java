@@ -149,7 +149,8 @@ final class GenerateCommand implements Callable<Integer> {
       case BUDGETED -> "budgeted (" + tiles.strip() + " of tiles)";
       default -> mode.id();
     };
-    err.println("mode " + label + ", " + dtype.id() + " cache, " + attentionThreads + " thread(s), " + sched.id());
+    String cache = dtype.id() + (rotationOption.hadamard() ? " (hadamard-rotated)" : "");
+    err.println("mode " + label + ", " + cache + " cache, " + attentionThreads + " thread(s), " + sched.id());
     err.println(result.summary().strip());
     err.flush();
     return 0;
