@@ -135,7 +135,11 @@ final class AscendCommand implements Callable<Integer> {
     Schedule.Path pth;
     TilePlan plan;
     try {
-      shape = new Shape(context, heads, kvHeads, dim, DType.parse(dtype));
+      DType parsed = DType.parse(dtype);
+      if (parsed.quantized()) {
+        throw new UsageException("ascend models f32, bf16 and f16 caches, not " + parsed.id());
+      }
+      shape = new Shape(context, heads, kvHeads, dim, parsed);
       m = AttentionMode.parse(mode);
       map = Schedule.Mapping.valueOf(mapping.trim().toUpperCase(Locale.ROOT));
       pth = path.equalsIgnoreCase("auto") ? null : Schedule.Path.valueOf(path.trim().toUpperCase(Locale.ROOT));

@@ -2,6 +2,7 @@ package hflash.cli;
 
 import hflash.engine.AttentionMode;
 import hflash.engine.Scheduler;
+import hflash.memory.DType;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -38,7 +39,17 @@ final class BenchCommand implements Callable<Integer> {
 
   @Mixin SharedOptions.Shape shape;
 
-  @Mixin SharedOptions.Dtype dtypeOption;
+  @Option(
+      names = "--dtype",
+      defaultValue = "f32",
+      split = ",",
+      paramLabel = "T",
+      converter = Converters.DTypeConverter.class,
+      description = "KV cache element type: f32, bf16, f16, q8_0 or q4_0, several comma-separated: filled with the same"
+          + " keys and values and timed in turn in the same run (default ${DEFAULT-VALUE}).")
+  List<DType> dtypes;
+
+  @Mixin SharedOptions.KvRotation rotationOption;
 
   @Option(names = "--threads", defaultValue = "1", description = "Decode and probe threads (default ${DEFAULT-VALUE}).")
   int threads;
@@ -119,11 +130,15 @@ final class BenchCommand implements Callable<Integer> {
     if (svg != null) {
       SharedOptions.checkFolder("--svg", svg);
     }
+    if (decodeSteps != null && dtypes.size() > 1) {
+      throw new UsageException("--decode-steps takes one --dtype: " + dtypes.size() + " given");
+    }
     boolean json = jsonOption.json;
     var config =
         new BenchRunner.Config(
-            modes, workload, context, shape.heads, shape.kvHeads, shape.dim, dtypeOption.dtype, threads, schedulers,
-            tile, seed, warmup, iterations, modeOptions.epsilon());
+            modes, workload, context, shape.heads, shape.kvHeads, shape.dim, dtypes.get(0), threads, schedulers,
+            tile, seed, warmup, iterations, modeOptions.epsilon(), rotationOption.hadamard());
+    config.rotation(); // a usage error now, not after the fill, when the head dim is not a power of two
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
     java.util.function.Consumer<String> progress =
@@ -148,11 +163,16 @@ final class BenchCommand implements Callable<Integer> {
       out.flush();
       return 0;
     }
+    if (dtypes.size() > 1) {
+      DtypeComparison.run(config, dtypes, json, out, progress);
+      out.flush();
+      return 0;
+    }
     List<BenchRunner.Result> results = BenchRunner.run(config, progress);
     if (json) {
       for (BenchRunner.Result r : results) {
         // one object per mode and scheduler, one per line (JSON Lines when there are several)
-        out.print(Format.json(toJson(r)) + "\n");
+        out.print(Format.json(DtypeComparison.withDtypeFields(toJson(r), r, r)) + "\n");
       }
     } else if (schedulers.size() > 1) {
       out.print(compareTable(results));

@@ -123,13 +123,14 @@ final class BenchReference implements AutoCloseable {
             v[pos * d + ch] = cache.value(0, kvHead, pos, ch);
           }
         }
+        unrotate(cache.rotation(), k, n, d);
+        unrotate(cache.rotation(), v, n, d);
         float[] qg = new float[g * d]; // (g, d): the query heads of that group
         System.arraycopy(q, kvHead * g * d, qg, 0, g * d);
         refs.add(ReferenceAttention.decode(qg, k, v, g, 1, d, n, 1.0 / Math.sqrt(d)));
         if (types != null) {
-          KvCache one = KvCache.allocate(new KvCacheLayout(1, 1, d, n, c.dtype(), c.tileTokens()));
+          KvCache one = KvCache.headCopy(cache, 0, kvHead); // the stored bytes (a block dtype's blocks too)
           r.oneHead.add(one);
-          one.append(0, n, k, v); // the stored values again: every dtype holds them exactly
           r.oneHeadAttention.add(DecodeAttention.create(one, g, 1, c.scale(), Scheduler.SERIAL));
           r.groupQueries.add(qg);
         }
@@ -142,6 +143,26 @@ final class BenchReference implements AutoCloseable {
     } catch (RuntimeException | Error e) {
       r.close();
       throw e;
+    }
+  }
+
+  /**
+   * A rotated cache stores R x: its rows back in the query's basis, R^T computed in double and rounded once to f32
+   * (a relative 6e-8 per element, below the reference's tolerance).
+   */
+  private static void unrotate(hflash.memory.HadamardRotation rotation, float[] x, int n, int d) {
+    if (rotation == null) {
+      return;
+    }
+    double[] row = new double[d];
+    for (int pos = 0; pos < n; pos++) {
+      for (int c = 0; c < d; c++) {
+        row[c] = x[pos * d + c];
+      }
+      rotation.rotateBack(row, 0);
+      for (int c = 0; c < d; c++) {
+        x[pos * d + c] = (float) row[c];
+      }
     }
   }
 
@@ -224,7 +245,7 @@ final class BenchReference implements AutoCloseable {
       return List.of();
     }
     long[] bytes = replayBytes.get(spec);
-    long exactBytesPerHead = 2L * c.context() * d * c.dtype().bytes();
+    long exactBytesPerHead = 2L * c.context() * c.dtype().rowBytes(d);
     List<HeadTypeStats> out = new ArrayList<>();
     for (StructuredWorkload.HeadType t : StructuredWorkload.HeadType.values()) {
       int count = 0;

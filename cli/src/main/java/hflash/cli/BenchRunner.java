@@ -36,7 +36,8 @@ final class BenchRunner {
       long seed,
       int maxWarmup,
       int iterations,
-      double oracleEpsilon) {
+      double oracleEpsilon,
+      boolean hadamard) {
 
     Config {
       SharedOptions.Shape.checkPositive(context, heads, kvHeads, dim);
@@ -62,12 +63,17 @@ final class BenchRunner {
     Config(String workload, int context, int heads, int kvHeads, int dim, DType dtype, int threads,
         Scheduler scheduler, int tileTokens, long seed, int maxWarmup, int iterations) {
       this(List.of(ModeSpec.EXACT), workload, context, heads, kvHeads, dim, dtype, threads, List.of(scheduler),
-          tileTokens, seed, maxWarmup, iterations, 1e-3);
+          tileTokens, seed, maxWarmup, iterations, 1e-3, false);
+    }
+
+    /** The K/V rotation of the cache ({@code --kv-rotation}), or null. */
+    hflash.memory.HadamardRotation rotation() {
+      return SharedOptions.KvRotation.of(hadamard, dim);
     }
 
     /** K plus V bytes of the filled cache: what exact attention reads. */
     long kvBytes() {
-      return 2L * context * kvHeads * dim * dtype.bytes();
+      return 2L * context * kvHeads * dtype.rowBytes(dim);
     }
 
     /** The workload this config names, made for its shape. */
@@ -232,7 +238,7 @@ final class BenchRunner {
     long tileBytes = 2L * c.tileTokens() * layout.rowBytes();
     List<Measured> measured = new ArrayList<>();
     double fillSeconds;
-    try (KvCache cache = KvCache.allocate(layout)) {
+    try (KvCache cache = KvCache.allocate(layout, c.rotation())) {
       long t0 = System.nanoTime();
       workload.fill(cache, 0, progress);
       fillSeconds = (System.nanoTime() - t0) / 1e9;

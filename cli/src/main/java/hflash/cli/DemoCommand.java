@@ -41,7 +41,7 @@ final class DemoCommand implements Callable<Integer> {
       names = "--dtype",
       defaultValue = "f16",
       converter = Converters.DTypeConverter.class,
-      description = "KV element type of the synthetic step: f32, bf16 or f16 (default ${DEFAULT-VALUE}).")
+      description = "KV element type of the synthetic step: f32, bf16, f16, q8_0 or q4_0 (default ${DEFAULT-VALUE}).")
   DType dtype;
 
   @Option(names = "--threads", description = "Threads of the synthetic step (default: available processors).")

@@ -50,6 +50,8 @@ final class EvalCommand implements Callable<Integer> {
 
   @Mixin SharedOptions.Dtype dtypeOption;
 
+  @Mixin SharedOptions.KvRotation rotationOption;
+
   @Option(names = "--threads", defaultValue = "1", description = "Decode threads (default ${DEFAULT-VALUE}).")
   int threads;
 
@@ -97,7 +99,8 @@ final class EvalCommand implements Callable<Integer> {
     List<ModeSpec> all = new ArrayList<>(specs);
     List<ModeSpec> sweep = svg == null ? List.of() : sweep(modeOptions);
     all.addAll(sweep);
-    List<TraceEval.ModeResult> results = TraceEval.run(t, all, epsilon, dtype, threads, sched, tile);
+    List<TraceEval.ModeResult> results = TraceEval.run(t, all, epsilon, dtype, threads, sched, tile,
+        SharedOptions.KvRotation.of(rotationOption.hadamard(), t.dim()));
     List<TraceEval.ModeResult> shown = results.subList(0, specs.size());
     if (svg != null) {
       String plot = plot(t, results.subList(specs.size(), results.size()));

@@ -94,6 +94,8 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Mixin SharedOptions.Dtype dtypeOption;
 
+  @Mixin SharedOptions.KvRotation rotationOption;
+
   @Option(names = "--threads", defaultValue = "1", description = "Attention threads (default ${DEFAULT-VALUE}).")
   int threads;
 
@@ -134,7 +136,7 @@ final class GenerateCommand implements Callable<Integer> {
     GenerateResult result;
     try (PrintStream text = new PrintStream(new WriterOutputStream(out), true, StandardCharsets.UTF_8)) {
       try {
-        result = Generator.run(options, text, sched);
+        result = Generator.run(options, text, sched, rotationOption.hadamard());
       } catch (IllegalArgumentException e) {
         // invalid checkpoint or tokenizer, a tokenizer of another model, a prompt longer than the context
         throw new UsageException(e.getMessage(), e);
@@ -147,7 +149,8 @@ final class GenerateCommand implements Callable<Integer> {
       case BUDGETED -> "budgeted (" + tiles.strip() + " of tiles)";
       default -> mode.id();
     };
-    err.println("mode " + label + ", " + dtype.id() + " cache, " + attentionThreads + " thread(s), " + sched.id());
+    String cache = dtype.id() + (rotationOption.hadamard() ? " (hadamard-rotated)" : "");
+    err.println("mode " + label + ", " + cache + " cache, " + attentionThreads + " thread(s), " + sched.id());
     err.println(result.summary().strip());
     err.flush();
     return 0;

@@ -50,8 +50,42 @@ final class SharedOptions {
         names = "--dtype",
         defaultValue = "f32",
         converter = Converters.DTypeConverter.class,
-        description = "KV cache element type: f32, bf16 or f16 (default ${DEFAULT-VALUE}).")
+        description = "KV cache element type: f32, bf16, f16, q8_0 or q4_0 (default ${DEFAULT-VALUE}).")
     DType dtype;
+  }
+
+  /** {@code --kv-rotation} of {@code bench}, {@code eval} and {@code generate}. */
+  static final class KvRotation {
+
+    @Option(
+        names = "--kv-rotation",
+        defaultValue = "none",
+        paramLabel = "R",
+        description = "none, or hadamard: K and V rotated by a seeded sign flip + fast Walsh-Hadamard transform per head"
+            + " before they are cached (and quantized), q before scoring, outputs rotated back; power-of-two head"
+            + " dims (default ${DEFAULT-VALUE}).")
+    String rotation;
+
+    /** True for hadamard, false for none; a usage error otherwise. */
+    boolean hadamard() {
+      return switch (rotation.trim().toLowerCase(java.util.Locale.ROOT)) {
+        case "none" -> false;
+        case "hadamard" -> true;
+        default -> throw new UsageException("--kv-rotation must be none or hadamard: " + rotation);
+      };
+    }
+
+    /** The rotation for head dimension d, or null; a usage error when d is not a power of two. */
+    static hflash.memory.HadamardRotation of(boolean hadamard, int d) {
+      if (!hadamard) {
+        return null;
+      }
+      try {
+        return hflash.memory.HadamardRotation.of(d, hflash.memory.HadamardRotation.DEFAULT_SEED);
+      } catch (IllegalArgumentException e) {
+        throw new UsageException("--kv-rotation hadamard: " + e.getMessage(), e);
+      }
+    }
   }
 
   /** {@code --json} of {@code bench} and {@code eval}. */

@@ -183,6 +183,12 @@ final class TraceEval {
    */
   static List<ModeResult> run(Trace t, List<ModeSpec> specs, double oracleEpsilon, DType dtype, int threads,
       Scheduler scheduler, int tileTokens) {
+    return run(t, specs, oracleEpsilon, dtype, threads, scheduler, tileTokens, null);
+  }
+
+  /** As above, with K and V rotated by {@code rotation} before they are cached (null: none). */
+  static List<ModeResult> run(Trace t, List<ModeSpec> specs, double oracleEpsilon, DType dtype, int threads,
+      Scheduler scheduler, int tileTokens, hflash.memory.HadamardRotation rotation) {
     int m = specs.size();
     List<List<Stats>> layers = new ArrayList<>();
     for (int i = 0; i < m; i++) {
@@ -206,7 +212,7 @@ final class TraceEval {
       for (int i = 0; i < m; i++) {
         s[i] = new Stats();
       }
-      try (KvCache cache = KvCache.allocate(layout);
+      try (KvCache cache = KvCache.allocate(layout, rotation);
           DecodeAttention attention = DecodeAttention.create(cache, heads, threads, (float) t.scale(), scheduler)) {
         try {
           cache.append(0, t.positions(), t.positionMajor(t.k(), layer), t.positionMajor(t.v(), layer));
@@ -222,7 +228,7 @@ final class TraceEval {
                   q, t.prefix(t.k(), layer, keys), t.prefix(t.v(), layer, keys), heads, t.kvHeads(), d, keys,
                   t.scale());
           double[] refStored =
-              dtype == DType.F32 ? ref : ReferenceAttention.decode(cache, 0, q, heads, keys, t.scale());
+              dtype == DType.F32 && rotation == null ? ref : ReferenceAttention.decode(cache, 0, q, heads, keys, t.scale());
           double[] refNorm = new double[heads];
           for (int h = 0; h < heads; h++) {
             refNorm[h] = norm(refStored, h * d, d);

@@ -50,6 +50,37 @@ class BenchCommandTest {
   }
 
   /**
+   * {@code --dtype f16,q8_0,q4_0}: one JSON line per dtype, same workload, every single-dtype field kept, plus
+   * speedupVsFirstDtype and bytesPerToken; relError is over the stored (dequantized) values, float rounding only.
+   */
+  @Test
+  void dtypeListTimesEachDtypeInTurn() throws Exception {
+    CliRun r = CliRun.of("bench", "--context", "300", "--heads", "4", "--kv-heads", "2", "--dim", "64", "--dtype",
+        "f16,q8_0,q4_0", "--kv-rotation", "hadamard", "--mode", "exact", "--json");
+    assertEquals(0, r.code(), r::toString);
+    String[] lines = r.out().strip().split("\n");
+    assertEquals(3, lines.length, r::toString);
+    String[] ids = {"f16", "q8_0", "q4_0"};
+    // per position per layer: kvHeads * (2 rows + row / 8 + summaries (2d * lo/hi bytes + 4d + 12) * 17/16 / 128)
+    long[] rows = {128, 2 * 34, 2 * 18};
+    long[] boxBytes = {2, 4, 4};
+    for (int i = 0; i < 3; i++) {
+      JsonNode json = new ObjectMapper().readTree(lines[i]);
+      for (String field : CONTRACT) {
+        assertTrue(json.has(field), field + " missing: " + lines[i]);
+      }
+      assertEquals(ids[i], json.get("dtype").asText());
+      assertEquals("hadamard", json.get("kvRotation").asText());
+      assertEquals(2L * 300 * 2 * rows[i], json.get("bytesRead").asLong(), lines[i]);
+      double expect = 2 * (2.0 * rows[i] + rows[i] / 8.0 + (2 * 64 * boxBytes[i] + 4 * 64 + 12) * 17.0 / 16 / 128);
+      assertEquals(expect, json.get("bytesPerToken").asDouble(), 1e-9, lines[i]);
+      double speedup = json.get("speedupVsFirstDtype").asDouble();
+      assertTrue(i == 0 ? speedup == 1.0 : speedup > 0, lines[i]);
+      assertTrue(json.get("relError").asDouble() < 1e-5, lines[i]);
+    }
+  }
+
+  /**
    * The roofline fields (issue 10): fmas counted from the plan, the compute probe, and rooflineMs,
    * ratioToRoofline and limitedBy derived from them and the stream probe as documented.
    */

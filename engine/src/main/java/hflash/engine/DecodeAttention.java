@@ -1,5 +1,6 @@
 package hflash.engine;
 
+import hflash.memory.HadamardRotation;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
 import hflash.tiles.TileKernels;
@@ -259,9 +260,10 @@ public final class DecodeAttention implements AutoCloseable {
       scaleQuery(q);
       run(layer, keys, config);
       if (into != null) {
-        into.copyFrom(workers[0].state);
+        into.copyFrom(workers[0].state); // rotated space when the cache rotates: the caller merges, then unrotates
       } else {
         workers[0].state.finish(out, 0);
+        unrotate(out);
       }
     } catch (Handoff.Aborted e) {
       for (Handoff h : handoffs) { // rethrow what actually failed, not the other unit's abort
@@ -315,7 +317,8 @@ public final class DecodeAttention implements AutoCloseable {
       throw new IndexOutOfBoundsException("prefill rows past the cache: " + firstPosition + "+"
           + count + " > " + length + " (layer=" + layer + ")");
     }
-    if (config.mode() == AttentionMode.EXACT && !config.windowed()) {
+    // a rotating cache takes the row path, whose decode rotates q and the outputs
+    if (config.mode() == AttentionMode.EXACT && !config.windowed() && cache.rotation() == null) {
       prefillTiled(layer, q, out, firstPosition, count);
       return;
     }
@@ -406,6 +409,16 @@ public final class DecodeAttention implements AutoCloseable {
     }
   }
 
+  /** A rotated cache holds R v: the output sum_j p_j R v_j comes back to the caller's basis as R^T out. */
+  private void unrotate(float[] out) {
+    HadamardRotation rotation = cache.rotation();
+    if (rotation != null) {
+      for (int h = 0; h < numHeads; h++) {
+        rotation.rotateBack(out, h * headDim);
+      }
+    }
+  }
+
   /** Copies q * scale into the call, rejecting non-finite values; per-head norms too. */
   private void scaleQuery(float[] q) {
     float[] qs = call.qs;
@@ -415,6 +428,12 @@ public final class DecodeAttention implements AutoCloseable {
         throw new IllegalArgumentException("non-finite value at q[" + i + "]=" + x);
       }
       qs[i] = x * scale;
+    }
+    HadamardRotation rotation = cache.rotation();
+    if (rotation != null) { // the cache holds R k: score R q (orthonormal R keeps every q . k)
+      for (int h = 0; h < numHeads; h++) {
+        rotation.rotate(qs, h * headDim);
+      }
     }
     for (int h = 0; h < numHeads; h++) {
       double sq = 0;

@@ -1,5 +1,6 @@
 package hflash.engine;
 
+import hflash.memory.HadamardRotation;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
 
@@ -34,7 +35,23 @@ public final class ReferenceAttention {
         }
       }
     }
-    return decode(q, k, v, numHeads, kvHeads, d, keys, scale);
+    HadamardRotation rotation = cache.rotation();
+    if (rotation == null) {
+      return decode(q, k, v, numHeads, kvHeads, d, keys, scale);
+    }
+    // the cache holds R k and R v: score R q against them, rotate the output back, all in double
+    double[] qr = new double[q.length];
+    for (int i = 0; i < q.length; i++) {
+      qr[i] = q[i];
+    }
+    for (int h = 0; h < numHeads; h++) {
+      rotation.rotate(qr, h * d);
+    }
+    double[] out = decode(qr, k, v, numHeads, kvHeads, d, keys, scale);
+    for (int h = 0; h < numHeads; h++) {
+      rotation.rotateBack(out, h * d);
+    }
+    return out;
   }
 
   /**
@@ -46,6 +63,15 @@ public final class ReferenceAttention {
    * @return (numHeads, headDim); zeros for n == 0
    */
   public static double[] decode(float[] q, float[] k, float[] v, int numHeads, int kvHeads,
+      int headDim, int n, double scale) {
+    double[] qd = new double[q.length];
+    for (int i = 0; i < q.length; i++) {
+      qd[i] = q[i];
+    }
+    return decode(qd, k, v, numHeads, kvHeads, headDim, n, scale);
+  }
+
+  private static double[] decode(double[] q, float[] k, float[] v, int numHeads, int kvHeads,
       int headDim, int n, double scale) {
     if (numHeads % kvHeads != 0) {
       throw new IllegalArgumentException("numHeads must be a multiple of numKvHeads: "
@@ -60,7 +86,7 @@ public final class ReferenceAttention {
       for (int j = 0; j < n; j++) {
         double dot = 0;
         for (int c = 0; c < headDim; c++) {
-          dot += (double) q[h * headDim + c] * k[(kh * n + j) * headDim + c];
+          dot += q[h * headDim + c] * k[(kh * n + j) * headDim + c];
         }
         s[j] = scale * dot;
         max = Math.max(max, s[j]);

@@ -247,8 +247,7 @@ final class TileLoop {
         for (int i = 0; i < g; i++) {
           float dot = 0f;
           for (int c = 0; c < d; c++) {
-            dot = Math.fma(call.qs[(h0 + i) * d + c], layout.dtype().read(call.k,
-                layout.keyOffset(call.layer, kh, j, c)), dot);
+            dot = Math.fma(call.qs[(h0 + i) * d + c], layout.readKey(call.k, call.layer, kh, j, c), dot);
           }
           own[i * tileTokens] = dot;
         }

@@ -36,6 +36,9 @@ class DecodeAttentionTest {
     for (DType dt : DType.values()) {
       for (int d : dims) {
         for (int g : gqas) {
+          if (dt.quantized() && (g == 2 || g == 8)) {
+            continue; // the block dtypes' kernels see g through the same 4-head/1-head split: 1 and 4 cover it
+          }
           int n = lengths[i % lengths.length];
           int t = threads[i % threads.length];
           float magnitude = (i % 5 == 0) ? 25f : 4f; // std 25: largest scores near +-80
@@ -43,7 +46,9 @@ class DecodeAttentionTest {
           i++;
         }
       }
-      out.add(Arguments.of(dt, 64, 70000, 4, 3, 4f, 2000L + i++));
+      if (!dt.quantized()) { // the block dtypes share the kernels' loop code: the 4096 case covers them
+        out.add(Arguments.of(dt, 64, 70000, 4, 3, 4f, 2000L + i++));
+      }
       out.add(Arguments.of(dt, 128, 4096, 8, 2, 25f, 2000L + i++));
     }
     return out.stream();

@@ -46,6 +46,12 @@ class HierarchicalModesTest {
     }
     out.add(Arguments.of(Kind.RANDOM, DType.BF16, 7, 700, 1, seed++));
     out.add(Arguments.of(Kind.CLUSTERED, DType.F32, 128, 20000, 2, seed++));
+    // block dtypes: summaries, sample store and bounds over the dequantized values
+    out.add(Arguments.of(Kind.RANDOM, DType.Q8_0, 64, 3001, 2, seed++));
+    out.add(Arguments.of(Kind.CLUSTERED, DType.Q8_0, 64, 8192, 1, seed++));
+    out.add(Arguments.of(Kind.FAR_MAXIMA, DType.Q4_0, 64, 3037, 1, seed++));
+    out.add(Arguments.of(Kind.HUGE_SCORES, DType.Q4_0, 40, 2100, 2, seed++));
+    out.add(Arguments.of(Kind.NO_LOCALITY, DType.Q8_0, 8, 1500, 1, seed++));
     return out.stream();
   }
 
@@ -143,7 +149,7 @@ class HierarchicalModesTest {
             assertTrue(rep.rho(h) <= cfg.epsilon() / (1 + cfg.epsilon()) * (1 + 1e-9), cfg + " rho " + rep.rho(h));
           }
         }
-        assertTrue(rep.kvBytesRead() <= 2L * n * 2 * d * dt.bytes(), "never more than exact: " + rep);
+        assertTrue(rep.kvBytesRead() <= 2L * n * 2 * dt.rowBytes(d), "never more than exact: " + rep);
       }
     }
   }
@@ -187,11 +193,12 @@ class HierarchicalModesTest {
    * multiple of 8, odd and even multiples, a last partial block), and a stride of 16 reads only
    * phase 0: half the store's bytes.
    */
-  @Test
-  void samplingTakesEveryDeltaThKeyAndStride16ReadsHalfTheStore() {
+  @ParameterizedTest(name = "{0}")
+  @org.junit.jupiter.params.provider.EnumSource(value = DType.class, names = {"F32", "Q8_0", "Q4_0"})
+  void samplingTakesEveryDeltaThKeyAndStride16ReadsHalfTheStore(DType dt) {
     int d = 8, n = 70 * 8 + 5, kvHeads = 2, heads = 4;
     Random r = new Random(11);
-    try (KvCache cache = KvCache.allocate(new KvCacheLayout(1, kvHeads, d, n, DType.F32, 64));
+    try (KvCache cache = KvCache.allocate(new KvCacheLayout(1, kvHeads, d, n, dt, 64));
         DecodeAttention att = DecodeAttention.create(cache, heads, 1, 1f)) {
       float[] k = new float[n * kvHeads * d], v = new float[n * kvHeads * d];
       for (int i = 0; i < k.length; i++) {

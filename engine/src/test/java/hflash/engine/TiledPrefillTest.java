@@ -42,7 +42,10 @@ class TiledPrefillTest {
         Arguments.of(1000, 0, 8, 2, 4, DType.BF16, 64, 2),
         Arguments.of(1000, 77, 64, 1, 2, DType.F32, 96, 3),
         Arguments.of(4096, 0, 8, 1, 2, DType.F16, 128, 3),
-        Arguments.of(4096, 77, 8, 1, 1, DType.F32, 64, 2));
+        Arguments.of(4096, 77, 8, 1, 1, DType.F32, 64, 2),
+        // block dtypes: the tiled path calls the same kernel entry points, which read the blocks
+        Arguments.of(BQ + 1, 77, 64, 2, 4, DType.Q8_0, 64, 2),
+        Arguments.of(1000, 0, 8, 1, 2, DType.Q4_0, 32, 3));
   }
 
   @ParameterizedTest(name = "count={0} prefix={1} d={2} kvHeads={3} gqa={4} {5} tile={6} threads={7}")

@@ -54,9 +54,14 @@ public final class KvCache implements AutoCloseable {
   private final MemorySegment samplesView;
   private final MemorySegment summariesView;
   private final AtomicBoolean closed = new AtomicBoolean();
+  private final HadamardRotation rotation; // applied to K and V rows before they are stored; null: none
+  private final float[][] rotated; // (layers, kvHeads * headDim): one rotated row per layer (appends of
+  // different layers may run in parallel), null without a rotation
 
-  private KvCache(KvCacheLayout layout) {
+  private KvCache(KvCacheLayout layout, HadamardRotation rotation) {
     this.layout = layout;
+    this.rotation = rotation;
+    this.rotated = rotation == null ? null : new float[layout.layers()][layout.kvHeads() * layout.headDim()];
     this.lengths = new int[layout.layers()];
     Arena a = Arena.ofShared();
     try {
@@ -88,10 +93,74 @@ public final class KvCache implements AutoCloseable {
    * @throws OutOfMemoryError if the native allocation fails (nothing is leaked)
    */
   public static KvCache allocate(KvCacheLayout layout) {
+    return allocate(layout, null);
+  }
+
+  /**
+   * As {@link #allocate(KvCacheLayout)}, with every K and V head row rotated by {@code rotation}
+   * before it is stored (and quantized): the cache then holds {@code R k} and {@code R v}, and
+   * {@link #key}, {@link #value}, the tiles, samples and summaries are all in the rotated basis. A
+   * reader rotates q the same way and its output back: {@code DecodeAttention} does both when
+   * {@link #rotation()} is set. Null means no rotation.
+   *
+   * @throws IllegalArgumentException if layout is null or the rotation's head dim differs from the layout's
+   */
+  public static KvCache allocate(KvCacheLayout layout, HadamardRotation rotation) {
     if (layout == null) {
       throw new IllegalArgumentException("layout must not be null");
     }
-    return new KvCache(layout);
+    if (rotation != null && rotation.headDim() != layout.headDim()) {
+      throw new IllegalArgumentException("rotation head dim differs from headDim: " + rotation.headDim() + "!="
+          + layout.headDim());
+    }
+    return new KvCache(layout, rotation);
+  }
+
+  /** The rotation applied to stored K and V rows, or null; available after close. */
+  public HadamardRotation rotation() {
+    return rotation;
+  }
+
+  /**
+   * A one-layer, one-KV-head cache holding the stored positions of {@code (layer, kvHead)} of
+   * {@code src}, byte for byte (same dtype, head dim, tile size; capacity = the layer's length), with
+   * its summaries and samples rebuilt. Unlike re-appending the values read back, this keeps a block
+   * dtype's blocks exactly: requantizing dequantized values may pick other scales.
+   *
+   * @throws IllegalStateException if src is closed
+   * @throws IndexOutOfBoundsException if layer or kvHead is out of range
+   * @throws IllegalArgumentException if the layer is empty
+   */
+  public static KvCache headCopy(KvCache src, int layer, int kvHead) {
+    int n = src.length(layer);
+    Checks.index("kvHead", kvHead, src.layout.kvHeads());
+    Checks.positive("length", n);
+    KvCacheLayout l = src.layout;
+    KvCache dst = allocate(new KvCacheLayout(1, 1, l.headDim(), n, l.dtype(), l.tileTokens()), src.rotation);
+    try {
+      long bytes = dst.layout.segmentBytes(); // whole tiles: the head's first tiles in src
+      MemorySegment.copy(src.keys, l.tileOffset(layer, kvHead, 0), dst.keys, 0, bytes);
+      MemorySegment.copy(src.values, l.tileOffset(layer, kvHead, 0), dst.values, 0, bytes);
+      dst.updateSummaries(0, 0, n);
+      dst.lengths[0] = n;
+      return dst;
+    } catch (RuntimeException | Error e) {
+      dst.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Bytes one position takes in one layer, everything a cache of this layout keeps per position:
+   * {@code kvHeads * (2 rowBytes + rowBytes / SAMPLE_STRIDE + recordBytes * (1 + 1/16) / tileTokens)}
+   * (K and V rows, the sample store, the tile and block summaries). Padding to whole tiles aside,
+   * {@code layers * capacity} times this is what {@link #allocate} reserves.
+   */
+  public static double bytesPerPosition(KvCacheLayout layout) {
+    double row = layout.rowBytes();
+    double summaries = TileSummaries.recordBytes(layout.headDim(), layout.dtype())
+        * (1 + 1.0 / TileSummaries.BLOCK_TILES) / layout.tileTokens();
+    return layout.kvHeads() * (2 * row + row / SAMPLE_STRIDE + summaries);
   }
 
   /** The layout; available after close. */
@@ -108,7 +177,8 @@ public final class KvCache implements AutoCloseable {
 
   /**
    * Appends one position to {@code layer}: writes {@code k} and {@code v} at {@code length(layer)},
-   * rounded to the dtype, then increments the length.
+   * rounded to the dtype (quantized block by block for q8_0/q4_0, see {@link QuantBlocks}), then
+   * increments the length. Allocation-free.
    *
    * @param k (kvHeads, headDim), row-major
    * @param v (kvHeads, headDim), row-major
@@ -218,6 +288,11 @@ public final class KvCache implements AutoCloseable {
     Checks.index("kvHead", kvHead, layout.kvHeads());
     Checks.index("sample", i, (length(layer) + SAMPLE_STRIDE - 1) / SAMPLE_STRIDE);
     Checks.index("channel", c, layout.headDim());
+    if (layout.dtype().quantized()) {
+      int p = i / SAMPLE_PHASES;
+      return QuantBlocks.key(layout.dtype(), layout.headDim(), samples,
+          sampleBlockOffset(layer, kvHead, i % SAMPLE_PHASES, p / TileLayout.KEY_BLOCK), p % TileLayout.KEY_BLOCK, c);
+    }
     return layout.dtype().read(samples, sampleOffset(layer, kvHead, i, c));
   }
 
@@ -266,7 +341,10 @@ public final class KvCache implements AutoCloseable {
     return tile(valuesView, layer, kvHead, tile);
   }
 
-  /** Element {@code c} of the stored (rounded) key at {@code pos}; a slow path for tests. */
+  /**
+   * Element {@code c} of the stored (rounded; for q8_0/q4_0 dequantized) key at {@code pos}; a slow
+   * path for tests.
+   */
   public float key(int layer, int kvHead, int pos, int c) {
     return element(keys, layer, kvHead, pos, c);
   }
@@ -342,6 +420,33 @@ public final class KvCache implements AutoCloseable {
     }
     checkValues("k", k, layer, length);
     checkValues("v", v, layer, length);
+    if (rotation != null) { // a rotated value can reach sqrt(d) times the largest input: check what is stored
+      checkRotated("k", k, layer, length);
+      checkRotated("v", v, layer, length);
+    }
+  }
+
+  private void checkRotated(String name, float[] x, int layer, int position0) {
+    int row = layout.kvHeads() * layout.headDim();
+    float[] y = rotated[layer];
+    for (int r = 0; r * row < x.length; r++) {
+      rotateRow(x, r * row, y);
+      float limit = layout.dtype().overflowLimit();
+      for (int i = 0; i < row; i++) {
+        if (!(Math.abs(y[i]) < limit)) {
+          throw new IllegalArgumentException("value out of " + layout.dtype().id() + " range after rotation at "
+              + name + "[" + (r * row + i) + "]=" + y[i] + " (layer=" + layer + ", position=" + (position0 + r) + ")");
+        }
+      }
+    }
+  }
+
+  /** y = the kvHeads head rows of x[from ..] each rotated. */
+  private void rotateRow(float[] x, int from, float[] y) {
+    System.arraycopy(x, from, y, 0, y.length);
+    for (int h = 0; h < layout.kvHeads(); h++) {
+      rotation.rotate(y, h * layout.headDim());
+    }
   }
 
   private void checkShape(String name, float[] x, int count, boolean batched) {
@@ -387,8 +492,18 @@ public final class KvCache implements AutoCloseable {
   private void store(int layer, int count, float[] k, float[] v) {
     int position0 = lengths[layer];
     try {
-      writeRows(keys, true, layer, position0, count, k);
-      writeRows(values, false, layer, position0, count, v);
+      if (rotation == null) {
+        writeRows(keys, true, layer, position0, count, k);
+        writeRows(values, false, layer, position0, count, v);
+      } else {
+        float[] y = rotated[layer];
+        for (int t = 0; t < count; t++) {
+          rotateRow(k, t * y.length, y);
+          writeRows(keys, true, layer, position0 + t, 1, y);
+          rotateRow(v, t * y.length, y);
+          writeRows(values, false, layer, position0 + t, 1, y);
+        }
+      }
       updateSummaries(layer, position0, count);
     } catch (IllegalStateException e) {
       throw translate(e);
@@ -403,7 +518,12 @@ public final class KvCache implements AutoCloseable {
     for (int h = 0; h < layout.kvHeads(); h++) {
       for (int pos = position0; pos < position0 + count; pos++) {
         summaries.addKey(keys, layer, h, pos);
-        if (pos % SAMPLE_STRIDE == 0) {
+        if (pos % SAMPLE_STRIDE == 0 && layout.dtype().quantized()) {
+          int p = pos / SAMPLE_STRIDE / SAMPLE_PHASES;
+          QuantBlocks.copyKey(layout.dtype(), d, keys, layout.tileOffset(layer, h, pos / tt), pos % tt,
+              samples, sampleBlockOffset(layer, h, pos / SAMPLE_STRIDE % SAMPLE_PHASES, p / TileLayout.KEY_BLOCK),
+              p % TileLayout.KEY_BLOCK);
+        } else if (pos % SAMPLE_STRIDE == 0) {
           int i = pos / SAMPLE_STRIDE;
           int bytes = layout.dtype().bytes();
           for (int c = 0; c < d; c++) {
@@ -429,6 +549,10 @@ public final class KvCache implements AutoCloseable {
     int kvHeads = layout.kvHeads();
     int d = layout.headDim();
     int tileTokens = layout.tileTokens();
+    if (layout.dtype().quantized()) {
+      writeQuantRows(seg, isKey, layer, position0, count, x);
+      return;
+    }
     long bytes = layout.dtype().bytes();
     boolean paired = TileLayout.paired(layout.dtype());
     int src = 0;
@@ -448,6 +572,27 @@ public final class KvCache implements AutoCloseable {
             long at = tileBase + TileLayout.valueIndex(j, c0, d, tileTokens, layout.dtype()) * bytes;
             writeRow(seg, at, x, src + c0, w, w == TileLayout.CHANNEL_BLOCK && paired);
           }
+        }
+        src += d;
+      }
+    }
+  }
+
+  /** The block-dtype twin of {@link #writeRows}: each head row quantized block by block (QuantBlocks). */
+  private void writeQuantRows(MemorySegment seg, boolean isKey, int layer, int position0, int count,
+      float[] x) {
+    DType t = layout.dtype();
+    int d = layout.headDim();
+    int tileTokens = layout.tileTokens();
+    int src = 0;
+    for (int r = 0; r < count; r++) {
+      int pos = position0 + r;
+      for (int h = 0; h < layout.kvHeads(); h++) {
+        long tile = layout.tileOffset(layer, h, pos / tileTokens);
+        if (isKey) {
+          QuantBlocks.quantizeKey(t, d, x, src, seg, tile, pos % tileTokens);
+        } else {
+          QuantBlocks.quantizeValue(t, d, tileTokens, x, src, seg, tile, pos % tileTokens);
         }
         src += d;
       }
@@ -477,6 +622,7 @@ public final class KvCache implements AutoCloseable {
           seg.set(DType.I16_LE, dst + 2L * c, Float.floatToFloat16(x[src + c]));
         }
       }
+      case Q8_0, Q4_0 -> throw new AssertionError("block dtypes are written by writeQuantRows");
     }
   }
 
@@ -505,10 +651,8 @@ public final class KvCache implements AutoCloseable {
           "position out of range [0, " + length + "): " + pos + " (layer=" + layer + ")");
     }
     Checks.index("channel", c, layout.headDim());
-    long offset = seg == keys ? layout.keyOffset(layer, kvHead, pos, c)
-        : layout.valueOffset(layer, kvHead, pos, c);
     try {
-      return layout.dtype().read(seg, offset);
+      return seg == keys ? layout.readKey(seg, layer, kvHead, pos, c) : layout.readValue(seg, layer, kvHead, pos, c);
     } catch (IllegalStateException e) {
       throw translate(e);
     }

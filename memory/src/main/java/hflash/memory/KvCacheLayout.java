@@ -1,5 +1,7 @@
 package hflash.memory;
 
+import java.lang.foreign.MemorySegment;
+
 /**
  * Shape and byte layout of a {@link KvCache}: a value object, it owns no memory.
  *
@@ -43,7 +45,7 @@ public record KvCacheLayout(
           "tileTokens must be a multiple of " + TileLayout.KEY_BLOCK + ": " + tileTokens);
     }
     try {
-      long row = Math.multiplyExact((long) headDim, dtype.bytes());
+      long row = dtype.rowBytes(headDim);
       long head = Math.multiplyExact(row, ((long) capacity + tileTokens - 1) / tileTokens * tileTokens);
       long total = Math.multiplyExact(Math.multiplyExact((long) layers, kvHeads), head);
       Math.multiplyExact(total, 2L); // K + V, as reported by KvCache.bytesReserved()
@@ -58,9 +60,12 @@ public record KvCacheLayout(
     }
   }
 
-  /** Bytes of one head row (one position of one kvHead): {@code headDim * dtype.bytes()}. */
+  /**
+   * Bytes of one head row (one position of one kvHead): {@code headDim * dtype.bytes()}, or the
+   * row's blocks for q8_0/q4_0 ({@link QuantBlocks#rowBytes}).
+   */
   public long rowBytes() {
-    return (long) headDim * dtype.bytes();
+    return dtype.rowBytes(headDim);
   }
 
   /** Capacity rounded up to whole tiles: the positions each (layer, kvHead) reserves. */
@@ -86,20 +91,55 @@ public record KvCacheLayout(
     return ((long) layer * kvHeads + kvHead) * headStride() + (long) tile * tileTokens * rowBytes();
   }
 
-  /** Byte offset in the K segment of channel {@code c} of position {@code pos}. */
+  /**
+   * Byte offset in the K segment of channel {@code c} of position {@code pos}.
+   *
+   * @throws UnsupportedOperationException for the block dtypes (use {@link #readKey})
+   */
   public long keyOffset(int layer, int kvHead, int pos, int c) {
+    dtype.bytes();
     Checks.index("position", pos, capacity);
     Checks.index("channel", c, headDim);
     return tileOffset(layer, kvHead, pos / tileTokens)
         + (long) TileLayout.keyIndex(pos % tileTokens, c, headDim, dtype) * dtype.bytes();
   }
 
-  /** Byte offset in the V segment of channel {@code c} of position {@code pos}. */
+  /**
+   * Byte offset in the V segment of channel {@code c} of position {@code pos}.
+   *
+   * @throws UnsupportedOperationException for the block dtypes (use {@link #readValue})
+   */
   public long valueOffset(int layer, int kvHead, int pos, int c) {
+    dtype.bytes();
     Checks.index("position", pos, capacity);
     Checks.index("channel", c, headDim);
     return tileOffset(layer, kvHead, pos / tileTokens)
         + (long) TileLayout.valueIndex(pos % tileTokens, c, headDim, tileTokens, dtype) * dtype.bytes();
+  }
+
+  /**
+   * Channel {@code c} of the key at {@code pos} in the K segment {@code keys}, as stored (the
+   * dequantized value for q8_0/q4_0). A slow path for summaries and tests; no length check.
+   */
+  public float readKey(MemorySegment keys, int layer, int kvHead, int pos, int c) {
+    if (!dtype.quantized()) {
+      return dtype.read(keys, keyOffset(layer, kvHead, pos, c));
+    }
+    Checks.index("position", pos, capacity);
+    Checks.index("channel", c, headDim);
+    return QuantBlocks.key(dtype, headDim, keys, tileOffset(layer, kvHead, pos / tileTokens),
+        pos % tileTokens, c);
+  }
+
+  /** The V twin of {@link #readKey}. */
+  public float readValue(MemorySegment values, int layer, int kvHead, int pos, int c) {
+    if (!dtype.quantized()) {
+      return dtype.read(values, valueOffset(layer, kvHead, pos, c));
+    }
+    Checks.index("position", pos, capacity);
+    Checks.index("channel", c, headDim);
+    return QuantBlocks.value(dtype, headDim, tileTokens, values,
+        tileOffset(layer, kvHead, pos / tileTokens), pos % tileTokens, c);
   }
 
   /** Size of each of the K and the V segment: {@code layers * kvHeads * headStride()}. */

@@ -44,7 +44,7 @@ public final class TileSummaries {
 
   private final KvCacheLayout layout;
   private final MemorySegment data; // tile boxes, block boxes, tile balls, block balls
-  private final DType dtype; // of lo/hi: the cache's
+  private final DType dtype; // of lo/hi: the cache's (f32 for the block dtypes)
   private final int tiles; // tiles per (layer, kvHead)
   private final int blocks; // complete-able blocks per (layer, kvHead): tiles / BLOCK_TILES
   private final long boxBytes;
@@ -57,7 +57,7 @@ public final class TileSummaries {
 
   TileSummaries(KvCacheLayout layout, Arena arena) {
     this.layout = layout;
-    this.dtype = layout.dtype();
+    this.dtype = layout.dtype().summaryDType();
     this.tiles = (int) (layout.paddedCapacity() / layout.tileTokens());
     this.boxBytes = boxBytes(layout.headDim(), dtype);
     this.ballBytes = ballBytes(layout.headDim());
@@ -76,9 +76,12 @@ public final class TileSummaries {
     return boxBytes(headDim, dtype) + ballBytes(headDim);
   }
 
-  /** Bytes of a box record: lo and hi in the cache dtype, {@code 2d * bytes(dtype)}. */
+  /**
+   * Bytes of a box record: lo and hi in the cache dtype's {@link DType#summaryDType summary dtype}
+   * (the cache dtype, f32 for q8_0/q4_0), {@code 2d * bytes}.
+   */
   public static long boxBytes(int headDim, DType dtype) {
-    return 2L * headDim * dtype.bytes();
+    return 2L * headDim * dtype.summaryDType().bytes();
   }
 
   /** Bytes of a ball record: f32 centroid, radius, vmax, ||centroid||, {@code 4d + 12}. */
@@ -149,11 +152,11 @@ public final class TileSummaries {
     int t = pos / layout.tileTokens();
     boolean first = pos % layout.tileTokens() == 0;
     long rec = boxOffset(layer, kvHead, t);
-    DType dt = layout.dtype();
+    DType dt = dtype;
     int b = dt.bytes();
     for (int c = 0; c < d; c++) {
-      // a stored element of the dtype: lo/hi in the same dtype hold it exactly
-      float x = dt.read(keys, layout.keyOffset(layer, kvHead, pos, c));
+      // a stored element of the dtype (or a dequantized one, exact in f32): lo/hi hold it exactly
+      float x = layout.readKey(keys, layer, kvHead, pos, c);
       long lo = rec + (long) c * b;
       long hi = rec + (long) (d + c) * b;
       if (first) {
@@ -170,13 +173,12 @@ public final class TileSummaries {
   void complete(MemorySegment keys, MemorySegment values, int layer, int kvHead, int tile) {
     int d = layout.headDim();
     int tt = layout.tileTokens();
-    DType dt = layout.dtype();
     long rec = ballOffset(layer, kvHead, tile);
     java.util.Arrays.fill(centroid, 0);
     for (int j = 0; j < tt; j++) {
       int pos = tile * tt + j;
       for (int c = 0; c < d; c++) {
-        centroid[c] += dt.read(keys, layout.keyOffset(layer, kvHead, pos, c));
+        centroid[c] += layout.readKey(keys, layer, kvHead, pos, c);
       }
     }
     for (int c = 0; c < d; c++) {
@@ -189,10 +191,10 @@ public final class TileSummaries {
       double r2 = 0, v2 = 0;
       for (int c = 0; c < d; c++) {
         // distance to the centroid as stored (rounded to f32), so the bound holds for it
-        double e = dt.read(keys, layout.keyOffset(layer, kvHead, pos, c))
+        double e = layout.readKey(keys, layer, kvHead, pos, c)
             - data.get(F32, rec + (long) c * Float.BYTES);
         r2 += e * e;
-        double v = dt.read(values, layout.valueOffset(layer, kvHead, pos, c));
+        double v = layout.readValue(values, layer, kvHead, pos, c);
         v2 += v * v;
       }
       radius = Math.max(radius, Math.sqrt(r2));

@@ -90,7 +90,7 @@ class KvCacheLayoutTest {
   }
 
   @ParameterizedTest(name = "dtype={0}")
-  @EnumSource(DType.class)
+  @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"}) // element-wise; q8_0/q4_0: QuantKvCacheTest
   void stridesFollowTheDocumentedFormula(DType dtype) {
     var l = new KvCacheLayout(3, 5, 7, 75, dtype, 32); // 75 positions pad to 3 tiles = 96
     long b = dtype.bytes();
@@ -124,7 +124,7 @@ class KvCacheLayoutTest {
 
   /** keyOffset / valueOffset are tileOffset(pos / T) + TileLayout index(pos % T) * bytes. */
   @ParameterizedTest(name = "dtype={0}")
-  @EnumSource(DType.class)
+  @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"}) // element-wise; q8_0/q4_0: QuantKvCacheTest
   void elementOffsetsFollowTileLayout(DType dtype) {
     int d = 40; // one full 32-channel V block and one of 8
     var l = new KvCacheLayout(2, 3, d, 150, dtype, 64);
@@ -208,7 +208,7 @@ class KvCacheLayoutTest {
 
   /** The same through the layout: every stored (pos, c) has a distinct byte offset in its tile. */
   @ParameterizedTest(name = "dtype={0}")
-  @EnumSource(DType.class)
+  @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"}) // element-wise; q8_0/q4_0: QuantKvCacheTest
   void everyPositionAndChannelHasADistinctOffsetInsideItsTile(DType dtype) {
     int d = 37;
     int capacity = 100; // the last tile is partly padding

@@ -29,7 +29,7 @@ class KvCacheTest {
   }
 
   @ParameterizedTest(name = "dtype={0}")
-  @EnumSource(DType.class)
+  @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"}) // element-wise; q8_0/q4_0: QuantKvCacheTest
   void appendStoresRoundedValuesAtTheLayoutOffsets(DType dtype) {
     long seed = 20240611L + dtype.ordinal();
     Random rnd = new Random(seed);
@@ -78,7 +78,7 @@ class KvCacheTest {
 
   /** Nothing but the appended elements is written: padding and unused positions stay zero. */
   @ParameterizedTest(name = "dtype={0}")
-  @EnumSource(DType.class)
+  @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"}) // element-wise; q8_0/q4_0: QuantKvCacheTest
   void appendWritesOnlyItsOwnSlots(DType dtype) {
     int d = 40;
     var layout = new KvCacheLayout(2, 2, d, 50, dtype, 32);
@@ -137,8 +137,10 @@ class KvCacheTest {
       assertEquals(0, batched.length(0));
       assertEquals(-1, batched.keys().mismatch(single.keys()), "seed=" + seed);
       assertEquals(-1, batched.values().mismatch(single.values()), "seed=" + seed);
-      assertEquals(dtype.round(k[70 * row + 2 * 37 + 36]), batched.key(1, 2, 70, 36));
-      assertEquals(dtype.round(v[33 * row + 37 + 33]), batched.value(1, 1, 33, 33));
+      if (!dtype.quantized()) { // element-wise rounding; blocks: QuantKvCacheTest
+        assertEquals(dtype.round(k[70 * row + 2 * 37 + 36]), batched.key(1, 2, 70, 36));
+        assertEquals(dtype.round(v[33 * row + 37 + 33]), batched.value(1, 1, 33, 33));
+      }
     }
   }
 
@@ -245,7 +247,7 @@ class KvCacheTest {
   }
 
   @ParameterizedTest(name = "dtype={0}")
-  @EnumSource(DType.class)
+  @EnumSource(value = DType.class, names = {"F32", "BF16", "F16"}) // element-wise; q8_0/q4_0: QuantKvCacheTest
   void tileViewsAreWholeTilesInTileLayoutOrder(DType dtype) {
     long seed = 5L;
     Random rnd = new Random(seed);
@@ -321,7 +323,7 @@ class KvCacheTest {
   void bytesUsedCountsStoredPositionsOfKAndV(DType dtype) {
     var layout = new KvCacheLayout(4, 2, 6, 10, dtype, 32);
     try (var cache = KvCache.allocate(layout)) {
-      long row = 6L * dtype.bytes();
+      long row = dtype.rowBytes(6);
       assertEquals(0, cache.bytesUsed());
       assertEquals(2 * layout.segmentBytes(), cache.bytesReserved());
       assertEquals(2 * 4 * 2 * 32 * row, cache.bytesReserved()); // 10 positions pad to 32

@@ -42,7 +42,10 @@ class RealTraceTest {
     try (Stream<Path> files = Files.list(tracesDir())) {
       List<Path> list = files.filter(p -> p.toString().endsWith(".safetensors")).sorted().toList();
       assertTrue(list.size() >= 2, "expected the shared traces, found " + list);
-      return list.stream().flatMap(p -> Stream.of(DType.values()).map(dt -> Arguments.of(p.getFileName().toString(), dt)));
+      // the block dtypes on the first trace only: the second adds time, not coverage
+      return list.stream().flatMap(p -> Stream.of(DType.values())
+          .filter(dt -> !dt.quantized() || p.equals(list.get(0)))
+          .map(dt -> Arguments.of(p.getFileName().toString(), dt)));
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
@@ -108,7 +111,14 @@ class RealTraceTest {
         // a 16-bit cache rounds each key by 2^-11 (f16) or 2^-8 (bf16) relative; these traces have
         // scores past 100, so a rounded key can move a score by ~0.1 and reshape a sharp softmax.
         // The mean over all rows stays small; the worst rows are recorded in docs/TESTING.md.
-        double meanBound = dtype == DType.F16 ? 4e-3 : 3e-2;
+        double meanBound = switch (dtype) {
+          case F16 -> 4e-3;
+          case BF16 -> 3e-2;
+          // block scales are max|x|/127 (q8_0) and max|x|/7.5 (q4_0): with d = 8 one block per row, the
+          // small channels of a row lose most; measured means 0.048-0.052 (q8_0) and 0.64-0.67 (q4_0)
+          case Q8_0 -> 0.08;
+          default -> 0.8;
+        };
         assertTrue(meanRaw < meanBound, msg);
       }
     }

@@ -29,6 +29,10 @@ public final class ScalarTileKernels implements TileKernels {
   public void scores(float[] q, int qOff, int g, int d, MemorySegment k, long kOff, DType dtype,
       int count, float[] s, int sStride) {
     assert g > 0 && d > 0 && count >= 0 && sStride >= count;
+    if (dtype.quantized()) {
+      ScalarQuantKernels.scores(q, qOff, g, d, k, kOff, dtype, count, s, sStride);
+      return;
+    }
     int bytes = dtype.bytes();
     for (int j = 0; j < count; j++) {
       for (int h = 0; h < g; h++) {
@@ -65,6 +69,10 @@ public final class ScalarTileKernels implements TileKernels {
   public void accumulate(float[] p, int pStride, int g, int d, MemorySegment v, long vOff,
       DType dtype, int count, int tileTokens, float[] acc, int accOff) {
     assert g > 0 && d > 0 && count >= 0 && count <= tileTokens && pStride >= count;
+    if (dtype.quantized()) {
+      ScalarQuantKernels.accumulate(p, pStride, g, d, v, vOff, dtype, count, tileTokens, acc, accOff);
+      return;
+    }
     int bytes = dtype.bytes();
     for (int j = 0; j < count; j++) {
       for (int c = 0; c < d; c++) {
@@ -88,7 +96,7 @@ public final class ScalarTileKernels implements TileKernels {
   public void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long box, long ball,
       DType dtype, float[] out, int o) {
     out[o] = out[o + 1] = out[o + 2] = 0f;
-    addNodeBounds(q, qOff, d, rec, box, ball, dtype, 0, out, o);
+    addNodeBounds(q, qOff, d, rec, box, ball, dtype.summaryDType(), 0, out, o);
   }
 
   /** Adds channels [from, d) of the three bound terms into out[o..o+2] (shared with the vector tail). */

@@ -78,6 +78,10 @@ final class VectorTileKernels implements TileKernels {
   public void scores(float[] q, int qOff, int g, int d, MemorySegment k, long kOff, DType dtype,
       int count, float[] s, int sStride) {
     assert g > 0 && d > 0 && count >= 0 && sStride >= (count + KB - 1) / KB * KB;
+    if (dtype.quantized()) {
+      VectorQuantKernels.scores(q, qOff, g, d, k, kOff, dtype, count, s, sStride);
+      return;
+    }
     boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
     if (dtype == DType.F16) {
       // fold the 2^112 of the widening into a copy of q (see rebias); when that copy overflows
@@ -267,6 +271,10 @@ final class VectorTileKernels implements TileKernels {
   public void accumulate(float[] p, int pStride, int g, int d, MemorySegment v, long vOff,
       DType dtype, int count, int tileTokens, float[] acc, int accOff) {
     assert g > 0 && d > 0 && count >= 0 && count <= tileTokens && pStride >= count;
+    if (dtype.quantized()) {
+      VectorQuantKernels.accumulate(p, pStride, g, d, v, vOff, dtype, count, tileTokens, acc, accOff);
+      return;
+    }
     boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
     if (dtype == DType.F16) {
       float[] ps = rebias(p, 0, g, count, pStride);
@@ -373,6 +381,7 @@ final class VectorTileKernels implements TileKernels {
   @Override
   public void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long box, long ball,
       DType dtype, float[] out, int o) {
+    dtype = dtype.summaryDType(); // the box records of a block-dtype cache are f32
     int c = 0;
     float boxSum = 0f, magnitude = 0f, dot = 0f;
     int bound = F.loopBound(d);

@@ -67,14 +67,26 @@ public final class Generator {
   /** As {@link #run(GenerateOptions, PrintStream)} with the scheduler of every attention call. */
   public static GenerateResult run(GenerateOptions options, PrintStream out, Scheduler scheduler)
       throws IOException {
+    return run(options, out, scheduler, false);
+  }
+
+  /**
+   * As {@link #run(GenerateOptions, PrintStream, Scheduler)}; {@code hadamard} rotates K and V by the default
+   * {@link hflash.memory.HadamardRotation} before they are cached (power-of-two head dims only).
+   */
+  public static GenerateResult run(GenerateOptions options, PrintStream out, Scheduler scheduler, boolean hadamard)
+      throws IOException {
     // parse first: a typo in --mode, --budget or --dtype fails before megabytes of weights are read
     AttentionConfig mode = options.attentionConfig();
     DType dtype = DType.parse(options.dtype());
     Llama2Checkpoint model = Llama2Checkpoint.load(options.model());
     Tokenizer tokenizer = Tokenizer.load(options.tokenizer(), model.config().vocabSize());
     int capacity = model.config().seqLen();
+    var rotation = hadamard
+        ? hflash.memory.HadamardRotation.of(model.config().headDim(), hflash.memory.HadamardRotation.DEFAULT_SEED)
+        : null;
     try (Transformer transformer = new Transformer(model, capacity, dtype, mode, options.threads(),
-        Transformer.DEFAULT_TILE_TOKENS, scheduler)) {
+        Transformer.DEFAULT_TILE_TOKENS, scheduler, rotation)) {
       return new Generator(transformer, tokenizer)
           .generate(options.prompt(), options.steps(), options.temperature(), options.seed(), out);
     }

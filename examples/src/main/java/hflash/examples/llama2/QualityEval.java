@@ -139,7 +139,7 @@ public final class QualityEval {
   }
 
   /** Resets {@code t}, decodes ids teacher-forced, fills argmax per position; returns the mean NLL. */
-  private static double decode(Transformer t, int[] ids, int[] argmax) {
+  static double decode(Transformer t, int[] ids, int[] argmax) {
     t.reset();
     t.resetAttentionTotals();
     double nll = 0;

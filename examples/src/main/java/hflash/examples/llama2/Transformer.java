@@ -113,6 +113,18 @@ public final class Transformer implements AutoCloseable {
    */
   public Transformer(Llama2Checkpoint model, int capacity, DType dtype, AttentionConfig attention, int threads,
       int tileTokens, Scheduler scheduler) {
+    this(model, capacity, dtype, attention, threads, tileTokens, scheduler, null);
+  }
+
+  /**
+   * As {@link #Transformer(Llama2Checkpoint, int, DType, AttentionConfig, int, int, Scheduler)} with K and V rotated
+   * by {@code rotation} before they are cached (null: none; see {@link KvCache#allocate(KvCacheLayout,
+   * hflash.memory.HadamardRotation)}).
+   *
+   * @throws IllegalArgumentException if the rotation's head dim differs from the model's
+   */
+  public Transformer(Llama2Checkpoint model, int capacity, DType dtype, AttentionConfig attention, int threads,
+      int tileTokens, Scheduler scheduler, hflash.memory.HadamardRotation rotation) {
     this.w = Objects.requireNonNull(model, "model");
     this.config = model.config();
     Objects.requireNonNull(dtype, "dtype");
@@ -122,9 +134,9 @@ public final class Transformer implements AutoCloseable {
     }
     this.capacity = capacity;
     Llama2Checkpoint.Config c = config;
-    // validates every dimension; K and V each take layers*kvHeads*capacity*headDim*dtype.bytes() bytes
+    // validates every dimension; K and V each take layers*kvHeads*capacity*dtype.rowBytes(headDim) bytes
     KvCacheLayout layout = new KvCacheLayout(c.layers(), c.kvHeads(), c.headDim(), capacity, dtype, tileTokens);
-    this.cache = KvCache.allocate(layout);
+    this.cache = KvCache.allocate(layout, rotation);
     try {
       // scale 1/sqrt(headDim), as run.c
       this.attention = DecodeAttention.create(cache, c.heads(), threads,
