@@ -96,13 +96,12 @@ public final class ValueSummaries {
   void complete(MemorySegment values, int layer, int kvHead, int tile) {
     int d = layout.headDim();
     int tt = layout.tileTokens();
-    DType dt = layout.dtype();
     long rec = tileOffset(layer, kvHead, tile);
     java.util.Arrays.fill(centroid, 0);
     for (int j = 0; j < tt; j++) {
       int pos = tile * tt + j;
       for (int c = 0; c < d; c++) {
-        centroid[c] += dt.read(values, layout.valueOffset(layer, kvHead, pos, c));
+        centroid[c] += layout.readValue(values, layer, kvHead, pos, c);
       }
     }
     for (int c = 0; c < d; c++) {
@@ -114,7 +113,7 @@ public final class ValueSummaries {
       double r2 = 0;
       for (int c = 0; c < d; c++) {
         // from the centroid as stored (rounded to f32), so the ball holds for it
-        double e = dt.read(values, layout.valueOffset(layer, kvHead, pos, c)) - centroid(rec, c);
+        double e = layout.readValue(values, layer, kvHead, pos, c) - centroid(rec, c);
         r2 += e * e;
       }
       radius = Math.max(radius, Math.sqrt(r2));
