@@ -188,14 +188,17 @@ final class BenchCommand implements Callable<Integer> {
   /** {@code --prefill N}: {@link PrefillBench}, one result per mode (--json: one object per line). */
   private Integer prefill(List<ModeSpec> modes) {
     var parsed = spec.commandLine().getParseResult();
-    for (String other : List.of("--decode-steps", "--svg", "--scheduler", "--workload")) {
+    for (String other : List.of("--decode-steps", "--svg", "--scheduler", "--workload", "--kv-rotation")) {
       if (parsed.hasMatchedOption(other)) {
         throw new UsageException(other + " does not apply to --prefill");
       }
     }
+    if (dtypes.size() > 1) {
+      throw new UsageException("--prefill takes one --dtype: " + dtypes.size() + " given");
+    }
     int cached = parsed.hasMatchedOption("--context") ? context : 0;
     var config = new PrefillBench.Config(modes, prefill, cached, shape.heads, shape.kvHeads, shape.dim,
-        dtypeOption.dtype, threads, tile, seed, warmup, iterations);
+        dtypes.get(0), threads, tile, seed, warmup, iterations);
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
     boolean json = jsonOption.json;

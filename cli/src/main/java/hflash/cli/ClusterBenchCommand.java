@@ -103,7 +103,17 @@ final class ClusterBenchCommand implements Callable<Integer> {
       throw new UsageException("--replicas must be at most --members: " + replicas + " > " + members);
     }
     int localThreads = threads == null ? members : UsageException.positive("--threads", threads);
-    List<ModeSpec> specs = modeOptions.specs();
+    List<ModeSpec> specs = new java.util.ArrayList<>(modeOptions.specs());
+    // output-error targets are not offered over a distributed cache (DistributedAttention says why)
+    boolean explicitTarget = specs.stream().anyMatch(m -> m.config().maxError() > 0) && specs.size() == 1;
+    if (explicitTarget) {
+      throw new UsageException("cluster-bench does not support estimated or certified --max-error: "
+          + specs.get(0).label());
+    }
+    specs.removeIf(m -> m.config().maxError() > 0 || m.config().mode() == hflash.engine.AttentionMode.ESTIMATED);
+    if (specs.isEmpty()) {
+      throw new UsageException("cluster-bench: no mode left to time (estimated is not supported over a cluster)");
+    }
     if (killAfter != null && (specs.size() != 1 || !(killAfter >= 0))) {
       throw new UsageException("--kill-member-after needs one --mode and S >= 0: " + killAfter);
     }

@@ -103,7 +103,8 @@ public final class DistributedAttention implements AutoCloseable {
    *
    * @throws IllegalArgumentException wrong lengths, a non-finite query value
    * @throws IndexOutOfBoundsException layer or keys out of range
-   * @throws UnsupportedOperationException a windowed config
+   * @throws UnsupportedOperationException a windowed config, or an output-error target (estimated
+   *     mode, certified with maxError)
    * @throws ShardLostException some of the keys have no copy left
    */
   public void decode(int layer, float[] q, float[] out, int keys, AttentionConfig config) {
@@ -133,6 +134,11 @@ public final class DistributedAttention implements AutoCloseable {
     if (config.windowed()) {
       throw new UnsupportedOperationException(
           "windowed (sinks + window) configs are not supported over a distributed cache");
+    }
+    if (config.mode() == AttentionMode.ESTIMATED || config.maxError() > 0) {
+      // per-shard output targets do not add up to a target on the merged output: not offered yet
+      throw new UnsupportedOperationException(
+          "output-error targets (estimated, certified --max-error) are not supported over a distributed cache");
     }
     cache.lock.lock();
     try {

@@ -449,12 +449,16 @@ public final class ShardTasks {
     out.writeFloat(c.guard());
     out.writeInt(c.sinks());
     out.writeInt(c.window());
+    out.writeDouble(c.maxError());
+    out.writeDouble(c.confidence());
+    out.writeLong(c.seed());
   }
 
   static AttentionConfig readConfig(ObjectDataInput in) throws IOException {
     AttentionMode mode = AttentionMode.valueOf(in.readString());
     return new AttentionConfig(mode, in.readDouble(), in.readInt(), in.readDouble(), in.readLong(),
-        in.readInt(), in.readInt(), in.readFloat(), in.readFloat(), in.readInt(), in.readInt());
+        in.readInt(), in.readInt(), in.readFloat(), in.readFloat(), in.readInt(), in.readInt(),
+        in.readDouble(), in.readDouble(), in.readLong());
   }
 
   /** What a member sends back for a {@link Decode}: packed states and per-shard counters. */
