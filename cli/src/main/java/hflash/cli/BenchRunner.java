@@ -154,12 +154,12 @@ final class BenchRunner {
 
     /** Least time the bytes can stream at the stream probe's rate, in ms. */
     double memoryMs() {
-      return bytesRead / (probeGBps * 1e6);
+      return BenchRunner.memoryMs(bytesRead, probeGBps);
     }
 
     /** Least time the multiply-adds take at the compute probe's rate, in ms. */
     double computeMs() {
-      return fmas / (computeProbe.gfmas() * 1e6);
+      return BenchRunner.computeMs(fmas, computeProbe);
     }
 
     /** The roofline: {@code max(bytesRead / streamProbe, fmas / computeProbe)}, in ms. */
@@ -310,5 +310,15 @@ final class BenchRunner {
           probeGBps, fillSeconds, f.fmas(), computeProbe, m.errors().coverage()));
     }
     return results;
+  }
+
+  /** Least time {@code bytes} can stream at {@code gbps} (1e9 bytes/s), in ms: the roofline's memory side. */
+  static double memoryMs(double bytes, double gbps) {
+    return bytes / (gbps * 1e6);
+  }
+
+  /** Least time {@code fmas} multiply-adds take at the compute probe's rate, in ms. */
+  static double computeMs(double fmas, ComputeProbe.Result probe) {
+    return fmas / (probe.gfmas() * 1e6);
   }
 }

@@ -94,11 +94,11 @@ final class PrefillBench {
     }
 
     double memoryMs() {
-      return kvBytesRead / (probeGBps * 1e6);
+      return BenchRunner.memoryMs(kvBytesRead, probeGBps);
     }
 
     double computeMs() {
-      return fmas / (computeProbe.gfmas() * 1e6);
+      return BenchRunner.computeMs(fmas, computeProbe);
     }
 
     double rooflineMs() {
