@@ -39,7 +39,25 @@ final class VectorConstants {
   /** True when the 16-accumulator (4 x 4) kernel shapes fit the register file. */
   static final boolean WIDE = REGISTERS >= 32;
 
+  /**
+   * At 512 bits one channel of a 32-key block is two float vectors, so the 4 x 4 shape spans two
+   * blocks (two K or V streams read side by side). Measured from DRAM on one Zen 5 guest, two
+   * streams took 1.03-1.8x the time of one (docs/BENCHMARKS.md, performance log); on an Intel
+   * AVX-512 guest the pairs took 0.63-0.94x the time of the old one-block kernels. Default: pairs
+   * where the register file holds them, except on AMD CPUs; {@code -Dhflash.blockPairs} overrides.
+   */
+  static final boolean PAIR_BLOCKS = pairBlocks();
+
   private VectorConstants() {}
+
+  private static boolean pairBlocks() {
+    boolean possible = WIDE && hflash.memory.TileLayout.KEY_BLOCK == 2 * FLOATS.length();
+    String raw = System.getProperty(TileKernelsProvider.BLOCK_PAIRS_PROPERTY);
+    boolean wanted = raw != null && !raw.isBlank()
+        ? TileKernelsProvider.requestedBlockPairs(raw)
+        : TileKernelsProvider.defaultBlockPairs(CpuVendor.current());
+    return possible && wanted;
+  }
 
   private static int registers() {
     String raw = System.getProperty(TileKernelsProvider.REGISTERS_PROPERTY);

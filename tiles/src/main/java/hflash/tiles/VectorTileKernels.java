@@ -43,8 +43,8 @@ final class VectorTileKernels implements TileKernels {
   private static final int CB = TileLayout.CHANNEL_BLOCK;
   /** 4 x 4 kernel shapes: the register file holds 16 accumulators (see VectorConstants). */
   private static final boolean WIDE = VectorConstants.WIDE;
-  /** At 512 bits a block row is two vectors: the 4 x 4 shape then covers two blocks. */
-  private static final boolean PAIR_BLOCKS = WIDE && KB == 2 * L;
+  /** At 512 bits a block row is two vectors: the 4 x 4 shape then covers two blocks (or not: see VectorConstants). */
+  private static final boolean PAIR_BLOCKS = VectorConstants.PAIR_BLOCKS;
   private static final ScalarTileKernels SCALAR = new ScalarTileKernels();
   private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
   private static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
@@ -69,7 +69,8 @@ final class VectorTileKernels implements TileKernels {
 
   @Override
   public String shape() {
-    return PAIR_BLOCKS ? "4x4-block-pairs" : WIDE ? "4x4" : "2x4";
+    // 4 x 4 inside one block needs four vectors per block row (256 and 128 bits)
+    return PAIR_BLOCKS ? "4x4-block-pairs" : WIDE && KB >= 4 * L ? "4x4" : "2x4";
   }
 
   // ---------------------------------------------------------------------------------- scores
