@@ -261,15 +261,7 @@ final class SamplingLimits {
           hi[c] = Math.max(hi[c], v[vOff + j * d + c]);
         }
       }
-      double r = 0;
-      for (int j = t * tt; j < (t + 1) * tt; j++) {
-        double sq = 0;
-        for (int c = 0; c < d; c++) {
-          double x = v[vOff + j * d + c] - cen[c];
-          sq += x * x;
-        }
-        r = Math.max(r, Math.sqrt(sq));
-      }
+      double r = radius(v, vOff, t * tt, (t + 1) * tt, d, cen);
       for (int i = 0; i < g; i++) {
         double m = mass[i * tiles + t];
         for (int j = 0; j < tt; j++) {
@@ -393,15 +385,7 @@ final class SamplingLimits {
           sum4[i] += Math.exp(s4 * scale + w4 - max[i]);
         }
       }
-      double r = 0;
-      for (int j = t * tt; j < (t + 1) * tt; j++) {
-        double sq = 0;
-        for (int c = 0; c < d; c++) {
-          double x = k[kOff + j * d + c] - cen[c];
-          sq += x * x;
-        }
-        r = Math.max(r, Math.sqrt(sq));
-      }
+      double r = radius(k, kOff, t * tt, (t + 1) * tt, d, cen);
       for (int i = 0; i < g; i++) {
         double qc = 0, bx = 0;
         for (int c = 0; c < d; c++) {
@@ -419,6 +403,20 @@ final class SamplingLimits {
         tot.q4.add(Math.log(sum4[i]) - lnMass);
       }
     }
+  }
+
+  /** max over rows j in [from, to) of ||x_j - cen||, rows of d floats from x[off]. */
+  private static double radius(float[] x, int off, int from, int to, int d, double[] cen) {
+    double r = 0;
+    for (int j = from; j < to; j++) {
+      double sq = 0;
+      for (int c = 0; c < d; c++) {
+        double e = x[off + j * d + c] - cen[c];
+        sq += e * e;
+      }
+      r = Math.max(r, Math.sqrt(sq));
+    }
+    return r;
   }
 
   /**
