@@ -42,7 +42,7 @@ class BenchPrefillTest {
     assertTrue(json.get("relError").asDouble() < 1e-5, r::toString);
     assertEquals(70, json.get("rowsTimed").asInt());
     assertEquals(false, json.get("rowsScaled").asBoolean());
-    // tiled: each tile of the 115 keys read once per block of 32 rows, K and V, per KV head
+    // tiled: each tile of the 115 keys read once per block of 64 rows, K and V, per KV head
     assertTrue(json.get("kvBytesRead").asLong() < 2L * pairs * 2 * 16 * 2 / 4, r::toString);
   }
 
