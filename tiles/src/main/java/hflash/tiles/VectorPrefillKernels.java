@@ -69,21 +69,7 @@ final class VectorPrefillKernels implements PrefillKernels {
       long src = kOff + (long) b * KB * d * bytes;
       int dst = (b / 2) * d * KC + (b % 2) * KB;
       for (int c = 0; c < d; c++, src += (long) KB * bytes, dst += KC) {
-        if (f32) {
-          for (int i = 0; i < KB; i += L) {
-            FloatVector.fromMemorySegment(F, k, src + 4L * i, LE).intoArray(kf, dst + i);
-          }
-        } else {
-          for (int w = 0; w < SPAN; w += L) { // written out: a FloatVector returned by a call is boxed
-            IntVector x = IntVector.fromMemorySegment(I, k, src + 4L * w, LE);
-            FloatVector lo = (bf16 ? x.lanewise(LSHL, 16) : x.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, F16_MASK))
-                .reinterpretAsFloats();
-            FloatVector hi = (bf16 ? x.lanewise(AND, BF16_HIGH) : x.lanewise(ASHR, 3).lanewise(AND, F16_MASK))
-                .reinterpretAsFloats();
-            (bf16 ? lo : lo.mul(F16_EXP_SHIFT)).intoArray(kf, dst + w);
-            (bf16 ? hi : hi.mul(F16_EXP_SHIFT)).intoArray(kf, dst + SPAN + w);
-          }
-        }
+        run(k, src, f32, bf16, kf, dst);
       }
     }
     if (blocks % 2 == 1) { // the second half of the last 64-key chunk: zeros (finite scores)
@@ -106,20 +92,8 @@ final class VectorPrefillKernels implements PrefillKernels {
       long src = vOff + (long) cb * TileLayout.CHANNEL_BLOCK * tileTokens * bytes;
       int dst = (cb / 2) * tileTokens * KC + (cb % 2) * TileLayout.CHANNEL_BLOCK;
       for (int j = 0; j < count; j++, src += (long) w * bytes, dst += KC) {
-        if (w == TileLayout.CHANNEL_BLOCK && f32) {
-          for (int i = 0; i < w; i += L) {
-            FloatVector.fromMemorySegment(F, v, src + 4L * i, LE).intoArray(vf, dst + i);
-          }
-        } else if (w == TileLayout.CHANNEL_BLOCK) { // paired 16-bit run
-          for (int i = 0; i < SPAN; i += L) {
-            IntVector x = IntVector.fromMemorySegment(I, v, src + 4L * i, LE);
-            FloatVector lo = (bf16 ? x.lanewise(LSHL, 16) : x.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, F16_MASK))
-                .reinterpretAsFloats();
-            FloatVector hi = (bf16 ? x.lanewise(AND, BF16_HIGH) : x.lanewise(ASHR, 3).lanewise(AND, F16_MASK))
-                .reinterpretAsFloats();
-            (bf16 ? lo : lo.mul(F16_EXP_SHIFT)).intoArray(vf, dst + i);
-            (bf16 ? hi : hi.mul(F16_EXP_SHIFT)).intoArray(vf, dst + SPAN + i);
-          }
+        if (w == TileLayout.CHANNEL_BLOCK) {
+          run(v, src, f32, bf16, vf, dst);
         } else { // the narrow last block: natural order
           int i = 0;
           for (; i + L <= w; i += L) {
@@ -137,6 +111,29 @@ final class VectorPrefillKernels implements PrefillKernels {
           }
         }
       }
+    }
+  }
+
+  /**
+   * One run of 32 elements at {@code src} (a channel of a K block, a row of a full V block; 16-bit
+   * runs paired, see {@link TileLayout}) as exact floats into {@code dst[at .. at + 32)}. Loads,
+   * widening and stores stay in this method: a FloatVector returned by a call would be boxed.
+   */
+  private static void run(MemorySegment seg, long src, boolean f32, boolean bf16, float[] dst, int at) {
+    if (f32) {
+      for (int i = 0; i < KB; i += L) {
+        FloatVector.fromMemorySegment(F, seg, src + 4L * i, LE).intoArray(dst, at + i);
+      }
+      return;
+    }
+    for (int w = 0; w < SPAN; w += L) { // word w holds elements w (low half) and w + 16 (high half)
+      IntVector x = IntVector.fromMemorySegment(I, seg, src + 4L * w, LE);
+      FloatVector lo = (bf16 ? x.lanewise(LSHL, 16) : x.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, F16_MASK))
+          .reinterpretAsFloats();
+      FloatVector hi = (bf16 ? x.lanewise(AND, BF16_HIGH) : x.lanewise(ASHR, 3).lanewise(AND, F16_MASK))
+          .reinterpretAsFloats();
+      (bf16 ? lo : lo.mul(F16_EXP_SHIFT)).intoArray(dst, at + w);
+      (bf16 ? hi : hi.mul(F16_EXP_SHIFT)).intoArray(dst, at + SPAN + w);
     }
   }
 
