@@ -335,8 +335,9 @@ final class PrefillBench {
     m.put("computeProbeShape", r.computeProbe().shape());
     m.put("kernels", hflash.tiles.TileKernelsProvider.get().name());
     m.put("kernelShape", hflash.tiles.TileKernelsProvider.get().shape());
-    hflash.tiles.PrefillKernels pk = hflash.tiles.PrefillKernels.select(hflash.tiles.TileKernelsProvider.get(), c.dtype());
-    m.put("prefillKernels", pk == null ? "decode" : pk.name());
+    hflash.tiles.PrefillKernels pk =
+        hflash.tiles.PrefillKernels.select(hflash.tiles.TileKernelsProvider.get(), c.dtype());
+    m.put("prefillKernels", pk == null ? "decode" : pk.name()); // null: the decode kernels
     m.put("java", Runtime.version().toString());
     return m;
   }

@@ -17,21 +17,24 @@ import java.util.function.IntConsumer;
  *
  * <pre>
  * item (block b, KV head kh): rows r in [b*Bq, min((b+1)*Bq, count)), positions p_r = first + r
- *   qb (Bq*g, d)    the rows' queries times the scale, row (r, i) = query head kh*g + i of row r
+ *   qb (Bq*g, d)    the rows' queries times the scale (and rotated, on a rotating cache),
+ *                   row (r, i) = query head kh*g + i of row r
  *   for tiles t below the block's first position's tile ("full" tiles: no key masked):
- *     S = qb . K_t^T                  (Bq*g, T), the decode score kernel with Bq*g "heads"
+ *     S = qb . K_t^T                  (Bq*g, T), K_t widened to f32 once, the prefill score kernel
  *     per row: m, l, acc online-softmax update (AttentionState), S -> weights
- *     acc += P . V_t                  the decode p.V kernel, via a zeroed per-tile partial
+ *     acc += P . V_t                  V_t widened once, the prefill p.V kernel's per-tile partial
  *   for the diagonal tiles (1 or 2: those holding keys past the block's first position):
  *     the same, but row r takes only keys &lt;= p_r: its max and exp run over its first n_r keys
  *     and its weights past n_r are set to 0 (a row with n_r = 0 skips the tile's softmax step)
- *   out rows = acc / l
+ *   out rows = acc / l (rotated back, on a rotating cache)
  * </pre>
  *
- * The mask costs only on the diagonal tiles: a full tile runs the decode kernels unchanged. Per
- * row and tile the arithmetic is the decode path's, operation for operation (same scores, same max
- * and exp over the same n_r keys, p.V in key order with exact zeros for masked keys), so a prefill
- * gives the bits of one single-threaded decode call per row.
+ * The mask costs only on the diagonal tiles. The kernels are {@link PrefillKernels} (register
+ * blocks of rows x vectors over a tile widened once per block), or the decode kernels for block
+ * dtypes and with {@code -Dhflash.prefillKernels=decode}. Per row and tile the arithmetic is the
+ * decode path's, operation for operation (same scores, same max and exp over the same n_r keys,
+ * p.V in key order with exact zeros for masked keys), so a prefill gives the bits of one
+ * single-threaded decode call per row, on either set of kernels.
  *
  * <p>Threads take items from a shared counter, the blocks with the longest prefix first (causal
  * work is triangular: the last block has the most keys, so handing out the largest items first
