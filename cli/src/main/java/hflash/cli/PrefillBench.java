@@ -327,13 +327,17 @@ final class PrefillBench {
     m.put("checkedRows", r.checkedRows());
     m.put("label", r.spec().label());
     m.put("tileTokens", c.tileTokens());
-    m.put("blockRows", r.spec().mode() == AttentionMode.EXACT && !r.spec().config().windowed() ? 32 : 1);
+    m.put("blockRows", r.spec().mode() == AttentionMode.EXACT && !r.spec().config().windowed()
+        ? DecodeAttention.PREFILL_BLOCK_ROWS : 1);
     m.put("seed", c.seed());
     m.put("iterations", r.samples().count());
     m.put("probeBytes", r.probeBytes());
     m.put("computeProbeShape", r.computeProbe().shape());
     m.put("kernels", hflash.tiles.TileKernelsProvider.get().name());
     m.put("kernelShape", hflash.tiles.TileKernelsProvider.get().shape());
+    hflash.tiles.PrefillKernels pk =
+        hflash.tiles.PrefillKernels.select(hflash.tiles.TileKernelsProvider.get(), c.dtype());
+    m.put("prefillKernels", pk == null ? "decode" : pk.name()); // null: the decode kernels
     m.put("java", Runtime.version().toString());
     return m;
   }

@@ -30,6 +30,8 @@ class BenchPrefillTest {
     assertEquals(70, json.get("prefill").asInt());
     assertEquals(45, json.get("context").asInt());
     assertEquals("f16", json.get("dtype").asText());
+    assertEquals(64, json.get("blockRows").asInt(), r::toString);
+    assertTrue(json.get("prefillKernels").asText().startsWith("prefill-"), r::toString); // f16: the prefill kernels
     // causal pairs only: row i attends 45 + i + 1 keys; 4 heads; 2d + 8 per pair
     long pairs = 70L * 45 + 70L * 71 / 2;
     assertEquals(pairs * 4 * (2 * 16 + 8), json.get("fmas").asLong(), r::toString);
@@ -42,7 +44,7 @@ class BenchPrefillTest {
     assertTrue(json.get("relError").asDouble() < 1e-5, r::toString);
     assertEquals(70, json.get("rowsTimed").asInt());
     assertEquals(false, json.get("rowsScaled").asBoolean());
-    // tiled: each tile of the 115 keys read once per block of 32 rows, K and V, per KV head
+    // tiled: each tile of the 115 keys read once per block of 64 rows, K and V, per KV head
     assertTrue(json.get("kvBytesRead").asLong() < 2L * pairs * 2 * 16 * 2 / 4, r::toString);
   }
 

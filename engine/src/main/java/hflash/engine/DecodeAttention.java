@@ -42,6 +42,9 @@ public final class DecodeAttention implements AutoCloseable {
   /** A split-K chunk gets at least this many keys; shorter contexts use fewer threads. */
   public static final int SPLIT_MIN_KEYS = 256;
 
+  /** Query positions per block of an exact {@link #prefill} (each K/V tile is read once per block). */
+  public static final int PREFILL_BLOCK_ROWS = TiledPrefill.BLOCK_ROWS;
+
   private final KvCache cache;
   private final KvCacheLayout layout;
   private final int numHeads;
@@ -317,8 +320,7 @@ public final class DecodeAttention implements AutoCloseable {
       throw new IndexOutOfBoundsException("prefill rows past the cache: " + firstPosition + "+"
           + count + " > " + length + " (layer=" + layer + ")");
     }
-    // a rotating cache takes the row path, whose decode rotates q and the outputs
-    if (config.mode() == AttentionMode.EXACT && !config.windowed() && cache.rotation() == null) {
+    if (config.mode() == AttentionMode.EXACT && !config.windowed()) {
       prefillTiled(layer, q, out, firstPosition, count);
       return;
     }
@@ -346,8 +348,8 @@ public final class DecodeAttention implements AutoCloseable {
     acquire();
     try {
       report.reset();
-      tiledPrefill.run(layer, q, out, firstPosition, count, scale, cache.keys(), cache.values(),
-          cancel, report);
+      tiledPrefill.run(layer, q, out, firstPosition, count, scale, cache.rotation(), cache.keys(),
+          cache.values(), cancel, report);
     } catch (IllegalStateException e) {
       throw closedCacheOr(e);
     } finally {

@@ -1,6 +1,8 @@
 package hflash.engine;
 
+import hflash.memory.HadamardRotation;
 import hflash.memory.KvCacheLayout;
+import hflash.tiles.PrefillKernels;
 import hflash.tiles.TileKernels;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -15,21 +17,24 @@ import java.util.function.IntConsumer;
  *
  * <pre>
  * item (block b, KV head kh): rows r in [b*Bq, min((b+1)*Bq, count)), positions p_r = first + r
- *   qb (Bq*g, d)    the rows' queries times the scale, row (r, i) = query head kh*g + i of row r
+ *   qb (Bq*g, d)    the rows' queries times the scale (and rotated, on a rotating cache),
+ *                   row (r, i) = query head kh*g + i of row r
  *   for tiles t below the block's first position's tile ("full" tiles: no key masked):
- *     S = qb . K_t^T                  (Bq*g, T), the decode score kernel with Bq*g "heads"
+ *     S = qb . K_t^T                  (Bq*g, T), K_t widened to f32 once, the prefill score kernel
  *     per row: m, l, acc online-softmax update (AttentionState), S -> weights
- *     acc += P . V_t                  the decode p.V kernel, via a zeroed per-tile partial
+ *     acc += P . V_t                  V_t widened once, the prefill p.V kernel's per-tile partial
  *   for the diagonal tiles (1 or 2: those holding keys past the block's first position):
  *     the same, but row r takes only keys &lt;= p_r: its max and exp run over its first n_r keys
  *     and its weights past n_r are set to 0 (a row with n_r = 0 skips the tile's softmax step)
- *   out rows = acc / l
+ *   out rows = acc / l (rotated back, on a rotating cache)
  * </pre>
  *
- * The mask costs only on the diagonal tiles: a full tile runs the decode kernels unchanged. Per
- * row and tile the arithmetic is the decode path's, operation for operation (same scores, same max
- * and exp over the same n_r keys, p.V in key order with exact zeros for masked keys), so a prefill
- * gives the bits of one single-threaded decode call per row.
+ * The mask costs only on the diagonal tiles. The kernels are {@link PrefillKernels} (register
+ * blocks of rows x vectors over a tile widened once per block), or the decode kernels for block
+ * dtypes and with {@code -Dhflash.prefillKernels=decode}. Per row and tile the arithmetic is the
+ * decode path's, operation for operation (same scores, same max and exp over the same n_r keys,
+ * p.V in key order with exact zeros for masked keys), so a prefill gives the bits of one
+ * single-threaded decode call per row, on either set of kernels.
  *
  * <p>Threads take items from a shared counter, the blocks with the longest prefix first (causal
  * work is triangular: the last block has the most keys, so handing out the largest items first
@@ -41,24 +46,29 @@ import java.util.function.IntConsumer;
  * count, float32 rounding of the single-thread result otherwise. Scratch is per thread, sized
  * once by the shape; a call allocates nothing.
  *
- * <p>Working set of an item, W1 (g = 4, d = 128, T = 128 keys per tile, f32): the query block,
- * the scores, the accumulators and the per-tile partial are 64 KiB each, the K and V tiles 64
- * KiB each: about 384 KiB, inside a 1-2 MiB L2; the score kernel sweeps one 32-key K block (16
- * KiB) for all 128 rows of the block before the next one, and the p.V kernel one 32-channel V
- * block, so the innermost loops read L1.
+ * <p>Working set of an item, W1 (g = 4, d = 128, T = 128 keys per tile): the query block, the
+ * scores and the accumulators are 128 KiB each (256 rows), the tile widened to f32 64 KiB for K
+ * and 64 KiB for V ({@link PrefillKernels}): about 512 KiB, inside a 1-2 MiB L2. The score kernel
+ * sweeps one 64-key chunk of the widened K (32 KiB) for all 256 rows before the next one, and the
+ * p.V kernel one 64-channel chunk of V, so the innermost loops read L1. Why 64 rows and not 32:
+ * each K/V tile then leaves memory once per 64 positions, which halved the time spent streaming
+ * it in (docs/BENCHMARKS.md, performance log entry 33); 128 rows gained a few percent more on a
+ * 1 MiB L2 but would leave no room on smaller ones.
  */
 final class TiledPrefill {
 
   /** Query positions per block (times the group's heads: rows of the score block). */
-  static final int BLOCK_ROWS = 32;
+  static final int BLOCK_ROWS = 64;
 
   private final TileKernels kernels;
+  private final PrefillKernels prefill; // blocks x tiles; null: the decode kernels (block dtypes, or A/B)
   private final KvCacheLayout layout;
   private final int numHeads;
   private final int kvHeads;
   private final int d;
   private final int g;
   private final int tileTokens;
+  private final int sStride; // score row stride: tileTokens rounded up to whole 64-key chunks
   private final int threads;
   private final WorkerPool pool; // the decode instance's pool, null when threads == 1
   private final Worker[] workers; // (threads), created on the first call
@@ -69,6 +79,7 @@ final class TiledPrefill {
   private float[] q; // (count, numHeads, d)
   private float[] out; // (count, numHeads, d)
   private float scale;
+  private HadamardRotation rotation; // the cache's, or null: q rows rotated in, outputs rotated back
   private int layer;
   private int first;
   private int count;
@@ -80,12 +91,14 @@ final class TiledPrefill {
 
   TiledPrefill(TileKernels kernels, KvCacheLayout layout, int numHeads, int threads, WorkerPool pool) {
     this.kernels = kernels;
+    this.prefill = PrefillKernels.select(kernels, layout.dtype());
     this.layout = layout;
     this.numHeads = numHeads;
     this.kvHeads = layout.kvHeads();
     this.d = layout.headDim();
     this.g = numHeads / kvHeads;
     this.tileTokens = layout.tileTokens();
+    this.sStride = PrefillKernels.roundUp(tileTokens);
     this.threads = threads;
     this.pool = pool;
     this.workers = new Worker[threads];
@@ -96,9 +109,10 @@ final class TiledPrefill {
    * cache's keys {@code [0, first + i]}; arguments already validated. Sums the counters into
    * {@code report} (reset by the caller).
    */
-  void run(int layer, float[] q, float[] out, int first, int count, float scale, MemorySegment k,
-      MemorySegment v, DecodeAttention.CancelFlag cancel, AttentionReport report) {
+  void run(int layer, float[] q, float[] out, int first, int count, float scale, HadamardRotation rotation,
+      MemorySegment k, MemorySegment v, DecodeAttention.CancelFlag cancel, AttentionReport report) {
     this.layer = layer;
+    this.rotation = rotation;
     this.q = q;
     this.out = out;
     this.first = first;
@@ -180,8 +194,11 @@ final class TiledPrefill {
   private final class Worker {
     private final int maxRows = BLOCK_ROWS * g;
     private final float[] qb = new float[maxRows * d]; // (Bq*g, d): scaled queries of the block
-    private final float[] s = new float[maxRows * tileTokens]; // (Bq*g, T): scores, then weights
-    private final float[] tileAcc = new float[maxRows * d]; // (Bq*g, d): p.V of the current tile
+    private final float[] s = new float[maxRows * sStride]; // (Bq*g, sStride): scores, then weights
+    // decode kernels: (Bq*g, d) p.V of the current tile; prefill kernels: the tile widened to f32
+    private final float[] tileAcc = new float[prefill == null ? maxRows * d : 0];
+    private final float[] kf = new float[prefill == null ? 0 : PrefillKernels.keyScratch(tileTokens, d)];
+    private final float[] vf = new float[prefill == null ? 0 : PrefillKernels.valueScratch(tileTokens, d)];
     private final AttentionState state = new AttentionState(maxRows, d); // (Bq*g) rows
     long keysScored;
     long tilesRead;
@@ -209,6 +226,11 @@ final class TiledPrefill {
         for (int c = 0; c < g * d; c++) {
           qb[dst + c] = q[src + c] * scale;
         }
+        if (rotation != null) { // the cache holds R k: score R q, as decode does
+          for (int i = 0; i < g; i++) {
+            rotation.rotate(qb, dst + i * d);
+          }
+        }
       }
       state.reset(0, hb);
       int pFirst = first + r0;
@@ -220,7 +242,12 @@ final class TiledPrefill {
         cancel.check();
         int keys = Math.min(tileTokens, pLast + 1 - t * tileTokens);
         long off = layout.tileOffset(layer, kh, t);
-        kernels.scores(qb, 0, hb, d, k, off, layout.dtype(), keys, s, tileTokens);
+        if (prefill != null) { // K widened once for the block's hb rows
+          prefill.widenKeys(k, off, layout.dtype(), d, keys, kf);
+          prefill.scores(qb, 0, hb, d, kf, keys, s, sStride);
+        } else {
+          kernels.scores(qb, 0, hb, d, k, off, layout.dtype(), keys, s, sStride);
+        }
         if (t < fullTiles) {
           for (int h = 0; h < hb; h++) {
             absorb(h, keys, keys);
@@ -233,11 +260,16 @@ final class TiledPrefill {
             }
           }
         }
-        Arrays.fill(tileAcc, 0, hb * d, 0f);
-        kernels.accumulate(s, tileTokens, hb, d, v, off, layout.dtype(), keys, tileTokens, tileAcc, 0);
-        float[] acc = state.acc;
-        for (int x = 0; x < hb * d; x++) { // element-wise, as TileLoop.accumulateTile: same bits
-          acc[x] += tileAcc[x];
+        if (prefill != null) { // the per-tile partial from zero, added once: TileLoop's bits
+          prefill.widenValues(v, off, layout.dtype(), d, keys, tileTokens, vf);
+          prefill.accumulate(s, sStride, hb, d, vf, tileTokens, keys, state.acc, 0);
+        } else {
+          Arrays.fill(tileAcc, 0, hb * d, 0f);
+          kernels.accumulate(s, sStride, hb, d, v, off, layout.dtype(), keys, tileTokens, tileAcc, 0);
+          float[] acc = state.acc;
+          for (int x = 0; x < hb * d; x++) { // element-wise, as TileLoop.accumulateTile: same bits
+            acc[x] += tileAcc[x];
+          }
         }
         keysScored += keys;
         tilesRead++;
@@ -254,7 +286,7 @@ final class TiledPrefill {
      * decode path's {@link AttentionState#absorbScores} for one head; keys [n, keys) get weight 0.
      */
     private void absorb(int h, int n, int keys) {
-      int off = h * tileTokens;
+      int off = h * sStride;
       if (n > 0) {
         float tileMax = kernels.max(s, off, n);
         rescales += state.raiseMax(kernels, h, 0, tileMax, null);
@@ -274,6 +306,9 @@ final class TiledPrefill {
           int dst = (r0 + r) * numHeads * d + (kh * g + i) * d;
           for (int c = 0; c < d; c++) {
             out[dst + c] = state.acc[h * d + c] * inv;
+          }
+          if (rotation != null) { // sum_j p_j R v_j back to the caller's basis, as decode does
+            rotation.rotateBack(out, dst);
           }
         }
       }

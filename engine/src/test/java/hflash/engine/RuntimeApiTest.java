@@ -83,9 +83,9 @@ class RuntimeApiTest {
         expected += 2L * (first + i + 1);
       }
       assertEquals(expected, att.report().keysInContext());
-      // the tiled exact prefill scores each key once per block of 32 rows: rows 0..31 reach
-      // position 291, rows 32..39 position 299, for 2 KV heads
-      assertEquals(2L * (292 + 300), att.report().keysScored());
+      // the tiled exact prefill scores each key once per block of 64 rows: the 40 rows are one
+      // block reaching position 299, for 2 KV heads
+      assertEquals(2L * 300, att.report().keysScored());
       float[] row = new float[64], one = new float[64];
       for (int i = 0; i < rows; i++) {
         System.arraycopy(q, i * 64, row, 0, 64);

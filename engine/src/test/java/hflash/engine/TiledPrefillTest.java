@@ -6,8 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import hflash.memory.DType;
+import hflash.memory.HadamardRotation;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
+import hflash.tiles.PrefillKernels;
 import java.util.Arrays;
 import java.util.Random;
 import java.util.TreeSet;
@@ -125,6 +127,68 @@ class TiledPrefillTest {
       System.arraycopy(outB, 0, joined, outA.length, outB.length);
       assertArrayEquals(whole, joined, "seed=21");
     }
+  }
+
+  /**
+   * The prefill micro-kernels (default) and the decode kernels ({@code -Dhflash.prefillKernels=decode},
+   * kept for A/B timing) give the same bits, here on a 16-bit cache with a head dim that is not a
+   * lane multiple and tiles that are not whole 64-key chunks.
+   */
+  @Test
+  void microKernelsAndDecodeKernelsGiveTheSameBits() {
+    Random r = new Random(29);
+    int n = 260, prefix = 37, d = 80, numHeads = 6;
+    try (KvCache cache = KvCache.allocate(new KvCacheLayout(1, 2, d, n, DType.F16, 96))) {
+      TestData.fill(cache, 0, n, r);
+      float[] q = TestData.queryWithScoreMagnitude((n - prefix) * numHeads, d, 3f, r);
+      float[] micro = new float[q.length], decode = new float[q.length];
+      try (DecodeAttention att = DecodeAttention.create(cache, numHeads, 2)) {
+        att.prefill(0, q, micro, prefix, n - prefix, AttentionConfig.exact());
+      }
+      String old = System.setProperty(PrefillKernels.PROPERTY, "decode");
+      try (DecodeAttention att = DecodeAttention.create(cache, numHeads, 2)) {
+        att.prefill(0, q, decode, prefix, n - prefix, AttentionConfig.exact());
+      } finally {
+        if (old == null) {
+          System.clearProperty(PrefillKernels.PROPERTY);
+        } else {
+          System.setProperty(PrefillKernels.PROPERTY, old);
+        }
+      }
+      assertArrayEquals(decode, micro, "seed=29");
+    }
+  }
+
+  /**
+   * A rotating (Hadamard) cache on the tiled path: q rows rotated into the block, outputs rotated
+   * back, each row with the bits of its decode call (which rotates the same way), on a 16-bit
+   * and a block dtype.
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("rotatingDtypes")
+  void rotatingCachePrefillsTiledWithTheDecodeBits(DType dtype) {
+    Random r = new Random(31);
+    int n = 150, prefix = 41, d = 64, numHeads = 4, row = numHeads * d, count = n - prefix;
+    HadamardRotation rotation = HadamardRotation.of(d, HadamardRotation.DEFAULT_SEED);
+    try (KvCache cache = KvCache.allocate(new KvCacheLayout(1, 2, d, n, dtype, 64), rotation);
+        DecodeAttention att = DecodeAttention.create(cache, numHeads, 2)) {
+      TestData.fill(cache, 0, n, r);
+      float[] q = TestData.queryWithScoreMagnitude(count * numHeads, d, 3f, r);
+      float[] out = new float[q.length];
+      att.prefill(0, q, out, prefix, count, AttentionConfig.exact());
+      assertTrue(att.report().keysScored() < (long) count * prefix * 2, "tiled: each block reads its prefix once");
+      float[] qi = new float[row], oi = new float[row], got = new float[row];
+      for (int i : new int[] {0, 22, 23, 86, count - 1}) {
+        System.arraycopy(q, i * row, qi, 0, row);
+        System.arraycopy(out, i * row, got, 0, row);
+        att.decode(0, qi, oi, prefix + i + 1);
+        assertArrayEquals(oi, got, dtype + " row " + i + ", seed=31");
+      }
+    }
+  }
+
+  static Stream<DType> rotatingDtypes() {
+    return Stream.of(DType.F16, DType.Q4_0);
   }
 
   /** Fewer (block, KV head) items than threads over a long prefix: the items' tiles split across threads. */

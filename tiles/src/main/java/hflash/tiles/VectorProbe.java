@@ -27,4 +27,8 @@ final class VectorProbe {
   static TileKernels create() {
     return new VectorTileKernels();
   }
+
+  static PrefillKernels createPrefill() {
+    return new VectorPrefillKernels();
+  }
 }

@@ -1,0 +1,71 @@
+package hflash.tiles;
+
+import hflash.memory.DType;
+import hflash.memory.TileLayout;
+import java.lang.foreign.MemorySegment;
+
+/** The reference prefill kernels: plain loops, the spec {@code VectorPrefillKernels} is tested against. */
+public final class ScalarPrefillKernels implements PrefillKernels {
+
+  private static final int KC = KEY_CHUNK;
+
+  @Override
+  public String name() {
+    return "prefill-scalar";
+  }
+
+  @Override
+  public void widenKeys(MemorySegment k, long kOff, DType dtype, int d, int count, float[] kf) {
+    assert !dtype.quantized() && count > 0;
+    int bytes = dtype.bytes();
+    int padded = PrefillKernels.roundUp(count);
+    for (int j = 0; j < padded; j++) {
+      for (int c = 0; c < d; c++) {
+        float x = j < count ? dtype.read(k, kOff + (long) TileLayout.keyIndex(j, c, d, dtype) * bytes) : 0f;
+        kf[(j / KC) * d * KC + c * KC + j % KC] = x;
+      }
+    }
+  }
+
+  @Override
+  public void widenValues(MemorySegment v, long vOff, DType dtype, int d, int count, int tileTokens,
+      float[] vf) {
+    assert !dtype.quantized() && count <= tileTokens;
+    int bytes = dtype.bytes();
+    for (int j = 0; j < count; j++) {
+      for (int c = 0; c < d; c++) {
+        vf[(c / KC) * tileTokens * KC + j * KC + c % KC] =
+            dtype.read(v, vOff + (long) TileLayout.valueIndex(j, c, d, tileTokens, dtype) * bytes);
+      }
+    }
+  }
+
+  @Override
+  public void scores(float[] q, int qOff, int rows, int d, float[] kf, int count, float[] s, int sStride) {
+    for (int r = 0; r < rows; r++) {
+      for (int j = 0; j < count; j++) {
+        int k0 = (j / KC) * d * KC + j % KC;
+        float dot = 0f;
+        for (int c = 0; c < d; c++) {
+          dot = Math.fma(q[qOff + r * d + c], kf[k0 + c * KC], dot);
+        }
+        s[r * sStride + j] = dot;
+      }
+    }
+  }
+
+  @Override
+  public void accumulate(float[] p, int pStride, int rows, int d, float[] vf, int tileTokens, int count,
+      float[] acc, int accOff) {
+    for (int r = 0; r < rows; r++) {
+      for (int c = 0; c < d; c++) {
+        int v0 = (c / KC) * tileTokens * KC + c % KC;
+        float sum = 0f;
+        for (int j = 0; j < count; j++) {
+          sum = Math.fma(p[r * pStride + j], vf[v0 + j * KC], sum);
+        }
+        acc[accOff + r * d + c] += sum;
+      }
+    }
+  }
+}
