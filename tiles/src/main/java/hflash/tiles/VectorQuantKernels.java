@@ -2,6 +2,7 @@ package hflash.tiles;
 
 import static jdk.incubator.vector.VectorOperators.B2F;
 import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 
 import hflash.memory.DType;
 import hflash.memory.QuantBlocks;
@@ -10,6 +11,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -20,11 +22,13 @@ import jdk.incubator.vector.VectorSpecies;
  * ({@link QuantBlocks}), so a byte vector of keys widens ({@code B2F}) into float lanes of keys,
  * exactly as the f32 kernel's key rows; per lane the block sum runs over the block's channels in
  * order, then the 32 keys' scales (decoded once per block column into a per-thread array) are
- * folded in with one FMA per block: {@code s = fma(blk, scale, s)}. q4_0 widens the low nibbles
- * ({@code (x & 15) - 8}) for the first half of the channels and the high nibbles
- * ({@code (x >>> 4) - 8}) for the second, two sweeps over the same bytes so each lane sees the
- * channels in the scalar twin's order. Shape: two key vectors x four heads (8 accumulators: fits
- * 16 registers), plus a one-head variant.
+ * folded in with one FMA per block: {@code s = fma(blk, scale, s)}. q4_0 zero-extends the code
+ * bytes to int lanes and takes the low nibbles ({@code (x & 15) - 8}) for the first half of the
+ * channels and the high nibbles ({@code (x >>> 4) - 8}) for the second, two sweeps over the same
+ * bytes so each lane sees the channels in the scalar twin's order; the {@code - 8} and the
+ * conversion are one OR and one float subtract ({@link #Q4_MAGIC}). Shape: two key vectors x four
+ * heads (8 accumulators: fits 16 registers), plus a one-head variant; with 32 registers the
+ * 4 x 4 shapes of {@link VectorQuantWideKernels}.
  *
  * <p><b>p.V.</b> A V block is ggml's contiguous block; per key the weight {@code p * scale} is one
  * scalar per head, so the codes widen once and feed four FMAs. q8_0 covers 2L channels per
@@ -39,6 +43,12 @@ final class VectorQuantKernels {
 
   private static final VectorSpecies<Float> F = VectorConstants.FLOATS;
   private static final int L = F.length();
+  /** 32 vector registers: the 4 x 4 shapes of {@link VectorQuantWideKernels}. */
+  private static final boolean WIDE = VectorQuantWideKernels.APPLIES;
+  private static final VectorSpecies<Integer> I = VectorConstants.INTS;
+  /** q4_0: a nibble u or'ed into these bits is the float 2^23 + u; minus {@link #Q4_BIAS} it is u - 8. */
+  static final int Q4_MAGIC = 0x4b00_0000;
+  static final float Q4_BIAS = 0x1p23f + 8f;
   /** Bytes with L lanes (64 bits at least: 8 lanes when L = 4). */
   private static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, 8 * L)));
   /** True at 128 bits: one byte vector widens into two float vectors (parts 0 and 1). */
@@ -46,8 +56,8 @@ final class VectorQuantKernels {
   private static final int G = QuantBlocks.GROUP;
   private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
   private static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
-  /** Per-thread scales of one block column's 32 keys, as floats. */
-  private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[G]);
+  /** Per-thread scales of one block column's 32 keys (or two groups' 64), as floats. */
+  private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[2 * G]);
 
   private VectorQuantKernels() {}
 
@@ -57,30 +67,52 @@ final class VectorQuantKernels {
     int len = QuantBlocks.blockLength(d);
     boolean q4 = t == DType.Q4_0;
     long rowBytes = t.rowBytes(d), blockBytes = QuantBlocks.blockBytes(t, d);
+    long groupBytes = G * rowBytes;
     float[] sc = SCALES.get();
     int groups = (count + G - 1) / G;
-    for (int grp = 0; grp < groups; grp++) {
+    for (int grp = 0; grp < groups; ) {
+      // 32 registers at 512 bits: two K groups at once (4 key vectors, the f16 block pairs' shape)
+      int unit = WIDE && L == 16 && grp + 1 < groups ? 2 : 1;
       for (int b = 0; b < d / len; b++) {
-        long col = kOff + grp * G * rowBytes + b * G * blockBytes;
-        for (int lane = 0; lane < G; lane++) {
-          sc[lane] = Float.float16ToFloat(k.get(I16_LE, col + 2L * lane));
+        long col = kOff + grp * groupBytes + b * G * blockBytes;
+        for (int u = 0; u < unit; u++) {
+          for (int lane = 0; lane < G; lane++) {
+            sc[u * G + lane] = Float.float16ToFloat(k.get(I16_LE, col + u * groupBytes + 2L * lane));
+          }
         }
         long codes = col + QuantBlocks.GROUP_SCALE_BYTES;
         boolean first = b == 0;
         int h = 0;
         for (; h + 4 <= g; h += 4) {
-          for (int jj = 0; jj < G; jj += 2 * L) {
-            x2x4(q, qOff + h * d + b * len, d, k, codes + jj, q4, len, sc, jj, first, s,
-                h * sStride + grp * G + jj, sStride);
+          int q0 = qOff + h * d + b * len, j = h * sStride + grp * G;
+          if (unit == 2 && q4) {
+            VectorQuantWideKernels.scoresQ4(q, q0, d, k, codes, L, groupBytes, groupBytes + L, len, sc, 0, L, G,
+                G + L, first, s, j, j + L, j + G, j + G + L, sStride);
+          } else if (unit == 2) {
+            VectorQuantWideKernels.scoresQ8(q, q0, d, k, codes, L, groupBytes, groupBytes + L, len, sc, 0, L, G,
+                G + L, first, s, j, j + L, j + G, j + G + L, sStride);
+          } else if (WIDE && L == 8 && q4) {
+            VectorQuantWideKernels.scoresQ4(q, q0, d, k, codes, L, 2 * L, 3 * L, len, sc, 0, L, 2 * L, 3 * L,
+                first, s, j, j + L, j + 2 * L, j + 3 * L, sStride);
+          } else if (WIDE && L == 8) {
+            VectorQuantWideKernels.scoresQ8(q, q0, d, k, codes, L, 2 * L, 3 * L, len, sc, 0, L, 2 * L, 3 * L,
+                first, s, j, j + L, j + 2 * L, j + 3 * L, sStride);
+          } else {
+            for (int jj = 0; jj < G; jj += 2 * L) {
+              x2x4(q, q0, d, k, codes + jj, q4, len, sc, jj, first, s, j + jj, sStride);
+            }
           }
         }
         for (; h < g; h++) {
-          for (int jj = 0; jj < G; jj += 2 * L) {
-            x2x1(q, qOff + h * d + b * len, d, k, codes + jj, q4, len, sc, jj, first, s,
-                h * sStride + grp * G + jj, sStride);
+          for (int u = 0; u < unit; u++) {
+            for (int jj = 0; jj < G; jj += 2 * L) {
+              x2x1(q, qOff + h * d + b * len, d, k, codes + u * groupBytes + jj, q4, len, sc, u * G + jj, first, s,
+                  h * sStride + (grp + u) * G + jj, sStride);
+            }
           }
         }
       }
+      grp += unit;
     }
   }
 
@@ -91,6 +123,10 @@ final class VectorQuantKernels {
     int half = (len + 1) / 2;
     boolean q4 = t == DType.Q4_0;
     long blockBytes = QuantBlocks.blockBytes(t, d);
+    if (WIDE && len == QuantBlocks.BLOCK && g >= 4 && q4) {
+      accumulateWideQ4(p, pStride, g, d, v, vOff, count, tileTokens, acc, accOff);
+      return;
+    }
     for (int b = 0; b < d / len; b++) {
       long col = vOff + (long) b * tileTokens * blockBytes;
       int a = accOff + b * len;
@@ -122,6 +158,67 @@ final class VectorQuantKernels {
       }
     }
   }
+
+  /**
+   * p.V with the 4 x 4 shape ({@link VectorQuantWideKernels#pv}) for 32-channel blocks: the
+   * weights {@code p * scale} of the tile first, then per head quad at 512 bits two block columns at
+   * once (two vectors each), at 256 bits one (four vectors); a last odd block column and heads past
+   * the last quad take the 2 x 4 / 2 x 1 kernels. 32-channel blocks at 256 and 512 bits leave no
+   * channel to the scalar tail.
+   */
+  private static void accumulateWideQ4(float[] p, int pStride, int g, int d, MemorySegment v, long vOff, int count,
+      int tileTokens, float[] acc, int accOff) {
+    int len = QuantBlocks.BLOCK, half = len / 2, blocks = d / len;
+    long blockBytes = QuantBlocks.blockBytes(DType.Q4_0, d);
+    int quads = g / 4 * 4;
+    Scratch sc = SCRATCH.get().ensure(blocks, quads, tileTokens);
+    VectorQuantWideKernels.weights(p, pStride, quads, blocks, v, vOff, count, tileTokens, blockBytes, sc.scales,
+        sc.weights, tileTokens);
+    for (int b = 0; b < blocks; ) {
+      int unit = L == 16 && b + 1 < blocks ? 2 : 1;
+      long col = vOff + (long) b * tileTokens * blockBytes;
+      for (int h = 0; h < quads; h += 4) {
+        int a = accOff + h * d + b * len, w0 = (b * quads + h) * tileTokens;
+        if (unit == 2) {
+          VectorQuantWideKernels.pvQ4(sc.weights, w0, w0 + quads * tileTokens, tileTokens, v, col,
+              col + (long) tileTokens * blockBytes, blockBytes, count, acc, a, a + half, a + len, a + len + half, d);
+        } else if (L == 8) { // one block: bytes 0-7 (channels 0-7, 16-23) and 8-15 (8-15, 24-31)
+          VectorQuantWideKernels.pvQ4(sc.weights, w0, w0, tileTokens, v, col, col + L, blockBytes, count, acc, a,
+              a + half, a + L, a + L + half, d);
+        } else {
+          pv2x4(p, h * pStride, pStride, v, col, blockBytes, count, true, 0, acc, a, half, d);
+        }
+      }
+      b += unit;
+    }
+    for (int h = quads; h < g; h++) {
+      for (int b = 0; b < blocks; b++) {
+        long col = vOff + (long) b * tileTokens * blockBytes;
+        int a = accOff + h * d + b * len;
+        for (int c = 0; c < half; c += L) {
+          pv2x1(p, h * pStride, pStride, v, col, blockBytes, count, true, c, acc, a + c, half, d);
+        }
+      }
+    }
+  }
+
+  /** Per-thread p.V scratch: decoded scales (blocks, T) and weights (blocks, heads, T). */
+  private static final class Scratch {
+    float[] scales = new float[0];
+    float[] weights = new float[0];
+
+    Scratch ensure(int blocks, int heads, int tileTokens) {
+      if (scales.length < blocks * tileTokens) {
+        scales = new float[blocks * tileTokens];
+      }
+      if (weights.length < blocks * heads * tileTokens) {
+        weights = new float[blocks * heads * tileTokens];
+      }
+      return this;
+    }
+  }
+
+  private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
   /**
    * Scores of one block column of a K group: 2L keys (code byte 0 of the first at {@code at}) x
@@ -162,12 +259,12 @@ final class VectorQuantKernels {
       long row = at + (long) e * G;
       FloatVector k0, k1;
       if (TWO_PARTS) {
-        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE).and((byte) 15).sub((byte) 8);
-        k0 = (FloatVector) x.convertShape(B2F, F, 0);
-        k1 = (FloatVector) x.convertShape(B2F, F, 1);
+        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE);
+        k0 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 0)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 1)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       } else {
-        k0 = (FloatVector) ByteVector.fromMemorySegment(B, k, row, LE).and((byte) 15).sub((byte) 8).convertShape(B2F, F, 0);
-        k1 = (FloatVector) ByteVector.fromMemorySegment(B, k, row + L, LE).and((byte) 15).sub((byte) 8).convertShape(B2F, F, 0);
+        k0 = ((IntVector) ByteVector.fromMemorySegment(B, k, row, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) ByteVector.fromMemorySegment(B, k, row + L, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       }
       b = FloatVector.broadcast(F, q[q0 + e]);
       a00 = k0.fma(b, a00);
@@ -186,12 +283,12 @@ final class VectorQuantKernels {
       long row = at + (long) e * G;
       FloatVector k0, k1;
       if (TWO_PARTS) {
-        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE).lanewise(LSHR, 4).sub((byte) 8);
-        k0 = (FloatVector) x.convertShape(B2F, F, 0);
-        k1 = (FloatVector) x.convertShape(B2F, F, 1);
+        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE);
+        k0 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 1)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       } else {
-        k0 = (FloatVector) ByteVector.fromMemorySegment(B, k, row, LE).lanewise(LSHR, 4).sub((byte) 8).convertShape(B2F, F, 0);
-        k1 = (FloatVector) ByteVector.fromMemorySegment(B, k, row + L, LE).lanewise(LSHR, 4).sub((byte) 8).convertShape(B2F, F, 0);
+        k0 = ((IntVector) ByteVector.fromMemorySegment(B, k, row, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) ByteVector.fromMemorySegment(B, k, row + L, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       }
       b = FloatVector.broadcast(F, q[q0 + half + e]);
       a00 = k0.fma(b, a00);
@@ -243,12 +340,12 @@ final class VectorQuantKernels {
       long row = at + (long) e * G;
       FloatVector k0, k1;
       if (TWO_PARTS) {
-        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE).and((byte) 15).sub((byte) 8);
-        k0 = (FloatVector) x.convertShape(B2F, F, 0);
-        k1 = (FloatVector) x.convertShape(B2F, F, 1);
+        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE);
+        k0 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 0)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 1)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       } else {
-        k0 = (FloatVector) ByteVector.fromMemorySegment(B, k, row, LE).and((byte) 15).sub((byte) 8).convertShape(B2F, F, 0);
-        k1 = (FloatVector) ByteVector.fromMemorySegment(B, k, row + L, LE).and((byte) 15).sub((byte) 8).convertShape(B2F, F, 0);
+        k0 = ((IntVector) ByteVector.fromMemorySegment(B, k, row, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) ByteVector.fromMemorySegment(B, k, row + L, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       }
       b = FloatVector.broadcast(F, q[q0 + e]);
       a00 = k0.fma(b, a00);
@@ -258,12 +355,12 @@ final class VectorQuantKernels {
       long row = at + (long) e * G;
       FloatVector k0, k1;
       if (TWO_PARTS) {
-        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE).lanewise(LSHR, 4).sub((byte) 8);
-        k0 = (FloatVector) x.convertShape(B2F, F, 0);
-        k1 = (FloatVector) x.convertShape(B2F, F, 1);
+        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE);
+        k0 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 1)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       } else {
-        k0 = (FloatVector) ByteVector.fromMemorySegment(B, k, row, LE).lanewise(LSHR, 4).sub((byte) 8).convertShape(B2F, F, 0);
-        k1 = (FloatVector) ByteVector.fromMemorySegment(B, k, row + L, LE).lanewise(LSHR, 4).sub((byte) 8).convertShape(B2F, F, 0);
+        k0 = ((IntVector) ByteVector.fromMemorySegment(B, k, row, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) ByteVector.fromMemorySegment(B, k, row + L, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       }
       b = FloatVector.broadcast(F, q[q0 + half + e]);
       a00 = k0.fma(b, a00);
@@ -293,9 +390,9 @@ final class VectorQuantKernels {
       long row = at + 2 + codeOff;
       FloatVector k0, k1;
       if (q4) { // L code bytes: low nibbles are channels i0.., high nibbles half + i0..
-        ByteVector x = ByteVector.fromMemorySegment(B, v, row, LE);
-        k0 = (FloatVector) x.and((byte) 15).sub((byte) 8).convertShape(B2F, F, 0);
-        k1 = (FloatVector) x.lanewise(LSHR, 4).sub((byte) 8).convertShape(B2F, F, 0);
+        IntVector x = (IntVector) ByteVector.fromMemorySegment(B, v, row, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
+        k0 = x.and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = x.lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       } else if (TWO_PARTS) {
         ByteVector x = ByteVector.fromMemorySegment(B, v, row, LE);
         k0 = (FloatVector) x.convertShape(B2F, F, 0);
@@ -338,9 +435,9 @@ final class VectorQuantKernels {
       long row = at + 2 + codeOff;
       FloatVector k0, k1;
       if (q4) { // L code bytes: low nibbles are channels i0.., high nibbles half + i0..
-        ByteVector x = ByteVector.fromMemorySegment(B, v, row, LE);
-        k0 = (FloatVector) x.and((byte) 15).sub((byte) 8).convertShape(B2F, F, 0);
-        k1 = (FloatVector) x.lanewise(LSHR, 4).sub((byte) 8).convertShape(B2F, F, 0);
+        IntVector x = (IntVector) ByteVector.fromMemorySegment(B, v, row, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
+        k0 = x.and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = x.lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       } else if (TWO_PARTS) {
         ByteVector x = ByteVector.fromMemorySegment(B, v, row, LE);
         k0 = (FloatVector) x.convertShape(B2F, F, 0);
