@@ -28,7 +28,7 @@ import jdk.incubator.vector.VectorSpecies;
  * bytes so each lane sees the channels in the scalar twin's order; the {@code - 8} and the
  * conversion are one OR and one float subtract ({@link #Q4_MAGIC}). Shape: two key vectors x four
  * heads (8 accumulators: fits 16 registers), plus a one-head variant; with 32 registers the
- * 4 x 4 shapes of {@link VectorQuantWideKernels}.
+ * 4 x 4 score shapes of {@link VectorQuantWideKernels}.
  *
  * <p><b>p.V.</b> A V block is ggml's contiguous block; per key the weight {@code p * scale} is one
  * scalar per head, so the codes widen once and feed four FMAs. q8_0 covers 2L channels per
@@ -43,7 +43,7 @@ final class VectorQuantKernels {
 
   private static final VectorSpecies<Float> F = VectorConstants.FLOATS;
   private static final int L = F.length();
-  /** 32 vector registers: the 4 x 4 shapes of {@link VectorQuantWideKernels}. */
+  /** 32 vector registers: the 4 x 4 score shapes of {@link VectorQuantWideKernels}. */
   private static final boolean WIDE = VectorQuantWideKernels.APPLIES;
   private static final VectorSpecies<Integer> I = VectorConstants.INTS;
   /** q4_0: a nibble u or'ed into these bits is the float 2^23 + u; minus {@link #Q4_BIAS} it is u - 8. */
@@ -123,10 +123,6 @@ final class VectorQuantKernels {
     int half = (len + 1) / 2;
     boolean q4 = t == DType.Q4_0;
     long blockBytes = QuantBlocks.blockBytes(t, d);
-    if (WIDE && len == QuantBlocks.BLOCK && g >= 4 && q4) {
-      accumulateWideQ4(p, pStride, g, d, v, vOff, count, tileTokens, acc, accOff);
-      return;
-    }
     for (int b = 0; b < d / len; b++) {
       long col = vOff + (long) b * tileTokens * blockBytes;
       int a = accOff + b * len;
@@ -159,66 +155,6 @@ final class VectorQuantKernels {
     }
   }
 
-  /**
-   * p.V with the 4 x 4 shape ({@link VectorQuantWideKernels#pv}) for 32-channel blocks: the
-   * weights {@code p * scale} of the tile first, then per head quad at 512 bits two block columns at
-   * once (two vectors each), at 256 bits one (four vectors); a last odd block column and heads past
-   * the last quad take the 2 x 4 / 2 x 1 kernels. 32-channel blocks at 256 and 512 bits leave no
-   * channel to the scalar tail.
-   */
-  private static void accumulateWideQ4(float[] p, int pStride, int g, int d, MemorySegment v, long vOff, int count,
-      int tileTokens, float[] acc, int accOff) {
-    int len = QuantBlocks.BLOCK, half = len / 2, blocks = d / len;
-    long blockBytes = QuantBlocks.blockBytes(DType.Q4_0, d);
-    int quads = g / 4 * 4;
-    Scratch sc = SCRATCH.get().ensure(blocks, quads, tileTokens);
-    VectorQuantWideKernels.weights(p, pStride, quads, blocks, v, vOff, count, tileTokens, blockBytes, sc.scales,
-        sc.weights, tileTokens);
-    for (int b = 0; b < blocks; ) {
-      int unit = L == 16 && b + 1 < blocks ? 2 : 1;
-      long col = vOff + (long) b * tileTokens * blockBytes;
-      for (int h = 0; h < quads; h += 4) {
-        int a = accOff + h * d + b * len, w0 = (b * quads + h) * tileTokens;
-        if (unit == 2) {
-          VectorQuantWideKernels.pvQ4(sc.weights, w0, w0 + quads * tileTokens, tileTokens, v, col,
-              col + (long) tileTokens * blockBytes, blockBytes, count, acc, a, a + half, a + len, a + len + half, d);
-        } else if (L == 8) { // one block: bytes 0-7 (channels 0-7, 16-23) and 8-15 (8-15, 24-31)
-          VectorQuantWideKernels.pvQ4(sc.weights, w0, w0, tileTokens, v, col, col + L, blockBytes, count, acc, a,
-              a + half, a + L, a + L + half, d);
-        } else {
-          pv2x4(p, h * pStride, pStride, v, col, blockBytes, count, true, 0, acc, a, half, d);
-        }
-      }
-      b += unit;
-    }
-    for (int h = quads; h < g; h++) {
-      for (int b = 0; b < blocks; b++) {
-        long col = vOff + (long) b * tileTokens * blockBytes;
-        int a = accOff + h * d + b * len;
-        for (int c = 0; c < half; c += L) {
-          pv2x1(p, h * pStride, pStride, v, col, blockBytes, count, true, c, acc, a + c, half, d);
-        }
-      }
-    }
-  }
-
-  /** Per-thread p.V scratch: decoded scales (blocks, T) and weights (blocks, heads, T). */
-  private static final class Scratch {
-    float[] scales = new float[0];
-    float[] weights = new float[0];
-
-    Scratch ensure(int blocks, int heads, int tileTokens) {
-      if (scales.length < blocks * tileTokens) {
-        scales = new float[blocks * tileTokens];
-      }
-      if (weights.length < blocks * heads * tileTokens) {
-        weights = new float[blocks * heads * tileTokens];
-      }
-      return this;
-    }
-  }
-
-  private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
   /**
    * Scores of one block column of a K group: 2L keys (code byte 0 of the first at {@code at}) x

@@ -16,28 +16,26 @@ import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The 32-register shapes of {@link VectorQuantKernels} (AVX-512 at 512 and 256 bits, NEON-sized
- * register files): four key (or channel) vectors x four heads = 16 accumulators, bit-equal to
- * {@link ScalarQuantKernels} like the 2 x 4 shapes they replace where they apply. One method per
+ * The 32-register score shapes of {@link VectorQuantKernels} (AVX-512 at 512 and 256 bits,
+ * NEON-sized register files): four key vectors x four heads = 16 accumulators, bit-equal to
+ * {@link ScalarQuantKernels} like the 2 x 4 shape they replace where they apply. One method per
  * dtype, so a process that runs q8_0 and then q4_0 (bench --dtype f16,q8_0,q4_0) compiles each
  * loop with its own profile.
  *
- * <p><b>Scores</b> ({@link #scoresQ8}, {@link #scoresQ4}). Per channel step the 2 x 4 kernel did 8
- * FMAs against 2 code loads, 2 widenings, 4 q broadcasts and the loop's bounds checks: about as
- * many other instructions as FMAs. Four key vectors (at 512 bits two K groups, at 256 one) halve
- * the broadcasts and the loop overhead per FMA.
+ * <p><b>Why.</b> Per channel step the 2 x 4 kernel did 8 FMAs against 2 code loads, 2 widenings,
+ * 4 q broadcasts and the loop's bounds checks: about as many other instructions as FMAs. Four key
+ * vectors (at 512 bits two K groups, at 256 one) halve the broadcasts and the loop overhead per FMA.
  *
- * <p><b>q4_0 nibbles in 32-bit lanes.</b> A code byte is zero-extended once ({@code vpmovzxbd}) and
- * split there: {@code (x & 15) | 0x4b000000} is the float {@code 2^23 + u} (an AND-OR of
- * constants: one {@code vpternlogd}), and subtracting {@code 2^23 + 8} leaves {@code u - 8} exactly;
- * the high nibble is {@code x >>> 4} (no mask: x is zero-extended). The first version split the
- * bytes in byte lanes, where x86 has no shift: C2 widened, shifted and narrowed every vector.
+ * <p><b>q4_0 nibbles in 32-bit lanes</b> (as in every q4_0 kernel of {@link VectorQuantKernels}): a
+ * code byte is zero-extended once ({@code vpmovzxbd}) and split there: {@code (x & 15) | 0x4b000000}
+ * is the float {@code 2^23 + u} (an AND-OR of constants: one {@code vpternlogd}), and subtracting
+ * {@code 2^23 + 8} leaves {@code u - 8} exactly; the high nibble is {@code x >>> 4} (no mask: x is
+ * zero-extended). The first version split the bytes in byte lanes, where x86 has no shift: C2
+ * widened, shifted and narrowed every vector.
  *
- * <p><b>q4_0 p.V</b> ({@link #pvQ4}). The weight {@code p[h, j] * scale[b, j]} of every key, head
- * and block column of the tile is computed before the sweep ({@link #weights}: the scales decoded
- * once per key and block, the products as vector multiplies), and the sweep broadcasts it from
- * memory: same products, same bits. q8_0 keeps the 2 x 4 p.V kernel, which measured faster than
- * this shape for it (docs/KERNELS.md).
+ * <p>p.V keeps the 2 x 4 kernels: a 4 x 4 p.V shape (weights {@code p * scale} of the tile
+ * precomputed and broadcast from memory) measured slower for both dtypes (docs/BENCHMARKS.md
+ * entry 32).
  */
 final class VectorQuantWideKernels {
 
@@ -221,90 +219,4 @@ final class VectorQuantWideKernels {
     a33.fma(s3, first ? z : FloatVector.fromArray(F, s, j3 + r)).intoArray(s, j3 + r);
   }
 
-  /**
-   * {@link #pvQ8} for q4_0: vectors 0 and 1 are the low and high nibbles of the L code bytes at
-   * {@code at0 + j * blockBytes + 2}, vectors 2 and 3 those of the L bytes at {@code at1 + ...}.
-   */
-  static void pvQ4(float[] w, int w0, int w1, int wStride, MemorySegment v, long at0, long at1,
-      long blockBytes, int count, float[] acc, int ac0, int ac1, int ac2, int ac3, int d) {
-    FloatVector a00 = FloatVector.fromArray(F, acc, ac0), a01 = FloatVector.fromArray(F, acc, ac1);
-    FloatVector a02 = FloatVector.fromArray(F, acc, ac2), a03 = FloatVector.fromArray(F, acc, ac3);
-    FloatVector a10 = FloatVector.fromArray(F, acc, ac0 + d), a11 = FloatVector.fromArray(F, acc, ac1 + d);
-    FloatVector a12 = FloatVector.fromArray(F, acc, ac2 + d), a13 = FloatVector.fromArray(F, acc, ac3 + d);
-    FloatVector a20 = FloatVector.fromArray(F, acc, ac0 + 2 * d), a21 = FloatVector.fromArray(F, acc, ac1 + 2 * d);
-    FloatVector a22 = FloatVector.fromArray(F, acc, ac2 + 2 * d), a23 = FloatVector.fromArray(F, acc, ac3 + 2 * d);
-    FloatVector a30 = FloatVector.fromArray(F, acc, ac0 + 3 * d), a31 = FloatVector.fromArray(F, acc, ac1 + 3 * d);
-    FloatVector a32 = FloatVector.fromArray(F, acc, ac2 + 3 * d), a33 = FloatVector.fromArray(F, acc, ac3 + 3 * d);
-    for (int j = 0; j < count; j++) {
-      IntVector x = (IntVector) ByteVector.fromMemorySegment(B, v, at0 + j * blockBytes + 2, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
-      IntVector y = (IntVector) ByteVector.fromMemorySegment(B, v, at1 + j * blockBytes + 2, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
-      FloatVector k0 = x.and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
-      FloatVector k1 = x.lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
-      FloatVector k2 = y.and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
-      FloatVector k3 = y.lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
-      FloatVector x0 = FloatVector.broadcast(F, w[w0 + j]), y0 = FloatVector.broadcast(F, w[w1 + j]);
-      a00 = k0.fma(x0, a00);
-      a01 = k1.fma(x0, a01);
-      a02 = k2.fma(y0, a02);
-      a03 = k3.fma(y0, a03);
-      FloatVector x1 = FloatVector.broadcast(F, w[w0 + wStride + j]), y1 = FloatVector.broadcast(F, w[w1 + wStride + j]);
-      a10 = k0.fma(x1, a10);
-      a11 = k1.fma(x1, a11);
-      a12 = k2.fma(y1, a12);
-      a13 = k3.fma(y1, a13);
-      FloatVector x2 = FloatVector.broadcast(F, w[w0 + 2 * wStride + j]), y2 = FloatVector.broadcast(F, w[w1 + 2 * wStride + j]);
-      a20 = k0.fma(x2, a20);
-      a21 = k1.fma(x2, a21);
-      a22 = k2.fma(y2, a22);
-      a23 = k3.fma(y2, a23);
-      FloatVector x3 = FloatVector.broadcast(F, w[w0 + 3 * wStride + j]), y3 = FloatVector.broadcast(F, w[w1 + 3 * wStride + j]);
-      a30 = k0.fma(x3, a30);
-      a31 = k1.fma(x3, a31);
-      a32 = k2.fma(y3, a32);
-      a33 = k3.fma(y3, a33);
-    }
-    a00.intoArray(acc, ac0);
-    a01.intoArray(acc, ac1);
-    a02.intoArray(acc, ac2);
-    a03.intoArray(acc, ac3);
-    a10.intoArray(acc, ac0 + d);
-    a11.intoArray(acc, ac1 + d);
-    a12.intoArray(acc, ac2 + d);
-    a13.intoArray(acc, ac3 + d);
-    a20.intoArray(acc, ac0 + 2 * d);
-    a21.intoArray(acc, ac1 + 2 * d);
-    a22.intoArray(acc, ac2 + 2 * d);
-    a23.intoArray(acc, ac3 + 2 * d);
-    a30.intoArray(acc, ac0 + 3 * d);
-    a31.intoArray(acc, ac1 + 3 * d);
-    a32.intoArray(acc, ac2 + 3 * d);
-    a33.intoArray(acc, ac3 + 3 * d);
-  }
-
-  /**
-   * The p.V weights of a tile: {@code w[(b * g + h) * wStride + j] = p[h * pStride + j] * scale(b, j)}
-   * for every block column b, head h and key j &lt; count ({@code sc}: scratch of blocks x wStride
-   * floats for the decoded scales). The products are the ones the scalar twin forms per key.
-   */
-  static void weights(float[] p, int pStride, int g, int blocks, MemorySegment v, long vOff, int count,
-      int tileTokens, long blockBytes, float[] sc, float[] w, int wStride) {
-    for (int b = 0; b < blocks; b++) {
-      long col = vOff + (long) b * tileTokens * blockBytes;
-      int sb = b * wStride;
-      for (int j = 0; j < count; j++) {
-        sc[sb + j] = ScalarQuantKernels.scale(v, col + j * blockBytes);
-      }
-      int bound = F.loopBound(count);
-      for (int h = 0; h < g; h++) {
-        int wb = (b * g + h) * wStride, pb = h * pStride;
-        int j = 0;
-        for (; j < bound; j += L) {
-          FloatVector.fromArray(F, p, pb + j).mul(FloatVector.fromArray(F, sc, sb + j)).intoArray(w, wb + j);
-        }
-        for (; j < count; j++) {
-          w[wb + j] = p[pb + j] * sc[sb + j];
-        }
-      }
-    }
-  }
 }
