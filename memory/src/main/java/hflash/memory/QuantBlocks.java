@@ -25,12 +25,12 @@ import java.nio.ByteOrder;
  * block's largest magnitude would then fall more than half a step outside the code range
  * ({@code a / s > 127.5}, resp. {@code > 7.5}: only when the f16 rounding went down, or the
  * scale is subnormal or rounded to zero) the scale is raised to the next f16 until it fits. That is
- * the first candidate, and q4_0 keeps it (as ggml does). q8_0 then tries the next f16 scales upward
- * ({@link #scaleCandidates}: 8 for 32-channel blocks, 128 for shorter rows) and keeps the one
- * whose codes give the block the least squared error (ties: the smaller scale) ({@link
- * #searchScale}). A short row with one scale for all its channels (the shared model's d = 8)
- * gains most: the rounding errors of its few values do not average out, and a scale a few f16
- * steps larger often puts them nearer to the grid (docs/MEMORY.md, docs/CLAIMS.md). Each
+ * the first candidate, and 32-channel blocks and q4_0 keep it (as ggml does). A q8_0 row shorter
+ * than 32 channels (one block per row, the shared model's d = 8) then tries the next 127 f16 scales
+ * upward ({@link #scaleCandidates}) and keeps the one whose codes give it the least squared error
+ * (ties: the smaller scale) ({@link #searchScale}): the rounding errors of its few values do not
+ * average out, and a scale a few f16 steps larger often puts them nearer to the grid
+ * (docs/MEMORY.md, docs/CLAIMS.md). Each
  * code is the nearest to {@code x / s} (ties to even, computed in double), clamped to the
  * code range ({@code [-128, 127]}, resp. {@code [0, 15]}). Every candidate is at least the first, so
  * every value comes back within half a
@@ -127,18 +127,18 @@ public final class QuantBlocks {
 
   /** Scales {@link #searchScale} tries for a q8_0 row shorter than a 32-channel block (d = 8). */
   public static final int SHORT_ROW_CANDIDATES = 128;
-  /** Scales {@link #searchScale} tries for a q8_0 block of 32 channels or more. */
-  public static final int BLOCK_CANDIDATES = 8;
 
   /**
    * How many consecutive f16 scales {@link #quantize} tries for a block of {@code len} channels:
-   * q8_0 {@value #SHORT_ROW_CANDIDATES} below 32 channels, {@value #BLOCK_CANDIDATES} from 32 on
-   * (about 1,000 and 256 trial roundings per block: appends of 32-channel blocks stay cheap, and
-   * a short row, whose rounding errors do not average out, gets a wide search); q4_0 one (ggml's
-   * scale: on the shared model the search raised q4_0's NLL change, docs/CLAIMS.md).
+   * {@value #SHORT_ROW_CANDIDATES} for a q8_0 row shorter than 32 channels (about 1,000 trial
+   * roundings for d = 8: such a row's rounding errors do not average out, and the search halves
+   * them), otherwise one. For 32-channel blocks 8 candidates cut the squared error by only 6 % and
+   * made a d = 128 append 2.6x slower (13 us more per K+V row), which a decode loop pays on every
+   * token; q4_0 keeps ggml's scale: on the shared model the search raised its NLL change
+   * (docs/MEMORY.md section 7, docs/CLAIMS.md).
    */
   public static int scaleCandidates(DType t, int len) {
-    return t != DType.Q8_0 ? 1 : len < BLOCK ? SHORT_ROW_CANDIDATES : BLOCK_CANDIDATES;
+    return t == DType.Q8_0 && len < BLOCK ? SHORT_ROW_CANDIDATES : 1;
   }
 
   /**
@@ -151,9 +151,12 @@ public final class QuantBlocks {
    */
   public static short searchScale(DType t, float[] x, int off, int len, float amax) {
     short first = scaleBits(t, amax);
+    int candidates = scaleCandidates(t, len);
+    if (candidates == 1) {
+      return first;
+    }
     short best = first;
     double bestErr = squaredError(t, x, off, len, Float.float16ToFloat(first));
-    int candidates = scaleCandidates(t, len);
     for (int i = 1; i < candidates && bestErr > 0; i++) {
       int h = first + i;
       if (h >= 0x7c00) { // past the largest finite f16
