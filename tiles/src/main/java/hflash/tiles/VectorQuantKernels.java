@@ -155,7 +155,6 @@ final class VectorQuantKernels {
     }
   }
 
-
   /**
    * Scores of one block column of a K group: 2L keys (code byte 0 of the first at {@code at}) x
    * four heads (q0 = channel 0 of the block in head 0's q row, the next heads d apart). Block sums
