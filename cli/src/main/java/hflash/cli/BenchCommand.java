@@ -97,7 +97,8 @@ final class BenchCommand implements Callable<Integer> {
   @Option(
       names = "--svg",
       paramLabel = "FILE",
-      description = "With --decode-steps: also write an SVG plot of ms per step against the context, one line per mode.")
+      description = "With --decode-steps: also write an SVG plot of ms per step against the context, one line per mode"
+          + " (and dtype).")
   Path svg;
 
   @Option(
@@ -130,9 +131,6 @@ final class BenchCommand implements Callable<Integer> {
     if (svg != null) {
       SharedOptions.checkFolder("--svg", svg);
     }
-    if (decodeSteps != null && dtypes.size() > 1) {
-      throw new UsageException("--decode-steps takes one --dtype: " + dtypes.size() + " given");
-    }
     boolean json = jsonOption.json;
     var config =
         new BenchRunner.Config(
@@ -149,16 +147,18 @@ final class BenchCommand implements Callable<Integer> {
           }
         };
     if (decodeSteps != null) {
-      DecodeSteps.Outcome o = DecodeSteps.run(config, decodeSteps, progress);
+      List<DecodeSteps.Outcome> runs = DecodeSteps.runEach(config, dtypes, decodeSteps, progress);
       if (svg != null) {
-        DecodeSteps.plot(o).write(svg);
+        DecodeSteps.plot(runs).write(svg);
       }
-      if (json) {
-        for (DecodeSteps.Sample s : o.samples()) {
-          out.print(Format.json(toJson(o, s)) + "\n");
+      for (DecodeSteps.Outcome o : runs) {
+        if (json) {
+          for (int i = 0; i < o.samples().size(); i++) {
+            out.print(Format.json(DecodeSteps.withDtypeFields(toJson(o, o.samples().get(i)), o, runs.get(0), i)) + "\n");
+          }
+        } else {
+          out.print(DecodeSteps.table(o));
         }
-      } else {
-        out.print(DecodeSteps.table(o));
       }
       out.flush();
       return 0;

@@ -2,10 +2,12 @@ package hflash.cli;
 
 import hflash.engine.DecodeAttention;
 import hflash.engine.Scheduler;
+import hflash.memory.DType;
 import hflash.memory.KvCache;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Consumer;
 
 /**
@@ -42,6 +44,31 @@ final class DecodeSteps {
   record Outcome(BenchRunner.Config config, int steps, List<Sample> samples, double prefillSeconds) {}
 
   private DecodeSteps() {}
+
+  /**
+   * {@code --dtype a,b --decode-steps N}: {@link #run} once per dtype, in the order given, each from
+   * the same workload (regenerated from the seed), one cache at a time.
+   */
+  static List<Outcome> runEach(BenchRunner.Config c, List<DType> dtypes, int steps, Consumer<String> progress) {
+    List<Outcome> out = new ArrayList<>();
+    for (DType dt : dtypes) {
+      if (dtypes.size() > 1) {
+        progress.accept("dtype " + dt.id());
+      }
+      out.add(run(DtypeComparison.with(c, dt), steps, progress));
+    }
+    return out;
+  }
+
+  /**
+   * Adds {@code speedupVsFirstDtype} (the first dtype's ms of the same step, mode and scheduler over
+   * this one's) and {@code bytesPerToken} to sample i's JSON object, as plain bench does.
+   */
+  static Map<String, Object> withDtypeFields(Map<String, Object> m, Outcome o, Outcome first, int i) {
+    m.put("speedupVsFirstDtype", Format.finite(first.samples().get(i).ms() / o.samples().get(i).ms()));
+    m.put("bytesPerToken", KvCache.bytesPerPosition(o.config().layout(o.config().context() + o.steps())));
+    return m;
+  }
 
   static Outcome run(BenchRunner.Config c, int steps, Consumer<String> progress) {
     if (steps < 1) {
@@ -157,24 +184,31 @@ final class DecodeSteps {
         + shape + "\nms per step: median of the steps since the previous row\n" + t;
   }
 
-  /** Latency against context, one line per mode (and scheduler). */
-  static Svg plot(Outcome o) {
-    var c = o.config();
+  /** Latency against context, one line per mode (and scheduler, and dtype when several ran). */
+  static Svg plot(List<Outcome> runs) {
+    var c = runs.get(0).config();
     int schedulers = c.schedulers().size();
     int combos = c.modes().size() * schedulers;
-    int rows = o.samples().size() / combos;
+    StringBuilder dtypes = new StringBuilder();
+    for (Outcome o : runs) {
+      dtypes.append(dtypes.length() == 0 ? "" : ",").append(o.config().dtype().id());
+    }
     Svg svg = new Svg("decode step latency, " + c.heads() + "/" + c.kvHeads() + " heads, d=" + c.dim() + ", "
-        + c.dtype().id() + ", " + c.threads() + " thread(s), " + c.workload(), "context (positions attended)",
+        + dtypes + ", " + c.threads() + " thread(s), " + c.workload(), "context (positions attended)",
         "ms per step (median)");
-    for (int i = 0; i < combos; i++) {
-      double[] x = new double[rows];
-      double[] y = new double[rows];
-      for (int r = 0; r < rows; r++) {
-        Sample s = o.samples().get(r * combos + i);
-        x[r] = s.context();
-        y[r] = s.ms();
+    for (Outcome o : runs) {
+      int rows = o.samples().size() / combos;
+      for (int i = 0; i < combos; i++) {
+        double[] x = new double[rows];
+        double[] y = new double[rows];
+        for (int r = 0; r < rows; r++) {
+          Sample s = o.samples().get(r * combos + i);
+          x[r] = s.context();
+          y[r] = s.ms();
+        }
+        String curve = curve(o.samples().get(i), schedulers);
+        svg.line(runs.size() > 1 ? o.config().dtype().id() + " " + curve : curve, x, y);
       }
-      svg.line(curve(o.samples().get(i), schedulers), x, y);
     }
     return svg;
   }

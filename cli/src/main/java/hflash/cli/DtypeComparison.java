@@ -62,7 +62,8 @@ final class DtypeComparison {
     return m;
   }
 
-  private static BenchRunner.Config with(BenchRunner.Config c, DType dt) {
+  /** The same bench with another dtype. */
+  static BenchRunner.Config with(BenchRunner.Config c, DType dt) {
     return new BenchRunner.Config(new ArrayList<>(c.modes()), c.workload(), c.context(), c.heads(), c.kvHeads(),
         c.dim(), dt, c.threads(), c.schedulers(), c.tileTokens(), c.seed(), c.maxWarmup(), c.iterations(),
         c.oracleEpsilon(), c.hadamard());

@@ -59,8 +59,6 @@ class ArgumentErrorsTest {
         Arguments.of(new String[] {"bench", "--kv-rotation", "givens"}, "--kv-rotation must be none or hadamard: givens"),
         Arguments.of(new String[] {"bench", "--kv-rotation", "hadamard", "--dim", "40"},
             "--kv-rotation hadamard: hadamard rotation needs a power-of-two head dim: 40"),
-        Arguments.of(new String[] {"bench", "--dtype", "f16,q8_0", "--decode-steps", "4"},
-            "--decode-steps takes one --dtype: 2 given"),
         Arguments.of(new String[] {"bench", "--svg", "x.svg"}, "--svg needs --decode-steps"),
         Arguments.of(new String[] {"eval", "--trace", "x", "--scheduler", "pipeline"}, "--scheduler pipeline needs --threads >= 2"),
         Arguments.of(new String[] {"eval", "--trace", "x", "--scheduler", "all"},

@@ -143,4 +143,20 @@ class BenchWorkloadSchedulerTest {
     long rows = table.out().lines().filter(l -> l.strip().matches("\\d+\\s+\\d+\\s+.*")).count();
     assertEquals(10, rows, "a row every N/10 = 2 steps\n" + table);
   }
+
+  @Test
+  void decodeStepsTakeADtypeList() throws Exception {
+    CliRun r = CliRun.of(args("--mode", "exact", "--dtype", "f16,q8_0", "--decode-steps", "2", "--json"));
+    assertEquals(0, r.code(), r::toString);
+    List<JsonNode> json = lines(r);
+    assertEquals(4, json.size(), "2 steps x 2 dtypes\n" + r);
+    for (int i = 0; i < 4; i++) {
+      JsonNode j = json.get(i);
+      assertEquals(i < 2 ? "f16" : "q8_0", j.get("dtype").asText(), r::toString);
+      assertEquals(i % 2 + 1, j.get("step").asInt(), r::toString);
+      double first = json.get(i % 2).get("ms").asDouble();
+      assertEquals(first / j.get("ms").asDouble(), j.get("speedupVsFirstDtype").asDouble(), 1e-9, r::toString);
+    }
+    assertTrue(json.get(2).get("bytesPerToken").asDouble() < json.get(0).get("bytesPerToken").asDouble(), r::toString);
+  }
 }

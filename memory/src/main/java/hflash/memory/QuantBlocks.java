@@ -24,9 +24,16 @@ import java.nio.ByteOrder;
  * {@code a / 7.5} (q4_0), computed in f32 and rounded to f16 to nearest, ties to even; when the
  * block's largest magnitude would then fall more than half a step outside the code range
  * ({@code a / s > 127.5}, resp. {@code > 7.5}: only when the f16 rounding went down, or the
- * scale is subnormal or rounded to zero) the scale is raised to the next f16 until it fits. Each
- * code is then the nearest to {@code x / s} (ties to even, computed in double), clamped to the
- * code range ({@code [-128, 127]}, resp. {@code [0, 15]}). So every value comes back within half a
+ * scale is subnormal or rounded to zero) the scale is raised to the next f16 until it fits. That is
+ * the first candidate, and 32-channel blocks and q4_0 keep it (as ggml does). A q8_0 row shorter
+ * than 32 channels (one block per row, the shared model's d = 8) then tries the next 127 f16 scales
+ * upward ({@link #scaleCandidates}) and keeps the one whose codes give it the least squared error
+ * (ties: the smaller scale) ({@link #searchScale}): the rounding errors of its few values do not
+ * average out, and a scale a few f16 steps larger often puts them nearer to the grid
+ * (docs/MEMORY.md, docs/CLAIMS.md). Each
+ * code is the nearest to {@code x / s} (ties to even, computed in double), clamped to the
+ * code range ({@code [-128, 127]}, resp. {@code [0, 15]}). Every candidate is at least the first, so
+ * every value comes back within half a
  * code step: {@code |x - dequantize(quantize(x))| <= s / 2}, an all-zero block has scale 0 and
  * codes 0 (q4_0: 8), and the value {@code s * q} is exact in f32. q4_0 divides by 7.5 rather than
  * ggml's 8 (which maps the largest value exactly but clamps values near its negation a whole step
@@ -118,6 +125,63 @@ public final class QuantBlocks {
     return h;
   }
 
+  /** Scales {@link #searchScale} tries for a q8_0 row shorter than a 32-channel block (d = 8). */
+  public static final int SHORT_ROW_CANDIDATES = 128;
+
+  /**
+   * How many consecutive f16 scales {@link #quantize} tries for a block of {@code len} channels:
+   * {@value #SHORT_ROW_CANDIDATES} for a q8_0 row shorter than 32 channels (about 1,000 trial
+   * roundings for d = 8: such a row's rounding errors do not average out, and the search halves
+   * them), otherwise one. For 32-channel blocks 8 candidates cut the squared error by only 6 % and
+   * made a d = 128 append 2.6x slower (13 us more per K+V row), which a decode loop pays on every
+   * token; q4_0 keeps ggml's scale: on the shared model the search raised its NLL change
+   * (docs/MEMORY.md section 7, docs/CLAIMS.md).
+   */
+  public static int scaleCandidates(DType t, int len) {
+    return t == DType.Q8_0 && len < BLOCK ? SHORT_ROW_CANDIDATES : 1;
+  }
+
+  /**
+   * The f16 scale {@link #quantize} stores for the values {@code x[off .. off + len)} with largest
+   * magnitude {@code amax > 0}: of the {@link #scaleCandidates} consecutive f16 scales from
+   * {@link #scaleBits}{@code (t, amax)} upward, the one whose codes (nearest, {@link #code})
+   * give the least squared error {@code sum (x - s * code)^2} (in double; the smallest such
+   * scale on a tie). Every candidate is at least the first, so the largest value still fits
+   * ({@code amax / s <= reach}) and every value stays within half a step of its code.
+   */
+  public static short searchScale(DType t, float[] x, int off, int len, float amax) {
+    short first = scaleBits(t, amax);
+    int candidates = scaleCandidates(t, len);
+    if (candidates == 1) {
+      return first;
+    }
+    short best = first;
+    double bestErr = squaredError(t, x, off, len, Float.float16ToFloat(first));
+    for (int i = 1; i < candidates && bestErr > 0; i++) {
+      int h = first + i;
+      if (h >= 0x7c00) { // past the largest finite f16
+        break;
+      }
+      double err = squaredError(t, x, off, len, Float.float16ToFloat((short) h));
+      if (err < bestErr) {
+        best = (short) h;
+        bestErr = err;
+      }
+    }
+    return best;
+  }
+
+  /** {@code sum (x_e - s * code(x_e))^2} over the block, in double (s * code is exact in f32). */
+  static double squaredError(DType t, float[] x, int off, int len, float s) {
+    int zero = t == DType.Q8_0 ? 0 : 8;
+    double err = 0;
+    for (int e = off; e < off + len; e++) {
+      double r = x[e] - (double) s * (code(t, x[e], s) - zero);
+      err += r * r;
+    }
+    return err;
+  }
+
   /** The code of x for scale s (the nearest, ties to even, clamped); for s == 0 the zero code. */
   static int code(DType t, float x, float s) {
     if (t == DType.Q8_0) {
@@ -139,7 +203,7 @@ public final class QuantBlocks {
     for (int e = off; e < off + len; e++) {
       amax = Math.max(amax, Math.abs(x[e]));
     }
-    short h = amax == 0f ? 0 : scaleBits(t, amax);
+    short h = amax == 0f ? 0 : searchScale(t, x, off, len, amax);
     float s = Float.float16ToFloat(h);
     seg.set(I16_LE, scaleAt, h);
     if (t == DType.Q8_0) {

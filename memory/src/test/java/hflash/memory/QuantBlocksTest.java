@@ -86,6 +86,54 @@ class QuantBlocksTest {
   }
 
   @Test
+  void theQ8ScaleSearchNeverLosesAndHelpsShortRows() {
+    DType t = DType.Q8_0;
+    long seed = 1301L;
+    Random r = new Random(seed);
+    MemorySegment seg = MemorySegment.ofArray(new byte[64]);
+    double[] searched = new double[2], ggml = new double[2]; // (len 32, len 8)
+    for (int trial = 0; trial < 2000; trial++) {
+      int len = trial % 2 == 0 ? 32 : 8;
+      float[] x = block(r, len, trial % 3);
+      float amax = 0;
+      for (float v : x) {
+        amax = Math.max(amax, Math.abs(v));
+      }
+      float[] y = quantizeRoundTrip(t, x, seg);
+      double err = 0;
+      for (int e = 0; e < len; e++) {
+        err += ((double) x[e] - y[e]) * ((double) x[e] - y[e]);
+      }
+      short first = QuantBlocks.scaleBits(t, amax);
+      double firstErr = QuantBlocks.squaredError(t, x, 0, len, Float.float16ToFloat(first));
+      assertTrue(err <= firstErr, "seed=" + seed + " trial=" + trial + ": " + err + " > " + firstErr);
+      assertEquals(err, QuantBlocks.squaredError(t, x, 0, len, scaleOf(seg)), 0.0, "seed=" + seed + " trial=" + trial);
+      searched[len == 32 ? 0 : 1] += firstErr == 0 ? 1 : err / firstErr;
+      ggml[len == 32 ? 0 : 1] += 1;
+    }
+    // mean squared error relative to the first candidate's (ggml's rule): 8-channel rows gain most
+    double rel32 = searched[0] / ggml[0], rel8 = searched[1] / ggml[1];
+    assertTrue(rel8 < 0.9, "seed=" + seed + " 8-channel rows keep " + rel8 + " of the error");
+    assertEquals(1.0, rel32, 1e-12, "seed=" + seed + " 32-channel blocks keep the first scale");
+  }
+
+  @Test
+  void q4KeepsTheFirstScale() {
+    Random r = new Random(1302L);
+    MemorySegment seg = MemorySegment.ofArray(new byte[64]);
+    for (int trial = 0; trial < 200; trial++) {
+      float[] x = block(r, 8 + 24 * (trial % 2), trial % 3);
+      float amax = 0;
+      for (float v : x) {
+        amax = Math.max(amax, Math.abs(v));
+      }
+      quantizeRoundTrip(DType.Q4_0, x, seg);
+      assertEquals(amax == 0 ? 0 : QuantBlocks.scaleBits(DType.Q4_0, amax), seg.get(QuantBlocks.I16_LE, 0),
+          "seed=1302 trial=" + trial);
+    }
+  }
+
+  @Test
   void zeroBlocksHaveScaleZeroAndTheZeroCode() {
     MemorySegment seg = MemorySegment.ofArray(new byte[64]);
     float[] zeros = new float[32];
@@ -104,25 +152,34 @@ class QuantBlocksTest {
     MemorySegment seg = MemorySegment.ofArray(new byte[64]);
     float[] x = new float[32];
     for (int e = 0; e < 32; e++) {
-      x[e] = e - 15.5f;
+      x[e] = e - 15f;
     }
-    x[0] = -127f; // scale 1: codes are the rounded values
+    x[0] = -127f; // scale 1 leaves no error, so the search keeps it: codes are the values
     QuantBlocks.quantize(DType.Q8_0, x, 0, 32, seg, 0, 2, 1);
     assertEquals((short) 0x3c00, seg.get(QuantBlocks.I16_LE, 0)); // f16 1.0, little-endian
     assertEquals((byte) -127, seg.get(ValueLayout.JAVA_BYTE, 2));
-    assertEquals((byte) -14, seg.get(ValueLayout.JAVA_BYTE, 3)); // 1 - 15.5 = -14.5: ties to even
-    assertEquals((byte) -14, seg.get(ValueLayout.JAVA_BYTE, 4)); // -13.5 -> -14
-    assertEquals((byte) 16, seg.get(ValueLayout.JAVA_BYTE, 2 + 31)); // 15.5 -> 16
-    // q4_0: element e in byte e % 16, low nibble for e < 16; scale 7.5 / 7.5 = 1
+    assertEquals((byte) -14, seg.get(ValueLayout.JAVA_BYTE, 3));
+    assertEquals((byte) 16, seg.get(ValueLayout.JAVA_BYTE, 2 + 31));
+    // codes are nearest, ties to even
+    assertEquals(-14, QuantBlocks.code(DType.Q8_0, -14.5f, 1f));
+    assertEquals(-14, QuantBlocks.code(DType.Q8_0, -13.5f, 1f));
+    assertEquals(16, QuantBlocks.code(DType.Q8_0, 15.5f, 1f));
+    assertEquals(0, QuantBlocks.code(DType.Q4_0, -7.5f, 1f)); // -8 (even) + 8
+    // q4_0: element e in byte e % 16, low nibble for e < 16, whatever scale the search chose
     float[] y = new float[32];
     y[0] = -7.5f;
     y[16] = 3f;
     y[1] = 7f;
     y[17] = -2f;
     QuantBlocks.quantize(DType.Q4_0, y, 0, 32, seg, 0, 2, 1);
-    assertEquals((short) 0x3c00, seg.get(QuantBlocks.I16_LE, 0));
-    assertEquals((byte) (0 | 11 << 4), seg.get(ValueLayout.JAVA_BYTE, 2)); // -7.5 -> -8 (even) -> 0; 3 -> 11
-    assertEquals((byte) (15 | 6 << 4), seg.get(ValueLayout.JAVA_BYTE, 3)); // 7 -> 15; -2 -> 6
+    float s = scaleOf(seg);
+    short first = QuantBlocks.scaleBits(DType.Q4_0, 7.5f);
+    int h = seg.get(QuantBlocks.I16_LE, 0);
+    assertEquals(first, h, "q4_0 keeps the first scale");
+    assertEquals((byte) (QuantBlocks.code(DType.Q4_0, -7.5f, s) | QuantBlocks.code(DType.Q4_0, 3f, s) << 4),
+        seg.get(ValueLayout.JAVA_BYTE, 2));
+    assertEquals((byte) (QuantBlocks.code(DType.Q4_0, 7f, s) | QuantBlocks.code(DType.Q4_0, -2f, s) << 4),
+        seg.get(ValueLayout.JAVA_BYTE, 3));
     assertEquals((byte) 0x88, seg.get(ValueLayout.JAVA_BYTE, 4));
     assertEquals(34, QuantBlocks.blockBytes(DType.Q8_0, 128));
     assertEquals(18, QuantBlocks.blockBytes(DType.Q4_0, 128));

@@ -2,6 +2,7 @@ package hflash.tiles;
 
 import static jdk.incubator.vector.VectorOperators.B2F;
 import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 
 import hflash.memory.DType;
 import hflash.memory.QuantBlocks;
@@ -10,6 +11,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -20,11 +22,13 @@ import jdk.incubator.vector.VectorSpecies;
  * ({@link QuantBlocks}), so a byte vector of keys widens ({@code B2F}) into float lanes of keys,
  * exactly as the f32 kernel's key rows; per lane the block sum runs over the block's channels in
  * order, then the 32 keys' scales (decoded once per block column into a per-thread array) are
- * folded in with one FMA per block: {@code s = fma(blk, scale, s)}. q4_0 widens the low nibbles
- * ({@code (x & 15) - 8}) for the first half of the channels and the high nibbles
- * ({@code (x >>> 4) - 8}) for the second, two sweeps over the same bytes so each lane sees the
- * channels in the scalar twin's order. Shape: two key vectors x four heads (8 accumulators: fits
- * 16 registers), plus a one-head variant.
+ * folded in with one FMA per block: {@code s = fma(blk, scale, s)}. q4_0 zero-extends the code
+ * bytes to int lanes and takes the low nibbles ({@code (x & 15) - 8}) for the first half of the
+ * channels and the high nibbles ({@code (x >>> 4) - 8}) for the second, two sweeps over the same
+ * bytes so each lane sees the channels in the scalar twin's order; the {@code - 8} and the
+ * conversion are one OR and one float subtract ({@link #Q4_MAGIC}). Shape: two key vectors x four
+ * heads (8 accumulators: fits 16 registers), plus a one-head variant; with 32 registers the
+ * 4 x 4 score shapes of {@link VectorQuantWideKernels}.
  *
  * <p><b>p.V.</b> A V block is ggml's contiguous block; per key the weight {@code p * scale} is one
  * scalar per head, so the codes widen once and feed four FMAs. q8_0 covers 2L channels per
@@ -39,6 +43,14 @@ final class VectorQuantKernels {
 
   private static final VectorSpecies<Float> F = VectorConstants.FLOATS;
   private static final int L = F.length();
+  /** 32 vector registers: the 4 x 4 score shapes of {@link VectorQuantWideKernels}. */
+  private static final boolean WIDE = VectorQuantWideKernels.APPLIES;
+  /** Two K groups side by side at 512 bits (two streams), as the 16-bit block pairs. */
+  private static final boolean PAIRS = VectorConstants.PAIR_BLOCKS;
+  private static final VectorSpecies<Integer> I = VectorConstants.INTS;
+  /** q4_0: a nibble u or'ed into these bits is the float 2^23 + u; minus {@link #Q4_BIAS} it is u - 8. */
+  static final int Q4_MAGIC = 0x4b00_0000;
+  static final float Q4_BIAS = 0x1p23f + 8f;
   /** Bytes with L lanes (64 bits at least: 8 lanes when L = 4). */
   private static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, 8 * L)));
   /** True at 128 bits: one byte vector widens into two float vectors (parts 0 and 1). */
@@ -46,8 +58,8 @@ final class VectorQuantKernels {
   private static final int G = QuantBlocks.GROUP;
   private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
   private static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
-  /** Per-thread scales of one block column's 32 keys, as floats. */
-  private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[G]);
+  /** Per-thread scales of one block column's 32 keys (or two groups' 64), as floats. */
+  private static final ThreadLocal<float[]> SCALES = ThreadLocal.withInitial(() -> new float[2 * G]);
 
   private VectorQuantKernels() {}
 
@@ -57,30 +69,53 @@ final class VectorQuantKernels {
     int len = QuantBlocks.blockLength(d);
     boolean q4 = t == DType.Q4_0;
     long rowBytes = t.rowBytes(d), blockBytes = QuantBlocks.blockBytes(t, d);
+    long groupBytes = G * rowBytes;
     float[] sc = SCALES.get();
     int groups = (count + G - 1) / G;
-    for (int grp = 0; grp < groups; grp++) {
+    for (int grp = 0; grp < groups; ) {
+      // 32 registers at 512 bits: two K groups at once (4 key vectors, the f16 block pairs' shape),
+      // unless block pairs are off (AMD default, VectorConstants.PAIR_BLOCKS): then one group
+      int unit = WIDE && PAIRS && L == 16 && grp + 1 < groups ? 2 : 1;
       for (int b = 0; b < d / len; b++) {
-        long col = kOff + grp * G * rowBytes + b * G * blockBytes;
-        for (int lane = 0; lane < G; lane++) {
-          sc[lane] = Float.float16ToFloat(k.get(I16_LE, col + 2L * lane));
+        long col = kOff + grp * groupBytes + b * G * blockBytes;
+        for (int u = 0; u < unit; u++) {
+          for (int lane = 0; lane < G; lane++) {
+            sc[u * G + lane] = Float.float16ToFloat(k.get(I16_LE, col + u * groupBytes + 2L * lane));
+          }
         }
         long codes = col + QuantBlocks.GROUP_SCALE_BYTES;
         boolean first = b == 0;
         int h = 0;
         for (; h + 4 <= g; h += 4) {
-          for (int jj = 0; jj < G; jj += 2 * L) {
-            x2x4(q, qOff + h * d + b * len, d, k, codes + jj, q4, len, sc, jj, first, s,
-                h * sStride + grp * G + jj, sStride);
+          int q0 = qOff + h * d + b * len, j = h * sStride + grp * G;
+          if (unit == 2 && q4) {
+            VectorQuantWideKernels.scoresQ4(q, q0, d, k, codes, L, groupBytes, groupBytes + L, len, sc, 0, L, G,
+                G + L, first, s, j, j + L, j + G, j + G + L, sStride);
+          } else if (unit == 2) {
+            VectorQuantWideKernels.scoresQ8(q, q0, d, k, codes, L, groupBytes, groupBytes + L, len, sc, 0, L, G,
+                G + L, first, s, j, j + L, j + G, j + G + L, sStride);
+          } else if (WIDE && L == 8 && q4) {
+            VectorQuantWideKernels.scoresQ4(q, q0, d, k, codes, L, 2 * L, 3 * L, len, sc, 0, L, 2 * L, 3 * L,
+                first, s, j, j + L, j + 2 * L, j + 3 * L, sStride);
+          } else if (WIDE && L == 8) {
+            VectorQuantWideKernels.scoresQ8(q, q0, d, k, codes, L, 2 * L, 3 * L, len, sc, 0, L, 2 * L, 3 * L,
+                first, s, j, j + L, j + 2 * L, j + 3 * L, sStride);
+          } else {
+            for (int jj = 0; jj < G; jj += 2 * L) {
+              x2x4(q, q0, d, k, codes + jj, q4, len, sc, jj, first, s, j + jj, sStride);
+            }
           }
         }
         for (; h < g; h++) {
-          for (int jj = 0; jj < G; jj += 2 * L) {
-            x2x1(q, qOff + h * d + b * len, d, k, codes + jj, q4, len, sc, jj, first, s,
-                h * sStride + grp * G + jj, sStride);
+          for (int u = 0; u < unit; u++) {
+            for (int jj = 0; jj < G; jj += 2 * L) {
+              x2x1(q, qOff + h * d + b * len, d, k, codes + u * groupBytes + jj, q4, len, sc, u * G + jj, first, s,
+                  h * sStride + (grp + u) * G + jj, sStride);
+            }
           }
         }
       }
+      grp += unit;
     }
   }
 
@@ -162,12 +197,12 @@ final class VectorQuantKernels {
       long row = at + (long) e * G;
       FloatVector k0, k1;
       if (TWO_PARTS) {
-        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE).and((byte) 15).sub((byte) 8);
-        k0 = (FloatVector) x.convertShape(B2F, F, 0);
-        k1 = (FloatVector) x.convertShape(B2F, F, 1);
+        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE);
+        k0 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 0)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 1)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       } else {
-        k0 = (FloatVector) ByteVector.fromMemorySegment(B, k, row, LE).and((byte) 15).sub((byte) 8).convertShape(B2F, F, 0);
-        k1 = (FloatVector) ByteVector.fromMemorySegment(B, k, row + L, LE).and((byte) 15).sub((byte) 8).convertShape(B2F, F, 0);
+        k0 = ((IntVector) ByteVector.fromMemorySegment(B, k, row, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) ByteVector.fromMemorySegment(B, k, row + L, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       }
       b = FloatVector.broadcast(F, q[q0 + e]);
       a00 = k0.fma(b, a00);
@@ -186,12 +221,12 @@ final class VectorQuantKernels {
       long row = at + (long) e * G;
       FloatVector k0, k1;
       if (TWO_PARTS) {
-        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE).lanewise(LSHR, 4).sub((byte) 8);
-        k0 = (FloatVector) x.convertShape(B2F, F, 0);
-        k1 = (FloatVector) x.convertShape(B2F, F, 1);
+        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE);
+        k0 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 1)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       } else {
-        k0 = (FloatVector) ByteVector.fromMemorySegment(B, k, row, LE).lanewise(LSHR, 4).sub((byte) 8).convertShape(B2F, F, 0);
-        k1 = (FloatVector) ByteVector.fromMemorySegment(B, k, row + L, LE).lanewise(LSHR, 4).sub((byte) 8).convertShape(B2F, F, 0);
+        k0 = ((IntVector) ByteVector.fromMemorySegment(B, k, row, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) ByteVector.fromMemorySegment(B, k, row + L, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       }
       b = FloatVector.broadcast(F, q[q0 + half + e]);
       a00 = k0.fma(b, a00);
@@ -243,12 +278,12 @@ final class VectorQuantKernels {
       long row = at + (long) e * G;
       FloatVector k0, k1;
       if (TWO_PARTS) {
-        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE).and((byte) 15).sub((byte) 8);
-        k0 = (FloatVector) x.convertShape(B2F, F, 0);
-        k1 = (FloatVector) x.convertShape(B2F, F, 1);
+        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE);
+        k0 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 0)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 1)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       } else {
-        k0 = (FloatVector) ByteVector.fromMemorySegment(B, k, row, LE).and((byte) 15).sub((byte) 8).convertShape(B2F, F, 0);
-        k1 = (FloatVector) ByteVector.fromMemorySegment(B, k, row + L, LE).and((byte) 15).sub((byte) 8).convertShape(B2F, F, 0);
+        k0 = ((IntVector) ByteVector.fromMemorySegment(B, k, row, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) ByteVector.fromMemorySegment(B, k, row + L, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       }
       b = FloatVector.broadcast(F, q[q0 + e]);
       a00 = k0.fma(b, a00);
@@ -258,12 +293,12 @@ final class VectorQuantKernels {
       long row = at + (long) e * G;
       FloatVector k0, k1;
       if (TWO_PARTS) {
-        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE).lanewise(LSHR, 4).sub((byte) 8);
-        k0 = (FloatVector) x.convertShape(B2F, F, 0);
-        k1 = (FloatVector) x.convertShape(B2F, F, 1);
+        ByteVector x = ByteVector.fromMemorySegment(B, k, row, LE);
+        k0 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) x.convertShape(ZERO_EXTEND_B2I, I, 1)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       } else {
-        k0 = (FloatVector) ByteVector.fromMemorySegment(B, k, row, LE).lanewise(LSHR, 4).sub((byte) 8).convertShape(B2F, F, 0);
-        k1 = (FloatVector) ByteVector.fromMemorySegment(B, k, row + L, LE).lanewise(LSHR, 4).sub((byte) 8).convertShape(B2F, F, 0);
+        k0 = ((IntVector) ByteVector.fromMemorySegment(B, k, row, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = ((IntVector) ByteVector.fromMemorySegment(B, k, row + L, LE).convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       }
       b = FloatVector.broadcast(F, q[q0 + half + e]);
       a00 = k0.fma(b, a00);
@@ -293,9 +328,9 @@ final class VectorQuantKernels {
       long row = at + 2 + codeOff;
       FloatVector k0, k1;
       if (q4) { // L code bytes: low nibbles are channels i0.., high nibbles half + i0..
-        ByteVector x = ByteVector.fromMemorySegment(B, v, row, LE);
-        k0 = (FloatVector) x.and((byte) 15).sub((byte) 8).convertShape(B2F, F, 0);
-        k1 = (FloatVector) x.lanewise(LSHR, 4).sub((byte) 8).convertShape(B2F, F, 0);
+        IntVector x = (IntVector) ByteVector.fromMemorySegment(B, v, row, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
+        k0 = x.and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = x.lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       } else if (TWO_PARTS) {
         ByteVector x = ByteVector.fromMemorySegment(B, v, row, LE);
         k0 = (FloatVector) x.convertShape(B2F, F, 0);
@@ -338,9 +373,9 @@ final class VectorQuantKernels {
       long row = at + 2 + codeOff;
       FloatVector k0, k1;
       if (q4) { // L code bytes: low nibbles are channels i0.., high nibbles half + i0..
-        ByteVector x = ByteVector.fromMemorySegment(B, v, row, LE);
-        k0 = (FloatVector) x.and((byte) 15).sub((byte) 8).convertShape(B2F, F, 0);
-        k1 = (FloatVector) x.lanewise(LSHR, 4).sub((byte) 8).convertShape(B2F, F, 0);
+        IntVector x = (IntVector) ByteVector.fromMemorySegment(B, v, row, LE).convertShape(ZERO_EXTEND_B2I, I, 0);
+        k0 = x.and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = x.lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
       } else if (TWO_PARTS) {
         ByteVector x = ByteVector.fromMemorySegment(B, v, row, LE);
         k0 = (FloatVector) x.convertShape(B2F, F, 0);

@@ -23,7 +23,6 @@ class QuantTileKernelsTest {
 
   private static final TileKernels UNDER_TEST = TileKernelsProvider.get();
   private static final TileKernels REF = TileKernelsProvider.scalar();
-  private static final int T = 64;
 
   static Stream<Arguments> shapes() {
     List<Arguments> out = new ArrayList<>();
@@ -31,17 +30,21 @@ class QuantTileKernelsTest {
     for (DType dt : new DType[] {DType.Q8_0, DType.Q4_0}) {
       for (int d : new int[] {1, 7, 8, 40, 64, 128}) {
         for (int g : new int[] {1, 4, 5}) {
-          out.add(Arguments.of(dt, d, g, 1 + (int) (seed * 7919 % T), seed++));
+          out.add(Arguments.of(dt, d, g, 1 + (int) (seed * 7919 % 64), 64, seed++));
         }
       }
+      // the 4 x 4 shapes: an odd count of K groups and of 32-channel block columns (a pair, then
+      // one), two head quads and a remainder head
+      out.add(Arguments.of(dt, 96, 9, 97, 128, seed++));
+      out.add(Arguments.of(dt, 160, 8, 128, 128, seed++));
     }
     return out.stream();
   }
 
-  @ParameterizedTest(name = "{0} d={1} g={2} count={3}")
+  @ParameterizedTest(name = "{0} d={1} g={2} count={3} T={4}")
   @MethodSource("shapes")
   void scoresAndAccumulateGiveTheScalarBitsAndFloat64OverTheDequantizedValues(DType dt, int d, int g,
-      int count, long seed) {
+      int count, int T, long seed) {
     Random r = new Random(seed);
     try (KvCache cache = KvCache.allocate(new KvCacheLayout(1, 1, d, T, dt, T))) {
       float[] k = new float[count * d], v = new float[count * d];

@@ -62,7 +62,9 @@ class TransformerTest {
   void q8CacheKeepsTheGreedyStory() {
     int[] plain = greedy(DType.Q8_0, false), rotated = greedy(DType.Q8_0, true);
     assertArrayEquals(STORY, rotated, "q8_0+hadamard: \"" + TestModels.tokenizer().decode(rotated) + "\"");
-    assertArrayEquals(Arrays.copyOf(STORY, 100), Arrays.copyOf(plain, 100), "q8_0: \""
+    // plain q8_0 keeps 186 of the 257 ids since its scales are searched (QuantBlocks.searchScale;
+    // 118 with ggml's first scale): where it leaves is a near-tie, docs/CLAIMS.md
+    assertArrayEquals(Arrays.copyOf(STORY, 180), Arrays.copyOf(plain, 180), "q8_0: \""
         + TestModels.tokenizer().decode(plain) + "\"");
   }
 
