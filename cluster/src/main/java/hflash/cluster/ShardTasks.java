@@ -299,6 +299,33 @@ public final class ShardTasks {
   }
 
   /**
+   * The packed top-level summary of one shard copy ({@link ShardSummaries#pack}): per layer and
+   * KV head the box of the stored keys and the largest stored value-row norm, for a coordinator
+   * that attached and must bound the shards as the one that appended them did.
+   */
+  public static final class Summary extends ShardTask<float[]> {
+
+    public Summary() {}
+
+    Summary(String cache, int shard) {
+      super(cache, shard);
+    }
+
+    @Override
+    public float[] call() {
+      ShardStore.Replica r = store().get(cache, shard);
+      synchronized (r) {
+        KvCache kv = r.kv;
+        int[] lengths = new int[kv.layout().layers()];
+        for (int l = 0; l < lengths.length; l++) {
+          lengths[l] = kv.length(l);
+        }
+        return ShardSummaries.pack(kv.layout(), lengths, kv::key, kv::value);
+      }
+    }
+  }
+
+  /**
    * Reads local rows {@code [from, from + count)} of one layer back as floats (exact: every
    * dtype value is a float), K rows then V rows, each (count, kvHeads, headDim); used to copy a
    * shard to a new member.
@@ -358,28 +385,29 @@ public final class ShardTasks {
 
   /**
    * One member's part of a decode call: for each shard it is asked for, the online-softmax state
-   * over the shard's first {@code keys[i]} local positions, in the call's mode. One request per
-   * member per layer.
+   * over the shard's first {@code keys[i]} local positions, in that shard's mode
+   * {@code configs[i]} (budgeted splits its budget over the shards). One request per member per
+   * layer.
    */
   public static final class Decode extends Task<DecodeReply> {
     String cache;
     int layer, numHeads;
     float scale;
     int[] shards, keys;
-    AttentionConfig config;
+    AttentionConfig[] configs;
     float[] q; // (numHeads, headDim)
 
     public Decode() {}
 
     Decode(String cache, int layer, int numHeads, float scale, int[] shards, int[] keys,
-        AttentionConfig config, float[] q) {
+        AttentionConfig[] configs, float[] q) {
       this.cache = cache;
       this.layer = layer;
       this.numHeads = numHeads;
       this.scale = scale;
       this.shards = shards;
       this.keys = keys;
-      this.config = config;
+      this.configs = configs;
       this.q = q;
     }
 
@@ -388,9 +416,9 @@ public final class ShardTasks {
       long t0 = System.nanoTime();
       ShardStore store = store();
       int n = shards.length;
-      if (keys.length != n) {
-        throw new IllegalArgumentException("keys length differs from shards: " + keys.length
-            + "!=" + n);
+      if (keys.length != n || configs.length != n) {
+        throw new IllegalArgumentException("keys and configs lengths differ from shards: "
+            + keys.length + ", " + configs.length + " != " + n);
       }
       DecodeReply reply = null;
       for (int i = 0; i < n; i++) {
@@ -398,16 +426,17 @@ public final class ShardTasks {
         synchronized (r) {
           DecodeAttention a = r.attention(numHeads, scale);
           if (reply == null) {
-            reply = new DecodeReply(n, numHeads, r.kv.layout().headDim(), config.mode() != AttentionMode.EXACT);
+            reply = new DecodeReply(n, numHeads, r.kv.layout().headDim(), configs[0].mode() != AttentionMode.EXACT);
           }
           AttentionState state = new AttentionState(numHeads, r.kv.layout().headDim());
-          a.decodeState(layer, q, keys[i], config, state);
+          a.decodeState(layer, q, keys[i], configs[i], state);
           reply.put(i, state, a.report());
         }
       }
       if (reply == null) {
         throw new IllegalArgumentException("decode request names no shard");
       }
+      reply.startNanos = t0;
       reply.memberNanos = System.nanoTime() - t0;
       return reply;
     }
@@ -420,7 +449,9 @@ public final class ShardTasks {
       out.writeFloat(scale);
       out.writeIntArray(shards);
       out.writeIntArray(keys);
-      writeConfig(out, config);
+      for (AttentionConfig c : configs) {
+        writeConfig(out, c);
+      }
       out.writeFloatArray(q);
     }
 
@@ -432,7 +463,10 @@ public final class ShardTasks {
       scale = in.readFloat();
       shards = in.readIntArray();
       keys = in.readIntArray();
-      config = readConfig(in);
+      configs = new AttentionConfig[shards.length];
+      for (int i = 0; i < configs.length; i++) {
+        configs[i] = readConfig(in);
+      }
       q = in.readFloatArray();
     }
   }
@@ -466,6 +500,7 @@ public final class ShardTasks {
     float[] states; // (shards, numHeads * (headDim + 2)), AttentionState.writeTo packing
     long[] counters; // (shards, COUNTERS)
     double[] rho, errorBound; // (shards, numHeads), bounded modes only (else empty)
+    long startNanos; // the member's System.nanoTime() when the task started (same host: comparable)
     long memberNanos;
     transient long payloadBytes;
     transient int stride; // floats per packed state
@@ -506,6 +541,7 @@ public final class ShardTasks {
       out.writeLongArray(counters);
       out.writeDoubleArray(rho);
       out.writeDoubleArray(errorBound);
+      out.writeLong(startNanos);
       out.writeLong(memberNanos);
       payloadBytes = position(out) - start;
     }
@@ -517,6 +553,7 @@ public final class ShardTasks {
       counters = in.readLongArray();
       rho = in.readDoubleArray();
       errorBound = in.readDoubleArray();
+      startNanos = in.readLong();
       memberNanos = in.readLong();
       payloadBytes = position(in) - start;
     }
