@@ -240,6 +240,8 @@ final class ClusterBenchCommand implements Callable<Integer> {
     }
     List<Double> localNs = new ArrayList<>(), clusterNs = new ArrayList<>(), memberNs = new ArrayList<>();
     List<Double> requestNs = new ArrayList<>(), replyNs = new ArrayList<>(), coordinatorNs = new ArrayList<>();
+    List<Double> memberCpuNs = new ArrayList<>(), coordinatorCpuNs = new ArrayList<>();
+    java.lang.management.ThreadMXBean cpu = java.lang.management.ManagementFactory.getThreadMXBean();
     int mismatches = 0;
     long payloadPerLayer = 0, bytesRead = 0, payloadSent = 0, payloadReceived = 0;
     int asked = 0, skipped = 0;
@@ -260,6 +262,7 @@ final class ClusterBenchCommand implements Callable<Integer> {
         localAtt.decode(0, q, localOut, context, config);
         long t1local = System.nanoTime();
         settle();
+        long c1 = cpu.getCurrentThreadCpuTime();
         long t1 = System.nanoTime();
         try {
           att.decode(0, q, out, config);
@@ -268,6 +271,7 @@ final class ClusterBenchCommand implements Callable<Integer> {
           break;
         }
         long t2 = System.nanoTime();
+        long c2 = cpu.getCurrentThreadCpuTime();
         localNs.add((double) (t1local - t0));
         clusterNs.add((double) (t2 - t1));
         if (!Arrays.equals(out, reference)) {
@@ -275,16 +279,19 @@ final class ClusterBenchCommand implements Callable<Integer> {
         }
         ClusterReport r = att.report();
         if (r.failovers() == 0) {
-          long most = 0, slowest = 0;
+          long most = 0, slowest = 0, slowestCpu = 0;
           ClusterReport.MemberCall last = null; // the reply that arrived last: the call's critical path
           for (ClusterReport.MemberCall c : r.calls()) {
             most = Math.max(most, c.payloadSent() + c.payloadReceived());
             slowest = Math.max(slowest, c.memberNanos());
+            slowestCpu = Math.max(slowestCpu, c.memberCpuNanos());
             if (last == null || c.roundTripNanos() > last.roundTripNanos()) {
               last = c;
             }
           }
           memberNs.add((double) slowest);
+          memberCpuNs.add((double) slowestCpu);
+          coordinatorCpuNs.add((double) (c2 - c1));
           if (last != null) {
             requestNs.add((double) last.requestNanos());
             replyNs.add((double) last.replyNanos());
@@ -326,6 +333,10 @@ final class ClusterBenchCommand implements Callable<Integer> {
     m.put("requestMedianUs", Format.finite(requestNs.isEmpty() ? Double.NaN : median(requestNs) / 1e3));
     m.put("replyMedianUs", Format.finite(replyNs.isEmpty() ? Double.NaN : median(replyNs) / 1e3));
     m.put("coordinatorMedianUs", Format.finite(coordinatorNs.isEmpty() ? Double.NaN : median(coordinatorNs) / 1e3));
+    // CPU time (immune to waiting for a core): the slowest member's task thread, and the
+    // coordinator's calling thread for the whole call (validation, requests, replies, merge)
+    m.put("memberCpuMedianMs", Format.finite(memberCpuNs.isEmpty() ? Double.NaN : median(memberCpuNs) / 1e6));
+    m.put("coordinatorCpuMedianUs", Format.finite(coordinatorCpuNs.isEmpty() ? Double.NaN : median(coordinatorCpuNs) / 1e3));
     m.put("shardsSkipped", skipped);
     m.put("blockTiles", blockTiles);
     m.put("payloadBytesSent", payloadSent);

@@ -16,17 +16,17 @@ public final class ClusterReport {
   /**
    * One member's part of a call. {@code retry} is true for a request sent after a failover. The
    * round trip splits into {@code requestNanos} (submitted here to started there),
-   * {@code memberNanos} (the member's own time) and {@code replyNanos} (finished there to the
-   * reply in hand here); the two ends read {@code System.nanoTime()} in different processes,
+   * {@code memberNanos} (the member's own time; {@code memberCpuNanos} of it on a core) and
+   * {@code replyNanos} (finished there to the reply in hand here); the two ends read {@code System.nanoTime()} in different processes,
    * which agree on one host (a system-wide monotonic clock) but not across hosts.
    */
   public record MemberCall(String member, String address, int[] shards, long positions,
-      long bytesRead, long memberNanos, long roundTripNanos, long requestNanos, long replyNanos,
-      long payloadSent, long payloadReceived, boolean retry) {
+      long bytesRead, long memberNanos, long memberCpuNanos, long roundTripNanos, long requestNanos,
+      long replyNanos, long payloadSent, long payloadReceived, boolean retry) {
     @Override
     public String toString() {
       return "MemberCall[" + address + ", shards=" + Arrays.toString(shards) + ", positions="
-          + positions + ", bytesRead=" + bytesRead + ", memberUs=" + memberNanos / 1000
+          + positions + ", bytesRead=" + bytesRead + ", memberUs=" + memberNanos / 1000 + ", memberCpuUs=" + memberCpuNanos / 1000
           + ", roundTripUs=" + roundTripNanos / 1000 + ", requestUs=" + requestNanos / 1000
           + ", replyUs=" + replyNanos / 1000 + ", sent=" + payloadSent + ", received="
           + payloadReceived + (retry ? ", retry" : "") + "]";

@@ -423,7 +423,7 @@ public final class DistributedAttention implements AutoCloseable {
         Member m = cache.client().member(u);
         report.calls.add(new ClusterReport.MemberCall(u, m == null ? "?" : m.getAddress().toString(),
             mine.stream().mapToInt(Integer::intValue).toArray(), positions, read,
-            reply.memberNanos, rtt, reply.startNanos - t0[i], got - reply.startNanos - reply.memberNanos,
+            reply.memberNanos, reply.memberCpuNanos, rtt, reply.startNanos - t0[i], got - reply.startNanos - reply.memberNanos,
             tasks.get(i).payloadBytes, reply.payloadBytes, call.retry));
       }
       again.sort(null);

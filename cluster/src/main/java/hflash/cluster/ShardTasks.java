@@ -29,6 +29,9 @@ public final class ShardTasks {
 
   private ShardTasks() {}
 
+  /** CPU time of the current thread (a member's own time without the waits for a core). */
+  static final java.lang.management.ThreadMXBean CPU = java.lang.management.ManagementFactory.getThreadMXBean();
+
   /** Common part: the store lookup and the payload size seen by serialisation. */
   abstract static class Task<T> implements Callable<T>, DataSerializable, HazelcastInstanceAware {
     transient HazelcastInstance hz;
@@ -288,14 +291,18 @@ public final class ShardTasks {
     public int[] call() {
       ShardStore.Replica r = store().get(cache, shard);
       synchronized (r) {
-        int[] out = new int[r.kv.layout().layers()];
-        for (int l = 0; l < out.length; l++) {
-          out[l] = r.kv.length(l);
-        }
-        return out;
+        return lengths(r.kv);
       }
     }
+  }
 
+  /** The per-layer lengths of {@code kv}. */
+  static int[] lengths(KvCache kv) {
+    int[] out = new int[kv.layout().layers()];
+    for (int l = 0; l < out.length; l++) {
+      out[l] = kv.length(l);
+    }
+    return out;
   }
 
   /**
@@ -315,12 +322,7 @@ public final class ShardTasks {
     public float[] call() {
       ShardStore.Replica r = store().get(cache, shard);
       synchronized (r) {
-        KvCache kv = r.kv;
-        int[] lengths = new int[kv.layout().layers()];
-        for (int l = 0; l < lengths.length; l++) {
-          lengths[l] = kv.length(l);
-        }
-        return ShardSummaries.pack(kv.layout(), lengths, kv::key, kv::value);
+        return ShardSummaries.pack(r.kv.layout(), lengths(r.kv), r.kv::key, r.kv::value);
       }
     }
   }
@@ -414,6 +416,7 @@ public final class ShardTasks {
     @Override
     public DecodeReply call() {
       long t0 = System.nanoTime();
+      long cpu0 = CPU.getCurrentThreadCpuTime();
       ShardStore store = store();
       int n = shards.length;
       if (keys.length != n || configs.length != n) {
@@ -438,6 +441,7 @@ public final class ShardTasks {
       }
       reply.startNanos = t0;
       reply.memberNanos = System.nanoTime() - t0;
+      reply.memberCpuNanos = CPU.getCurrentThreadCpuTime() - cpu0;
       return reply;
     }
 
@@ -502,6 +506,7 @@ public final class ShardTasks {
     double[] rho, errorBound; // (shards, numHeads), bounded modes only (else empty)
     long startNanos; // the member's System.nanoTime() when the task started (same host: comparable)
     long memberNanos;
+    long memberCpuNanos; // CPU time of the task's thread: memberNanos minus waiting for a core
     transient long payloadBytes;
     transient int stride; // floats per packed state
 
@@ -543,6 +548,7 @@ public final class ShardTasks {
       out.writeDoubleArray(errorBound);
       out.writeLong(startNanos);
       out.writeLong(memberNanos);
+      out.writeLong(memberCpuNanos);
       payloadBytes = position(out) - start;
     }
 
@@ -555,6 +561,7 @@ public final class ShardTasks {
       errorBound = in.readDoubleArray();
       startNanos = in.readLong();
       memberNanos = in.readLong();
+      memberCpuNanos = in.readLong();
       payloadBytes = position(in) - start;
     }
   }
