@@ -39,6 +39,34 @@ final class ShardClient {
     return executor.submitToMember(task, m);
   }
 
+  /**
+   * Sends the same {@code task} to each of {@code members} (UUIDs), serialised once; the futures
+   * in the order of {@code members} (a failed one for a member no longer in the cluster).
+   */
+  <T> List<Future<T>> submitToAll(List<String> members, Callable<T> task) {
+    List<Member> present = new ArrayList<>();
+    for (String u : members) {
+      Member m = member(u);
+      if (m != null) {
+        present.add(m);
+      }
+    }
+    java.util.Map<Member, Future<T>> sent = present.isEmpty() ? java.util.Map.of()
+        : executor.submitToMembers(task, present);
+    List<Future<T>> out = new ArrayList<>();
+    for (String u : members) {
+      Future<T> f = null;
+      for (var e : sent.entrySet()) {
+        if (e.getKey().getUuid().toString().equals(u)) {
+          f = e.getValue();
+        }
+      }
+      out.add(f != null ? f : CompletableFuture.failedFuture(
+          new ShardUnavailableException("member is not in the cluster: " + u)));
+    }
+    return out;
+  }
+
   /** Sends {@code task} to {@code m}. */
   <T> Future<T> submit(Member m, Callable<T> task) {
     return executor.submitToMember(task, m);

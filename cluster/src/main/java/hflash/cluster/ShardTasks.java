@@ -386,31 +386,40 @@ public final class ShardTasks {
   }
 
   /**
-   * One member's part of a decode call: for each shard it is asked for, the online-softmax state
-   * over the shard's first {@code keys[i]} local positions, in that shard's mode
-   * {@code configs[i]} (budgeted splits its budget over the shards). One request per member per
-   * layer.
+   * A decode call's request: for each member asked, its part (the shards it serves, each shard's
+   * local key count and mode, {@code configs[i]}: budgeted splits its budget over the shards), and
+   * the query shared by all. The same request goes to every member of the call
+   * ({@link ShardClient#submitToAll}: Hazelcast serialises it once, not once per member, which
+   * was the largest part of the coordinator's CPU time); each member runs its own part: for each
+   * of its shards, the online-softmax state over the shard's first {@code keys[i]} local
+   * positions.
    */
   public static final class Decode extends Task<DecodeReply> {
+
+    /** One member's part; {@code member} null: whichever member runs the request. */
+    record Part(String member, int[] shards, int[] keys, AttentionConfig[] configs) {}
+
     String cache;
     int layer, numHeads;
     float scale;
-    int[] shards, keys;
-    AttentionConfig[] configs;
+    java.util.List<Part> parts;
     float[] q; // (numHeads, headDim)
 
     public Decode() {}
 
-    Decode(String cache, int layer, int numHeads, float scale, int[] shards, int[] keys,
-        AttentionConfig[] configs, float[] q) {
+    Decode(String cache, int layer, int numHeads, float scale, java.util.List<Part> parts, float[] q) {
       this.cache = cache;
       this.layer = layer;
       this.numHeads = numHeads;
       this.scale = scale;
-      this.shards = shards;
-      this.keys = keys;
-      this.configs = configs;
+      this.parts = parts;
       this.q = q;
+    }
+
+    /** A request with one part, for whichever member runs it. */
+    Decode(String cache, int layer, int numHeads, float scale, int[] shards, int[] keys,
+        AttentionConfig[] configs, float[] q) {
+      this(cache, layer, numHeads, scale, java.util.List.of(new Part(null, shards, keys, configs)), q);
     }
 
     @Override
@@ -418,6 +427,19 @@ public final class ShardTasks {
       long t0 = System.nanoTime();
       long cpu0 = CPU.getCurrentThreadCpuTime();
       ShardStore store = store();
+      String self = hz.getCluster().getLocalMember().getUuid().toString();
+      Part part = null;
+      for (Part p : parts) {
+        if (p.member() == null || p.member().equals(self)) {
+          part = p;
+          break;
+        }
+      }
+      if (part == null) {
+        throw new ShardUnavailableException("decode request has no part for member " + self);
+      }
+      int[] shards = part.shards(), keys = part.keys();
+      AttentionConfig[] configs = part.configs();
       int n = shards.length;
       if (keys.length != n || configs.length != n) {
         throw new IllegalArgumentException("keys and configs lengths differ from shards: "
@@ -431,7 +453,7 @@ public final class ShardTasks {
           if (reply == null) {
             reply = new DecodeReply(n, numHeads, r.kv.layout().headDim(), configs[0].mode() != AttentionMode.EXACT);
           }
-          AttentionState state = new AttentionState(numHeads, r.kv.layout().headDim());
+          AttentionState state = r.state(numHeads); // reused: one call at a time per copy
           a.decodeState(layer, q, keys[i], configs[i], state);
           reply.put(i, state, a.report());
         }
@@ -451,10 +473,14 @@ public final class ShardTasks {
       out.writeInt(layer);
       out.writeInt(numHeads);
       out.writeFloat(scale);
-      out.writeIntArray(shards);
-      out.writeIntArray(keys);
-      for (AttentionConfig c : configs) {
-        writeConfig(out, c);
+      out.writeInt(parts.size());
+      for (Part p : parts) {
+        out.writeString(p.member());
+        out.writeIntArray(p.shards());
+        out.writeIntArray(p.keys());
+        for (AttentionConfig c : p.configs()) {
+          writeConfig(out, c);
+        }
       }
       out.writeFloatArray(q);
     }
@@ -465,11 +491,17 @@ public final class ShardTasks {
       layer = in.readInt();
       numHeads = in.readInt();
       scale = in.readFloat();
-      shards = in.readIntArray();
-      keys = in.readIntArray();
-      configs = new AttentionConfig[shards.length];
-      for (int i = 0; i < configs.length; i++) {
-        configs[i] = readConfig(in);
+      int count = in.readInt();
+      parts = new java.util.ArrayList<>(count);
+      for (int j = 0; j < count; j++) {
+        String member = in.readString();
+        int[] shards = in.readIntArray();
+        int[] keys = in.readIntArray();
+        AttentionConfig[] configs = new AttentionConfig[shards.length];
+        for (int i = 0; i < configs.length; i++) {
+          configs[i] = readConfig(in);
+        }
+        parts.add(new Part(member, shards, keys, configs));
       }
       q = in.readFloatArray();
     }

@@ -78,8 +78,10 @@ class DistributedAttentionTest {
       long positions = r.calls().stream().mapToLong(ClusterReport.MemberCall::positions).sum();
       assertEquals(1045, positions, r.toString());
       for (ClusterReport.MemberCall c : r.calls()) {
-        // q (6*24 floats) out, one packed state (6*26 floats) back per shard
-        assertTrue(c.payloadSent() > HEADS * HEAD_DIM * 4 && c.payloadSent() < HEADS * HEAD_DIM * 4 + 200, c.toString());
+        // q (6*24 floats) and each member's part (its UUID, shards, keys, modes) out, serialised
+        // once for all members; one packed state (6*26 floats) back per shard
+        assertTrue(c.payloadSent() > HEADS * HEAD_DIM * 4
+            && c.payloadSent() < HEADS * HEAD_DIM * 4 + 200 * r.membersAsked(), c.toString());
         assertTrue(c.payloadReceived() >= HEADS * (HEAD_DIM + 2) * 4L * c.shards().length, c.toString());
       }
     }
