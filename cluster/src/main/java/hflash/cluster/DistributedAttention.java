@@ -13,7 +13,8 @@ import java.util.concurrent.Future;
 
 /**
  * Decode attention over a {@link DistributedKvCache}: context parallelism. Per call, one request
- * per member carries {@code q} and the mode; each member runs hflash's
+ * (serialised once, sent to every member asked) carries {@code q} and each member's part (its
+ * shards and their modes); each member runs hflash's
  * {@link hflash.engine.DecodeAttention#decodeState} on each shard it is asked for (one thread per
  * shard, over the shard's first {@code shardLength(keys, s)} positions) and sends back the
  * partial states {@code (m, l, acc)}; the caller merges them with {@link AttentionState#merge} in
