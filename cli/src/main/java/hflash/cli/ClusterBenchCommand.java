@@ -82,6 +82,10 @@ final class ClusterBenchCommand implements Callable<Integer> {
   @Option(names = "--iterations", defaultValue = "15", description = "Timed calls of each side per mode (default ${DEFAULT-VALUE}).")
   int iterations;
 
+  @Option(names = "--settle-ms", defaultValue = "3", paramLabel = "MS", description = "Pause before each timed call of either side (default ${DEFAULT-VALUE}; 0 = back to back): the local"
+      + " decode's worker threads spin for up to about 0.4-2 ms after a call (WorkerPool) and would take a core from the members at the start of the distributed call that follows.")
+  double settleMs;
+
   @Option(names = "--kill-member-after", paramLabel = "S", description = "Kill one member process S seconds into the timed loop (one mode only).")
   Double killAfter;
 
@@ -98,6 +102,9 @@ final class ClusterBenchCommand implements Callable<Integer> {
     UsageException.positive("--iterations", iterations);
     if (warmup < 0) {
       throw new UsageException("--warmup must be >= 0: " + warmup);
+    }
+    if (!(settleMs >= 0)) {
+      throw new UsageException("--settle-ms must be >= 0: " + settleMs);
     }
     if (replicas > members) {
       throw new UsageException("--replicas must be at most --members: " + replicas + " > " + members);
@@ -215,8 +222,14 @@ final class ClusterBenchCommand implements Callable<Integer> {
     att.decode(0, q, reference, config); // the no-fault output every later call must equal
     localAtt.decode(0, q, localOut, context, config);
     double relErr = relErr(reference, localOut);
+    // warm up: --warmup calls, at least 2 s, and until this JVM has collected its young
+    // generation once (at most 30 s more): before that every allocation of a call (requests,
+    // replies, ~150 KB at W1) touches heap pages for the first time and the page faults cost the
+    // coordinator about as much CPU as the rest of the call
     long warmStart = System.nanoTime();
-    for (int i = 0; i < warmup || System.nanoTime() - warmStart < Stopwatch.MIN_WARMUP_NANOS; i++) {
+    long collections = youngCollections();
+    for (int i = 0; i < warmup || System.nanoTime() - warmStart < Stopwatch.MIN_WARMUP_NANOS
+        || (youngCollections() == collections && System.nanoTime() - warmStart < 30_000_000_000L); i++) {
       localAtt.decode(0, q, localOut, context, config);
       att.decode(0, q, out, config);
     }
@@ -232,6 +245,9 @@ final class ClusterBenchCommand implements Callable<Integer> {
       }, (long) (killAfter * 1e9), TimeUnit.NANOSECONDS);
     }
     List<Double> localNs = new ArrayList<>(), clusterNs = new ArrayList<>(), memberNs = new ArrayList<>();
+    List<Double> requestNs = new ArrayList<>(), replyNs = new ArrayList<>(), coordinatorNs = new ArrayList<>();
+    List<Double> memberCpuNs = new ArrayList<>(), coordinatorCpuNs = new ArrayList<>();
+    java.lang.management.ThreadMXBean cpu = java.lang.management.ManagementFactory.getThreadMXBean();
     int mismatches = 0;
     long payloadPerLayer = 0, bytesRead = 0, payloadSent = 0, payloadReceived = 0;
     int asked = 0, skipped = 0;
@@ -247,8 +263,12 @@ final class ClusterBenchCommand implements Callable<Integer> {
           error = "the member kill did not happen in time";
           break;
         }
+        settle();
         long t0 = System.nanoTime();
         localAtt.decode(0, q, localOut, context, config);
+        long t1local = System.nanoTime();
+        settle();
+        long c1 = cpu.getCurrentThreadCpuTime();
         long t1 = System.nanoTime();
         try {
           att.decode(0, q, out, config);
@@ -257,19 +277,32 @@ final class ClusterBenchCommand implements Callable<Integer> {
           break;
         }
         long t2 = System.nanoTime();
-        localNs.add((double) (t1 - t0));
+        long c2 = cpu.getCurrentThreadCpuTime();
+        localNs.add((double) (t1local - t0));
         clusterNs.add((double) (t2 - t1));
         if (!Arrays.equals(out, reference)) {
           mismatches++;
         }
         ClusterReport r = att.report();
         if (r.failovers() == 0) {
-          long most = 0, slowest = 0;
+          long most = 0, slowest = 0, slowestCpu = 0;
+          ClusterReport.MemberCall last = null; // the reply that arrived last: the call's critical path
           for (ClusterReport.MemberCall c : r.calls()) {
             most = Math.max(most, c.payloadSent() + c.payloadReceived());
             slowest = Math.max(slowest, c.memberNanos());
+            slowestCpu = Math.max(slowestCpu, c.memberCpuNanos());
+            if (last == null || c.roundTripNanos() > last.roundTripNanos()) {
+              last = c;
+            }
           }
           memberNs.add((double) slowest);
+          memberCpuNs.add((double) slowestCpu);
+          coordinatorCpuNs.add((double) (c2 - c1));
+          if (last != null) {
+            requestNs.add((double) last.requestNanos());
+            replyNs.add((double) last.replyNanos());
+            coordinatorNs.add((double) (t2 - t1 - last.roundTripNanos()));
+          }
           payloadPerLayer = most;
           payloadSent = r.payloadSent();
           payloadReceived = r.payloadReceived();
@@ -300,11 +333,22 @@ final class ClusterBenchCommand implements Callable<Integer> {
     // the slowest member's own time for its shards (request received to reply ready): what is
     // left of medianMs beyond it is the round trip and the merge
     m.put("memberMedianMs", Format.finite(memberNs.isEmpty() ? Double.NaN : median(memberNs) / 1e6));
+    // where the rest goes, on the critical path (the member whose reply came last): submitted
+    // here to started there, finished there to in hand here, and the coordinator's own work
+    // (validation, requests, merge) outside the round trip
+    m.put("requestMedianUs", Format.finite(requestNs.isEmpty() ? Double.NaN : median(requestNs) / 1e3));
+    m.put("replyMedianUs", Format.finite(replyNs.isEmpty() ? Double.NaN : median(replyNs) / 1e3));
+    m.put("coordinatorMedianUs", Format.finite(coordinatorNs.isEmpty() ? Double.NaN : median(coordinatorNs) / 1e3));
+    // CPU time (immune to waiting for a core): the slowest member's task thread, and the
+    // coordinator's calling thread for the whole call (validation, requests, replies, merge)
+    m.put("memberCpuMedianMs", Format.finite(memberCpuNs.isEmpty() ? Double.NaN : median(memberCpuNs) / 1e6));
+    m.put("coordinatorCpuMedianUs", Format.finite(coordinatorCpuNs.isEmpty() ? Double.NaN : median(coordinatorCpuNs) / 1e3));
     m.put("shardsSkipped", skipped);
     m.put("blockTiles", blockTiles);
     m.put("payloadBytesSent", payloadSent);
     m.put("payloadBytesReceived", payloadReceived);
     m.put("localThreads", localThreads);
+    m.put("settleMs", settleMs);
     m.put("iterations", clusterNs.size());
     m.put("heads", shape.heads);
     m.put("kvHeads", shape.kvHeads);
@@ -327,6 +371,22 @@ final class ClusterBenchCommand implements Callable<Integer> {
       m.put("error", error);
     }
     return m;
+  }
+
+  /** Collections of this JVM's garbage collectors so far. */
+  private static long youngCollections() {
+    long n = 0;
+    for (var gc : java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()) {
+      n += Math.max(0, gc.getCollectionCount());
+    }
+    return n;
+  }
+
+  /** Lets the previous call's spinning threads park before the next timed call. */
+  private void settle() {
+    if (settleMs > 0) {
+      java.util.concurrent.locks.LockSupport.parkNanos((long) (settleMs * 1e6));
+    }
   }
 
   private static double median(List<Double> xs) {

@@ -78,7 +78,9 @@ final class MemberProcesses implements AutoCloseable {
 
   /** JVM flags for the members: the CLI's, plus the opens Hazelcast asks for on modern JDKs. */
   static List<String> defaultJvmOptions() {
-    List<String> o = new ArrayList<>(List.of("-Xmx512m", "-XX:+UseParallelGC",
+    // a fixed heap touched at start: a member allocates ~100 KB per request, and in a fresh JVM
+    // every allocation first faults in new pages (docs/DISTRIBUTED.md, overhead)
+    List<String> o = new ArrayList<>(List.of("-Xms512m", "-Xmx512m", "-XX:+AlwaysPreTouch", "-XX:+UseParallelGC",
         "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
         "--add-opens", "java.base/java.lang=ALL-UNNAMED", "--add-opens", "java.base/sun.nio.ch=ALL-UNNAMED",
         "--add-exports", "java.base/jdk.internal.ref=ALL-UNNAMED",

@@ -2,9 +2,10 @@ package hflash.cluster;
 
 import com.hazelcast.client.UndefinedErrorCodeException;
 import com.hazelcast.core.HazelcastInstanceNotActiveException;
-import com.hazelcast.core.MemberLeftException;
+import com.hazelcast.core.OperationTimeoutException;
+import com.hazelcast.spi.exception.RetryableException;
 import com.hazelcast.spi.exception.TargetDisconnectedException;
-import com.hazelcast.spi.exception.TargetNotMemberException;
+import java.io.IOException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.RejectedExecutionException;
@@ -34,16 +35,26 @@ final class Calls {
   }
 
   /**
-   * Whether {@code t} says the member is gone or cannot serve the shard (so another copy should
-   * be asked), as opposed to a rejected request (bad arguments), which every copy would reject.
+   * Whether {@code t} says the member is gone or cannot serve the shard, so another copy should
+   * be asked: Hazelcast's member-left, target-not-member, target-disconnected and operation-timeout
+   * exceptions (and the rest of its {@link RetryableException}s), a member that is shutting down
+   * ({@link HazelcastInstanceNotActiveException}, or its executor rejecting the task), our own
+   * {@link ShardUnavailableException} (the member holds no such copy), and the plain
+   * {@code IOException} with which the Hazelcast 5.5 client fails an invocation whose target has
+   * no connection any more ({@code ClientInvocation}: "No connection found to invoke"). Anything
+   * else is an error of the request or a bug (a validation error, a bad state) that every copy
+   * would give: it reaches the caller unchanged and is not retried.
    */
   static boolean isMemberFailure(Throwable t) {
     for (Throwable c = t; c != null; c = c.getCause()) {
-      if (c instanceof MemberLeftException || c instanceof TargetNotMemberException
-          || c instanceof TargetDisconnectedException
+      if (c instanceof RetryableException || c instanceof TargetDisconnectedException
+          || c instanceof OperationTimeoutException
           || c instanceof HazelcastInstanceNotActiveException
-          || c instanceof RejectedExecutionException || c instanceof ShardUnavailableException
-          || c instanceof java.io.IOException) {
+          || c instanceof RejectedExecutionException || c instanceof ShardUnavailableException) {
+        return true;
+      }
+      if (c.getClass() == IOException.class && c.getMessage() != null
+          && c.getMessage().startsWith(CLIENT_NO_CONNECTION)) {
         return true;
       }
       if (c instanceof UndefinedErrorCodeException u
@@ -56,4 +67,7 @@ final class Calls {
     }
     return false;
   }
+
+  /** How the Hazelcast client words an invocation it could not send (no connection to the target). */
+  static final String CLIENT_NO_CONNECTION = "No connection found to invoke";
 }

@@ -13,15 +13,22 @@ import java.util.List;
  */
 public final class ClusterReport {
 
-  /** One member's part of a call. {@code retry} is true for a request sent after a failover. */
+  /**
+   * One member's part of a call. {@code retry} is true for a request sent after a failover. The
+   * round trip splits into {@code requestNanos} (submitted here to started there),
+   * {@code memberNanos} (the member's own time; {@code memberCpuNanos} of it on a core) and
+   * {@code replyNanos} (finished there to the reply in hand here); the two ends read {@code System.nanoTime()} in different processes,
+   * which agree on one host (a system-wide monotonic clock) but not across hosts.
+   */
   public record MemberCall(String member, String address, int[] shards, long positions,
-      long bytesRead, long memberNanos, long roundTripNanos, long payloadSent,
-      long payloadReceived, boolean retry) {
+      long bytesRead, long memberNanos, long memberCpuNanos, long roundTripNanos, long requestNanos,
+      long replyNanos, long payloadSent, long payloadReceived, boolean retry) {
     @Override
     public String toString() {
       return "MemberCall[" + address + ", shards=" + Arrays.toString(shards) + ", positions="
-          + positions + ", bytesRead=" + bytesRead + ", memberUs=" + memberNanos / 1000
-          + ", roundTripUs=" + roundTripNanos / 1000 + ", sent=" + payloadSent + ", received="
+          + positions + ", bytesRead=" + bytesRead + ", memberUs=" + memberNanos / 1000 + ", memberCpuUs=" + memberCpuNanos / 1000
+          + ", roundTripUs=" + roundTripNanos / 1000 + ", requestUs=" + requestNanos / 1000
+          + ", replyUs=" + replyNanos / 1000 + ", sent=" + payloadSent + ", received="
           + payloadReceived + (retry ? ", retry" : "") + "]";
     }
   }
@@ -37,6 +44,7 @@ public final class ClusterReport {
   int failovers;
   int shardsSkipped;
   boolean[] asked = new boolean[0]; // (shards) whose state was merged
+  hflash.engine.AttentionConfig[] configs = new hflash.engine.AttentionConfig[0]; // (shards) run, null = not asked
   double[] rho = new double[0]; // (numHeads)
   double[] errorBound = new double[0]; // (numHeads)
 
@@ -79,6 +87,14 @@ public final class ClusterReport {
   /** Whether shard {@code s} was asked (its state merged) in this call. */
   public boolean asked(int s) {
     return s < asked.length && asked[s];
+  }
+
+  /**
+   * The mode shard {@code s} ran in this call (budgeted: its share of the budget), or null when
+   * it was not asked.
+   */
+  public hflash.engine.AttentionConfig shardConfig(int s) {
+    return s < configs.length ? configs[s] : null;
   }
 
   public long keysInContext() {

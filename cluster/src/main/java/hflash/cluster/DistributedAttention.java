@@ -13,7 +13,8 @@ import java.util.concurrent.Future;
 
 /**
  * Decode attention over a {@link DistributedKvCache}: context parallelism. Per call, one request
- * per member carries {@code q} and the mode; each member runs hflash's
+ * (serialised once, sent to every member asked) carries {@code q} and each member's part (its
+ * shards and their modes); each member runs hflash's
  * {@link hflash.engine.DecodeAttention#decodeState} on each shard it is asked for (one thread per
  * shard, over the shard's first {@code shardLength(keys, s)} positions) and sends back the
  * partial states {@code (m, l, acc)}; the caller merges them with {@link AttentionState#merge} in
@@ -22,9 +23,10 @@ import java.util.concurrent.Future;
  * {@code DecodeAttention} with one thread computes over a cache holding that shard's positions.
  *
  * <p>Modes: exact, sampled and certified run unchanged on every shard (certified's stopping rule
- * per shard, unread mass &lt;= epsilon * read mass, sums to the same rule globally); budgeted
- * splits its tile or byte budget evenly over the shards asked (a share budget applies per shard
- * as it is). The bounds of the merged result are recombined from the shards' (see
+ * per shard, unread mass &lt;= epsilon * read mass, sums to the same rule globally, and shards
+ * whose whole mass cannot matter are not asked); budgeted splits its tile or byte budget over the
+ * shards by the bounds of their top-level summaries ({@link BudgetSplit}; a shard given nothing
+ * is not asked; a share budget applies per shard as it is). The bounds of the merged result are recombined from the shards' (see
  * {@link ClusterReport#errorBound}). Windowed (sinks + window) configs are not supported: the
  * window is not a prefix of the shards.
  *
@@ -154,21 +156,38 @@ public final class DistributedAttention implements AutoCloseable {
     }
   }
 
-  /** The per-call scratch of {@link #run}: shard states, bounds, which shards were asked. */
+  /**
+   * The per-call scratch of {@link #run}: shard states, bounds, which shards were asked. The
+   * states array (the largest part, {@code shards * numHeads * (headDim + 2)} floats) is kept from
+   * call to call: a fresh 33 KB array per W1 call was a sixth of the coordinator's CPU time.
+   */
   private static final class Call {
-    final float[] states; // (shards, numHeads * (headDim + 2))
-    final double[][] rho, bound; // (shards)(numHeads), bounded modes
-    final boolean[] asked; // (shards)
+    float[] states; // (shards, numHeads * (headDim + 2))
+    double[][] rho, bound; // (shards)(numHeads), bounded modes
+    boolean[] asked; // (shards)
+    AttentionConfig[] configs; // (shards) what each shard runs, null when not asked
     final Map<Integer, List<String>> tried = new LinkedHashMap<>();
     boolean retry;
 
-    Call(int shards, int stride) {
-      states = new float[shards * stride];
-      rho = new double[shards][];
-      bound = new double[shards][];
-      asked = new boolean[shards];
+    void reset(int shards, int stride) {
+      if (asked == null || asked.length != shards) {
+        states = new float[shards * stride];
+        rho = new double[shards][];
+        bound = new double[shards][];
+        asked = new boolean[shards];
+        configs = new AttentionConfig[shards];
+      } else {
+        java.util.Arrays.fill(rho, null);
+        java.util.Arrays.fill(bound, null);
+        java.util.Arrays.fill(asked, false);
+        java.util.Arrays.fill(configs, null);
+      }
+      tried.clear();
+      retry = false;
     }
   }
+
+  private final Call call = new Call();
 
   private void run(int layer, float[] q, int keys, AttentionConfig config) {
     Striping st = cache.striping();
@@ -183,14 +202,22 @@ public final class DistributedAttention implements AutoCloseable {
         wanted.add(s);
       }
     }
-    AttentionConfig perShard = perShard(config, Math.max(1, wanted.size()));
     int stride = numHeads * (headDim + 2);
-    Call call = new Call(shards, stride);
-    double[] skipped = null; // certified: mass bound of the shards not asked, per head (absolute log frame)
-    if (config.mode() == AttentionMode.CERTIFIED && cache.summaries() != null && wanted.size() > 1) {
-      skipped = certifiedRounds(layer, q, localKeys, wanted, perShard, config.epsilon(), call);
+    call.reset(shards, stride);
+    double[] skipped = null; // mass bound of the shards not asked, per head (absolute log frame)
+    ShardSummaries summaries = cache.summaries();
+    boolean bounded = summaries.complete() && wanted.size() > 1;
+    if (config.mode() == AttentionMode.CERTIFIED && bounded) {
+      skipped = certifiedRounds(layer, q, localKeys, wanted, config.epsilon(), call);
+    } else if (config.mode() == AttentionMode.BUDGETED && config.budgetShare() == 0 && wanted.size() > 1) {
+      skipped = budgeted(layer, q, localKeys, wanted, config, bounded, call);
     } else {
-      ask(layer, q, localKeys, wanted, perShard, call);
+      AttentionConfig c = config.mode() == AttentionMode.CERTIFIED && wanted.size() > 1
+          ? AttentionConfig.certified(config.epsilon() / 2) : config;
+      for (int s : wanted) {
+        call.configs[s] = c;
+      }
+      ask(layer, q, localKeys, wanted, call);
     }
     merged.reset();
     for (int s = 0; s < shards; s++) { // fixed shard order: the bits do not depend on timing
@@ -199,12 +226,78 @@ public final class DistributedAttention implements AutoCloseable {
         merged.merge(part);
       } else if (localKeys[s] > 0) {
         report.shardsSkipped++;
+        call.configs[s] = null;
       }
     }
     report.asked = call.asked.clone();
+    report.configs = call.configs.clone();
     if (config.mode() == AttentionMode.CERTIFIED || config.mode() == AttentionMode.BUDGETED) {
       combineBounds(layer, call, localKeys, skipped);
     }
+  }
+
+  /** Per shard and head, {@code log(n_s) + bound_sh}: the log of the bound on the shard's mass. */
+  private double[][] logMass(int layer, float[] q, int[] localKeys, List<Integer> wanted) {
+    int group = numHeads / cache.layout().kvHeads();
+    double[][] u = new double[localKeys.length][numHeads];
+    for (double[] row : u) {
+      java.util.Arrays.fill(row, Double.NEGATIVE_INFINITY);
+    }
+    for (int s : wanted) {
+      for (int h = 0; h < numHeads; h++) {
+        u[s][h] = Math.log(localKeys[s])
+            + cache.summaries().scoreBound(s, layer, h / group, q, h * headDim, scale);
+      }
+    }
+    return u;
+  }
+
+  /**
+   * Budgeted over members: the tile budget (a byte budget converted to tiles per KV head as the
+   * local call does) split over the shards by their mass bounds ({@link BudgetSplit}); shards
+   * given no tile are not asked and their whole mass bound enters the stated bound. Without
+   * every shard's summary (an attach that could not read one), the split is even and every shard
+   * gets at least one tile.
+   *
+   * @return per head, the skipped mass bound as {@code log(sum_s n_s exp(bound_s))}, or null
+   */
+  private double[] budgeted(int layer, float[] q, int[] localKeys, List<Integer> wanted,
+      AttentionConfig config, boolean bounded, Call call) {
+    hflash.memory.KvCacheLayout layout = cache.layout();
+    int shards = localKeys.length;
+    long tileBytes = 2L * layout.tileTokens() * layout.rowBytes() * layout.kvHeads();
+    long total = config.budgetTiles() > 0 ? config.budgetTiles() : Math.max(1, config.budgetBytes() / tileBytes);
+    long[] caps = new long[shards];
+    for (int s : wanted) {
+      caps[s] = Math.ceilDiv(localKeys[s], layout.tileTokens());
+    }
+    double[][] u = bounded ? logMass(layer, q, localKeys, wanted) : null;
+    double[] w = new double[shards];
+    for (int s : wanted) {
+      w[s] = 1;
+    }
+    if (bounded) {
+      w = BudgetSplit.weights(u);
+    } else {
+      total = Math.max(total, wanted.size());
+    }
+    long[] tiles = BudgetSplit.apportion(total, w, caps);
+    List<Integer> ask = new ArrayList<>();
+    double[] skip = new double[numHeads];
+    java.util.Arrays.fill(skip, Double.NEGATIVE_INFINITY);
+    for (int s : wanted) {
+      if (tiles[s] > 0) {
+        ask.add(s);
+        call.configs[s] = config.budgetTiles() > 0 ? AttentionConfig.budgetedTiles((int) tiles[s])
+            : AttentionConfig.budgetedBytes(tiles[s] * tileBytes);
+      } else if (u != null) {
+        for (int h = 0; h < numHeads; h++) {
+          skip[h] = logAdd(skip[h], u[s][h]);
+        }
+      }
+    }
+    ask(layer, q, localKeys, ask, call);
+    return bounded ? skip : null;
   }
 
   /**
@@ -217,8 +310,12 @@ public final class DistributedAttention implements AutoCloseable {
    * @return per head, the skipped mass bound as {@code log(sum_s n_s exp(bound_s))}, or -inf
    */
   private double[] certifiedRounds(int layer, float[] q, int[] localKeys, List<Integer> wanted,
-      AttentionConfig perShard, double epsilon, Call call) {
+      double epsilon, Call call) {
     int group = numHeads / cache.layout().kvHeads();
+    AttentionConfig perShard = AttentionConfig.certified(epsilon / 2); // the other half: shards not asked
+    for (int s : wanted) {
+      call.configs[s] = perShard;
+    }
     double[][] ub = new double[localKeys.length][numHeads];
     List<Integer> first = new ArrayList<>();
     for (int h = 0; h < numHeads; h++) {
@@ -234,7 +331,7 @@ public final class DistributedAttention implements AutoCloseable {
       }
     }
     first.sort(null);
-    ask(layer, q, localKeys, first, perShard, call);
+    ask(layer, q, localKeys, first, call);
     AttentionState read = new AttentionState(numHeads, headDim);
     for (int s : first) {
       part.readFrom(call.states, s * numHeads * (headDim + 2));
@@ -262,7 +359,7 @@ public final class DistributedAttention implements AutoCloseable {
       }
     }
     if (!second.isEmpty()) {
-      ask(layer, q, localKeys, second, perShard, call);
+      ask(layer, q, localKeys, second, call);
     }
     return skip;
   }
@@ -276,29 +373,27 @@ public final class DistributedAttention implements AutoCloseable {
   }
 
   /** Asks the members for {@code shards} (one request per member), failing over to other copies. */
-  private void ask(int layer, float[] q, int[] localKeys, List<Integer> shards,
-      AttentionConfig perShard, Call call) {
+  private void ask(int layer, float[] q, int[] localKeys, List<Integer> shards, Call call) {
     int stride = numHeads * (headDim + 2);
     List<Integer> wanted = shards;
     while (!wanted.isEmpty()) {
       Map<String, List<Integer>> byMember = assign(wanted, call.tried);
       List<String> members = new ArrayList<>(byMember.keySet());
-      List<ShardTasks.Decode> tasks = new ArrayList<>();
-      List<Future<ShardTasks.DecodeReply>> fs = new ArrayList<>();
-      long[] t0 = new long[members.size()];
-      for (int i = 0; i < members.size(); i++) {
-        List<Integer> mine = byMember.get(members.get(i));
+      List<ShardTasks.Decode.Part> parts = new ArrayList<>();
+      for (String u : members) {
+        List<Integer> mine = byMember.get(u);
         int[] sh = mine.stream().mapToInt(Integer::intValue).toArray();
         int[] kk = new int[sh.length];
+        AttentionConfig[] cc = new AttentionConfig[sh.length];
         for (int j = 0; j < sh.length; j++) {
           kk[j] = localKeys[sh[j]];
+          cc[j] = call.configs[sh[j]];
         }
-        ShardTasks.Decode task = new ShardTasks.Decode(cache.name(), layer, numHeads, scale, sh,
-            kk, perShard, q);
-        t0[i] = System.nanoTime();
-        tasks.add(task);
-        fs.add(cache.submit(members.get(i), task));
+        parts.add(new ShardTasks.Decode.Part(members.size() == 1 ? null : u, sh, kk, cc));
       }
+      ShardTasks.Decode task = new ShardTasks.Decode(cache.name(), layer, numHeads, scale, parts, q);
+      long t0 = System.nanoTime();
+      List<Future<ShardTasks.DecodeReply>> fs = cache.client().submitToAll(members, task);
       List<Integer> again = new ArrayList<>();
       for (int i = 0; i < members.size(); i++) {
         String u = members.get(i);
@@ -310,13 +405,14 @@ public final class DistributedAttention implements AutoCloseable {
           if (!Calls.isMemberFailure(e)) {
             throw e;
           }
-          cache.memberFailed(u, e.toString());
+          cache.placement.memberFailed(u, e.toString());
           cache.countFailover();
           report.failovers++;
           again.addAll(mine);
           continue;
         }
-        long rtt = System.nanoTime() - t0[i];
+        long got = System.nanoTime();
+        long rtt = got - t0;
         long positions = 0, read = 0;
         for (int j = 0; j < mine.size(); j++) {
           int s = mine.get(j);
@@ -337,10 +433,11 @@ public final class DistributedAttention implements AutoCloseable {
             call.bound[s] = java.util.Arrays.copyOfRange(reply.errorBound, j * numHeads, (j + 1) * numHeads);
           }
         }
-        Member m = cache.member(u);
+        Member m = cache.client().member(u);
         report.calls.add(new ClusterReport.MemberCall(u, m == null ? "?" : m.getAddress().toString(),
             mine.stream().mapToInt(Integer::intValue).toArray(), positions, read,
-            reply.memberNanos, rtt, tasks.get(i).payloadBytes, reply.payloadBytes, call.retry));
+            reply.memberNanos, reply.memberCpuNanos, rtt, reply.startNanos - t0, got - reply.startNanos - reply.memberNanos,
+            task.payloadBytes, reply.payloadBytes, call.retry));
       }
       again.sort(null);
       wanted = again;
@@ -358,7 +455,7 @@ public final class DistributedAttention implements AutoCloseable {
     for (int s : wanted) {
       List<String> t = tried.computeIfAbsent(s, k -> new ArrayList<>());
       String pick = null;
-      for (String u : cache.liveOwners(s)) {
+      for (String u : cache.placement.liveOwners(s)) {
         if (!t.contains(u)) {
           pick = u;
           break;
@@ -375,23 +472,6 @@ public final class DistributedAttention implements AutoCloseable {
       throw cache.lost(lost);
     }
     return byMember;
-  }
-
-  /** The config each shard runs: budgets split evenly over the shards asked. */
-  static AttentionConfig perShard(AttentionConfig c, int shards) {
-    if (c.mode() == AttentionMode.CERTIFIED && shards > 1) {
-      return AttentionConfig.certified(c.epsilon() / 2); // the other half: shards not asked
-    }
-    if (c.mode() != AttentionMode.BUDGETED || shards == 1) {
-      return c;
-    }
-    if (c.budgetTiles() > 0) {
-      return AttentionConfig.budgetedTiles(Math.max(1, (c.budgetTiles() + shards - 1) / shards));
-    }
-    if (c.budgetBytes() > 0) {
-      return AttentionConfig.budgetedBytes(Math.max(1, c.budgetBytes() / shards));
-    }
-    return c;
   }
 
   /**

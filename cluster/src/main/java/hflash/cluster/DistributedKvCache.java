@@ -4,20 +4,16 @@ import com.hazelcast.cluster.Member;
 import com.hazelcast.cluster.MembershipEvent;
 import com.hazelcast.cluster.MembershipListener;
 import com.hazelcast.core.HazelcastInstance;
-import com.hazelcast.core.IExecutorService;
 import com.hazelcast.map.IMap;
 import hflash.memory.DType;
 import hflash.memory.KvCacheLayout;
 import java.util.ArrayList;
-import java.util.HashMap;
+import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
-import java.util.Set;
+import java.util.TreeSet;
 import java.util.UUID;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.Callable;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
@@ -29,23 +25,23 @@ import java.util.function.Consumer;
  * contract of {@link hflash.memory.KvCache}: {@code append} (single and batched, all or nothing),
  * {@code length}, {@code truncate}, {@code close}. Each shard has {@code replicas} copies on
  * distinct members (default 2 when there are at least 2 members); each copy is an ordinary
- * off-heap {@code KvCache} in the member's {@link ShardStore}. The placement (shard to members) is
- * kept in the cluster map {@link ClusterSetup#PLACEMENTS}, so a new coordinator can
- * {@link #attach} to the cache after this one is gone.
+ * off-heap {@code KvCache} in the member's {@link ShardStore}. The placement (shape, striping,
+ * shard to members) is kept in the cluster map {@link ClusterSetup#PLACEMENTS} ({@link
+ * CachePlacement}), so a new coordinator can {@link #attach} to the cache after this one is gone.
  *
- * <p>Faults: an append returns once every live copy of the affected shards holds it. A member
- * that fails a call (left, died, shut down) is dropped from the placement and its copies are
- * re-created on the remaining members in the background (from a surviving copy); until then reads
- * go to the surviving copies. Positions with no copy left make every later decode that needs them
- * throw {@link ShardLostException}.
+ * <p>Membership ({@link ShardRepair}, in the background): a member that fails a call (left,
+ * died, shut down) is dropped from the placement and its copies are re-created on the remaining
+ * members from a surviving copy, while reads go to the surviving copies; positions with no copy
+ * left make every later decode that needs them throw {@link ShardLostException}. A member that
+ * joins gets a new shard: the positions appended after the join stripe over it too.
  *
  * <p>Threading: one coordinator thread at a time calls append, truncate and decode (they take
- * this object's lock); the repair runs on its own thread and takes the lock too while it copies
- * a shard, so a call waits for a running copy.
+ * this object's fair lock); the repair thread takes it only to widen the placement and for the
+ * last rows of a copy.
  */
 public final class DistributedKvCache implements AutoCloseable {
 
-  /** Rows per copy/append message: about 4 MB of floats at W1 shapes. */
+  /** Rows per append message: about 4 MB of floats at W1 shapes. */
   private static final int MESSAGE_FLOATS = 1 << 20;
 
   /** Replication, shard count and block size of a new cache. */
@@ -68,39 +64,27 @@ public final class DistributedKvCache implements AutoCloseable {
     }
   }
 
-  private final HazelcastInstance hz;
   private final String name;
   private final KvCacheLayout layout;
-  private final Striping striping;
-  private final IExecutorService executor;
-  private final IMap<String, Placement> placements;
-  private final Object placementLock = new Object();
-  private volatile Placement placement;
+  private final ShardClient client;
+  final CachePlacement placement;
+  final ShardRepair repair;
   private final int[] lengths; // (layers) global positions held
-  final ReentrantLock lock = new ReentrantLock();
-  private final Set<String> failed = ConcurrentHashMap.newKeySet(); // members dropped by this coordinator
-  private final ExecutorService repairer;
+  final ReentrantLock lock = new ReentrantLock(true); // fair: the repair's catch-up is not starved by a decode loop
+  private final List<int[]> truncationWatches = new ArrayList<>(); // low-water marks of running copies
   private final UUID listener;
   private final AtomicLong failovers = new AtomicLong();
-  private final AtomicLong copiesMade = new AtomicLong();
-  private volatile Consumer<String> log = s -> {};
-  private ShardSummaries summaries; // null after attach: unknown, nothing is skipped
+  private final ShardSummaries summaries;
   private volatile boolean closed;
 
   private DistributedKvCache(HazelcastInstance hz, Placement p) {
-    this.hz = hz;
     this.name = p.name();
     this.layout = p.layout();
-    this.striping = p.striping();
-    this.placement = p;
     this.lengths = new int[layout.layers()];
-    this.executor = hz.getExecutorService(ClusterSetup.EXECUTOR);
-    this.placements = hz.getMap(ClusterSetup.PLACEMENTS);
-    this.repairer = Executors.newSingleThreadExecutor(r -> {
-      Thread t = new Thread(r, "hflash-repair-" + name);
-      t.setDaemon(true);
-      return t;
-    });
+    this.client = new ShardClient(hz);
+    this.placement = new CachePlacement(p, client, this::scheduleRepair);
+    this.repair = new ShardRepair(this, placement, client);
+    this.summaries = new ShardSummaries(layout, p.shards());
     this.listener = hz.getCluster().addMembershipListener(new MembershipListener() {
       @Override
       public void memberAdded(MembershipEvent e) {
@@ -109,7 +93,7 @@ public final class DistributedKvCache implements AutoCloseable {
 
       @Override
       public void memberRemoved(MembershipEvent e) {
-        memberFailed(e.getMember().getUuid().toString(), "left the cluster");
+        placement.memberFailed(e.getMember().getUuid().toString(), "left the cluster");
       }
     });
   }
@@ -124,7 +108,7 @@ public final class DistributedKvCache implements AutoCloseable {
    * Creates the cache {@code name} over the current members of {@code hz}'s cluster: shard
    * {@code s} on members {@code s, s+1, ..} (oldest first, modulo the member count).
    *
-   * @throws IllegalArgumentException bad shape, or a cache of that name exists
+   * @throws IllegalArgumentException bad shape, a block dtype, or a cache of that name exists
    * @throws IllegalStateException no member, or a member's memory budget is exceeded
    */
   public static DistributedKvCache create(HazelcastInstance hz, String name, int layers,
@@ -133,8 +117,12 @@ public final class DistributedKvCache implements AutoCloseable {
     Objects.requireNonNull(name, "name");
     Objects.requireNonNull(options, "options");
     KvCacheLayout layout = new KvCacheLayout(layers, kvHeads, headDim, capacity, dtype, tileTokens);
-    List<Member> members = new ArrayList<>(hz.getCluster().getMembers());
-    members.removeIf(Member::isLiteMember);
+    if (dtype.quantized()) {
+      // the shard summaries round element by element; a block dtype rounds a value by its block
+      throw new IllegalArgumentException("block dtypes are not supported over a distributed cache: "
+          + dtype.id());
+    }
+    List<Member> members = new ShardClient(hz).dataMembers();
     if (members.isEmpty()) {
       throw new IllegalStateException("no data member in the cluster to hold " + name);
     }
@@ -150,19 +138,19 @@ public final class DistributedKvCache implements AutoCloseable {
       owners.add(o);
     }
     Placement p = new Placement(name, layers, kvHeads, headDim, capacity, dtype.id(),
-        layout.tileTokens(), shards, options.blockTiles() * tileTokens, replicas, owners);
+        layout.tileTokens(), new Striping(shards, options.blockTiles() * tileTokens), replicas, owners,
+        members.stream().map(x -> x.getUuid().toString()).toList());
     IMap<String, Placement> map = hz.getMap(ClusterSetup.PLACEMENTS);
     if (map.putIfAbsent(name, p) != null) {
       throw new IllegalArgumentException("a distributed cache named " + name
           + " exists: attach to it or close it first");
     }
     DistributedKvCache c = new DistributedKvCache(hz, p);
-    c.summaries = new ShardSummaries(layout, c.striping); // exact: this coordinator sees every row
     try {
       List<Future<?>> fs = new ArrayList<>();
       for (int s = 0; s < shards; s++) {
         for (String u : owners.get(s)) {
-          fs.add(c.submit(u, new ShardTasks.Create(name, s, p.shardLayout())));
+          fs.add(c.submit(u, new ShardTasks.Create(name, s, p.shardLayout(s))));
         }
       }
       for (Future<?> f : fs) {
@@ -177,9 +165,11 @@ public final class DistributedKvCache implements AutoCloseable {
 
   /**
    * Attaches to the existing cache {@code name} (a coordinator restart): reads the placement from
-   * the cluster and the lengths from the members. Positions that only some shards received (an
-   * append cut short by the previous coordinator's death) are truncated away, so every layer is
-   * a consistent prefix; under-replicated shards are repaired in the background.
+   * the cluster, the lengths and the shards' summaries from the members (so certified and
+   * budgeted ask the same members as the previous coordinator did). Positions that only some
+   * shards received (an append cut short by the previous coordinator's death) are truncated
+   * away, so every layer is a consistent prefix; under-replicated shards are repaired and
+   * members that joined meanwhile get a shard, in the background.
    *
    * @throws IllegalArgumentException no cache of that name
    */
@@ -191,7 +181,7 @@ public final class DistributedKvCache implements AutoCloseable {
     }
     DistributedKvCache c = new DistributedKvCache(hz, p);
     try {
-      c.recoverLengths();
+      c.repair.recover(c.lengths);
     } catch (RuntimeException e) {
       c.detach();
       throw e;
@@ -200,50 +190,11 @@ public final class DistributedKvCache implements AutoCloseable {
     return c;
   }
 
-  private void recoverLengths() {
-    int layers = layout.layers();
-    int shards = striping.shards();
-    long[][] held = new long[shards][layers]; // min over live copies; MAX_VALUE = unknown (lost)
-    for (int s = 0; s < shards; s++) {
-      java.util.Arrays.fill(held[s], Long.MAX_VALUE);
-      for (String u : placement.owners().get(s)) {
-        try {
-          int[] len = Calls.get(submit(u, new ShardTasks.Lengths(name, s)));
-          for (int l = 0; l < layers; l++) {
-            held[s][l] = Math.min(held[s][l], len[l]);
-          }
-        } catch (RuntimeException e) {
-          if (!Calls.isMemberFailure(e)) {
-            throw e;
-          }
-          memberFailed(u, e.toString());
-        }
-      }
-    }
-    for (int l = 0; l < layers; l++) {
-      long lo = 0, hi = layout.capacity(); // largest n with shardLength(n, s) <= held[s] for all s
-      while (lo < hi) {
-        long mid = (lo + hi + 1) >>> 1;
-        boolean ok = true;
-        for (int s = 0; s < shards && ok; s++) {
-          ok = striping.shardLength(mid, s) <= held[s][l];
-        }
-        if (ok) {
-          lo = mid;
-        } else {
-          hi = mid - 1;
-        }
-      }
-      lengths[l] = (int) lo;
-    }
-    for (int l = 0; l < layers; l++) { // drop rows past the consistent prefix
-      truncateShards(l, lengths[l]);
-    }
-  }
-
-  /** Where this coordinator's log lines go (shard moves, failures); default: nowhere. */
+  /** Where this coordinator's log lines go (shard moves, joins, failures); default: nowhere. */
   public void setLog(Consumer<String> log) {
-    this.log = Objects.requireNonNull(log, "log");
+    Objects.requireNonNull(log, "log");
+    placement.setLog(log);
+    repair.setLog(log);
   }
 
   public String name() {
@@ -255,13 +206,14 @@ public final class DistributedKvCache implements AutoCloseable {
     return layout;
   }
 
+  /** The current striping (it gains a segment when a member joins). */
   public Striping striping() {
-    return striping;
+    return placement.current().striping();
   }
 
   /** The current placement (as this coordinator last wrote or read it). */
   public Placement placement() {
-    return placement;
+    return placement.current();
   }
 
   /** Positions stored for {@code layer}. */
@@ -278,11 +230,7 @@ public final class DistributedKvCache implements AutoCloseable {
 
   /** Shard copies re-created after failures, since creation. */
   public long copiesMade() {
-    return copiesMade.get();
-  }
-
-  HazelcastInstance hazelcast() {
-    return hz;
+    return repair.copiesMade();
   }
 
   /** Appends one position ({@code k}, {@code v}: (kvHeads, headDim)) to {@code layer}. */
@@ -311,6 +259,7 @@ public final class DistributedKvCache implements AutoCloseable {
         throw new IllegalStateException("cache full: " + p0 + " + " + count + " > capacity "
             + layout.capacity() + " (layer=" + layer + ")");
       }
+      Striping striping = striping();
       int row = layout.kvHeads() * layout.headDim();
       int shards = striping.shards();
       int[] start = new int[shards];
@@ -333,15 +282,13 @@ public final class DistributedKvCache implements AutoCloseable {
       }
       writeShards(layer, start, rows, ks, vs, p0);
       lengths[layer] = p0 + count;
-      if (summaries != null) {
-        summaries.add(layer, p0, count, k, v);
-      }
+      summaries.add(striping, layer, p0, count, k, v);
     } finally {
       lock.unlock();
     }
   }
 
-  /** The shards' top-level summaries, or null when unknown (after an attach). */
+  /** The shards' top-level summaries (under the lock). */
   ShardSummaries summaries() {
     return summaries;
   }
@@ -383,11 +330,11 @@ public final class DistributedKvCache implements AutoCloseable {
         if (n <= 0) {
           continue;
         }
-        float[] kc = java.util.Arrays.copyOfRange(ks[s], done * row, (done + n) * row);
-        float[] vc = java.util.Arrays.copyOfRange(vs[s], done * row, (done + n) * row);
-        List<String> live = liveOwners(s);
+        float[] kc = Arrays.copyOfRange(ks[s], done * row, (done + n) * row);
+        float[] vc = Arrays.copyOfRange(vs[s], done * row, (done + n) * row);
+        List<String> live = placement.liveOwners(s);
         if (live.isEmpty()) {
-          undo(layer, p0);
+          truncateShards(layer, p0);
           throw lost(List.of(s));
         }
         for (String u : live) {
@@ -407,28 +354,23 @@ public final class DistributedKvCache implements AutoCloseable {
           written[shardOf.get(i)]++;
         } catch (RuntimeException e) {
           if (Calls.isMemberFailure(e)) {
-            memberFailed(who.get(i), e.toString());
+            placement.memberFailed(who.get(i), e.toString());
           } else if (error == null) {
             error = e;
           }
         }
       }
       List<Integer> gone = new ArrayList<>();
-      for (int s : new java.util.TreeSet<>(shardOf)) {
+      for (int s : new TreeSet<>(shardOf)) {
         if (written[s] == 0) {
           gone.add(s);
         }
       }
       if (error != null || !gone.isEmpty()) {
-        undo(layer, p0);
+        truncateShards(layer, p0); // undo
         throw error != null ? error : lost(gone);
       }
     }
-  }
-
-  /** Rolls every shard of {@code layer} back to the global length {@code n}. */
-  private void undo(int layer, int n) {
-    truncateShards(layer, n);
   }
 
   /** Shortens every layer to at most {@code n} positions, on every live copy. */
@@ -464,11 +406,16 @@ public final class DistributedKvCache implements AutoCloseable {
     }
   }
 
-  private void truncateShards(int layer, int n) {
+  /** Truncates every live copy of {@code layer} to the global length {@code n} (under the lock). */
+  void truncateShards(int layer, int n) {
+    for (int[] low : truncationWatches) {
+      low[layer] = Math.min(low[layer], n);
+    }
+    Striping striping = striping();
     List<Future<Integer>> fs = new ArrayList<>();
     List<String> who = new ArrayList<>();
     for (int s = 0; s < striping.shards(); s++) {
-      for (String u : liveOwners(s)) {
+      for (String u : placement.liveOwners(s)) {
         fs.add(submit(u, new ShardTasks.Truncate(name, s, layer, striping.shardLength(n, s))));
         who.add(u);
       }
@@ -480,71 +427,63 @@ public final class DistributedKvCache implements AutoCloseable {
         if (!Calls.isMemberFailure(e)) {
           throw e;
         }
-        memberFailed(who.get(i), e.toString());
+        placement.memberFailed(who.get(i), e.toString());
       }
     }
   }
 
-  // ---------------------------------------------------------------- members and failures
+  // ---------------------------------------------------------------- for the repair and decode
 
-  <T> Future<T> submit(String member, java.util.concurrent.Callable<T> task) {
-    Member m = member(member);
-    if (m == null) {
-      return java.util.concurrent.CompletableFuture.failedFuture(
-          new ShardUnavailableException("member is not in the cluster: " + member));
-    }
-    return executor.submitToMember(task, m);
-  }
-
-  /** The cluster member with this UUID, or null when it left. */
-  Member member(String uuid) {
-    for (Member m : hz.getCluster().getMembers()) {
-      if (m.getUuid().toString().equals(uuid)) {
-        return m;
-      }
-    }
-    return null;
-  }
-
-  /** The owners of {@code shard} that are still members and not dropped, primary first. */
-  List<String> liveOwners(int shard) {
-    List<String> out = new ArrayList<>();
-    for (String u : placement.owners().get(shard)) {
-      if (!failed.contains(u) && member(u) != null) {
-        out.add(u);
-      }
-    }
-    return out;
-  }
-
-  /**
-   * Drops {@code member} from every shard it held (it failed a call or left), records the new
-   * placement in the cluster and schedules the repair.
-   */
-  void memberFailed(String member, String why) {
-    boolean owner = false;
-    synchronized (placementLock) {
-      if (placement.copiesOn(member) > 0) {
-        owner = true;
-        failed.add(member);
-        placement = placement.without(member);
-        persist();
-      }
-    }
-    if (owner) {
-      log.accept("member " + member + " dropped from " + name + ": " + why);
-      scheduleRepair();
+  /** The lengths now, registered to be lowered by every truncation until {@link #unwatchTruncations}. */
+  int[] watchTruncations() {
+    lock.lock();
+    try {
+      int[] low = lengths.clone();
+      truncationWatches.add(low);
+      return low;
+    } finally {
+      lock.unlock();
     }
   }
 
-  private void persist() {
-    if (!closed) {
-      try {
-        placements.put(name, placement);
-      } catch (RuntimeException e) {
-        log.accept("could not record the placement of " + name + ": " + e);
-      }
+  void unwatchTruncations(int[] low) {
+    lock.lock();
+    try {
+      truncationWatches.remove(low);
+    } finally {
+      lock.unlock();
     }
+  }
+
+  /** Length of {@code layer}; the caller holds the lock. */
+  int lengthLocked(int layer) {
+    return lengths[layer];
+  }
+
+  /** The longest layer; the caller holds the lock. */
+  int maxLengthLocked() {
+    int max = 0;
+    for (int l : lengths) {
+      max = Math.max(max, l);
+    }
+    return max;
+  }
+
+  int maxLength() {
+    lock.lock();
+    try {
+      return maxLengthLocked();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  <T> Future<T> submit(String member, Callable<T> task) {
+    return client.submit(member, task);
+  }
+
+  ShardClient client() {
+    return client;
   }
 
   void countFailover() {
@@ -553,169 +492,35 @@ public final class DistributedKvCache implements AutoCloseable {
 
   /** The exception for shards without a copy, naming the layers and global ranges. */
   ShardLostException lost(List<Integer> shards) {
-    StringBuilder sb = new StringBuilder("positions lost (every copy's member failed) in layers [0, "
-        + layout.layers() + "):");
-    long total = 0;
-    int maxLength = 0;
-    for (int l : lengths) {
-      maxLength = Math.max(maxLength, l);
-    }
-    for (int s : shards) {
-      List<long[]> ranges = striping.globalRanges(s, striping.shardLength(maxLength, s));
-      long n = 0;
-      for (long[] r : ranges) {
-        n += r[1] - r[0];
-      }
-      total += n;
-      sb.append(s == shards.getFirst() ? " shard " : "; shard ").append(s).append(": ");
-      for (int i = 0; i < Math.min(4, ranges.size()); i++) {
-        sb.append(i > 0 ? ", " : "").append('[').append(ranges.get(i)[0]).append(", ")
-            .append(ranges.get(i)[1]).append(')');
-      }
-      if (ranges.size() > 4) {
-        sb.append(", ... every ").append((long) striping.blockTokens() * striping.shards())
-            .append(" positions up to ").append(ranges.getLast()[1]);
-      }
-      sb.append(" (").append(n).append(" positions)");
-    }
-    return new ShardLostException(sb.toString(), total);
+    return placement.lost(shards, maxLengthLocked());
   }
 
   /** Shards with no live copy now. */
   public List<Integer> lostShards() {
-    List<Integer> out = new ArrayList<>();
-    for (int s = 0; s < striping.shards(); s++) {
-      if (liveOwners(s).isEmpty()) {
-        out.add(s);
-      }
-    }
-    return out;
+    return placement.lostShards();
   }
 
   /** Positions per layer (at the longest layer) with no live copy. */
   public long lostPositions() {
-    int maxLength = 0;
-    for (int l : lengths) {
-      maxLength = Math.max(maxLength, l);
-    }
-    long n = 0;
-    for (int s : lostShards()) {
-      n += striping.shardLength(maxLength, s);
-    }
-    return n;
+    return placement.lostPositions(maxLength());
   }
-
-  // ---------------------------------------------------------------- repair
 
   private void scheduleRepair() {
     if (!closed) {
-      try {
-        repairer.execute(this::repair);
-      } catch (java.util.concurrent.RejectedExecutionException e) {
-        // closing
-      }
+      repair.schedule();
     }
   }
 
-  /**
-   * Brings every shard back to min(replicas, members) copies: for each shard short of copies,
-   * picks the live member holding the fewest copies and copies the shard there from a surviving
-   * copy, under the lock (calls wait meanwhile). Runs on the repair thread.
-   */
-  private void repair() {
-    if (closed) {
-      return;
-    }
-    lock.lock();
-    try {
-      for (int s = 0; s < striping.shards() && !closed; s++) {
-        while (!closed) {
-          List<String> live = liveOwners(s);
-          List<String> candidates = new ArrayList<>();
-          for (Member m : hz.getCluster().getMembers()) {
-            String u = m.getUuid().toString();
-            if (!m.isLiteMember() && !failed.contains(u) && !live.contains(u)) {
-              candidates.add(u);
-            }
-          }
-          int want = Math.min(placement.replicas(), live.size() + candidates.size());
-          if (live.isEmpty() || live.size() >= want || candidates.isEmpty()) {
-            break;
-          }
-          Placement p = placement;
-          candidates.sort(java.util.Comparator.comparingInt(p::copiesOn));
-          String target = candidates.getFirst();
-          if (copyShard(s, live.getFirst(), target)) {
-            synchronized (placementLock) {
-              placement = placement.plus(s, target);
-              persist();
-            }
-            copiesMade.incrementAndGet();
-            log.accept("shard " + s + " of " + name + " copied from " + live.getFirst() + " to "
-                + target);
-          }
-        }
-      }
-    } catch (RuntimeException e) {
-      log.accept("repair of " + name + " failed: " + e);
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  /** Copies shard {@code s} from {@code source} to {@code target}; false when either failed. */
-  private boolean copyShard(int s, String source, String target) {
-    try {
-      try {
-        Calls.get(submit(target, new ShardTasks.Drop(name, s)));
-      } catch (RuntimeException e) {
-        if (Calls.isMemberFailure(e)) {
-          throw e;
-        }
-      }
-      Calls.get(submit(target, new ShardTasks.Create(name, s, placement.shardLayout())));
-      int row = layout.kvHeads() * layout.headDim();
-      int perMessage = Math.max(1, MESSAGE_FLOATS / (2 * row));
-      for (int l = 0; l < lengths.length; l++) {
-        int n = striping.shardLength(lengths[l], s);
-        for (int from = 0; from < n; from += perMessage) {
-          int c = Math.min(perMessage, n - from);
-          float[] kv = Calls.get(submit(source, new ShardTasks.ReadRows(name, s, l, from, c)));
-          float[] k = java.util.Arrays.copyOfRange(kv, 0, c * row);
-          float[] v = java.util.Arrays.copyOfRange(kv, c * row, 2 * c * row);
-          Calls.get(submit(target, new ShardTasks.Append(name, s, l, from, c, k, v)));
-        }
-      }
-      return true;
-    } catch (RuntimeException e) {
-      if (!Calls.isMemberFailure(e)) {
-        throw e;
-      }
-      // which side failed: a member that is gone is dropped; the loop then picks again
-      for (String u : List.of(source, target)) {
-        if (member(u) == null) {
-          memberFailed(u, e.toString());
-        }
-      }
-      if (member(source) != null && member(target) != null) {
-        memberFailed(target, e.toString());
-      }
-      return false;
-    }
-  }
-
-  /** Waits until no repair is queued or running (tests, benchmarks). */
+  /** Waits until no repair or rebalance is queued or running (tests, benchmarks). */
   public void awaitRepairs() {
-    try {
-      repairer.submit(() -> {}).get();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    } catch (java.util.concurrent.ExecutionException e) {
-      throw new IllegalStateException(e.getCause());
-    }
+    repair.await();
   }
 
   // ---------------------------------------------------------------- lifecycle
+
+  boolean isClosed() {
+    return closed;
+  }
 
   void ensureOpen() {
     if (closed) {
@@ -732,9 +537,10 @@ public final class DistributedKvCache implements AutoCloseable {
       return;
     }
     closed = true;
-    repairer.shutdownNow();
+    placement.freeze();
+    repair.shutdown();
     try {
-      hz.getCluster().removeMembershipListener(listener);
+      client.hazelcast().getCluster().removeMembershipListener(listener);
     } catch (RuntimeException e) {
       // the instance may be gone already
     }
@@ -749,11 +555,8 @@ public final class DistributedKvCache implements AutoCloseable {
     lock.lock();
     try {
       List<Future<Integer>> fs = new ArrayList<>();
-      Map<String, Boolean> seen = new HashMap<>();
-      for (Member m : hz.getCluster().getMembers()) {
-        if (!m.isLiteMember() && seen.put(m.getUuid().toString(), true) == null) {
-          fs.add(executor.submitToMember(new ShardTasks.Drop(name, -1), m));
-        }
+      for (Member m : client.dataMembers()) {
+        fs.add(client.submit(m, new ShardTasks.Drop(name, -1)));
       }
       for (Future<Integer> f : fs) {
         try {
@@ -762,9 +565,9 @@ public final class DistributedKvCache implements AutoCloseable {
           // a member that is gone holds nothing any more
         }
       }
-      placements.remove(name);
+      client.hazelcast().getMap(ClusterSetup.PLACEMENTS).remove(name);
     } catch (RuntimeException e) {
-      log.accept("close of " + name + " could not reach the cluster: " + e);
+      // logged nowhere else: the caller is closing
     } finally {
       detach();
       lock.unlock();
@@ -773,7 +576,8 @@ public final class DistributedKvCache implements AutoCloseable {
 
   @Override
   public String toString() {
-    return "DistributedKvCache[" + name + ", " + layout + ", shards=" + striping.shards()
-        + ", blockTokens=" + striping.blockTokens() + ", replicas=" + placement.replicas() + "]";
+    Placement p = placement.current();
+    return "DistributedKvCache[" + name + ", " + layout + ", shards=" + p.shards()
+        + ", blockTokens=" + p.striping().blockTokens() + ", replicas=" + p.replicas() + "]";
   }
 }

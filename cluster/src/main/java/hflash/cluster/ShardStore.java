@@ -47,6 +47,16 @@ public final class ShardStore implements AutoCloseable {
       this.kv = kv;
     }
 
+    private hflash.engine.AttentionState state; // the last decode's scratch state
+
+    /** A scratch state for {@code numHeads} heads (the caller holds this copy's monitor). */
+    hflash.engine.AttentionState state(int numHeads) {
+      if (state == null || state.heads() != numHeads) {
+        state = new hflash.engine.AttentionState(numHeads, kv.layout().headDim());
+      }
+      return state;
+    }
+
     DecodeAttention attention(int numHeads, float scale) {
       long key = ((long) numHeads << 32) | (Float.floatToIntBits(scale) & 0xffffffffL);
       return attention.computeIfAbsent(key, k -> DecodeAttention.create(kv, numHeads, 1, scale));

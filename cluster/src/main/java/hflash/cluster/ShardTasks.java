@@ -29,6 +29,9 @@ public final class ShardTasks {
 
   private ShardTasks() {}
 
+  /** CPU time of the current thread (a member's own time without the waits for a core). */
+  static final java.lang.management.ThreadMXBean CPU = java.lang.management.ManagementFactory.getThreadMXBean();
+
   /** Common part: the store lookup and the payload size seen by serialisation. */
   abstract static class Task<T> implements Callable<T>, DataSerializable, HazelcastInstanceAware {
     transient HazelcastInstance hz;
@@ -288,14 +291,40 @@ public final class ShardTasks {
     public int[] call() {
       ShardStore.Replica r = store().get(cache, shard);
       synchronized (r) {
-        int[] out = new int[r.kv.layout().layers()];
-        for (int l = 0; l < out.length; l++) {
-          out[l] = r.kv.length(l);
-        }
-        return out;
+        return lengths(r.kv);
       }
     }
+  }
 
+  /** The per-layer lengths of {@code kv}. */
+  static int[] lengths(KvCache kv) {
+    int[] out = new int[kv.layout().layers()];
+    for (int l = 0; l < out.length; l++) {
+      out[l] = kv.length(l);
+    }
+    return out;
+  }
+
+  /**
+   * The packed top-level summary of one shard copy ({@link ShardSummaries#pack}): per layer and
+   * KV head the box of the stored keys and the largest stored value-row norm, for a coordinator
+   * that attached and must bound the shards as the one that appended them did.
+   */
+  public static final class Summary extends ShardTask<float[]> {
+
+    public Summary() {}
+
+    Summary(String cache, int shard) {
+      super(cache, shard);
+    }
+
+    @Override
+    public float[] call() {
+      ShardStore.Replica r = store().get(cache, shard);
+      synchronized (r) {
+        return ShardSummaries.pack(r.kv.layout(), lengths(r.kv), r.kv::key, r.kv::value);
+      }
+    }
   }
 
   /**
@@ -357,40 +386,64 @@ public final class ShardTasks {
   }
 
   /**
-   * One member's part of a decode call: for each shard it is asked for, the online-softmax state
-   * over the shard's first {@code keys[i]} local positions, in the call's mode. One request per
-   * member per layer.
+   * A decode call's request: for each member asked, its part (the shards it serves, each shard's
+   * local key count and mode, {@code configs[i]}: budgeted splits its budget over the shards), and
+   * the query shared by all. The same request goes to every member of the call
+   * ({@link ShardClient#submitToAll}: Hazelcast serialises it once, not once per member, which
+   * was the largest part of the coordinator's CPU time); each member runs its own part: for each
+   * of its shards, the online-softmax state over the shard's first {@code keys[i]} local
+   * positions.
    */
   public static final class Decode extends Task<DecodeReply> {
+
+    /** One member's part; {@code member} null: whichever member runs the request. */
+    record Part(String member, int[] shards, int[] keys, AttentionConfig[] configs) {}
+
     String cache;
     int layer, numHeads;
     float scale;
-    int[] shards, keys;
-    AttentionConfig config;
+    java.util.List<Part> parts;
     float[] q; // (numHeads, headDim)
 
     public Decode() {}
 
-    Decode(String cache, int layer, int numHeads, float scale, int[] shards, int[] keys,
-        AttentionConfig config, float[] q) {
+    Decode(String cache, int layer, int numHeads, float scale, java.util.List<Part> parts, float[] q) {
       this.cache = cache;
       this.layer = layer;
       this.numHeads = numHeads;
       this.scale = scale;
-      this.shards = shards;
-      this.keys = keys;
-      this.config = config;
+      this.parts = parts;
       this.q = q;
+    }
+
+    /** A request with one part, for whichever member runs it. */
+    Decode(String cache, int layer, int numHeads, float scale, int[] shards, int[] keys,
+        AttentionConfig[] configs, float[] q) {
+      this(cache, layer, numHeads, scale, java.util.List.of(new Part(null, shards, keys, configs)), q);
     }
 
     @Override
     public DecodeReply call() {
       long t0 = System.nanoTime();
+      long cpu0 = CPU.getCurrentThreadCpuTime();
       ShardStore store = store();
+      String self = hz.getCluster().getLocalMember().getUuid().toString();
+      Part part = null;
+      for (Part p : parts) {
+        if (p.member() == null || p.member().equals(self)) {
+          part = p;
+          break;
+        }
+      }
+      if (part == null) {
+        throw new ShardUnavailableException("decode request has no part for member " + self);
+      }
+      int[] shards = part.shards(), keys = part.keys();
+      AttentionConfig[] configs = part.configs();
       int n = shards.length;
-      if (keys.length != n) {
-        throw new IllegalArgumentException("keys length differs from shards: " + keys.length
-            + "!=" + n);
+      if (keys.length != n || configs.length != n) {
+        throw new IllegalArgumentException("keys and configs lengths differ from shards: "
+            + keys.length + ", " + configs.length + " != " + n);
       }
       DecodeReply reply = null;
       for (int i = 0; i < n; i++) {
@@ -398,17 +451,19 @@ public final class ShardTasks {
         synchronized (r) {
           DecodeAttention a = r.attention(numHeads, scale);
           if (reply == null) {
-            reply = new DecodeReply(n, numHeads, r.kv.layout().headDim(), config.mode() != AttentionMode.EXACT);
+            reply = new DecodeReply(n, numHeads, r.kv.layout().headDim(), configs[0].mode() != AttentionMode.EXACT);
           }
-          AttentionState state = new AttentionState(numHeads, r.kv.layout().headDim());
-          a.decodeState(layer, q, keys[i], config, state);
+          AttentionState state = r.state(numHeads); // reused: one call at a time per copy
+          a.decodeState(layer, q, keys[i], configs[i], state);
           reply.put(i, state, a.report());
         }
       }
       if (reply == null) {
         throw new IllegalArgumentException("decode request names no shard");
       }
+      reply.startNanos = t0;
       reply.memberNanos = System.nanoTime() - t0;
+      reply.memberCpuNanos = CPU.getCurrentThreadCpuTime() - cpu0;
       return reply;
     }
 
@@ -418,9 +473,15 @@ public final class ShardTasks {
       out.writeInt(layer);
       out.writeInt(numHeads);
       out.writeFloat(scale);
-      out.writeIntArray(shards);
-      out.writeIntArray(keys);
-      writeConfig(out, config);
+      out.writeInt(parts.size());
+      for (Part p : parts) {
+        out.writeString(p.member());
+        out.writeIntArray(p.shards());
+        out.writeIntArray(p.keys());
+        for (AttentionConfig c : p.configs()) {
+          writeConfig(out, c);
+        }
+      }
       out.writeFloatArray(q);
     }
 
@@ -430,9 +491,18 @@ public final class ShardTasks {
       layer = in.readInt();
       numHeads = in.readInt();
       scale = in.readFloat();
-      shards = in.readIntArray();
-      keys = in.readIntArray();
-      config = readConfig(in);
+      int count = in.readInt();
+      parts = new java.util.ArrayList<>(count);
+      for (int j = 0; j < count; j++) {
+        String member = in.readString();
+        int[] shards = in.readIntArray();
+        int[] keys = in.readIntArray();
+        AttentionConfig[] configs = new AttentionConfig[shards.length];
+        for (int i = 0; i < configs.length; i++) {
+          configs[i] = readConfig(in);
+        }
+        parts.add(new Part(member, shards, keys, configs));
+      }
       q = in.readFloatArray();
     }
   }
@@ -466,7 +536,9 @@ public final class ShardTasks {
     float[] states; // (shards, numHeads * (headDim + 2)), AttentionState.writeTo packing
     long[] counters; // (shards, COUNTERS)
     double[] rho, errorBound; // (shards, numHeads), bounded modes only (else empty)
+    long startNanos; // the member's System.nanoTime() when the task started (same host: comparable)
     long memberNanos;
+    long memberCpuNanos; // CPU time of the task's thread: memberNanos minus waiting for a core
     transient long payloadBytes;
     transient int stride; // floats per packed state
 
@@ -506,7 +578,9 @@ public final class ShardTasks {
       out.writeLongArray(counters);
       out.writeDoubleArray(rho);
       out.writeDoubleArray(errorBound);
+      out.writeLong(startNanos);
       out.writeLong(memberNanos);
+      out.writeLong(memberCpuNanos);
       payloadBytes = position(out) - start;
     }
 
@@ -517,7 +591,9 @@ public final class ShardTasks {
       counters = in.readLongArray();
       rho = in.readDoubleArray();
       errorBound = in.readDoubleArray();
+      startNanos = in.readLong();
       memberNanos = in.readLong();
+      memberCpuNanos = in.readLong();
       payloadBytes = position(in) - start;
     }
   }

@@ -2,6 +2,7 @@ package hflash.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -10,6 +11,7 @@ import hflash.engine.AttentionConfig;
 import hflash.memory.DType;
 import java.util.SplittableRandom;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 
@@ -17,8 +19,10 @@ import org.junit.jupiter.api.Test;
  * Members that die (terminate: no goodbye) or join while a coordinator appends and decodes: the
  * outputs stay bit-identical, lost copies are re-created, and with no copy left decode throws.
  * One cluster for the whole story (members start in seconds each): 3 members; one dies while
- * appends run; a second dies in a decode loop; a fourth joins mid-loop and takes the copies;
- * the last original dies and the new member alone serves every position.
+ * appends run; a second dies in a decode loop; a fourth joins mid-loop, gets a shard for the
+ * positions appended after it joined and takes copies of the others (copied in the background
+ * while decode and append go on); the last original dies and the new member alone serves every
+ * position.
  */
 class FailoverTest {
 
@@ -69,7 +73,7 @@ class FailoverTest {
         assertEquals(n, cache.length(0));
         cache.awaitRepairs();
         for (int s = 0; s < 3; s++) {
-          assertEquals(2, cache.liveOwners(s).size(), "shard " + s + " back to 2 copies: " + cache.placement());
+          assertEquals(2, cache.placement.liveOwners(s).size(), "shard " + s + " back to 2 copies: " + cache.placement());
         }
         float[][] qs = new float[3][];
         float[][] want = new float[3][];
@@ -89,22 +93,50 @@ class FailoverTest {
         assertArrayEquals(soloRef.splitK(solo.striping(), 0, qs[0], HEADS, 32, AttentionConfig.exact()),
             out, 0f, "seed=" + seed);
 
-        // 3. a decode loop: a second member dies (the next call may still be routed to it), a
-        // new member joins and receives copies, the last original member dies
+        // 3. a decode loop: a second member dies (the next call may still be routed to it); a
+        // new member joins: it gets a shard of its own for the positions appended after the join
+        // and copies of the shards short of replicas, copied while decode and append go on; the
+        // last original member dies and the new one alone serves every position
         String second = cache.placement().owners().get(0).getFirst();
+        CountDownLatch copying = new CountDownLatch(1), resume = new CountDownLatch(1);
+        String joined = null;
         for (int it = 0; it < 12; it++) {
           if (it == 3) {
             cluster.member(second).terminate();
           }
           if (it == 6) {
-            cluster.addMember();
-            cache.awaitRepairs(); // the join's repair may still be queued behind the join event
+            cache.repair.afterBulkCopy = () -> {
+              copying.countDown();
+              try {
+                resume.await();
+              } catch (InterruptedException ie) {
+                Thread.currentThread().interrupt();
+              }
+            };
+            joined = cluster.addMember().hazelcast().getCluster().getLocalMember().getUuid().toString();
+            assertTrue(copying.await(120, TimeUnit.SECONDS), "no copy to the new member started: " + cache.placement());
+            assertFalse(cache.lock.isLocked(), "the bulk of a copy runs without the cache's lock");
+            att.decode(0, qs[0], out); // on the surviving copies, while the copy waits
+            assertArrayEquals(want[0], out, 0f, "seed=" + seed + " during the copy");
+            ref.appendRandom(cache, rnd, 150, true); // partly past the join: onto the new shard
+            n = ref.k.getFirst().size();
+            cache.repair.afterBulkCopy = () -> {};
+            resume.countDown();
+            cache.awaitRepairs();
+            Placement p = cache.placement();
+            assertEquals(4, p.shards(), p.toString());
+            assertEquals(joined, p.owners().get(3).getFirst(), p.toString());
+            assertTrue(p.striping().segments().getLast().start() >= n - 150, p.toString());
+            assertEquals(p, client.getMap(ClusterSetup.PLACEMENTS).get("race"), "the map holds the truth");
+            for (int i = 0; i < 3; i++) {
+              want[i] = ref.splitK(cache.striping(), 0, qs[i], HEADS, n, AttentionConfig.exact());
+            }
           }
           if (it == 9) {
             cache.awaitRepairs();
             assertEquals(0, cache.lostPositions());
-            for (int s = 0; s < 3; s++) {
-              assertEquals(2, cache.liveOwners(s).size(), "shard " + s + ": " + cache.placement());
+            for (int s = 0; s < 4; s++) {
+              assertEquals(2, cache.placement.liveOwners(s).size(), "shard " + s + ": " + cache.placement());
             }
             String last = null;
             for (ClusterMember m : cluster.members) {
@@ -116,6 +148,12 @@ class FailoverTest {
           }
           att.decode(0, qs[it % 3], out);
           assertArrayEquals(want[it % 3], out, 0f, "seed=" + seed + " iteration " + it);
+          if (it == 7) { // the new member serves the positions appended after it joined
+            String j = joined;
+            assertTrue(att.report().calls().stream().anyMatch(c -> c.member().equals(j)
+                && java.util.Arrays.stream(c.shards()).anyMatch(s -> s == 3) && c.positions() > 0),
+                att.report().toString());
+          }
         }
         assertTrue(cache.copiesMade() >= 3, "copies re-created: " + cache.copiesMade());
         assertEquals(0, cache.lostPositions());

@@ -66,24 +66,24 @@ final class ShardReference {
     }
   }
 
-  /** Local split-K over the shards' key ranges, merged in shard order. */
+  /** Local split-K over the shards' key ranges, every shard in mode {@code config}, merged in shard order. */
   float[] splitK(Striping st, int layer, float[] q, int numHeads, int keys, AttentionConfig config) {
-    return splitK(st, layer, q, numHeads, keys, config, s -> true);
+    return splitK(st, layer, q, numHeads, keys, s -> config);
   }
 
-  /** {@link #splitK} over the shards {@code asked} accepts only (certified skips some). */
-  float[] splitK(Striping st, int layer, float[] q, int numHeads, int keys, AttentionConfig config,
-      java.util.function.IntPredicate include) {
+  /**
+   * Local split-K with shard {@code s} in mode {@code configs.apply(s)}, skipped where that is
+   * null (certified and budgeted leave shards out; budgeted gives each its share): pass the
+   * call's {@link ClusterReport#shardConfig}.
+   */
+  float[] splitK(Striping st, int layer, float[] q, int numHeads, int keys,
+      java.util.function.IntFunction<AttentionConfig> configs) {
     AttentionState merged = new AttentionState(numHeads, headDim);
     AttentionState part = new AttentionState(numHeads, headDim);
-    int asked = 0;
-    for (int s = 0; s < st.shards(); s++) {
-      asked += st.shardLength(keys, s) > 0 ? 1 : 0;
-    }
-    AttentionConfig perShard = DistributedAttention.perShard(config, Math.max(1, asked));
     for (int s = 0; s < st.shards(); s++) {
       int n = st.shardLength(keys, s);
-      if (n == 0 || !include.test(s)) {
+      AttentionConfig config = configs.apply(s);
+      if (n == 0 || config == null) {
         continue;
       }
       try (KvCache c = KvCache.allocate(new KvCacheLayout(1, kvHeads, headDim, n, dtype, tileTokens));
@@ -92,7 +92,7 @@ final class ShardReference {
           int p = (int) st.global(s, i);
           c.append(0, k.get(layer).get(p), v.get(layer).get(p));
         }
-        a.decodeState(0, q, n, perShard, part);
+        a.decodeState(0, q, n, config, part);
       }
       merged.merge(part);
     }
