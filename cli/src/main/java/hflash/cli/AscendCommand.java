@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+
 import hflash.ascend.AscendModel;
 import hflash.ascend.AscendParams;
 import hflash.ascend.EngineProbe;

@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+
 import hflash.engine.AttentionMode;
 import hflash.engine.AttentionReport;
 import hflash.engine.DecodeAttention;

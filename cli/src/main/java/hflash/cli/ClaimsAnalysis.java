@@ -1,5 +1,8 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+import hflash.io.Trace;
+
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;

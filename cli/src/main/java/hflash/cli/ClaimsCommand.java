@@ -1,5 +1,8 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+import hflash.io.Trace;
+
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;

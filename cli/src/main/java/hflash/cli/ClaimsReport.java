@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.Trace;
+
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;

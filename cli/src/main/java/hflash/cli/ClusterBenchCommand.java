@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+
 import com.hazelcast.core.HazelcastInstance;
 import hflash.cluster.ClusterReport;
 import hflash.cluster.ClusterSetup;

@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+
 import hflash.tiles.FmaLoop;
 import hflash.tiles.TileKernels;
 import hflash.tiles.TileKernelsProvider;

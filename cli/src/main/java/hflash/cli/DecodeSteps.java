@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+
 import hflash.engine.DecodeAttention;
 import hflash.engine.Scheduler;
 import hflash.memory.DType;

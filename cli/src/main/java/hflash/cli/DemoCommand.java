@@ -1,5 +1,8 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+import hflash.io.Trace;
+
 import hflash.engine.AttentionMode;
 import hflash.memory.DType;
 import java.io.IOException;

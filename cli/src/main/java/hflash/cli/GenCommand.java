@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;

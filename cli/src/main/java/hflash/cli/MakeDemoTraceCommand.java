@@ -1,6 +1,9 @@
 package hflash.cli;
 
-import hflash.memory.Safetensors;
+import hflash.io.UsageException;
+import hflash.io.Trace;
+
+import hflash.io.Safetensors;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;

@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+
 import hflash.cluster.ClusterMember;
 import hflash.cluster.ClusterSetup;
 import java.io.PrintWriter;

@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+
 import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
 import java.util.ArrayList;

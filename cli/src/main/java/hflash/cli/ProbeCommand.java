@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+
 import hflash.tiles.TileKernelsProvider;
 import java.io.PrintWriter;
 import java.util.LinkedHashMap;

@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.Trace;
+
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;

@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+
 import hflash.engine.Scheduler;
 import java.util.ArrayList;
 import java.util.List;

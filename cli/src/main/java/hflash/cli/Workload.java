@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.UsageException;
+
 import hflash.memory.KvCache;
 import java.util.function.Consumer;
 

@@ -24,17 +24,17 @@ class ArgumentErrorsTest {
     Path truncated = tmp.resolve("truncated.safetensors");
     Files.write(truncated, new byte[] {(byte) 200, 0, 0, 0, 0, 0, 0, 0, '{', '}'});
     Path onlyQ = tmp.resolve("only-q.safetensors");
-    var t = new hflash.memory.Safetensors.WriteTensor(new long[] {1, 2, 3, 4}, new float[24]);
-    hflash.memory.Safetensors.write(onlyQ, java.util.Map.of("q", t), java.util.Map.of());
+    var t = new hflash.io.Safetensors.WriteTensor(new long[] {1, 2, 3, 4}, new float[24]);
+    hflash.io.Safetensors.write(onlyQ, java.util.Map.of("q", t), java.util.Map.of());
     Path badO = tmp.resolve("bad-o.safetensors");
-    var kv = new hflash.memory.Safetensors.WriteTensor(new long[] {1, 1, 3, 4}, new float[12]);
-    var o = new hflash.memory.Safetensors.WriteTensor(new long[] {1, 2, 2, 4}, new float[16]);
-    var tensors = new java.util.LinkedHashMap<String, hflash.memory.Safetensors.WriteTensor>();
+    var kv = new hflash.io.Safetensors.WriteTensor(new long[] {1, 1, 3, 4}, new float[12]);
+    var o = new hflash.io.Safetensors.WriteTensor(new long[] {1, 2, 2, 4}, new float[16]);
+    var tensors = new java.util.LinkedHashMap<String, hflash.io.Safetensors.WriteTensor>();
     tensors.put("q", t);
     tensors.put("k", kv);
     tensors.put("v", kv);
     tensors.put("o", o);
-    hflash.memory.Safetensors.write(badO, tensors, java.util.Map.of("scale", "abc"));
+    hflash.io.Safetensors.write(badO, tensors, java.util.Map.of("scale", "abc"));
     return Stream.of(
         Arguments.of(new String[] {}, "missing command"),
         Arguments.of(new String[] {"frobnicate"}, "Unmatched argument"),

@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.Trace;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -143,13 +145,13 @@ class EvalCommandTest {
     // keep q and o for the last 16 rows only: row i is then position 256 - 16 + i
     Trace t = Trace.read(trace);
     int keep = 16;
-    var tensors = new java.util.LinkedHashMap<String, hflash.memory.Safetensors.WriteTensor>();
+    var tensors = new java.util.LinkedHashMap<String, hflash.io.Safetensors.WriteTensor>();
     tensors.put("q", lastRows(t.q(), t, keep));
-    tensors.put("k", new hflash.memory.Safetensors.WriteTensor(new long[] {t.layers(), t.kvHeads(), t.positions(), t.dim()}, t.k()));
-    tensors.put("v", new hflash.memory.Safetensors.WriteTensor(new long[] {t.layers(), t.kvHeads(), t.positions(), t.dim()}, t.v()));
+    tensors.put("k", new hflash.io.Safetensors.WriteTensor(new long[] {t.layers(), t.kvHeads(), t.positions(), t.dim()}, t.k()));
+    tensors.put("v", new hflash.io.Safetensors.WriteTensor(new long[] {t.layers(), t.kvHeads(), t.positions(), t.dim()}, t.v()));
     tensors.put("o", lastRows(t.o(), t, keep));
     Path tail = tmp.resolve("tail.safetensors");
-    hflash.memory.Safetensors.write(tail, tensors, java.util.Map.of("scale", String.valueOf(t.scale())));
+    hflash.io.Safetensors.write(tail, tensors, java.util.Map.of("scale", String.valueOf(t.scale())));
     CliRun r = CliRun.of("eval", "--trace", tail.toString(), "--json");
     assertEquals(0, r.code(), r::toString);
     JsonNode json = new ObjectMapper().readTree(r.out());
@@ -158,12 +160,12 @@ class EvalCommandTest {
     assertTrue(json.get("results").get(0).get("relErrVsStoredMax").asDouble() < 1e-5, r::toString);
   }
 
-  private static hflash.memory.Safetensors.WriteTensor lastRows(float[] src, Trace t, int keep) {
+  private static hflash.io.Safetensors.WriteTensor lastRows(float[] src, Trace t, int keep) {
     int d = t.dim();
     float[] dst = new float[t.layers() * t.heads() * keep * d];
     for (int lh = 0; lh < t.layers() * t.heads(); lh++) {
       System.arraycopy(src, (lh * t.positions() + t.positions() - keep) * d, dst, lh * keep * d, keep * d);
     }
-    return new hflash.memory.Safetensors.WriteTensor(new long[] {t.layers(), t.heads(), keep, d}, dst);
+    return new hflash.io.Safetensors.WriteTensor(new long[] {t.layers(), t.heads(), keep, d}, dst);
   }
 }

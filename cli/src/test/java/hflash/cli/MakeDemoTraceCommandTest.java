@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.io.Trace;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;

@@ -3,7 +3,7 @@ package hflash.examples.llama2;
 import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
 import hflash.memory.DType;
-import hflash.memory.Safetensors;
+import hflash.io.Safetensors;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;

@@ -1,9 +1,10 @@
-package hflash.memory;
+package hflash.io;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -91,7 +92,7 @@ public final class Safetensors implements AutoCloseable {
      */
     public float getFloat(long flatIndex) {
       Objects.checkIndex(flatIndex, elementCount());
-      return dtypeOf(dtype).read(data, flatIndex * dtypeBytes(dtype));
+      return read(dtype, data, flatIndex * dtypeBytes(dtype));
     }
 
     /** All elements, row-major, widened to float. */
@@ -102,12 +103,12 @@ public final class Safetensors implements AutoCloseable {
             "tensor '" + name + "' too large for a float[]: " + n + " elements");
       }
       float[] out = new float[(int) n];
-      DType t = dtypeOf(dtype);
-      if (t == DType.F32) {
-        MemorySegment.copy(data, DType.F32_LE, 0, out, 0, out.length);
+      if (dtype.equals("F32")) {
+        MemorySegment.copy(data, F32_LE, 0, out, 0, out.length);
       } else {
+        int bytes = dtypeBytes(dtype);
         for (int i = 0; i < out.length; i++) {
-          out[i] = t.read(data, (long) i * t.bytes());
+          out[i] = read(dtype, data, (long) i * bytes);
         }
       }
       return out;
@@ -329,11 +330,17 @@ public final class Safetensors implements AutoCloseable {
     };
   }
 
-  static DType dtypeOf(String dtype) {
+  private static final ValueLayout.OfFloat F32_LE =
+      ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+  private static final ValueLayout.OfShort I16_LE =
+      ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+  /** One little-endian element of an F32, F16 or BF16 tensor at {@code byteOffset}, widened exactly. */
+  static float read(String dtype, MemorySegment data, long byteOffset) {
     return switch (dtype) {
-      case "F32" -> DType.F32;
-      case "F16" -> DType.F16;
-      case "BF16" -> DType.BF16;
+      case "F32" -> data.get(F32_LE, byteOffset);
+      case "F16" -> Float.float16ToFloat(data.get(I16_LE, byteOffset));
+      case "BF16" -> Float.intBitsToFloat((data.get(I16_LE, byteOffset) & 0xffff) << 16);
       default -> throw new IllegalArgumentException("unknown dtype: " + dtype);
     };
   }

@@ -1,4 +1,4 @@
-package hflash.memory;
+package hflash.io;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;

@@ -1,6 +1,5 @@
-package hflash.cli;
+package hflash.io;
 
-import hflash.memory.Safetensors;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Map;
@@ -11,7 +10,7 @@ import java.util.Map;
  * {@code k}, {@code v} (layers, kvHeads, positions, dim); {@code o} optional. When qPositions is smaller
  * than positions, query row i sits at position {@code positions - qPositions + i}.
  */
-record Trace(
+public record Trace(
     Path path,
     int layers,
     int heads,
@@ -27,7 +26,7 @@ record Trace(
     Map<String, String> metadata) {
 
   /** Reads and checks a trace; every problem with the file is a {@link UsageException} naming it. */
-  static Trace read(Path path) {
+  public static Trace read(Path path) {
     Safetensors st;
     try {
       st = Safetensors.open(path);
@@ -106,17 +105,17 @@ record Trace(
   }
 
   /** Position of query row {@code row}: the last qPositions positions of the context. */
-  int position(int row) {
+  public int position(int row) {
     return positions - qPositions + row;
   }
 
   /** Query of row {@code row} of layer {@code layer} for every head into {@code dst} (heads, dim). */
-  void query(int layer, int row, float[] dst) {
+  public void query(int layer, int row, float[] dst) {
     gatherRow(q, layer, heads, qPositions, row, dst);
   }
 
   /** Stored output of row {@code row}, or false when the trace has none. */
-  boolean output(int layer, int row, float[] dst) {
+  public boolean output(int layer, int row, float[] dst) {
     if (o == null) {
       return false;
     }
@@ -131,7 +130,7 @@ record Trace(
   }
 
   /** Keys or values of one layer as (positions, kvHeads, dim): the order {@code KvCache.append} takes. */
-  float[] positionMajor(float[] kv, int layer) {
+  public float[] positionMajor(float[] kv, int layer) {
     float[] dst = new float[positions * kvHeads * dim];
     for (int g = 0; g < kvHeads; g++) {
       for (int p = 0; p < positions; p++) {
@@ -142,7 +141,7 @@ record Trace(
   }
 
   /** The first {@code n} positions of one layer's keys or values as (kvHeads, n, dim): the reference's order. */
-  float[] prefix(float[] kv, int layer, int n) {
+  public float[] prefix(float[] kv, int layer, int n) {
     float[] dst = new float[kvHeads * n * dim];
     for (int g = 0; g < kvHeads; g++) {
       System.arraycopy(kv, (layer * kvHeads + g) * positions * dim, dst, g * n * dim, n * dim);

@@ -1,6 +1,6 @@
-package hflash.memory;
+package hflash.io;
 
-import hflash.memory.Safetensors.Tensor;
+import hflash.io.Safetensors.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
