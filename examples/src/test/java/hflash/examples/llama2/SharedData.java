@@ -10,7 +10,7 @@ final class SharedData {
 
   private SharedData() {}
 
-  /** The stories260K folder; fails with the searched start directory when no ancestor has it. */
+  /** The stories260K folder; skips the calling test, naming the folder, when no ancestor has it. */
   static Path stories260K() {
     Path start = Path.of("").toAbsolutePath();
     for (Path dir = start; dir != null; dir = dir.getParent()) {
@@ -19,8 +19,10 @@ final class SharedData {
         return candidate;
       }
     }
-    throw new IllegalStateException("no " + RELATIVE + " folder in " + start + " or any parent directory;"
-        + " the examples tests need the stories260K model and reference.json");
+    org.junit.jupiter.api.Assumptions.abort("skipped: no " + RELATIVE + " folder in " + start + " or any parent"
+        + " directory (the shared real-data folder, ../shared/data beside the repository); the examples tests need"
+        + " the stories260K model and reference.json");
+    throw new AssertionError("unreachable");
   }
 
   static Path model() {
