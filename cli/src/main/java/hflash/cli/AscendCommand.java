@@ -170,7 +170,7 @@ final class AscendCommand implements Callable<Integer> {
       u.put("vec2", pr.vec2());
       u.put("cube", pr.cube());
       o.put("utilisation", u);
-      out.println(Format.json(o));
+      out.println(JsonLine.of(o));
     } else {
       text(out, p, shape, m, plan, work, pr);
     }

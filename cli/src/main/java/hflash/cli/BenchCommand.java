@@ -1,5 +1,15 @@
 package hflash.cli;
 
+import hflash.bench.BenchReference;
+import hflash.bench.BenchRunner;
+import hflash.bench.DecodeSteps;
+import hflash.bench.DtypeComparison;
+import hflash.bench.Format;
+import hflash.bench.ModeSpec;
+import hflash.bench.PrefillBench;
+import hflash.bench.Schedulers;
+import hflash.bench.Workload;
+
 import hflash.io.UsageException;
 
 import hflash.engine.AttentionMode;
@@ -156,7 +166,7 @@ final class BenchCommand implements Callable<Integer> {
       for (DecodeSteps.Outcome o : runs) {
         if (json) {
           for (int i = 0; i < o.samples().size(); i++) {
-            out.print(Format.json(DecodeSteps.withDtypeFields(toJson(o, o.samples().get(i)), o, runs.get(0), i)) + "\n");
+            out.print(JsonLine.of(DecodeSteps.withDtypeFields(toJson(o, o.samples().get(i)), o, runs.get(0), i)) + "\n");
           }
         } else {
           out.print(DecodeSteps.table(o));
@@ -166,7 +176,7 @@ final class BenchCommand implements Callable<Integer> {
       return 0;
     }
     if (dtypes.size() > 1) {
-      DtypeComparison.run(config, dtypes, json, out, progress);
+      DtypeTable.run(config, dtypes, json, out, progress);
       out.flush();
       return 0;
     }
@@ -174,7 +184,7 @@ final class BenchCommand implements Callable<Integer> {
     if (json) {
       for (BenchRunner.Result r : results) {
         // one object per mode and scheduler, one per line (JSON Lines when there are several)
-        out.print(Format.json(DtypeComparison.withDtypeFields(toJson(r), r, r)) + "\n");
+        out.print(JsonLine.of(DtypeComparison.withDtypeFields(toJson(r), r, r)) + "\n");
       }
     } else if (schedulers.size() > 1) {
       out.print(compareTable(results));
@@ -210,7 +220,7 @@ final class BenchCommand implements Callable<Integer> {
         err.flush();
       }
     })) {
-      out.print(json ? Format.json(PrefillBench.toJson(r)) + "\n" : PrefillBench.table(r));
+      out.print(json ? JsonLine.of(PrefillBench.toJson(r)) + "\n" : PrefillBench.table(r));
     }
     out.flush();
     return 0;

@@ -1,5 +1,8 @@
 package hflash.cli;
 
+import hflash.bench.ClaimsAnalysis;
+import hflash.bench.ClaimsReport;
+
 import hflash.io.UsageException;
 import hflash.io.Trace;
 
@@ -84,7 +87,7 @@ final class ClaimsCommand implements Callable<Integer> {
     }
     PrintWriter out = spec.commandLine().getOut();
     if (json) {
-      out.println(Format.json(toJson(results)));
+      out.println(JsonLine.of(toJson(results)));
     } else {
       out.print(ClaimsReport.text(results));
     }

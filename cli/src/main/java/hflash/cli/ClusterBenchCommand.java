@@ -1,5 +1,11 @@
 package hflash.cli;
 
+import hflash.bench.Format;
+import hflash.bench.ModeSpec;
+import hflash.bench.Samples;
+import hflash.bench.Stopwatch;
+import hflash.bench.Workload;
+
 import hflash.io.UsageException;
 
 import com.hazelcast.core.HazelcastInstance;
@@ -418,7 +424,7 @@ final class ClusterBenchCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     for (Map<String, Object> m : results) {
       if (jsonOption.json) {
-        out.print(Format.json(m) + "\n");
+        out.print(JsonLine.of(m) + "\n");
       } else {
         Format.Table t = new Format.Table("cluster-bench", "value");
         m.forEach((k, v) -> t.row(k, String.valueOf(v)));

@@ -1,5 +1,10 @@
 package hflash.cli;
 
+import hflash.bench.BenchRunner;
+import hflash.bench.Format;
+import hflash.bench.Schedulers;
+import hflash.bench.TraceEval;
+
 import hflash.io.UsageException;
 import hflash.io.Trace;
 
@@ -101,8 +106,8 @@ final class DemoCommand implements Callable<Integer> {
     out.println("summary");
     out.print(
         new Format.Table("step", "relErr vs float64", "time", "GB/s")
-            .row("stories260K trace, " + real.total().rows + " rows",
-                Format.sci(real.total().max) + " max", "-", "-")
+            .row("stories260K trace, " + real.total().rows() + " rows",
+                Format.sci(real.total().max()) + " max", "-", "-")
             .row("W1 n=" + context + " " + dtype.id() + " x" + t + " thr",
                 Format.sci(w1.relError()), Format.fixed(w1.samples().medianMs(), 2) + " ms",
                 Format.fixed(w1.effectiveGBps(), 1) + " (" + Format.fixed(100 * w1.ratioToProbe(), 0) + "% of probe)"));

@@ -1,5 +1,11 @@
 package hflash.cli;
 
+import hflash.bench.ErrorBytesPlot;
+import hflash.bench.Format;
+import hflash.bench.ModeSpec;
+import hflash.bench.Schedulers;
+import hflash.bench.TraceEval;
+
 import hflash.io.UsageException;
 import hflash.io.Trace;
 
@@ -39,7 +45,7 @@ import picocli.CommandLine.Spec;
 final class EvalCommand implements Callable<Integer> {
 
   /** Tokens per tile unless --tile says otherwise: the shared traces have 512 positions, so 16 tiles. */
-  static final int DEFAULT_TILE = 32;
+  static final int DEFAULT_TILE = TraceEval.DEFAULT_TILE;
   /** The --svg sweep: certified epsilons and budgeted shares. */
   static final List<String> SWEEP_EPSILON = List.of("1e-1", "3e-2", "1e-2", "3e-3", "1e-3", "1e-4");
   static final List<String> SWEEP_TILES = List.of("1%", "2%", "5%", "10%", "20%", "50%");
@@ -119,7 +125,7 @@ final class EvalCommand implements Callable<Integer> {
       if (svg != null) {
         m.put("svg", svg.toString());
       }
-      out.println(Format.json(m));
+      out.println(JsonLine.of(m));
     } else {
       out.println(describe(t) + ", " + dtype.id() + " cache, tiles of " + tile + ", " + threads + " thread(s), "
           + sched.id());
@@ -240,25 +246,25 @@ final class EvalCommand implements Callable<Integer> {
   private static Map<String, Object> stats(TraceEval.Stats s) {
     Map<String, Object> e = new LinkedHashMap<>();
     e.put("relErrMean", Format.finite(s.mean()));
-    e.put("relErrMax", Format.finite(s.max));
+    e.put("relErrMax", Format.finite(s.max()));
     e.put("boundMean", Format.finite(s.boundMean()));
-    e.put("boundMax", Format.finite(s.boundMax));
-    e.put("violations", s.violations);
+    e.put("boundMax", Format.finite(s.boundMax()));
+    e.put("violations", s.violations());
     e.put("keysFraction", s.keysFraction());
     e.put("bytesFraction", s.bytesFraction());
     e.put("oracleBytesFraction", s.oracleBytesFraction());
-    e.put("guardFirings", s.guardFirings);
-    e.put("errorBoundMax", Format.finite(s.boundMax));
+    e.put("guardFirings", s.guardFirings());
+    e.put("errorBoundMax", Format.finite(s.boundMax()));
     e.put("coverage", s.coverage());
     e.put("oracleRatioMedian", Format.finite(s.oracleRatioMedian()));
-    e.put("rows", s.rows);
+    e.put("rows", s.rows());
     e.put("headRelErrMean", Format.finite(s.headErrMean()));
-    e.put("headRelErrMax", Format.finite(s.headErrMax));
-    e.put("estimateMissMax", Format.finite(s.missMax));
-    if (s.hasStored) {
+    e.put("headRelErrMax", Format.finite(s.headErrMax()));
+    e.put("estimateMissMax", Format.finite(s.missMax()));
+    if (s.hasStored()) {
       e.put("relErrVsStoredMean", Format.finite(s.storedMean()));
-      e.put("relErrVsStoredMax", Format.finite(s.storedMax));
-      e.put("storedRelErrMax", Format.finite(s.storedVsRefMax));
+      e.put("relErrVsStoredMax", Format.finite(s.storedMax()));
+      e.put("storedRelErrMax", Format.finite(s.storedVsRefMax()));
     }
     return e;
   }
@@ -269,7 +275,7 @@ final class EvalCommand implements Callable<Integer> {
   }
 
   static String table(TraceEval.ModeResult r, double oracleEpsilon) {
-    boolean stored = r.total().hasStored;
+    boolean stored = r.total().hasStored();
     boolean approx = r.mode() != AttentionMode.EXACT;
     List<String> header = new ArrayList<>(List.of("layer", "rows", "relErr mean", "relErr max"));
     if (approx) {
@@ -282,14 +288,14 @@ final class EvalCommand implements Callable<Integer> {
     for (int i = 0; i <= r.layers().size(); i++) {
       boolean all = i == r.layers().size();
       TraceEval.Stats s = all ? r.total() : r.layers().get(i);
-      List<Object> row = new ArrayList<>(List.of(all ? "all" : String.valueOf(i), s.rows, Format.sci(s.mean()),
-          Format.sci(s.max)));
+      List<Object> row = new ArrayList<>(List.of(all ? "all" : String.valueOf(i), s.rows(), Format.sci(s.mean()),
+          Format.sci(s.max())));
       if (approx) {
-        row.addAll(List.of(Format.sci(s.boundMax), s.violations, Format.fixed(s.bytesFraction(), 3),
+        row.addAll(List.of(Format.sci(s.boundMax()), s.violations(), Format.fixed(s.bytesFraction(), 3),
             Format.fixed(s.oracleBytesFraction(), 3)));
       }
       if (stored) {
-        row.addAll(List.of(Format.sci(s.storedMax), Format.sci(s.storedVsRefMax)));
+        row.addAll(List.of(Format.sci(s.storedMax()), Format.sci(s.storedVsRefMax())));
       }
       table.row(row.toArray());
     }
@@ -301,8 +307,8 @@ final class EvalCommand implements Callable<Integer> {
           : "oracle at eps=" + ModeSpec.trim(oracleEpsilon);
       head += "; " + oracle + " " + Format.fixed(t.oracleBytesFraction(), 3)
           + ", K+V read / oracle's median over rows " + Format.fixed(t.oracleRatioMedian(), 3)
-          + "; bound mean " + Format.sci(t.boundMean()) + " per head; " + t.violations + " violations; "
-          + t.guardFirings + " guard firings; coverage " + Format.fixed(t.coverage(), 4);
+          + "; bound mean " + Format.sci(t.boundMean()) + " per head; " + t.violations() + " violations; "
+          + t.guardFirings() + " guard firings; coverage " + Format.fixed(t.coverage(), 4);
     }
     return head + ")\n" + table;
   }

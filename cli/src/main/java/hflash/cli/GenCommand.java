@@ -1,5 +1,8 @@
 package hflash.cli;
 
+import hflash.bench.Format;
+import hflash.bench.StructuredWorkload;
+
 import hflash.io.UsageException;
 
 import com.fasterxml.jackson.core.JsonProcessingException;

@@ -1,5 +1,8 @@
 package hflash.cli;
 
+import hflash.bench.ModeSpec;
+import hflash.bench.Schedulers;
+
 import hflash.io.UsageException;
 
 import hflash.engine.AttentionConfig;

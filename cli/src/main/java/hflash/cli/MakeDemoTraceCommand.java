@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.bench.Format;
+
 import hflash.io.UsageException;
 import hflash.io.Trace;
 

@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.bench.ModeSpec;
+
 import hflash.io.UsageException;
 
 import hflash.engine.AttentionConfig;

@@ -1,5 +1,9 @@
 package hflash.cli;
 
+import hflash.bench.ComputeProbe;
+import hflash.bench.Format;
+import hflash.bench.StreamProbe;
+
 import hflash.io.UsageException;
 
 import hflash.tiles.TileKernelsProvider;
@@ -63,7 +67,7 @@ final class ProbeCommand implements Callable<Integer> {
     m.put("java", Runtime.version().toString());
     PrintWriter out = spec.commandLine().getOut();
     if (jsonOption.json) {
-      out.print(Format.json(m) + "\n");
+      out.print(JsonLine.of(m) + "\n");
     } else {
       out.print(new Format.Table("probe", "value")
           .row("kernels", TileKernelsProvider.get().name())

@@ -31,17 +31,12 @@ final class SharedOptions {
 
     /** Each of context, heads, kv-heads and dim positive, in that order, naming the flag. */
     static void checkPositive(int context, int heads, int kvHeads, int dim) {
-      UsageException.positive("--context", context);
-      UsageException.positive("--heads", heads);
-      UsageException.positive("--kv-heads", kvHeads);
-      UsageException.positive("--dim", dim);
+      hflash.bench.ShapeChecks.checkPositive(context, heads, kvHeads, dim);
     }
 
     /** Every KV head serves the same number of query heads. */
     static void checkGroups(int heads, int kvHeads) {
-      if (heads % kvHeads != 0) {
-        throw new UsageException("--heads must be a multiple of --kv-heads: " + heads + " % " + kvHeads + " != 0");
-      }
+      hflash.bench.ShapeChecks.checkGroups(heads, kvHeads);
     }
   }
 
@@ -79,14 +74,7 @@ final class SharedOptions {
 
     /** The rotation for head dimension d, or null; a usage error when d is not a power of two. */
     static hflash.memory.HadamardRotation of(boolean hadamard, int d) {
-      if (!hadamard) {
-        return null;
-      }
-      try {
-        return hflash.memory.HadamardRotation.of(d, hflash.memory.HadamardRotation.DEFAULT_SEED);
-      } catch (IllegalArgumentException e) {
-        throw new UsageException("--kv-rotation hadamard: " + e.getMessage(), e);
-      }
+      return hflash.bench.ShapeChecks.rotation(hadamard, d);
     }
   }
 

@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.bench.StructuredWorkload;
+
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,7 +1,6 @@
 package hflash.bench;
 
 import hflash.memory.DType;
-import hflash.tiles.TileKernels;
 import hflash.tiles.TileKernelsProvider;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -23,9 +22,9 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * {@link TileKernels#streamSum} over an off-heap buffer ({@link Arena#ofShared()}, 1 GiB by
+ * The bandwidth probe's stream readers ({@code hflash.bench.StreamProbe#streamReaders}) over an off-heap buffer ({@link Arena#ofShared()}, 1 GiB by
  * default): the single-thread streaming-read bandwidth Java reaches on this machine, the ceiling to
- * put next to {@link DecodeBench}'s GB/s. Scalar reference vs vector kernels.
+ * put next to {@link DecodeBench}'s GB/s. The scalar loop vs the vector reader at the kernels' lane width.
  *
  * <p>The score is milliseconds per pass over the whole buffer; GB/s = {@code mib * 2^20} bytes /
  * time. The buffer is far larger than any cache, so every pass reads DRAM.
@@ -49,8 +48,8 @@ public class StreamReadBench {
   private Arena arena;
   private MemorySegment buf; // (mib * 2^18) little-endian floats in [-1, 1)
   private long floats;
-  private TileKernels scalar;
-  private TileKernels vector;
+  private hflash.bench.StreamReader scalar;
+  private hflash.bench.StreamReader vector;
 
   @Setup(Level.Trial)
   public void setup() {
@@ -58,8 +57,10 @@ public class StreamReadBench {
     floats = bytes / Float.BYTES;
     arena = Arena.ofShared();
     buf = BenchData.filled(arena, bytes, DType.F32);
-    scalar = TileKernelsProvider.scalar();
-    vector = TileKernelsProvider.get();
+    java.util.List<hflash.bench.StreamReader> readers = hflash.bench.StreamProbe.streamReaders();
+    scalar = readers.get(readers.size() - 1);
+    String width = "vector-" + TileKernelsProvider.get().bitSize();
+    vector = readers.stream().filter(r -> r.name().equals(width)).findFirst().orElse(scalar);
     checkFunctionsAgree();
   }
 
@@ -68,15 +69,15 @@ public class StreamReadBench {
    * error bound scales with {@code sum |x|}, not with the sum, which may cancel to near zero.
    */
   private void checkFunctionsAgree() {
-    double expected = scalar.streamSum(buf, 0, floats);
-    double actual = vector.streamSum(buf, 0, floats);
+    double expected = scalar.sum(buf, 0, floats);
+    double actual = vector.sum(buf, 0, floats);
     double magnitude = 0;
     for (long i = 0; i < floats; i++) {
       magnitude += Math.abs(buf.get(F32_LE, i * Float.BYTES));
     }
     double rel = Math.abs(actual - expected) / magnitude;
     if (!(rel <= 1e-4)) {
-      throw new IllegalStateException("streamSum: " + scalar.name() + "=" + expected + " and "
+      throw new IllegalStateException("stream sum: " + scalar.name() + "=" + expected + " and "
           + vector.name() + "=" + actual + " differ by " + rel + " of sum |x|");
     }
   }
@@ -88,11 +89,11 @@ public class StreamReadBench {
 
   @Benchmark
   public double streamScalar() {
-    return scalar.streamSum(buf, 0, floats);
+    return scalar.sum(buf, 0, floats);
   }
 
   @Benchmark
   public double streamVector() {
-    return vector.streamSum(buf, 0, floats);
+    return vector.sum(buf, 0, floats);
   }
 }

@@ -132,13 +132,4 @@ public final class ScalarTileKernels implements TileKernels {
       }
     }
   }
-
-  @Override
-  public double streamSum(MemorySegment seg, long off, long floatCount) {
-    double sum = 0;
-    for (long i = 0; i < floatCount; i++) {
-      sum += seg.get(F32_LE, off + i * Float.BYTES);
-    }
-    return sum;
-  }
 }

@@ -92,10 +92,4 @@ public interface TileKernels {
    */
   void rowScores(float[] q, int qOff, int g, int d, MemorySegment rows, long off,
       long rowStrideBytes, int count, float[] s, int sStride);
-
-  /**
-   * Sum of {@code floatCount} little-endian floats starting at byte offset {@code off}: the
-   * streaming-read probe that the benchmarks compare the decode step against.
-   */
-  double streamSum(MemorySegment seg, long off, long floatCount);
 }

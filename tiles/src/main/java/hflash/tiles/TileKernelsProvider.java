@@ -50,50 +50,6 @@ public final class TileKernelsProvider {
   }
 
   /**
-   * Every streaming reader this JVM can run: the vector ones at 128, 256 and 512 bits when the
-   * incubator module is loaded, and the scalar loop. The bandwidth probe times them all and keeps
-   * the fastest, so it is the best streaming read Java manages on this machine.
-   */
-  public static java.util.List<StreamReader> streamReaders() {
-    StreamReader scalar = new StreamReader() {
-      @Override
-      public String name() {
-        return "scalar";
-      }
-
-      @Override
-      public double sum(java.lang.foreign.MemorySegment seg, long off, long floatCount) {
-        return Holder.SCALAR.streamSum(seg, off, floatCount);
-      }
-    };
-    if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
-      return java.util.List.of(scalar);
-    }
-    java.util.List<StreamReader> all = new java.util.ArrayList<>(VectorProbe.streamReaders());
-    all.add(scalar);
-    return all;
-  }
-
-  /**
-   * The compute probe's loops at the lane width of {@code kernels}: register-resident FMA loops of
-   * a few shapes (accumulator counts), the scalar ones for the scalar kernels. The probe times them
-   * all and keeps the fastest: the arithmetic ceiling those kernels can approach on this CPU.
-   *
-   * @throws IllegalArgumentException for vector kernels of a width this JVM's vector loops lack
-   */
-  public static java.util.List<FmaLoop> fmaLoops(TileKernels kernels) {
-    if (kernels.bitSize() == 0) {
-      return ScalarFmaLoops.all();
-    }
-    if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()
-        || kernels.bitSize() != VectorProbe.kernelBitSize()) {
-      throw new IllegalArgumentException("no FMA probe loops for kernels " + kernels.name()
-          + " in this JVM (vector loops run at " + System.getProperty(BIT_SIZE_PROPERTY, "the preferred") + " bits)");
-    }
-    return VectorProbe.fmaLoops();
-  }
-
-  /**
    * The width asked for by {@code hflash.vectorBitSize}, or {@code preferred} when unset.
    *
    * @throws IllegalArgumentException when the property is not one of 0, 128, 256, 512

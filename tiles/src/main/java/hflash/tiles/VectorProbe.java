@@ -11,15 +11,7 @@ final class VectorProbe {
     return VectorShape.preferredShape().vectorBitSize();
   }
 
-  static java.util.List<StreamReader> streamReaders() {
-    return VectorStreamReaders.all();
-  }
-
-  static java.util.List<FmaLoop> fmaLoops() {
-    return VectorFmaLoops.all();
-  }
-
-  /** The width of the vector kernels and FMA loops of this JVM. */
+  /** The width of the vector kernels of this JVM. */
   static int kernelBitSize() {
     return VectorConstants.BIT_SIZE;
   }

@@ -473,42 +473,4 @@ final class VectorTileKernels implements TileKernels {
     }
     return dot;
   }
-
-  // ------------------------------------------------------------------------------------ probe
-
-  @Override
-  public double streamSum(MemorySegment seg, long off, long floatCount) {
-    double total = 0;
-    long done = 0;
-    // int-indexed inner loops over 1 MiB blocks: C2 unrolls and hoists checks in int counted
-    // loops much better than in long ones
-    while (floatCount - done >= STREAM_BLOCK) {
-      total += streamBlock(seg, off + done * Float.BYTES, STREAM_BLOCK);
-      done += STREAM_BLOCK;
-    }
-    int rest = (int) (floatCount - done);
-    int bound = rest - rest % (4 * L);
-    if (bound > 0) {
-      total += streamBlock(seg, off + done * Float.BYTES, bound);
-    }
-    for (long i = done + bound; i < floatCount; i++) {
-      total += seg.get(F32_LE, off + i * Float.BYTES);
-    }
-    return total;
-  }
-
-  private static final int STREAM_BLOCK = 1 << 18; // floats: 1 MiB
-
-  /** Sums n floats, n a multiple of 4L: four accumulators hide the add latency. */
-  private static double streamBlock(MemorySegment seg, long off, int n) {
-    FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
-    for (int i = 0; i < n; i += 4 * L) {
-      long at = off + (long) i * Float.BYTES;
-      s0 = s0.add(FloatVector.fromMemorySegment(F, seg, at, LE));
-      s1 = s1.add(FloatVector.fromMemorySegment(F, seg, at + (long) L * Float.BYTES, LE));
-      s2 = s2.add(FloatVector.fromMemorySegment(F, seg, at + 2L * L * Float.BYTES, LE));
-      s3 = s3.add(FloatVector.fromMemorySegment(F, seg, at + 3L * L * Float.BYTES, LE));
-    }
-    return VectorMath.sumLanes(s0.add(s1).add(s2.add(s3)));
-  }
 }
