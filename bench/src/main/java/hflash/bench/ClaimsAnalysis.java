@@ -108,7 +108,7 @@ public final class ClaimsAnalysis {
         t.query(layer, row, q);
         for (int h = 0; h < t.heads(); h++) {
           int g = h / group;
-          int n = pos + 1;
+          int n = t.keys(row);
           scores(t, layer, g, q, h * d, n, s);
           Group typed = headTypes == null ? null : groups.get(headTypes[g]);
           RowRegions regions = workload == null ? null : new RowRegions(workload, g);

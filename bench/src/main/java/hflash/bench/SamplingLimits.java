@@ -506,7 +506,7 @@ public final class SamplingLimits {
       float[] q = new float[t.heads() * d];
       for (int layer = 0; layer < t.layers(); layer++) {
         for (int row = 0; row < t.qPositions(); row++) {
-          int keys = t.position(row) + 1;
+          int keys = t.keys(row);
           t.query(layer, row, q);
           for (int kh = 0; kh < t.kvHeads(); kh++) {
             int off = (layer * t.kvHeads() + kh) * t.positions() * d;

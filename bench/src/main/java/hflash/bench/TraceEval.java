@@ -15,9 +15,10 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Causal decode of every query row of every layer of a trace in one or more modes, compared with
+ * Decode of every query row of every layer of a trace in one or more modes, compared with
  * float64 attention and with the stored {@code o} when present. Each layer gets its own cache holding
- * every position; row i decodes over the first {@code position(i) + 1} keys, in exact mode first (its
+ * every position; row i decodes over the first {@link Trace#keys(int)} keys (its position + 1, or
+ * every key when the trace's metadata says its attention is bidirectional), in exact mode first (its
  * per-head error sets the float-rounding slack of the violation test), then once for the oracle, then
  * in every requested mode.
  *
@@ -277,7 +278,7 @@ public final class TraceEval {
           throw new UsageException("trace " + t.path().getFileName() + ", layer " + layer + ": " + e.getMessage(), e);
         }
         for (int row = 0; row < t.qPositions(); row++) {
-          int keys = t.position(row) + 1;
+          int keys = t.keys(row);
           t.query(layer, row, q);
           double[] ref =
               ReferenceAttention.decode(

@@ -116,6 +116,12 @@ final class EvalCommand implements Callable<Integer> {
       Files.writeString(svg, plot, StandardCharsets.UTF_8);
     }
     PrintWriter out = spec.commandLine().getOut();
+    String warning = storedOutputWarning(t, results);
+    if (warning != null) {
+      PrintWriter err = spec.commandLine().getErr();
+      err.println("hflash eval: warning: " + warning);
+      err.flush();
+    }
     if (jsonOption.json) {
       Map<String, Object> m = toJson(t, dtype, shown);
       m.put("tileTokens", tile);
@@ -129,6 +135,7 @@ final class EvalCommand implements Callable<Integer> {
     } else {
       out.println(describe(t) + ", " + dtype.id() + " cache, tiles of " + tile + ", " + threads + " thread(s), "
           + sched.id());
+      out.println(masking(t));
       for (var r : shown) {
         out.print(table(r, epsilon));
       }
@@ -177,6 +184,36 @@ final class EvalCommand implements Callable<Integer> {
     String subtitle = t.layers() + " layers x " + t.qPositions() + " rows, " + t.heads() + " heads, d=" + t.dim()
         + "; solid: measured mean ||out_h - ref_h|| / ||ref_h||, dashed: mean stated bound";
     return ErrorBytesPlot.render(title, subtitle, new ArrayList<>(series.values()));
+  }
+
+  /** How much the stored o may differ from the float64 reference before eval warns (relative L2 per row). */
+  static final double STORED_TOLERANCE = 1e-3;
+
+  /** The masking line of the text output: which keys each query row attends to, and why. */
+  static String masking(Trace t) {
+    return t.bidirectional()
+        ? "attention: bidirectional (metadata attention=" + t.metadata().get(Trace.ATTENTION_KEY).strip()
+            + "): every query row attends to every key"
+        : "attention: causal: each query row attends to the keys up to its own position";
+  }
+
+  /**
+   * One line when the trace's stored o differs from float64 attention of its own q, k, v by more
+   * than {@link #STORED_TOLERANCE} in some row (a masking the trace does not declare, or a recording
+   * problem), else null. The difference is the same in every mode; the first result carries it.
+   */
+  static String storedOutputWarning(Trace t, List<TraceEval.ModeResult> results) {
+    if (results.isEmpty() || !results.get(0).total().hasStored()) {
+      return null;
+    }
+    double worst = results.get(0).total().storedVsRefMax();
+    if (!(worst > STORED_TOLERANCE) && !Double.isNaN(worst)) {
+      return null;
+    }
+    return "the stored o differs from the float64 reference by up to " + Format.sci(worst) + " (relative, > "
+        + Format.sci(STORED_TOLERANCE) + ") under " + t.attention() + " masking: the trace's attention may differ"
+        + (t.bidirectional() ? "" : " (a bidirectional trace declares metadata attention=bidirectional)")
+        + ", so errors against the stored o mean little";
   }
 
   static String describe(Trace t) {
@@ -239,6 +276,12 @@ final class EvalCommand implements Callable<Integer> {
     m.put("queryPositions", t.qPositions());
     m.put("scale", t.scale());
     m.put("hasStoredOutput", t.o() != null);
+    m.put("attention", t.attention());
+    if (!results.isEmpty() && results.get(0).total().hasStored()) {
+      double worst = results.get(0).total().storedVsRefMax();
+      m.put("storedVsReferenceMax", Format.finite(worst));
+      m.put("storedOutputAgrees", worst <= STORED_TOLERANCE);
+    }
     return m;
   }
 

@@ -168,4 +168,115 @@ class EvalCommandTest {
     }
     return new hflash.io.Safetensors.WriteTensor(new long[] {t.layers(), t.heads(), keep, d}, dst);
   }
+
+  // ---- masking: causal by default, bidirectional when the trace's metadata says so --------------
+
+  /**
+   * A small random trace (1 layer, 4 heads over 2 KV heads, 64 positions, the last 48 of them query
+   * rows, d = 8) whose stored o is float64 attention over every key: an encoder's trace.
+   */
+  private static Path encoderTrace(Path dir, String name, java.util.Map<String, String> metadata) {
+    int layers = 1, heads = 4, kvHeads = 2, positions = 64, rows = 48, d = 8;
+    java.util.Random rnd = new java.util.Random(2024);
+    float[] q = new float[layers * heads * rows * d];
+    float[] k = new float[layers * kvHeads * positions * d];
+    float[] v = new float[k.length];
+    for (float[] a : new float[][] {q, k, v}) {
+      for (int i = 0; i < a.length; i++) {
+        a[i] = (float) rnd.nextGaussian();
+      }
+    }
+    double scale = 1 / Math.sqrt(d);
+    float[] o = new float[q.length];
+    for (int h = 0; h < heads; h++) {
+      int g = h / (heads / kvHeads);
+      for (int r = 0; r < rows; r++) {
+        double[] w = new double[positions];
+        double max = Double.NEGATIVE_INFINITY;
+        for (int j = 0; j < positions; j++) {
+          double dot = 0;
+          for (int c = 0; c < d; c++) {
+            dot += (double) q[(h * rows + r) * d + c] * k[(g * positions + j) * d + c];
+          }
+          w[j] = dot * scale;
+          max = Math.max(max, w[j]);
+        }
+        double sum = 0;
+        for (int j = 0; j < positions; j++) {
+          w[j] = Math.exp(w[j] - max);
+          sum += w[j];
+        }
+        for (int c = 0; c < d; c++) {
+          double acc = 0;
+          for (int j = 0; j < positions; j++) {
+            acc += w[j] * v[(g * positions + j) * d + c];
+          }
+          o[(h * rows + r) * d + c] = (float) (acc / sum);
+        }
+      }
+    }
+    var tensors = new java.util.LinkedHashMap<String, hflash.io.Safetensors.WriteTensor>();
+    tensors.put("q", new hflash.io.Safetensors.WriteTensor(new long[] {layers, heads, rows, d}, q));
+    tensors.put("k", new hflash.io.Safetensors.WriteTensor(new long[] {layers, kvHeads, positions, d}, k));
+    tensors.put("v", new hflash.io.Safetensors.WriteTensor(new long[] {layers, kvHeads, positions, d}, v));
+    tensors.put("o", new hflash.io.Safetensors.WriteTensor(new long[] {layers, heads, rows, d}, o));
+    Path file = dir.resolve(name);
+    hflash.io.Safetensors.write(file, tensors, metadata);
+    return file;
+  }
+
+  @Test
+  void bidirectionalTraceAttendsEveryKeyAndSaysSo(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+    Path file = encoderTrace(tmp, "encoder.safetensors", java.util.Map.of("attention", "bidirectional (encoder)"));
+    CliRun r = CliRun.of("eval", "--trace", file.toString(), "--mode", "exact,certified", "--json");
+    assertEquals(0, r.code(), r::toString);
+    assertEquals("", r.err(), "no warning when the stored o agrees: " + r);
+    JsonNode json = new ObjectMapper().readTree(r.out());
+    assertEquals("bidirectional", json.get("attention").asText(), r::toString);
+    assertTrue(json.get("storedOutputAgrees").asBoolean(), r::toString);
+    for (JsonNode m : json.get("results")) {
+      // every row attended to all 64 keys, as the stored o did
+      assertTrue(m.get("relErrMax").asDouble() < 1e-5, r::toString);
+      assertTrue(m.get("relErrVsStoredMax").asDouble() < 1e-3, r::toString);
+    }
+    assertTrue(json.get("results").get(0).get("storedRelErrMax").asDouble() < 1e-6, r::toString);
+    // exact reads every key of every row: 48 rows x 64 keys, not the causal 17..64
+    assertEquals(1.0, json.get("results").get(0).get("keysFraction").asDouble(), r::toString);
+
+    CliRun text = CliRun.of("eval", "--trace", file.toString(), "--mode", "exact");
+    assertEquals(0, text.code(), text::toString);
+    assertTrue(text.out().contains("attention: bidirectional (metadata attention=bidirectional (encoder)): every query"
+        + " row attends to every key"), text::toString);
+  }
+
+  @Test
+  void storedOutputThatDisagreesWithTheMaskingIsWarnedInOneLine(@org.junit.jupiter.api.io.TempDir Path tmp)
+      throws Exception {
+    // the same encoder trace without the metadata: evaluated causally, its o cannot match
+    Path file = encoderTrace(tmp, "undeclared.safetensors", java.util.Map.of("attention", "bidirectionally-ish? no"));
+    CliRun r = CliRun.of("eval", "--trace", file.toString(), "--mode", "exact", "--json");
+    assertEquals(0, r.code(), r::toString);
+    JsonNode json = new ObjectMapper().readTree(r.out());
+    assertEquals("causal", json.get("attention").asText(), r::toString);
+    assertTrue(!json.get("storedOutputAgrees").asBoolean(), r::toString);
+    assertTrue(json.get("storedVsReferenceMax").asDouble() > 1e-3, r::toString);
+    assertEquals(1, r.errLines().length, r::toString);
+    assertTrue(r.err().startsWith("hflash eval: warning: the stored o differs from the float64 reference by up to "),
+        r::toString);
+    assertTrue(r.err().contains("under causal masking"), r::toString);
+
+    CliRun text = CliRun.of("eval", "--trace", file.toString(), "--mode", "exact");
+    assertEquals(0, text.code(), text::toString);
+    assertEquals(1, text.errLines().length, text::toString);
+    assertTrue(text.out().contains("attention: causal"), text::toString);
+  }
+
+  @Test
+  void theEmbeddedTraceIsCausalAndAgreesWithoutAWarning() {
+    CliRun r = CliRun.of("eval", "--trace", trace.toString(), "--mode", "exact");
+    assertEquals(0, r.code(), r::toString);
+    assertEquals("", r.err(), r::toString);
+    assertTrue(r.out().contains("attention: causal: each query row attends to the keys up to its own position"),
+        r::toString);
+  }
 }

@@ -9,6 +9,10 @@ import java.util.Map;
  * {@code ../shared/data/traces/make_traces.py}): {@code q}, {@code o} (layers, heads, qPositions, dim);
  * {@code k}, {@code v} (layers, kvHeads, positions, dim); {@code o} optional. When qPositions is smaller
  * than positions, query row i sits at position {@code positions - qPositions + i}.
+ *
+ * <p>Masking: a row attends to the keys up to its own position (causal, a decoder's attention),
+ * unless the metadata value {@code attention} begins with the word {@code bidirectional} (an
+ * encoder's attention), in which case every row attends to every key. {@link #keys(int)} says how many.
  */
 public record Trace(
     Path path,
@@ -102,6 +106,36 @@ public record Trace(
       throw new UsageException("trace " + file + ": " + name + " is too large for a heap array: " + Arrays.toString(shape));
     }
     return shape;
+  }
+
+  /** Metadata key whose value says how rows attend: see {@link #bidirectional()}. */
+  public static final String ATTENTION_KEY = "attention";
+
+  /**
+   * True when the metadata value {@code attention} begins with the word {@code bidirectional}
+   * (case ignored, leading blanks ignored): every query row attends to every key. Otherwise causal.
+   */
+  public boolean bidirectional() {
+    String a = metadata.get(ATTENTION_KEY);
+    if (a == null) {
+      return false;
+    }
+    String s = a.strip().toLowerCase(java.util.Locale.ROOT);
+    return s.startsWith("bidirectional") && (s.length() == "bidirectional".length()
+        || !Character.isLetterOrDigit(s.charAt("bidirectional".length())));
+  }
+
+  /** {@code "bidirectional"} or {@code "causal"}: the masking {@link #keys(int)} applies. */
+  public String attention() {
+    return bidirectional() ? "bidirectional" : "causal";
+  }
+
+  /**
+   * Keys query row {@code row} attends to, always the first ones of the context: every position when
+   * {@link #bidirectional()}, else those up to and including the row's own position.
+   */
+  public int keys(int row) {
+    return bidirectional() ? positions : position(row) + 1;
   }
 
   /** Position of query row {@code row}: the last qPositions positions of the context. */
