@@ -13,4 +13,6 @@ module hflash.bench {
   requires static jdk.incubator.vector;
 
   exports hflash.bench;
+
+  uses hflash.bench.TextGenerator;
 }

@@ -1,6 +1,7 @@
 package hflash.cli;
 
 import hflash.bench.ModeSpec;
+import hflash.bench.TextGenerator;
 import hflash.bench.Schedulers;
 
 import hflash.io.UsageException;
@@ -8,9 +9,6 @@ import hflash.io.UsageException;
 import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
 import hflash.engine.Scheduler;
-import hflash.examples.llama2.GenerateOptions;
-import hflash.examples.llama2.GenerateResult;
-import hflash.examples.llama2.Generator;
 import hflash.memory.DType;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -32,8 +30,10 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code hflash generate}: text from a llama2.c checkpoint whose every attention call goes through
- * hflash ({@link Generator#run}). The text streams to stdout as it is produced; the speed and the
- * attention totals follow on stderr (as llama2.c prints its tok/s), so stdout holds the text only.
+ * hflash. The runtime is found with the service loader ({@link TextGenerator#find()}: the examples
+ * module's llama2.c runtime, which the application jar includes), so the CLI does not link against
+ * it. The text streams to stdout as it is produced; the speed and the attention totals follow on
+ * stderr (as llama2.c prints its tok/s), so stdout holds the text only.
  */
 @Command(
     name = "generate",
@@ -61,7 +61,7 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Option(
       names = "--steps",
-      defaultValue = "" + GenerateOptions.DEFAULT_STEPS,
+      defaultValue = "" + TextGenerator.DEFAULT_STEPS,
       paramLabel = "N",
       description = "Positions to run, prompt included; 0 = the whole context (default ${DEFAULT-VALUE}).")
   int steps;
@@ -71,7 +71,7 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Option(
       names = "--seed",
-      defaultValue = "" + GenerateOptions.DEFAULT_SEED,
+      defaultValue = "" + TextGenerator.DEFAULT_SEED,
       paramLabel = "S",
       description = "Sampling seed (default ${DEFAULT-VALUE}).")
   long seed;
@@ -85,14 +85,14 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Option(
       names = "--epsilon",
-      defaultValue = "" + GenerateOptions.DEFAULT_EPSILON,
+      defaultValue = "" + TextGenerator.DEFAULT_EPSILON,
       paramLabel = "E",
       description = "certified: relative tolerance on the unread softmax mass (default ${DEFAULT-VALUE}).")
   double epsilon;
 
   @Option(
       names = "--tiles",
-      defaultValue = GenerateOptions.DEFAULT_BUDGET,
+      defaultValue = TextGenerator.DEFAULT_BUDGET,
       paramLabel = "K",
       description = "budgeted: tiles per KV head (8) or a share of the tiles (5%%) (default ${DEFAULT-VALUE}).")
   String tiles;
@@ -127,21 +127,24 @@ final class GenerateCommand implements Callable<Integer> {
       throw new UsageException("--temperature must be finite and >= 0: " + temperature);
     }
     ModeOptions.config(() -> AttentionConfig.certified(epsilon)); // the engine's message for a bad epsilon
+    Path modelFile = file("--model", model, "stories260K.bin", "model");
+    Path tokenizerFile = file("--tokenizer", tokenizer, "tok512.bin", "tokenizer");
+    TextGenerator runtime = TextGenerator.find().orElseThrow(() -> new UsageException(
+        "no text-generation runtime on the class path (the examples module's llama2.c runtime, which the"
+            + " hflash-cli.jar that ./hflash builds includes)"));
     try {
-      GenerateOptions.parseBudget(tiles);
+      runtime.checkBudget(tiles);
     } catch (IllegalArgumentException e) {
       throw new UsageException("--tiles: " + e.getMessage(), e);
     }
-    Path modelFile = file("--model", model, "stories260K.bin", "model");
-    Path tokenizerFile = file("--tokenizer", tokenizer, "tok512.bin", "tokenizer");
-    GenerateOptions options = new GenerateOptions(modelFile, tokenizerFile, prompt, steps, temperature, seed,
-        mode.id(), epsilon, tiles, dtype.id(), attentionThreads);
+    TextGenerator.Request request = new TextGenerator.Request(modelFile, tokenizerFile, prompt, steps, temperature,
+        seed, mode.id(), epsilon, tiles, dtype.id(), attentionThreads, sched, rotationOption.hadamard());
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
-    GenerateResult result;
+    String summary;
     try (PrintStream text = new PrintStream(new WriterOutputStream(out), true, StandardCharsets.UTF_8)) {
       try {
-        result = Generator.run(options, text, sched, rotationOption.hadamard());
+        summary = runtime.run(request, text);
       } catch (IllegalArgumentException e) {
         // invalid checkpoint or tokenizer, a tokenizer of another model, a prompt longer than the context
         throw new UsageException(e.getMessage(), e);
@@ -156,7 +159,7 @@ final class GenerateCommand implements Callable<Integer> {
     };
     String cache = dtype.id() + (rotationOption.hadamard() ? " (hadamard-rotated)" : "");
     err.println("mode " + label + ", " + cache + " cache, " + attentionThreads + " thread(s), " + sched.id());
-    err.println(result.summary().strip());
+    err.println(summary.strip());
     err.flush();
     return 0;
   }

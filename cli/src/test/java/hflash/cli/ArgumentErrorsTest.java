@@ -94,8 +94,9 @@ class ArgumentErrorsTest {
         Arguments.of(new String[] {"generate", "--epsilon", "-1"}, "epsilon must be finite and > 0: -1.0"),
         Arguments.of(new String[] {"generate", "--model", tmp.resolve("none.bin").toString(), "--tokenizer", garbage.toString()},
             "no such model file"),
+        // the cli module alone has no text-generation runtime (the dist module's jar has the llama2.c one)
         Arguments.of(new String[] {"generate", "--model", garbage.toString(), "--tokenizer", garbage.toString()},
-            "invalid llama2.c checkpoint"),
+            "no text-generation runtime on the class path"),
         Arguments.of(new String[] {"make-demo-trace", "--from", garbage.toString(), "--positions", "0", "--out", "x"},
             "--positions must be positive: 0"));
   }

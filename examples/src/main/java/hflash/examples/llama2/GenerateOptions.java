@@ -28,13 +28,13 @@ public record GenerateOptions(Path model, Path tokenizer, String prompt, int ste
     String mode, double epsilon, String budget, String dtype, int threads) {
 
   /** Default positions to run: 256, as llama2.c run.c. */
-  public static final int DEFAULT_STEPS = 256;
+  public static final int DEFAULT_STEPS = hflash.bench.TextGenerator.DEFAULT_STEPS;
   /** Default seed: fixed, so that two runs with the same options print the same text. */
-  public static final long DEFAULT_SEED = 42L;
+  public static final long DEFAULT_SEED = hflash.bench.TextGenerator.DEFAULT_SEED;
   /** Default certified tolerance: the unread mass is at most 0.1 % of the mass read. */
-  public static final double DEFAULT_EPSILON = 1e-3;
+  public static final double DEFAULT_EPSILON = hflash.bench.TextGenerator.DEFAULT_EPSILON;
   /** Default budget: 5 % of the tiles (at least the first, last and open tile are always read). */
-  public static final String DEFAULT_BUDGET = "5%";
+  public static final String DEFAULT_BUDGET = hflash.bench.TextGenerator.DEFAULT_BUDGET;
 
   public GenerateOptions {
     Objects.requireNonNull(model, "model");
