@@ -34,7 +34,7 @@ import java.util.Locale;
  * half-width {@code w_j} in logits. Sampling needs certified per-tile ranges (an unread tile can
  * hide any mass its bound allows), so these are the range terms an interval would pay.
  *
- * <p>Run: {@code java --add-modules jdk.incubator.vector -cp cli/target/hflash-cli.jar
+ * <p>Run: {@code java --add-modules jdk.incubator.vector -cp dist/target/hflash-cli.jar
  * hflash.bench.SamplingLimits trace FILE [tile]} or {@code ... structured CONTEXT [tile]} (W1: 32
  * heads, 8 KV heads, d = 128, bench's seed 42, f16-rounded keys and values, the last decode row).
  */
