@@ -1,11 +1,10 @@
 package hflash.bench;
 
-import hflash.io.UsageException;
-
 import hflash.engine.AttentionMode;
 import hflash.engine.AttentionReport;
 import hflash.engine.DecodeAttention;
 import hflash.engine.Scheduler;
+import hflash.io.UsageException;
 import hflash.memory.DType;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;

@@ -1,8 +1,7 @@
 package hflash.bench;
 
-import hflash.io.UsageException;
 import hflash.io.Trace;
-
+import hflash.io.UsageException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;

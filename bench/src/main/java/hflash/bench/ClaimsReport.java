@@ -1,7 +1,6 @@
 package hflash.bench;
 
 import hflash.io.Trace;
-
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;

@@ -1,7 +1,6 @@
 package hflash.bench;
 
 import hflash.io.UsageException;
-
 import hflash.tiles.TileKernels;
 import hflash.tiles.TileKernelsProvider;
 import java.util.ArrayList;

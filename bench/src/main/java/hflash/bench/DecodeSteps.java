@@ -1,9 +1,8 @@
 package hflash.bench;
 
-import hflash.io.UsageException;
-
 import hflash.engine.DecodeAttention;
 import hflash.engine.Scheduler;
+import hflash.io.UsageException;
 import hflash.memory.DType;
 import hflash.memory.KvCache;
 import java.util.ArrayList;

@@ -1,10 +1,9 @@
 package hflash.bench;
 
-import hflash.io.UsageException;
-
 import hflash.engine.AttentionMode;
 import hflash.engine.AttentionReport;
 import hflash.engine.DecodeAttention;
+import hflash.io.UsageException;
 import hflash.memory.DType;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;

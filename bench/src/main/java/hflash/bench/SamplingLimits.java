@@ -1,7 +1,6 @@
 package hflash.bench;
 
 import hflash.io.Trace;
-
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;

@@ -1,8 +1,7 @@
 package hflash.bench;
 
-import hflash.io.UsageException;
-
 import hflash.engine.Scheduler;
+import hflash.io.UsageException;
 import java.util.ArrayList;
 import java.util.List;
 

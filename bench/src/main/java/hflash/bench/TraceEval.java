@@ -1,13 +1,12 @@
 package hflash.bench;
 
-import hflash.io.UsageException;
-import hflash.io.Trace;
-
 import hflash.engine.AttentionMode;
 import hflash.engine.AttentionReport;
 import hflash.engine.DecodeAttention;
-import hflash.engine.Scheduler;
 import hflash.engine.ReferenceAttention;
+import hflash.engine.Scheduler;
+import hflash.io.Trace;
+import hflash.io.UsageException;
 import hflash.memory.DType;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;

@@ -1,8 +1,8 @@
 package hflash.bench;
 
+import hflash.tiles.TileKernelsProvider;
 import java.util.List;
 import jdk.incubator.vector.FloatVector;
-import hflash.tiles.TileKernelsProvider;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 

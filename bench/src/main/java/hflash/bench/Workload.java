@@ -1,7 +1,6 @@
 package hflash.bench;
 
 import hflash.io.UsageException;
-
 import hflash.memory.KvCache;
 import java.util.function.Consumer;
 

@@ -1,7 +1,5 @@
 package hflash.cli;
 
-import hflash.io.UsageException;
-
 import hflash.ascend.AscendModel;
 import hflash.ascend.AscendParams;
 import hflash.ascend.EngineProbe;
@@ -12,6 +10,7 @@ import hflash.ascend.TilePlan;
 import hflash.ascend.TimelineSvg;
 import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
+import hflash.io.UsageException;
 import hflash.memory.DType;
 import java.io.IOException;
 import java.io.PrintWriter;

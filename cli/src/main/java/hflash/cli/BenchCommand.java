@@ -9,11 +9,9 @@ import hflash.bench.ModeSpec;
 import hflash.bench.PrefillBench;
 import hflash.bench.Schedulers;
 import hflash.bench.Workload;
-
-import hflash.io.UsageException;
-
 import hflash.engine.AttentionMode;
 import hflash.engine.Scheduler;
+import hflash.io.UsageException;
 import hflash.memory.DType;
 import java.io.PrintWriter;
 import java.nio.file.Path;

@@ -2,10 +2,8 @@ package hflash.cli;
 
 import hflash.bench.ClaimsAnalysis;
 import hflash.bench.ClaimsReport;
-
-import hflash.io.UsageException;
 import hflash.io.Trace;
-
+import hflash.io.UsageException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;

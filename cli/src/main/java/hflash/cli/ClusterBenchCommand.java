@@ -1,14 +1,11 @@
 package hflash.cli;
 
+import com.hazelcast.core.HazelcastInstance;
 import hflash.bench.Format;
 import hflash.bench.ModeSpec;
 import hflash.bench.Samples;
 import hflash.bench.Stopwatch;
 import hflash.bench.Workload;
-
-import hflash.io.UsageException;
-
-import com.hazelcast.core.HazelcastInstance;
 import hflash.cluster.ClusterReport;
 import hflash.cluster.ClusterSetup;
 import hflash.cluster.DistributedAttention;
@@ -16,6 +13,7 @@ import hflash.cluster.DistributedKvCache;
 import hflash.cluster.ShardLostException;
 import hflash.engine.AttentionConfig;
 import hflash.engine.DecodeAttention;
+import hflash.io.UsageException;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
 import java.io.PrintWriter;

@@ -4,11 +4,9 @@ import hflash.bench.BenchRunner;
 import hflash.bench.Format;
 import hflash.bench.Schedulers;
 import hflash.bench.TraceEval;
-
-import hflash.io.UsageException;
-import hflash.io.Trace;
-
 import hflash.engine.AttentionMode;
+import hflash.io.Trace;
+import hflash.io.UsageException;
 import hflash.memory.DType;
 import java.io.IOException;
 import java.io.InputStream;

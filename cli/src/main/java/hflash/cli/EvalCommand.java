@@ -5,12 +5,10 @@ import hflash.bench.Format;
 import hflash.bench.ModeSpec;
 import hflash.bench.Schedulers;
 import hflash.bench.TraceEval;
-
-import hflash.io.UsageException;
-import hflash.io.Trace;
-
 import hflash.engine.AttentionMode;
 import hflash.engine.Scheduler;
+import hflash.io.Trace;
+import hflash.io.UsageException;
 import hflash.memory.DType;
 import java.io.IOException;
 import java.io.PrintWriter;

@@ -1,12 +1,10 @@
 package hflash.cli;
 
-import hflash.bench.Format;
-import hflash.bench.StructuredWorkload;
-
-import hflash.io.UsageException;
-
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import hflash.bench.Format;
+import hflash.bench.StructuredWorkload;
+import hflash.io.UsageException;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.ByteBuffer;

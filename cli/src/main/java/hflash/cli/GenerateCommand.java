@@ -1,14 +1,12 @@
 package hflash.cli;
 
 import hflash.bench.ModeSpec;
-import hflash.bench.TextGenerator;
 import hflash.bench.Schedulers;
-
-import hflash.io.UsageException;
-
+import hflash.bench.TextGenerator;
 import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
 import hflash.engine.Scheduler;
+import hflash.io.UsageException;
 import hflash.memory.DType;
 import java.io.IOException;
 import java.io.OutputStream;

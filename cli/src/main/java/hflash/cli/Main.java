@@ -1,7 +1,6 @@
 package hflash.cli;
 
 import hflash.io.UsageException;
-
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;

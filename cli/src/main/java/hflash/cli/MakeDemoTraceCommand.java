@@ -1,11 +1,9 @@
 package hflash.cli;
 
 import hflash.bench.Format;
-
-import hflash.io.UsageException;
-import hflash.io.Trace;
-
 import hflash.io.Safetensors;
+import hflash.io.Trace;
+import hflash.io.UsageException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;

@@ -1,9 +1,8 @@
 package hflash.cli;
 
-import hflash.io.UsageException;
-
 import hflash.cluster.ClusterMember;
 import hflash.cluster.ClusterSetup;
+import hflash.io.UsageException;
 import java.io.PrintWriter;
 import java.time.LocalTime;
 import java.time.temporal.ChronoUnit;

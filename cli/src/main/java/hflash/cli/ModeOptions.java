@@ -1,11 +1,9 @@
 package hflash.cli;
 
 import hflash.bench.ModeSpec;
-
-import hflash.io.UsageException;
-
 import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
+import hflash.io.UsageException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;

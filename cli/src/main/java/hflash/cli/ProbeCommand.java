@@ -3,9 +3,7 @@ package hflash.cli;
 import hflash.bench.ComputeProbe;
 import hflash.bench.Format;
 import hflash.bench.StreamProbe;
-
 import hflash.io.UsageException;
-
 import hflash.tiles.TileKernelsProvider;
 import java.io.PrintWriter;
 import java.util.LinkedHashMap;

@@ -1,7 +1,6 @@
 package hflash.cli;
 
 import hflash.io.UsageException;
-
 import hflash.memory.DType;
 import java.nio.file.Files;
 import java.nio.file.Path;

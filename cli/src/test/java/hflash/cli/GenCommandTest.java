@@ -1,13 +1,12 @@
 package hflash.cli;
 
-import hflash.bench.StructuredWorkload;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import hflash.bench.StructuredWorkload;
 import hflash.io.Safetensors;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -6,10 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import hflash.engine.DecodeAttention;
 import hflash.engine.ReferenceAttention;
+import hflash.io.Safetensors;
 import hflash.memory.DType;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
-import hflash.io.Safetensors;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;

@@ -2,8 +2,8 @@ package hflash.examples.llama2;
 
 import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
-import hflash.memory.DType;
 import hflash.io.Safetensors;
+import hflash.memory.DType;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
