@@ -16,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -38,6 +39,12 @@ class RealTraceTest {
     org.junit.jupiter.api.Assumptions.abort("skipped: no shared/data/traces folder above " + Path.of("").toAbsolutePath()
         + " (the shared real-data folder, ../shared/data beside the repository)");
     throw new AssertionError("unreachable");
+  }
+
+  /** Without the shared folder the class is skipped here, with the message naming it (surefire shows it). */
+  @BeforeAll
+  static void sharedData() {
+    tracesDir();
   }
 
   static Stream<Arguments> traces() {
