@@ -10,8 +10,8 @@ final class Runs {
 
   private Runs() {}
 
-  /** Tokens generated and the raw logits of the last one. */
-  record Greedy(int[] tokens, float[] lastLogits) {}
+  /** Tokens generated and the raw logits of the first and the last one. */
+  record Greedy(int[] tokens, float[] firstLogits, float[] lastLogits) {}
 
   /** {@code n} prompt tokens: BOS, then seeded tokens from the byte and filler range (no BOS/EOS inside). */
   static int[] prompt(int n, int vocab, long seed) {
@@ -29,10 +29,14 @@ final class Runs {
     int vocab = m.getConfig().vocabularySize;
     int[] out = new int[count];
     float[] logits = new float[vocab];
+    float[] firstLogits = new float[vocab];
     try (AbstractTensor l = m.makeDenseTensor(vocab)) {
       AbstractTensor last = m.batchForward(prompt, start, kv);
       out[0] = m.sample(last.slice(last.shape().first() - 1), 0f, 0f, l);
       last.close();
+      for (int i = 0; i < vocab; i++) {
+        firstLogits[i] = l.get(0, i);
+      }
       for (int i = 1; i < count; i++) {
         AbstractTensor o = m.forward(out[i - 1], start + prompt.length + i - 1, kv, java.util.Optional.empty());
         out[i] = m.sample(o, 0f, 0f, l);
@@ -42,7 +46,7 @@ final class Runs {
         logits[i] = l.get(0, i);
       }
     }
-    return new Greedy(out, logits);
+    return new Greedy(out, firstLogits, logits);
   }
 
   /** max |a - b| / max |b|. */
