@@ -36,6 +36,7 @@ import picocli.CommandLine.ScopeType;
       ProbeCommand.class,
       MemberCommand.class,
       ClusterBenchCommand.class,
+      JlamaBenchCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {

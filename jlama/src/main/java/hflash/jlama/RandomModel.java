@@ -61,6 +61,8 @@ public record RandomModel(String type, int hidden, int heads, int kvHeads, int l
     Files.createDirectories(dir);
     Files.writeString(dir.resolve("config.json"), config());
     Files.writeString(dir.resolve("tokenizer.json"), tokenizer());
+    // Jlama's quantizer copies a README.md along with the model
+    Files.writeString(dir.resolve("README.md"), "Random-weight " + type + " model written by hflash's tests and benchmarks.\n");
     writeWeights(dir.resolve("model.safetensors"));
     return dir;
   }

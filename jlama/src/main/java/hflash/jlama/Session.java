@@ -119,6 +119,15 @@ final class Session implements AutoCloseable {
     }
   }
 
+  /**
+   * Appends {@code count} ready K/V rows to {@code layer} without attending (a benchmark fills a
+   * long context this way; K rows already rotated by RoPE).
+   */
+  void appendRows(int layer, int count, float[] k, float[] v) {
+    checkRange(layer, cache.length(layer), count);
+    append(layer, count, k, v);
+  }
+
   /** Positions held by layer 0. */
   int length() {
     return cache.length(0);
