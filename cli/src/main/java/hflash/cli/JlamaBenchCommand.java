@@ -97,8 +97,11 @@ final class JlamaBenchCommand implements Callable<Integer> {
     }
     try {
       PhysicalCoreExecutor.overrideThreadCount(threads); // Jlama's pool, before its first use
-    } catch (IllegalStateException e) {
-      throw new IllegalStateException("Jlama's thread pool already started: cannot set --threads", e);
+    } catch (IllegalStateException e) { // started earlier in this JVM (a second run in tests): fine if the count matches
+      int running = PhysicalCoreExecutor.instance.get().getCoreCount();
+      if (running != threads) {
+        throw new IllegalStateException("Jlama's thread pool already runs " + running + " threads: cannot set --threads " + threads, e);
+      }
     }
     JlamaBench.Params p = new JlamaBench.Params(cs.stream().mapToInt(Integer::intValue).toArray(), threads,
         kvDtype.toLowerCase(Locale.ROOT), configs, labels, tokens, warmup, weights,
