@@ -128,6 +128,9 @@ final class JlamaBenchCommand implements Callable<Integer> {
         o.put("speedup", Format.finite(r.speedup()));
         o.put("fixedMsPerToken", Format.finite(r.fixedMsPerToken()));
         o.put("hflashFixedMsPerToken", Format.finite(r.hflashFixedMsPerToken()));
+        // the attention's share alone: each side's time at N minus its own time at 16 positions
+        o.put("attentionSpeedup", Format.finite((r.stockMsPerToken() - r.fixedMsPerToken())
+            / (r.hflashMsPerToken() - r.hflashFixedMsPerToken())));
         o.put("tokens", r.tokens());
         o.put("tokensAgree", r.tokensAgree());
         o.put("weights", r.weights());

@@ -56,7 +56,7 @@ public final class Main implements Runnable {
 
   @Override
   public void run() {
-    throw new CommandLine.ParameterException(spec.commandLine(), "missing command (demo, bench, eval, gen, claims, generate, ascend, probe, member, cluster-bench, make-demo-trace, test via ./hflash test)");
+    throw new CommandLine.ParameterException(spec.commandLine(), "missing command (demo, bench, eval, gen, claims, generate, ascend, probe, member, cluster-bench, jlama-bench, make-demo-trace, test via ./hflash test)");
   }
 
   public static void main(String[] args) {

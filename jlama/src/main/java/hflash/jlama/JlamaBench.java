@@ -29,9 +29,10 @@ import java.util.stream.Stream;
  * positions the same way: the same seeded K/V rows (normals, as if already rotated) are written
  * into Jlama's {@code KvBuffer} pages and into the adapter's hflash cache, no forward pass (stock
  * Jlama's prompt path attends position by position, about N^2/2 dot products per head: tens of
- * minutes at 32768). Then each side generates tokens at positions N, N+1, ... in turn (stock, adapter,
- * stock, ...), after warm-up tokens, and the median milliseconds per token of each is reported.
- * The fixed cost (the rest of the model) is the same measurement at 16 positions.
+ * minutes at 32768). Then each side generates tokens at positions N, N+1, ... in turn, together
+ * with a session of each side at 16 positions (the fixed cost: the rest of the model), one token
+ * of each of the four per round after warm-up rounds, so that whatever load the machine has falls
+ * on all four alike; the median milliseconds per token of each is reported.
  *
  * <p>User model ({@link #realModel}): both sessions get the prompt's tokens through their own
  * batch forward (stock: Jlama's per-position attention; adapter: the tiled prefill), then the
@@ -77,7 +78,7 @@ public final class JlamaBench {
   /** The random-model comparison, one result per context and mode. */
   public static List<Result> randomModel(Params p) throws IOException {
     int maxContext = Arrays.stream(p.contexts()).max().orElseThrow();
-    int capacity = maxContext + p.warmup() + p.tokens() + 1;
+    int capacity = Math.max(maxContext, FIXED_CONTEXT) + p.warmup() + p.tokens() + 1;
     Path dir = Files.createTempDirectory(p.workDir(), "hflash-jlama-bench");
     try {
       RandomModel spec = w1Model(capacity + 64);
@@ -89,11 +90,15 @@ public final class JlamaBench {
           HflashJlama.Options o = HflashJlama.Options.defaults().kvDtype(p.kvDtype()).threads(p.threads())
               .capacity(capacity).attention(p.modes().get(m));
           try (AbstractModel ours = HflashJlama.loadModel(modelDir, o)) {
-            Timing fixed = filledRun(stock, ours, FIXED_CONTEXT, p);
             for (int n : p.contexts()) {
-              Timing t = filledRun(stock, ours, n, p);
-              out.add(new Result(n, p.threads(), p.kvDtype(), p.modeLabels().get(m), t.stock, t.hflash, t.stock / t.hflash,
-                  fixed.stock, fixed.hflash, p.tokens(), t.agree, p.weights(),
+              List<Lane> lanes = List.of(filled(stock, false, FIXED_CONTEXT), filled(ours, true, FIXED_CONTEXT),
+                  filled(stock, false, n), filled(ours, true, n));
+              try {
+                alternate(lanes, p);
+              } finally {
+                lanes.forEach(Lane::close);
+              }
+              out.add(result(n, p, HflashJlama.options(ours).kvDtype(), p.modeLabels().get(m), lanes,
                   "the same seeded K/V rows written into both caches", "random W1 llama, 1 layer"));
             }
           }
@@ -116,13 +121,15 @@ public final class JlamaBench {
         try (AbstractModel ours = HflashJlama.loadModel(modelDir, o)) {
           for (int n : p.contexts().length == 0 ? new int[] {tokens.length} : p.contexts()) {
             int[] use = Arrays.copyOf(tokens, Math.min(n, tokens.length));
-            KvBufferCache.KvBuffer s = new KvBufferCache(stock).getKvBuffer(UUID.randomUUID());
-            KvBufferCache.KvBuffer h = HflashJlama.kvBuffer(ours, UUID.randomUUID());
-            int ts = sample(stock, stock.batchForward(use, 0, s), true);
-            int th = sample(ours, ours.batchForward(use, 0, h), true);
-            Timing t = alternate(stock, s, ts, ours, h, th, use.length, p);
-            out.add(new Result(use.length, p.threads(), HflashJlama.options(ours).kvDtype(), p.modeLabels().get(m), t.stock,
-                t.hflash, t.stock / t.hflash, Double.NaN, Double.NaN, p.tokens(), t.agree, p.weights(),
+            int[] fixed = Arrays.copyOf(tokens, Math.min(FIXED_CONTEXT, tokens.length));
+            List<Lane> lanes = List.of(prompted(stock, false, fixed), prompted(ours, true, fixed),
+                prompted(stock, false, use), prompted(ours, true, use));
+            try {
+              alternate(lanes, p);
+            } finally {
+              lanes.forEach(Lane::close);
+            }
+            out.add(result(use.length, p, HflashJlama.options(ours).kvDtype(), p.modeLabels().get(m), lanes,
                 "the prompt's tokens through each side's batch forward", modelDir.toString()));
           }
         }
@@ -131,15 +138,53 @@ public final class JlamaBench {
     return out;
   }
 
-  private record Timing(double stock, double hflash, int agree) {}
+  private static Result result(int n, Params p, String kvDtype, String mode, List<Lane> l, String fill, String model) {
+    double fixedStock = median(l.get(0).times);
+    double fixedOurs = median(l.get(1).times);
+    double stock = median(l.get(2).times);
+    double ours = median(l.get(3).times);
+    int agree = 0;
+    for (int i = 0; i < p.tokens(); i++) {
+      agree += l.get(2).tokens[i] == l.get(3).tokens[i] ? 1 : 0;
+    }
+    return new Result(n, p.threads(), kvDtype, mode, stock, ours, stock / ours, fixedStock, fixedOurs, p.tokens(), agree,
+        p.weights(), fill, model);
+  }
 
-  /** Both sessions filled with the same K/V rows to {@code n} positions, then timed in turn. */
-  private static Timing filledRun(AbstractModel stock, AbstractModel ours, int n, Params p) {
-    var c = stock.getConfig();
-    KvBufferCache.KvBuffer s = new KvBufferCache(stock).getKvBuffer(UUID.randomUUID());
+  /** One session being timed: its model, buffer, next token and position, and the times of its tokens. */
+  private static final class Lane implements AutoCloseable {
+    final AbstractModel model;
+    final KvBufferCache.KvBuffer buffer;
+    final UUID hflashSession; // null for stock
+    int token;
+    int position;
+    double[] times;
+    int[] tokens;
+
+    Lane(AbstractModel model, KvBufferCache.KvBuffer buffer, UUID hflashSession, int token, int position) {
+      this.model = model;
+      this.buffer = buffer;
+      this.hflashSession = hflashSession;
+      this.token = token;
+      this.position = position;
+    }
+
+    @Override
+    public void close() {
+      if (hflashSession != null) {
+        HflashJlama.release(model, hflashSession);
+      } else {
+        buffer.close();
+      }
+    }
+  }
+
+  /** A session of {@code m} whose cache holds {@code n} seeded K/V rows per layer (the same rows for either side). */
+  private static Lane filled(AbstractModel m, boolean hflash, int n) {
+    var c = m.getConfig();
     UUID id = UUID.randomUUID();
-    KvBufferCache.KvBuffer h = HflashJlama.kvBuffer(ours, id);
-    Session session = ((HflashModel) ours).hflashSessions().session(h);
+    KvBufferCache.KvBuffer buf = hflash ? HflashJlama.kvBuffer(m, id) : new KvBufferCache(m).getKvBuffer(id);
+    Session session = hflash ? ((HflashModel) m).hflashSessions().session(buf) : null;
     int kv = c.kvLength;
     int chunk = 1024;
     SplittableRandom rnd = new SplittableRandom(n * 31L + 7);
@@ -153,21 +198,27 @@ public final class JlamaBench {
             k[i] = (float) gaussian(rnd);
             v[i] = (float) gaussian(rnd);
           }
-          for (int r = 0; r < rows; r++) {
-            put(row, k, r * kv, kv, s.getKeyTensorForPosition(layer, p0 + r));
-            put(row, v, r * kv, kv, s.getValTensorForPosition(layer, p0 + r));
+          if (hflash) {
+            session.appendRows(layer, rows, k, v);
+          } else {
+            for (int r = 0; r < rows; r++) {
+              put(row, k, r * kv, kv, buf.getKeyTensorForPosition(layer, p0 + r));
+              put(row, v, r * kv, kv, buf.getValTensorForPosition(layer, p0 + r));
+            }
           }
-          session.appendRows(layer, rows, k, v);
         }
       }
     }
-    s.setCurrentContextPosition(n);
-    try {
-      return alternate(stock, s, 10, ours, h, 10, n, p);
-    } finally {
-      s.close();
-      HflashJlama.release(ours, id);
-    }
+    buf.setCurrentContextPosition(n);
+    return new Lane(m, buf, hflash ? id : null, 10, n);
+  }
+
+  /** A session of {@code m} that ran {@code prompt} through its batch forward. */
+  private static Lane prompted(AbstractModel m, boolean hflash, int[] prompt) {
+    UUID id = UUID.randomUUID();
+    KvBufferCache.KvBuffer buf = hflash ? HflashJlama.kvBuffer(m, id) : new KvBufferCache(m).getKvBuffer(id);
+    int next = sample(m, m.batchForward(prompt, 0, buf), true);
+    return new Lane(m, buf, hflash ? id : null, next, prompt.length);
   }
 
   private static void put(FloatBufferTensor row, float[] src, int off, int len, AbstractTensor dst) {
@@ -177,31 +228,28 @@ public final class JlamaBench {
     dst.copyFrom(row, row.getOffset(0, 0), dst.getOffset(0, 0), len);
   }
 
-  /** Warm-up tokens, then {@code tokens} tokens of each side in turn; medians in ms. */
-  private static Timing alternate(AbstractModel stock, KvBufferCache.KvBuffer s, int firstStock, AbstractModel ours,
-      KvBufferCache.KvBuffer h, int firstOurs, int n, Params p) {
-    int ts = firstStock;
-    int th = firstOurs;
-    double[] st = new double[p.tokens()];
-    double[] ht = new double[p.tokens()];
-    int agree = 0;
+  /**
+   * Warm-up tokens, then {@code tokens} tokens of every lane in turn (lane 0, 1, 2, 3, 0, 1, ...):
+   * the same load, whatever it is, falls on every lane alike.
+   */
+  private static void alternate(List<Lane> lanes, Params p) {
+    for (Lane l : lanes) {
+      l.times = new double[p.tokens()];
+      l.tokens = new int[p.tokens()];
+    }
     for (int i = 0; i < p.warmup() + p.tokens(); i++) {
-      int pos = n + i;
-      long t0 = System.nanoTime();
-      AbstractTensor a = stock.forward(ts, pos, s, Optional.empty());
-      long t1 = System.nanoTime();
-      ts = sample(stock, a, false);
-      long t2 = System.nanoTime();
-      AbstractTensor b = ours.forward(th, pos, h, Optional.empty());
-      long t3 = System.nanoTime();
-      th = sample(ours, b, false);
-      if (i >= p.warmup()) {
-        st[i - p.warmup()] = (t1 - t0) / 1e6;
-        ht[i - p.warmup()] = (t3 - t2) / 1e6;
-        agree += ts == th ? 1 : 0;
+      for (Lane l : lanes) {
+        long t0 = System.nanoTime();
+        AbstractTensor a = l.model.forward(l.token, l.position, l.buffer, Optional.empty());
+        long t1 = System.nanoTime();
+        l.token = sample(l.model, a, false);
+        l.position++;
+        if (i >= p.warmup()) {
+          l.times[i - p.warmup()] = (t1 - t0) / 1e6;
+          l.tokens[i - p.warmup()] = l.token;
+        }
       }
     }
-    return new Timing(median(st), median(ht), agree);
   }
 
   private static int sample(AbstractModel m, AbstractTensor out, boolean lastRow) {
