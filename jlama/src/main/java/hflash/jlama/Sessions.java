@@ -48,6 +48,12 @@ final class Sessions extends KvBufferCache {
   static Sessions install(AbstractModel model, HflashJlama.Options options) {
     int jlamaThreads = PhysicalCoreExecutor.instance.get().getCoreCount();
     HflashJlama.Options resolved = options.resolve(model.getConfig(), model.getWorkingDType(), jlamaThreads);
+    Config c = model.getConfig();
+    // the cache layout and the rotation are checked at load, not at a session's first forward
+    Session.bytesPerSession(c.dctx().numberOfLayers, c.numberOfKeyValueHeads, c.headSize, resolved);
+    if (resolved.kvRotation) {
+      hflash.memory.HadamardRotation.of(c.headSize, hflash.memory.HadamardRotation.DEFAULT_SEED);
+    }
     return new Sessions(model, resolved);
   }
 
