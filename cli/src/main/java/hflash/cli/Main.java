@@ -37,6 +37,7 @@ import picocli.CommandLine.ScopeType;
       ProbeCommand.class,
       MemberCommand.class,
       ClusterBenchCommand.class,
+      JlamaBenchCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {
@@ -56,7 +57,7 @@ public final class Main implements Runnable {
 
   @Override
   public void run() {
-    throw new CommandLine.ParameterException(spec.commandLine(), "missing command (demo, bench, eval, gen, claims, generate, ascend, probe, member, cluster-bench, make-demo-trace, test via ./hflash test)");
+    throw new CommandLine.ParameterException(spec.commandLine(), "missing command (demo, bench, eval, gen, claims, generate, ascend, probe, member, cluster-bench, jlama-bench, make-demo-trace, test via ./hflash test)");
   }
 
   public static void main(String[] args) {

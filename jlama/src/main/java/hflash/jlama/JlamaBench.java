@@ -1,0 +1,284 @@
+package hflash.jlama;
+
+import com.github.tjake.jlama.model.AbstractModel;
+import com.github.tjake.jlama.model.ModelSupport;
+import com.github.tjake.jlama.safetensors.DType;
+import com.github.tjake.jlama.safetensors.SafeTensorSupport;
+import com.github.tjake.jlama.safetensors.prompt.PromptContext;
+import com.github.tjake.jlama.tensor.AbstractTensor;
+import com.github.tjake.jlama.tensor.FloatBufferTensor;
+import com.github.tjake.jlama.tensor.KvBufferCache;
+import hflash.engine.AttentionConfig;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Optional;
+import java.util.SplittableRandom;
+import java.util.UUID;
+import java.util.stream.Stream;
+
+/**
+ * Stock Jlama against the adapter, generated token by generated token, in the same process.
+ *
+ * <p>Random model ({@link #w1Model}): one layer with the W1 attention shape (hidden 4096, 32
+ * heads, 8 KV heads, d = 128), a small MLP and vocabulary. Both sessions are brought to N
+ * positions the same way: the same seeded K/V rows (normals, as if already rotated) are written
+ * into Jlama's {@code KvBuffer} pages and into the adapter's hflash cache, no forward pass (stock
+ * Jlama's prompt path attends position by position, about N^2/2 dot products per head: tens of
+ * minutes at 32768). Then each side generates tokens at positions N, N+1, ... in turn, together
+ * with a session of each side at 16 positions (the fixed cost: the rest of the model), one token
+ * of each of the four per round after warm-up rounds, so that whatever load the machine has falls
+ * on all four alike; the median milliseconds per token of each is reported.
+ *
+ * <p>User model ({@link #realModel}): both sessions get the prompt's tokens through their own
+ * batch forward (stock: Jlama's per-position attention; adapter: the tiled prefill), then the
+ * same alternating timing.
+ */
+public final class JlamaBench {
+
+  /** One row of results; field names are the CLI's JSON contract. */
+  public record Result(int context, int threads, String kvDtype, String mode, double stockMsPerToken,
+      double hflashMsPerToken, double speedup, double fixedMsPerToken, double hflashFixedMsPerToken,
+      int tokens, int tokensAgree, String weights, String fill, String model) {}
+
+  // the user-model path runs the model's weights as they are on disk
+
+  /** Settings of a run. */
+  public record Params(int[] contexts, int threads, String kvDtype, List<AttentionConfig> modes,
+      List<String> modeLabels, int tokens, int warmup, String weights, Path workDir) {}
+
+  private static final int FIXED_CONTEXT = 16;
+
+  private JlamaBench() {}
+
+  /** The random W1 model (one layer, hidden 4096, 32/8 heads, d 128, MLP 256, vocabulary 320). */
+  public static RandomModel w1Model(int contextLength) {
+    return new RandomModel("llama", 4096, 32, 8, 1, 256, 320, contextLength, 1f, 0x5eedL);
+  }
+
+  /**
+   * The model directory with the weights {@code weights} asks for: f32 as written, or q4 made by
+   * Jlama's own quantizer ({@code SafeTensorSupport.quantizeModel}, as Jlama's published Q4 models
+   * are; embeddings, norms and the output head stay f32). Jlama 0.8.4 cannot run f32 files
+   * quantized at load: its q4 path then multiplies I8 inputs with f32 weights and fails.
+   */
+  static Path weights(Path modelDir, String weights, Path workDir) throws IOException {
+    return switch (weights) {
+      case "f32" -> modelDir;
+      case "q4" -> SafeTensorSupport.quantizeModel(modelDir, DType.Q4, new String[] {"embed_tokens", "norm", "lm_head"},
+          null, Optional.of(workDir.resolve(modelDir.getFileName() + "-q4")));
+      default -> throw new IllegalArgumentException("weights must be f32 or q4: " + weights);
+    };
+  }
+
+  /** The random-model comparison, one result per context and mode. */
+  public static List<Result> randomModel(Params p) throws IOException {
+    int maxContext = Arrays.stream(p.contexts()).max().orElseThrow();
+    int capacity = Math.max(maxContext, FIXED_CONTEXT) + p.warmup() + p.tokens() + 1;
+    Path dir = Files.createTempDirectory(p.workDir(), "hflash-jlama-bench");
+    try {
+      RandomModel spec = w1Model(capacity + 64);
+      Path modelDir = weights(spec.write(dir.resolve("model")), p.weights(), dir);
+      Path work = Files.createDirectories(dir.resolve("jlama-pages"));
+      List<Result> out = new ArrayList<>();
+      try (AbstractModel stock = ModelSupport.loadModel(modelDir.toFile(), work.toFile(), DType.F32, DType.I8, Optional.empty(), Optional.empty())) {
+        for (int m = 0; m < p.modes().size(); m++) {
+          HflashJlama.Options o = HflashJlama.Options.defaults().kvDtype(p.kvDtype()).threads(p.threads())
+              .capacity(capacity).attention(p.modes().get(m));
+          try (AbstractModel ours = HflashJlama.loadModel(modelDir, o)) {
+            for (int n : p.contexts()) {
+              List<Lane> lanes = List.of(filled(stock, false, FIXED_CONTEXT), filled(ours, true, FIXED_CONTEXT),
+                  filled(stock, false, n), filled(ours, true, n));
+              try {
+                alternate(lanes, p);
+              } finally {
+                lanes.forEach(Lane::close);
+              }
+              out.add(result(n, p, HflashJlama.options(ours).kvDtype(), p.modeLabels().get(m), lanes,
+                  "the same seeded K/V rows written into both caches", "random W1 llama, 1 layer"));
+            }
+          }
+        }
+      }
+      return out;
+    } finally {
+      deleteTree(dir);
+    }
+  }
+
+  /** The comparison on a user's model directory, both sessions filled by their own prompt forward. */
+  public static List<Result> realModel(Params p, Path modelDir, String prompt) {
+    List<Result> out = new ArrayList<>();
+    try (AbstractModel stock = ModelSupport.loadModel(modelDir.toFile(), null, DType.F32, DType.I8, Optional.empty(), Optional.empty())) {
+      int[] tokens = stock.encodePrompt(PromptContext.of(prompt));
+      for (int m = 0; m < p.modes().size(); m++) {
+        HflashJlama.Options o = HflashJlama.Options.defaults().kvDtype(p.kvDtype()).threads(p.threads())
+            .attention(p.modes().get(m));
+        try (AbstractModel ours = HflashJlama.loadModel(modelDir, o)) {
+          for (int n : p.contexts().length == 0 ? new int[] {tokens.length} : p.contexts()) {
+            int[] use = Arrays.copyOf(tokens, Math.min(n, tokens.length));
+            int[] fixed = Arrays.copyOf(tokens, Math.min(FIXED_CONTEXT, tokens.length));
+            List<Lane> lanes = List.of(prompted(stock, false, fixed), prompted(ours, true, fixed),
+                prompted(stock, false, use), prompted(ours, true, use));
+            try {
+              alternate(lanes, p);
+            } finally {
+              lanes.forEach(Lane::close);
+            }
+            out.add(result(use.length, p, HflashJlama.options(ours).kvDtype(), p.modeLabels().get(m), lanes,
+                "the prompt's tokens through each side's batch forward", modelDir.toString()));
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  private static Result result(int n, Params p, String kvDtype, String mode, List<Lane> l, String fill, String model) {
+    double fixedStock = median(l.get(0).times);
+    double fixedOurs = median(l.get(1).times);
+    double stock = median(l.get(2).times);
+    double ours = median(l.get(3).times);
+    int agree = 0;
+    for (int i = 0; i < p.tokens(); i++) {
+      agree += l.get(2).tokens[i] == l.get(3).tokens[i] ? 1 : 0;
+    }
+    return new Result(n, p.threads(), kvDtype, mode, stock, ours, stock / ours, fixedStock, fixedOurs, p.tokens(), agree,
+        p.weights(), fill, model);
+  }
+
+  /** One session being timed: its model, buffer, next token and position, and the times of its tokens. */
+  private static final class Lane implements AutoCloseable {
+    final AbstractModel model;
+    final KvBufferCache.KvBuffer buffer;
+    final UUID hflashSession; // null for stock
+    int token;
+    int position;
+    double[] times;
+    int[] tokens;
+
+    Lane(AbstractModel model, KvBufferCache.KvBuffer buffer, UUID hflashSession, int token, int position) {
+      this.model = model;
+      this.buffer = buffer;
+      this.hflashSession = hflashSession;
+      this.token = token;
+      this.position = position;
+    }
+
+    @Override
+    public void close() {
+      if (hflashSession != null) {
+        HflashJlama.release(model, hflashSession);
+      } else {
+        buffer.close();
+      }
+    }
+  }
+
+  /** A session of {@code m} whose cache holds {@code n} seeded K/V rows per layer (the same rows for either side). */
+  private static Lane filled(AbstractModel m, boolean hflash, int n) {
+    var c = m.getConfig();
+    UUID id = UUID.randomUUID();
+    KvBufferCache.KvBuffer buf = hflash ? HflashJlama.kvBuffer(m, id) : new KvBufferCache(m).getKvBuffer(id);
+    Session session = hflash ? ((HflashModel) m).hflashSessions().session(buf) : null;
+    int kv = c.kvLength;
+    int chunk = 1024;
+    SplittableRandom rnd = new SplittableRandom(n * 31L + 7);
+    try (FloatBufferTensor row = new FloatBufferTensor(1, kv)) {
+      for (int layer = 0; layer < c.dctx().numberOfLayers; layer++) {
+        for (int p0 = 0; p0 < n; p0 += chunk) {
+          int rows = Math.min(chunk, n - p0);
+          float[] k = new float[rows * kv];
+          float[] v = new float[rows * kv];
+          for (int i = 0; i < k.length; i++) {
+            k[i] = (float) gaussian(rnd);
+            v[i] = (float) gaussian(rnd);
+          }
+          if (hflash) {
+            session.appendRows(layer, rows, k, v);
+          } else {
+            for (int r = 0; r < rows; r++) {
+              put(row, k, r * kv, kv, buf.getKeyTensorForPosition(layer, p0 + r));
+              put(row, v, r * kv, kv, buf.getValTensorForPosition(layer, p0 + r));
+            }
+          }
+        }
+      }
+    }
+    buf.setCurrentContextPosition(n);
+    return new Lane(m, buf, hflash ? id : null, 10, n);
+  }
+
+  /** A session of {@code m} that ran {@code prompt} through its batch forward. */
+  private static Lane prompted(AbstractModel m, boolean hflash, int[] prompt) {
+    UUID id = UUID.randomUUID();
+    KvBufferCache.KvBuffer buf = hflash ? HflashJlama.kvBuffer(m, id) : new KvBufferCache(m).getKvBuffer(id);
+    int next = sample(m, m.batchForward(prompt, 0, buf), true);
+    return new Lane(m, buf, hflash ? id : null, next, prompt.length);
+  }
+
+  private static void put(FloatBufferTensor row, float[] src, int off, int len, AbstractTensor dst) {
+    for (int j = 0; j < len; j++) {
+      row.set(src[off + j], 0, j);
+    }
+    dst.copyFrom(row, row.getOffset(0, 0), dst.getOffset(0, 0), len);
+  }
+
+  /**
+   * Warm-up tokens, then {@code tokens} tokens of every lane in turn (lane 0, 1, 2, 3, 0, 1, ...):
+   * the same load, whatever it is, falls on every lane alike.
+   */
+  private static void alternate(List<Lane> lanes, Params p) {
+    for (Lane l : lanes) {
+      l.times = new double[p.tokens()];
+      l.tokens = new int[p.tokens()];
+    }
+    for (int i = 0; i < p.warmup() + p.tokens(); i++) {
+      for (Lane l : lanes) {
+        long t0 = System.nanoTime();
+        AbstractTensor a = l.model.forward(l.token, l.position, l.buffer, Optional.empty());
+        long t1 = System.nanoTime();
+        l.token = sample(l.model, a, false);
+        l.position++;
+        if (i >= p.warmup()) {
+          l.times[i - p.warmup()] = (t1 - t0) / 1e6;
+          l.tokens[i - p.warmup()] = l.token;
+        }
+      }
+    }
+  }
+
+  private static int sample(AbstractModel m, AbstractTensor out, boolean lastRow) {
+    try (AbstractTensor logits = m.makeDenseTensor(m.getConfig().vocabularySize)) {
+      AbstractTensor row = lastRow ? out.slice(out.shape().first() - 1) : out;
+      return m.sample(row, 0f, 0f, logits);
+    } finally {
+      out.close();
+    }
+  }
+
+  private static double median(double[] x) {
+    double[] s = x.clone();
+    Arrays.sort(s);
+    int n = s.length;
+    return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  }
+
+  private static double gaussian(SplittableRandom r) {
+    double u = 1 - r.nextDouble();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * r.nextDouble());
+  }
+
+  private static void deleteTree(Path dir) throws IOException {
+    try (Stream<Path> w = Files.walk(dir)) {
+      for (Path f : w.sorted(Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(f);
+      }
+    }
+  }
+
+}

@@ -1,0 +1,149 @@
+package hflash.jlama;
+
+import hflash.engine.AttentionConfig;
+import hflash.engine.DecodeAttention;
+import hflash.memory.DType;
+import hflash.memory.HadamardRotation;
+import hflash.memory.KvCache;
+import hflash.memory.KvCacheLayout;
+
+/**
+ * One session's hflash cache and attention: the only class of this module that calls hflash's
+ * engine and cache API, so a change of that API is adapted here.
+ *
+ * <p>Per layer, a forward of {@code n} rows at {@code start}: rewind the layer to {@code start}
+ * when it holds more (Jlama overwrites its buffer from {@code start} on), append the rows' K and
+ * V in one batched append, then one {@code DecodeAttention} call: {@code decode} for one row, the
+ * tiled {@code prefill} for a batch. One forward at a time per session (Jlama runs the layers of
+ * a forward in order; different sessions may run in parallel, each has its own worker threads).
+ */
+final class Session implements AutoCloseable {
+
+  private final KvCache cache;
+  private final DecodeAttention attention;
+  private final AttentionConfig config;
+  private final int capacity;
+  private final int heads;
+  private final int kvLength; // kvHeads * headDim
+  private Scratch scratch;
+  long prefillCalls; // hflash calls made, for tests: a prompt batch is one prefill per layer
+  long decodeCalls;
+
+  /** Per-forward arrays of exactly one batch size (the last one used; a decode step reuses them). */
+  static final class Scratch {
+    final int rows;
+    final float[] q; // (rows, numHeads, headDim)
+    final float[] k; // (rows, kvHeads, headDim)
+    final float[] v; // (rows, kvHeads, headDim)
+    final float[] out; // (rows, numHeads, headDim)
+
+    Scratch(int rows, int qLength, int kvLength) {
+      this.rows = rows;
+      this.q = new float[rows * qLength];
+      this.k = new float[rows * kvLength];
+      this.v = new float[rows * kvLength];
+      this.out = new float[rows * qLength];
+    }
+  }
+
+  Session(int layers, int heads, int kvHeads, int headDim, float scale, HflashJlama.Options o) {
+    this.capacity = o.capacity;
+    this.heads = heads;
+    this.kvLength = kvHeads * headDim;
+    this.config = o.attention;
+    KvCacheLayout layout = new KvCacheLayout(layers, kvHeads, headDim, o.capacity, DType.parse(o.kvDtype), o.tileTokens);
+    HadamardRotation rotation = o.kvRotation ? HadamardRotation.of(headDim, HadamardRotation.DEFAULT_SEED) : null;
+    this.cache = KvCache.allocate(layout, rotation);
+    try {
+      this.attention = DecodeAttention.create(cache, heads, o.threads, scale);
+    } catch (RuntimeException | Error e) {
+      cache.close();
+      throw e;
+    }
+  }
+
+  /** Bytes a session of this shape reserves for K and V (what {@code KvCache.allocate} touches). */
+  static long bytesPerSession(int layers, int kvHeads, int headDim, HflashJlama.Options o) {
+    KvCacheLayout layout = new KvCacheLayout(layers, kvHeads, headDim, o.capacity, DType.parse(o.kvDtype), o.tileTokens);
+    return 2L * layout.segmentBytes();
+  }
+
+  /** Fails before any work when rows {@code [start, start + n)} cannot go into layer {@code layer}. */
+  void checkRange(int layer, int start, int n) {
+    if (start < 0) {
+      throw new IllegalArgumentException("startPosition must be >= 0: " + start);
+    }
+    if ((long) start + n > capacity) {
+      throw new IllegalStateException("session would exceed its capacity of " + capacity + " positions: "
+          + start + " + " + n + " > " + capacity + " (HflashJlama.Options.capacity)");
+    }
+    int length = cache.length(layer);
+    if (start > length) {
+      throw new IllegalArgumentException("startPosition is past the session's length: " + start + " > " + length
+          + " (layer " + layer + "; positions must follow each other)");
+    }
+  }
+
+  Scratch scratch(int rows) {
+    if (scratch == null || scratch.rows != rows) {
+      scratch = new Scratch(rows, heads * (kvLength / cache.layout().kvHeads()), kvLength);
+    }
+    return scratch;
+  }
+
+  /** Appends rows {@code [start, start + n)} of layer {@code layer} and attends them (see the class comment). */
+  void attend(int layer, int start, int n, float[] q, float[] k, float[] v, float[] out) {
+    checkRange(layer, start, n);
+    if (start < cache.length(layer)) {
+      cache.truncate(layer, start);
+    }
+    append(layer, n, k, v);
+    run(layer, start, n, q, out);
+  }
+
+  private void append(int layer, int n, float[] k, float[] v) {
+    if (n == 1) {
+      cache.append(layer, k, v);
+    } else {
+      cache.append(layer, n, k, v);
+    }
+  }
+
+  private void run(int layer, int start, int n, float[] q, float[] out) {
+    if (n == 1) {
+      attention.decode(layer, q, out, start + 1, config);
+      decodeCalls++;
+    } else {
+      attention.prefill(layer, q, out, start, n, config);
+      prefillCalls++;
+    }
+  }
+
+  /**
+   * Appends {@code count} ready K/V rows to {@code layer} without attending (a benchmark fills a
+   * long context this way; K rows already rotated by RoPE).
+   */
+  void appendRows(int layer, int count, float[] k, float[] v) {
+    checkRange(layer, cache.length(layer), count);
+    append(layer, count, k, v);
+  }
+
+  /** Positions held by layer 0. */
+  int length() {
+    return cache.length(0);
+  }
+
+  /** K+V bytes reserved. */
+  long bytesReserved() {
+    return cache.bytesReserved();
+  }
+
+  @Override
+  public void close() {
+    try {
+      attention.close();
+    } finally {
+      cache.close();
+    }
+  }
+}
