@@ -15,19 +15,24 @@ import java.util.Map;
 /**
  * Fuzz targets of {@code hflash eval}: a whole trace file through the command's loading, shape validation and
  * evaluation in every mode, exactly as a user runs it. The contract: exit 0, or exit 2 with one line on stderr
- * naming the problem; never exit 1 (an internal error: an exception the command did not turn into a usage error),
- * never a stack trace without {@code --verbose}.
+ * naming the problem (or exit 1 with the one-line resource refusal of a cache that cannot fit); never another exit 1
+ * (an internal error: an exception the command did not turn into a usage error), never a stack trace without
+ * {@code --verbose}.
  */
 class TraceEvalFuzzTest {
 
   private static final String[] MODES = {"exact", "sampled", "certified", "budgeted", "estimated", "all"};
   private static final String[] DTYPES = {"f32", "bf16", "f16", "q8_0", "q4_0"};
 
-  /** Raw bytes as the trace file, evaluated in every mode. Seeds: small traces cut from the real ones. */
+  /**
+   * Raw bytes as the trace file, evaluated in the exact mode (the loading and validation are the same in every
+   * mode, and one mode runs several times more inputs per second than all five; {@link #structured} varies the
+   * mode). Seeds: small traces cut from the repository's demo trace, and known bad ones.
+   */
   @FuzzTest(maxDuration = "10s")
   void raw(byte[] bytes) {
     Path file = FuzzFiles.write("raw-trace.safetensors", bytes);
-    eval(file, List.of("--mode", "all", "--tile", "32"));
+    eval(file, List.of("--mode", "exact", "--tile", "32"));
   }
 
   /**
@@ -78,7 +83,9 @@ class TraceEvalFuzzTest {
     args.add("--dtype");
     args.add(data.consumeInt(0, 9) == 0 ? data.consumeString(8) : data.pickValue(DTYPES));
     args.add("--tile");
-    args.add(data.consumeInt(0, 9) == 0 ? Integer.toString(data.consumeInt()) : data.pickValue(new String[] {"32", "64"}));
+    // bad tiles too, but none that is valid and huge: a 2^22-token tile is a valid request for gigabytes, which the
+    // command would allocate (or refuse with exit 1), and is not a parsing question
+    args.add(data.pickValue(new String[] {"32", "64", "32", "64", "0", "-32", "48", "1", "2147483647", "x"}));
     if (data.consumeBoolean()) {
       args.add("--epsilon");
       args.add(data.consumeBoolean() ? Double.toString(data.consumeDouble()) : data.consumeString(8));
@@ -106,6 +113,9 @@ class TraceEvalFuzzTest {
     String e = err.toString();
     if (code == 0) {
       return;
+    }
+    if (code == Main.EXIT_FAILURE && e.contains("does not fit in memory: needs ") && !e.strip().contains("\n")) {
+      return; // the documented resource refusal: a cache larger than the memory available
     }
     if (code != Main.EXIT_USAGE) {
       throw new AssertionError("eval " + argv + " exited " + code + " (not 0 or 2): " + e);

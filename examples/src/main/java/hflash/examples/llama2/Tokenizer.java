@@ -95,6 +95,9 @@ public final class Tokenizer {
         if (len < 0 || len > maxLen) {
           throw invalid(file, "token " + pieces.size() + " length out of range [0, " + maxLen + "]: " + len);
         }
+        if (len > buf.remaining()) { // checked before the array: a lying length must not allocate
+          throw invalid(file, "truncated after " + pieces.size() + " tokens");
+        }
         byte[] bytes = new byte[len];
         buf.get(bytes);
         pieces.add(new String(bytes, StandardCharsets.ISO_8859_1));
