@@ -157,6 +157,10 @@ class ClusterFaultsTest {
     }
   }
 
+  private static boolean isMember(HazelcastInstance client, String uuid) {
+    return client.getCluster().getMembers().stream().anyMatch(m -> m.getUuid().toString().equals(uuid));
+  }
+
   @Test
   void aMemberStoppedPastTheTimeoutThenContinuedLosesNothingAndIsReplaced() throws Exception {
     // processes and signals, not kernels: once, in the vector run, and only where kill(1) exists
@@ -218,18 +222,24 @@ class ClusterFaultsTest {
           for (int i = 0; i < 3; i++) {
             want[i] = ref.splitK(cache.striping(), 0, qs[i], HEADS, n, AttentionConfig.exact());
           }
-          for (int i = 0; i < 200 && client.getCluster().getMembers().size() > 2; i++) {
+          for (int i = 0; i < 600 && isMember(client, victim); i++) {
             Thread.sleep(100); // until the cluster has dropped it (the heartbeat timeout is 6 s)
           }
-          assertEquals(2, client.getCluster().getMembers().size(), "the stopped member was not dropped");
+          assertTrue(!isMember(client, victim), "the stopped member was not dropped: "
+              + client.getCluster().getMembers());
         } finally {
           stopped.signal("CONT");
         }
-        // the member continues: its copies were replaced (and it may merge back); nothing is lost
+        // the member continues and merges back as a new member (or stays out); its copies are replaced
+        // on the members there are, and nothing is lost
+        for (int i = 0; i < 600 && client.getCluster().getMembers().size() < 3; i++) {
+          Thread.sleep(100);
+        }
         cache.awaitRepairs();
+        int members = client.getCluster().getMembers().size();
         for (int s = 0; s < 3; s++) {
-          assertEquals(2, cache.placement.liveOwners(s).size(), "shard " + s + " back to 2 live copies: "
-              + cache.placement());
+          assertEquals(Math.min(2, members), cache.placement.liveOwners(s).size(), "shard " + s
+              + " back to " + Math.min(2, members) + " live copies on " + members + " members: " + cache.placement());
         }
         for (int it = 0; it < 6; it++) {
           att.decode(0, qs[it % 3], out);
