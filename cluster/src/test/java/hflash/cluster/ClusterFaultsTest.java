@@ -232,8 +232,8 @@ class ClusterFaultsTest {
         }
         // the member continues and merges back as a new member (or stays out); its copies are replaced
         // on the members there are, and nothing is lost
-        for (int i = 0; i < 600 && client.getCluster().getMembers().size() < 3; i++) {
-          Thread.sleep(100);
+        for (int i = 0; i < 150 && client.getCluster().getMembers().size() < 3; i++) {
+          Thread.sleep(100); // a chance to merge back first (the merge runs 5 s after the split at the earliest)
         }
         cache.awaitRepairs();
         int members = client.getCluster().getMembers().size();
