@@ -239,6 +239,7 @@ public final class BenchRunner {
     long tileBytes = 2L * c.tileTokens() * layout.rowBytes();
     List<Measured> measured = new ArrayList<>();
     double fillSeconds;
+    Resources.requireFits("the KV cache", layout);
     try (KvCache cache = KvCache.allocate(layout, c.rotation())) {
       long t0 = System.nanoTime();
       workload.fill(cache, 0, progress);

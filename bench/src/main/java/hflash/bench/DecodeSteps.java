@@ -88,6 +88,7 @@ public final class DecodeSteps {
     long[][] nanos = new long[combos][steps]; // (mode x scheduler, step)
     long[] appendNanos = new long[steps];
     double prefillSeconds;
+    Resources.requireFits("the KV cache", c.layout((int) capacity));
     try (KvCache cache = KvCache.allocate(c.layout((int) capacity), c.rotation())) {
       Workload.Stream stream = workload.stream();
       progress.accept("prefill: " + c.context() + " positions of the " + workload.name() + " workload");

@@ -142,6 +142,7 @@ public final class PrefillBench {
     float[] qRow = new float[row], oRow = new float[row];
     List<Measured> measured = new ArrayList<>();
     long probeBytes = StreamProbe.probeBytes(2L * n * c.kvHeads() * c.dtype().rowBytes(c.dim()));
+    Resources.requireFits("the KV cache", layout);
     try (KvCache cache = KvCache.allocate(layout);
         DecodeAttention a = DecodeAttention.create(cache, c.heads(), c.threads(), (float) (1.0 / Math.sqrt(c.dim())))) {
       Workload.create("random", new Workload.Shape(n, c.heads(), c.kvHeads(), c.dim()), c.seed())

@@ -268,6 +268,7 @@ public final class TraceEval {
       for (int i = 0; i < m; i++) {
         s[i] = new Stats();
       }
+      Resources.requireFits("the KV cache", layout);
       try (KvCache cache = KvCache.allocate(layout, rotation);
           DecodeAttention attention = DecodeAttention.create(cache, heads, threads, (float) t.scale(), scheduler)) {
         try {

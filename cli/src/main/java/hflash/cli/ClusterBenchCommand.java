@@ -140,6 +140,7 @@ final class ClusterBenchCommand implements Callable<Integer> {
     PrintWriter err = spec.commandLine().getErr();
     Workload w = Workload.create(workload, new Workload.Shape(context, shape.heads, shape.kvHeads, shape.dim), seed);
     List<Map<String, Object>> results = new ArrayList<>();
+    Resources.requireFits("the local KV cache", layout);
     try (KvCache local = KvCache.allocate(layout);
          DecodeAttention localAtt = DecodeAttention.create(local, shape.heads, localThreads);
          MemberProcesses procs = new MemberProcesses(members, MemberProcesses.defaultJvmOptions())) {

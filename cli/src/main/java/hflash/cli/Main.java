@@ -16,7 +16,8 @@ import picocli.CommandLine.ScopeType;
  *
  * <p>Exit codes: 0 success; 2 a problem with the arguments or an input file (one line on stderr,
  * no stack trace unless {@code --verbose}); 1 anything else, also one line (a bug, or the machine:
- * out of memory). Commands turn the library's validation errors about user input into
+ * out of memory, or a {@link ResourceException}: a KV cache larger than the memory available, refused before it
+ * is allocated, saying how many bytes it needs and how many there are). Commands turn the library's validation errors about user input into
  * {@link UsageException} where they happen, so an IllegalArgumentException escaping from deeper
  * inside (a bug) is not reported as a usage error.
  * {@link #run} is the testable entry point; only {@link #main} exits the JVM.
@@ -126,7 +127,7 @@ public final class Main implements Runnable {
     if (ex instanceof OutOfMemoryError oom) {
       return "out of memory (" + oneLine(oom.getMessage()) + "): try a smaller --context or a larger -Xmx / HFLASH_JAVA_OPTS";
     }
-    if (ex instanceof UsageException) {
+    if (ex instanceof UsageException || ex instanceof ResourceException) {
       return oneLine(ex.getMessage());
     }
     return "internal error: " + ex.getClass().getSimpleName() + ": " + oneLine(ex.getMessage())

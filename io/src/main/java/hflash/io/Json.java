@@ -16,8 +16,8 @@ import java.util.Map;
  */
 final class Json {
 
-  /** Nesting limit: a safetensors header is 3 levels deep, so this only stops hostile input. */
-  private static final int MAX_DEPTH = 64;
+  /** Nesting limit: a safetensors header is 3 levels deep, so this only stops hostile input early. */
+  static final int MAX_DEPTH = 64;
 
   private final String s;
   private int pos;
@@ -34,7 +34,7 @@ final class Json {
   static Object parse(String text) {
     Json p = new Json(text);
     p.skipWhitespace();
-    Object v = p.value(0);
+    Object v = p.value();
     p.skipWhitespace();
     if (p.pos != text.length()) {
       throw p.error("unexpected content after the value");
@@ -67,17 +67,80 @@ final class Json {
     return b.append('"').toString();
   }
 
-  private Object value(int depth) {
-    if (depth > MAX_DEPTH) {
-      throw error("nesting deeper than " + MAX_DEPTH);
+  /**
+   * One value, nested containers included, without recursion: the open containers live on an explicit stack, so
+   * the Java stack depth does not depend on the input (hostile nesting cannot overflow it) and the depth limit is
+   * a plain check.
+   */
+  private Object value() {
+    List<Object> open = new ArrayList<>(); // the open containers, outermost first: Map or List
+    List<String> keys = new ArrayList<>(); // per open container: the key awaiting its value (null for arrays)
+    List<Integer> keyPositions = new ArrayList<>(); // offset of that key, for the duplicate-key message
+    while (true) {
+      if (open.size() > MAX_DEPTH) {
+        throw error("nesting deeper than " + MAX_DEPTH);
+      }
+      Object v;
+      char c = start();
+      if (c == '{' || c == '[') {
+        pos++;
+        skipWhitespace();
+        if (peek() == (c == '{' ? '}' : ']')) {
+          pos++;
+          v = c == '{' ? new LinkedHashMap<String, Object>() : new ArrayList<Object>();
+        } else {
+          open.add(c == '{' ? new LinkedHashMap<String, Object>() : new ArrayList<Object>());
+          keys.add(null);
+          keyPositions.add(-1);
+          if (c == '{') {
+            key(keys, keyPositions);
+          }
+          continue;
+        }
+      } else {
+        v = scalar(c);
+      }
+      // v is complete: add it to its container, then close every container that ends here
+      while (true) {
+        int top = open.size() - 1;
+        if (top < 0) {
+          return v;
+        }
+        boolean isObject = open.get(top) instanceof Map;
+        add(open.get(top), keys.get(top), keyPositions.get(top), v);
+        skipWhitespace();
+        char d = peek();
+        pos++;
+        if (d == (isObject ? '}' : ']')) {
+          v = open.remove(top);
+          keys.remove(top);
+          keyPositions.remove(top);
+          continue;
+        }
+        if (d != ',') {
+          pos--;
+          throw error(isObject ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+        skipWhitespace();
+        if (isObject) {
+          key(keys, keyPositions);
+        }
+        break;
+      }
     }
+  }
+
+  /** The first char of a value, after checking there is one. */
+  private char start() {
     if (pos >= s.length()) {
       throw error("unexpected end of input");
     }
-    char c = s.charAt(pos);
+    return s.charAt(pos);
+  }
+
+  /** A string, literal or number starting with {@code c}. */
+  private Object scalar(char c) {
     return switch (c) {
-      case '{' -> object(depth);
-      case '[' -> array(depth);
       case '"' -> string();
       case 't' -> literal("true", Boolean.TRUE);
       case 'f' -> literal("false", Boolean.FALSE);
@@ -91,64 +154,32 @@ final class Json {
     };
   }
 
-  private Map<String, Object> object(int depth) {
-    pos++; // '{'
-    Map<String, Object> map = new LinkedHashMap<>();
+  /** Reads {@code "key" :} into the innermost open object's slot. */
+  private void key(List<String> keys, List<Integer> keyPositions) {
     skipWhitespace();
-    if (peek() == '}') {
-      pos++;
-      return map;
+    if (peek() != '"') {
+      throw error("expected a string key");
     }
-    while (true) {
-      skipWhitespace();
-      if (peek() != '"') {
-        throw error("expected a string key");
-      }
-      int keyPos = pos;
-      String key = string();
-      skipWhitespace();
-      expect(':');
-      skipWhitespace();
-      Object v = value(depth + 1);
+    int keyPos = pos;
+    String key = string();
+    skipWhitespace();
+    expect(':');
+    skipWhitespace();
+    keys.set(keys.size() - 1, key);
+    keyPositions.set(keyPositions.size() - 1, keyPos);
+  }
+
+  @SuppressWarnings("unchecked")
+  private void add(Object container, String key, int keyPos, Object v) {
+    if (container instanceof Map<?, ?> m) {
+      Map<String, Object> map = (Map<String, Object>) m;
       if (map.containsKey(key)) {
         pos = keyPos;
         throw error("duplicate key " + quote(key));
       }
       map.put(key, v);
-      skipWhitespace();
-      char c = peek();
-      pos++;
-      if (c == '}') {
-        return map;
-      }
-      if (c != ',') {
-        pos--;
-        throw error("expected ',' or '}'");
-      }
-    }
-  }
-
-  private List<Object> array(int depth) {
-    pos++; // '['
-    List<Object> list = new ArrayList<>();
-    skipWhitespace();
-    if (peek() == ']') {
-      pos++;
-      return list;
-    }
-    while (true) {
-      skipWhitespace();
-      list.add(value(depth + 1));
-      skipWhitespace();
-      char c = peek();
-      pos++;
-      if (c == ']') {
-        return list;
-      }
-      if (c != ',') {
-        pos--;
-        throw error("expected ',' or ']'");
-      }
+    } else {
+      ((List<Object>) container).add(v);
     }
   }
 

@@ -122,7 +122,11 @@ public final class Llama2Checkpoint {
         throw invalid(file, what + ": file size differs from what the header implies: " + size + "!=" + expected
             + " bytes (" + describe(config) + ")");
       }
-      return new Llama2Checkpoint(file, config, new Reader(seg, HEADER_BYTES));
+      try {
+        return new Llama2Checkpoint(file, config, new Reader(seg, HEADER_BYTES));
+      } catch (IllegalArgumentException e) { // a tensor too large for one Java array: name the file
+        throw invalid(file, e.getMessage());
+      }
     }
   }
 

@@ -34,6 +34,10 @@ public final class Tokenizer {
   public static final int EOS = 2;
   /** Id of the first byte-fallback token {@code <0x00>}; byte b is id {@code b + 3}. */
   static final int BYTE_FALLBACK_BASE = 3;
+  /** Fewest tokens {@link #encode} can work with: the three specials and the 256 byte-fallback tokens. */
+  static final int MIN_VOCAB = BYTE_FALLBACK_BASE + 256;
+  /** Largest file {@link #load} reads into one array. */
+  static final long MAX_FILE_BYTES = Integer.MAX_VALUE - 8;
 
   private final String[] pieces; // [vocab] raw bytes as ISO-8859-1
   private final float[] scores; // [vocab] merge scores, higher merges first
@@ -61,16 +65,24 @@ public final class Tokenizer {
   /**
    * Loads a llama2.c tokenizer file and checks that it has {@code vocabSize} tokens.
    *
+   * <p>Besides the format, the vocabulary must hold what {@link #encode} relies on, as {@code run.c} assumes without
+   * checking: at least {@link #MIN_VOCAB} tokens (ids 3..258 are the byte fallbacks) and a {@code " "} piece (the
+   * dummy prefix). A file that lacks them is rejected here rather than failing later inside encode.
+   *
    * @throws IllegalArgumentException if the file is truncated or corrupt, or its token count differs from
-   *     {@code vocabSize}
+   *     {@code vocabSize}, or it lacks the byte-fallback block or the {@code " "} piece
    */
   public static Tokenizer load(Path file, int vocabSize) throws IOException {
     if (vocabSize <= 0) {
       throw new IllegalArgumentException("vocabSize must be positive: " + vocabSize);
     }
+    long size = Files.size(file);
+    if (size > MAX_FILE_BYTES) {
+      throw invalid(file, "file larger than " + MAX_FILE_BYTES + " bytes: " + size);
+    }
     ByteBuffer buf = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
-    List<String> pieces = new ArrayList<>(vocabSize);
-    List<Float> scores = new ArrayList<>(vocabSize);
+    List<String> pieces = new ArrayList<>(Math.min(vocabSize, 1 << 16));
+    List<Float> scores = new ArrayList<>(Math.min(vocabSize, 1 << 16));
     int maxLen;
     try {
       maxLen = buf.getInt();
@@ -83,6 +95,9 @@ public final class Tokenizer {
         if (len < 0 || len > maxLen) {
           throw invalid(file, "token " + pieces.size() + " length out of range [0, " + maxLen + "]: " + len);
         }
+        if (len > buf.remaining()) { // checked before the array: a lying length must not allocate
+          throw invalid(file, "truncated after " + pieces.size() + " tokens");
+        }
         byte[] bytes = new byte[len];
         buf.get(bytes);
         pieces.add(new String(bytes, StandardCharsets.ISO_8859_1));
@@ -94,6 +109,13 @@ public final class Tokenizer {
     if (pieces.size() != vocabSize) {
       throw new IllegalArgumentException(
           "tokenizer has " + pieces.size() + " tokens but the model expects " + vocabSize + ": " + file);
+    }
+    if (vocabSize < MIN_VOCAB) {
+      throw invalid(file, "vocabulary smaller than the " + MIN_VOCAB
+          + " tokens encode needs (3 special, 256 byte fallback): " + vocabSize);
+    }
+    if (!pieces.contains(" ")) {
+      throw invalid(file, "no ' ' piece (the dummy prefix encode puts before the text)");
     }
     float[] s = new float[scores.size()];
     for (int i = 0; i < s.length; i++) {
