@@ -11,6 +11,8 @@ module hflash.bench {
   requires transitive hflash.memory;
   requires transitive hflash.tiles;
   requires static jdk.incubator.vector;
+  requires java.management;
+  requires jdk.management;
 
   exports hflash.bench;
 

@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.bench.ResourceException;
+import hflash.bench.Resources;
 import com.hazelcast.core.HazelcastInstance;
 import hflash.bench.Format;
 import hflash.bench.ModeSpec;

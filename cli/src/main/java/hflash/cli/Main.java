@@ -1,5 +1,7 @@
 package hflash.cli;
 
+import hflash.bench.ResourceException;
+import hflash.bench.Resources;
 import hflash.io.UsageException;
 import java.io.IOException;
 import java.io.PrintWriter;

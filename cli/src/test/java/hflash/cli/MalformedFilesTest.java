@@ -1,10 +1,12 @@
 package hflash.cli;
 
+import hflash.bench.ResourceException;
+import hflash.bench.Resources;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import hflash.memory.Safetensors;
+import hflash.io.Safetensors;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;

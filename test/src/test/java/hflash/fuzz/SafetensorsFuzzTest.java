@@ -1,7 +1,7 @@
 package hflash.fuzz;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import hflash.memory.Safetensors;
+import hflash.io.Safetensors;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;

@@ -3,7 +3,7 @@ package hflash.fuzz;
 import com.code_intelligence.jazzer.api.FuzzedDataProvider;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import hflash.cli.Main;
-import hflash.memory.Safetensors;
+import hflash.io.Safetensors;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Path;

@@ -1,4 +1,4 @@
-package hflash.cli;
+package hflash.bench;
 
 import hflash.memory.KvCacheLayout;
 import java.io.IOException;
@@ -11,10 +11,10 @@ import java.nio.file.Path;
  * that overcommits, allocating more than there is does not fail cleanly: the kernel kills the JVM while the pages
  * are touched. Refusing up front turns that into one line and exit code 1.
  */
-final class Resources {
+public final class Resources {
 
   /** Overrides the available-memory figure (bytes), so the refusal can be tested on any machine. */
-  static final String AVAILABLE_PROPERTY = "hflash.availableBytes";
+  public static final String AVAILABLE_PROPERTY = "hflash.availableBytes";
 
   private Resources() {}
 
@@ -23,7 +23,7 @@ final class Resources {
    *
    * @param what what the cache is for, e.g. "the KV cache"
    */
-  static void requireFits(String what, KvCacheLayout layout) {
+  public static void requireFits(String what, KvCacheLayout layout) {
     long needed = 2 * layout.segmentBytes();
     long available = availableBytes();
     if (needed > available) {
@@ -38,7 +38,7 @@ final class Resources {
    * MemAvailable, unless the JVM sees a smaller total than the kernel (a container's memory limit), when the JVM's
    * container-aware free figure is the one that counts; else the JVM's free figure; else Long.MAX_VALUE.
    */
-  static long availableBytes() {
+  public static long availableBytes() {
     String forced = System.getProperty(AVAILABLE_PROPERTY);
     if (forced != null) {
       return Long.parseLong(forced.strip());

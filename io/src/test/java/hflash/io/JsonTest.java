@@ -1,4 +1,4 @@
-package hflash.memory;
+package hflash.io;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
