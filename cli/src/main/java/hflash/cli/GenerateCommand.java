@@ -107,6 +107,11 @@ final class GenerateCommand implements Callable<Integer> {
           + " (the llama2 example builds its attention with splitk) (default ${DEFAULT-VALUE}).")
   String scheduler;
 
+  @Option(names = "--samples", defaultValue = "1", paramLabel = "N",
+      description = "N continuations of the prompt, each on a fork of one page-pool sequence that holds the prompt"
+          + " once (sample i samples with --seed + i) (default ${DEFAULT-VALUE}: one plain cache).")
+  int samples;
+
   @Spec CommandSpec spec;
 
   @Override
@@ -133,6 +138,10 @@ final class GenerateCommand implements Callable<Integer> {
         mode.id(), epsilon, tiles, dtype.id(), attentionThreads);
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
+    UsageException.positive("--samples", samples);
+    if (samples > 1) {
+      return samples(options, sched, out, err);
+    }
     GenerateResult result;
     try (PrintStream text = new PrintStream(new WriterOutputStream(out), true, StandardCharsets.UTF_8)) {
       try {
@@ -152,6 +161,34 @@ final class GenerateCommand implements Callable<Integer> {
     String cache = dtype.id() + (rotationOption.hadamard() ? " (hadamard-rotated)" : "");
     err.println("mode " + label + ", " + cache + " cache, " + attentionThreads + " thread(s), " + sched.id());
     err.println(result.summary().strip());
+    err.flush();
+    return 0;
+  }
+
+  /** {@code --samples N > 1}: {@link Generator#runSamples}, then one summary line per sample and the pool's. */
+  private Integer samples(GenerateOptions options, Scheduler sched, PrintWriter out, PrintWriter err)
+      throws IOException {
+    if (rotationOption.hadamard()) {
+      throw new UsageException("--kv-rotation does not apply to --samples yet");
+    }
+    Generator.SampleRun run;
+    try (PrintStream text = new PrintStream(new WriterOutputStream(out), true, StandardCharsets.UTF_8)) {
+      try {
+        run = Generator.runSamples(options, samples, text, sched);
+      } catch (IllegalArgumentException e) {
+        throw new UsageException(e.getMessage(), e);
+      }
+    }
+    out.flush();
+    err.println("mode " + mode.id() + ", " + dtypeOption.dtype.id() + " cache, " + threads + " thread(s), "
+        + sched.id() + ", " + samples + " samples");
+    for (int i = 0; i < run.results().size(); i++) {
+      GenerateResult r = run.results().get(i);
+      err.println(String.format(java.util.Locale.ROOT, "sample %d: %d positions (%d prompt, %d generated), %.1f"
+          + " tokens/s after the prompt", i, r.positions(), r.promptTokens(), r.generatedTokens(),
+          r.generationTokensPerSecond()));
+    }
+    err.println(run.poolSummary());
     err.flush();
     return 0;
   }

@@ -17,9 +17,17 @@ import java.util.concurrent.atomic.AtomicInteger;
  *
  * <p><b>Lifecycle.</b> {@link #close()} is idempotent and terminal. After it, every method except
  * {@link #layout()}, {@link #isClosed()}, {@link #close()} and {@link #toString()} throws
- * {@code IllegalStateException("KvCache is closed: ...")}, from any thread. Do not close a cache
- * while kernels still read it: a kernel racing with close fails with an
- * {@code IllegalStateException}, it does not crash the JVM, but its result is lost.
+ * {@code IllegalStateException("KvCache is closed: ...")}, from any thread. A reader that
+ * {@link #pin pinned} the cache (every decode call does) keeps its memory until it unpins: a close
+ * from another thread meanwhile marks the cache closed and frees the memory after the last pin.
+ * Anything else racing with close fails with an {@code IllegalStateException}, never a JVM crash.
+ *
+ * <p><b>Sequences.</b> A cache made by {@link PagePool#newSequence()} keeps its tiles and samples in
+ * the pool's pages through a page table ({@link #tileOffset}), shares them with its forks
+ * ({@link #fork()}, copy-on-write) and holds only its summaries itself; everything else in this
+ * class reads the same. Its append, truncate, fork and close take the sequence's lock (so appends
+ * to different layers of one sequence run one after the other); different sequences are
+ * independent, also when they share pages (docs/MEMORY.md section 8).
  *
  * <p><b>Threads.</b> Appends and truncates of one layer must not run concurrently with each other
  * or with a decode that reads that layer; the caller orders them (a decode loop does naturally).
@@ -57,6 +65,7 @@ public final class KvCache implements AutoCloseable {
   private final AtomicBoolean closed = new AtomicBoolean();
   private final PageTable pages; // a sequence of a PagePool: tiles and samples in pool pages; null: flat
   private final AtomicInteger pins = new AtomicInteger(); // decodes reading now (see pin())
+  private final boolean sampled; // keeps the sample store (false: a sequence whose pages hold none)
   private final AtomicBoolean released = new AtomicBoolean(); // memory handed back (once)
   private final HadamardRotation rotation; // applied to K and V rows before they are stored; null: none
   private final float[][] rotated; // (layers, kvHeads * headDim): one rotated row per layer (appends of
@@ -71,6 +80,7 @@ public final class KvCache implements AutoCloseable {
     this.layout = layout;
     this.rotation = rotation;
     this.pages = pages;
+    this.sampled = pages == null || pages.pool.hasSamples();
     this.rotated = rotation == null ? null : new float[layout.layers()][layout.kvHeads() * layout.headDim()];
     this.lengths = new int[layout.layers()];
     Arena a = Arena.ofShared();
@@ -460,6 +470,7 @@ public final class KvCache implements AutoCloseable {
   /** Element {@code c} of sample {@code i} (key {@code 8 i}) as stored; a slow path for tests. */
   public float sample(int layer, int kvHead, int i, int c) {
     ensureOpen();
+    checkSampled();
     Checks.index("kvHead", kvHead, layout.kvHeads());
     Checks.index("sample", i, (length(layer) + SAMPLE_STRIDE - 1) / SAMPLE_STRIDE);
     Checks.index("channel", c, layout.headDim());
@@ -478,6 +489,7 @@ public final class KvCache implements AutoCloseable {
    */
   public MemorySegment samples() {
     ensureOpen();
+    checkSampled();
     return samplesView;
   }
 
@@ -726,12 +738,12 @@ public final class KvCache implements AutoCloseable {
     for (int h = 0; h < layout.kvHeads(); h++) {
       for (int pos = position0; pos < position0 + count; pos++) {
         summaries.addKey(this, layer, h, pos);
-        if (pos % SAMPLE_STRIDE == 0 && layout.dtype().quantized()) {
+        if (pos % SAMPLE_STRIDE == 0 && layout.dtype().quantized() && sampled) {
           int p = pos / SAMPLE_STRIDE / SAMPLE_PHASES;
           QuantBlocks.copyKey(layout.dtype(), d, keys, tileOffset(layer, h, pos / tt), pos % tt,
               samples, sampleBlockOffset(layer, h, pos / SAMPLE_STRIDE % SAMPLE_PHASES, p / TileLayout.KEY_BLOCK),
               p % TileLayout.KEY_BLOCK);
-        } else if (pos % SAMPLE_STRIDE == 0) {
+        } else if (pos % SAMPLE_STRIDE == 0 && sampled) {
           int i = pos / SAMPLE_STRIDE;
           int bytes = layout.dtype().bytes();
           for (int c = 0; c < d; c++) {
@@ -835,6 +847,13 @@ public final class KvCache implements AutoCloseable {
   }
 
   // ---- read internals ---------------------------------------------------------------------
+
+  private void checkSampled() {
+    if (!sampled) {
+      throw new UnsupportedOperationException("no key samples: the pool's pages of " + pages.pool.pageTokens()
+          + " positions are not a multiple of " + PagePool.SAMPLE_SPAN + " (the sampled mode needs them): " + this);
+    }
+  }
 
   /** Byte offset in keys of channel c of position pos (16-bit and f32 dtypes). */
   private long keyOffset(int layer, int kvHead, int pos, int c) {

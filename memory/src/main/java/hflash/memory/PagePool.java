@@ -14,9 +14,10 @@ import java.util.Set;
  *
  * <p><b>Pages.</b> A page holds {@link #pageTokens()} consecutive positions of one sequence, for
  * every layer and KV head: their K tiles, their V tiles and their key samples (the sampled mode's
- * store). {@code pageTokens} is a whole number of tiles and of sample blocks (512 positions: 32
- * samples of each of the two phases of every 8th key), so no tile and no sample block straddles two
- * pages. One arena owns three segments, K, V and samples, each {@code pages} equal slots; page
+ * store). {@code pageTokens} is a whole number of tiles, so no tile straddles two pages; when it
+ * is also a whole number of sample blocks (512 positions: 32 samples of each of the two phases of
+ * every 8th key) the pages keep the samples too ({@link #hasSamples()}), else the sequences cannot
+ * run the sampled mode (smaller pages share prompts at a finer grain). One arena owns three segments, K, V and samples, each {@code pages} equal slots; page
  * {@code p} is slot {@code p} of all three:
  *
  * <pre>
@@ -75,7 +76,7 @@ public final class PagePool implements AutoCloseable {
     this.pageTokens = pageTokens;
     this.pageCount = pages;
     this.tilesPerPage = pageTokens / layout.tileTokens();
-    this.sampleBlocksPerPage = pageTokens / SAMPLE_SPAN;
+    this.sampleBlocksPerPage = pageTokens % SAMPLE_SPAN == 0 ? pageTokens / SAMPLE_SPAN : 0; // 0: no sample store
     this.tileBytes = layout.tileTokens() * layout.rowBytes();
     long heads = (long) layout.layers() * layout.kvHeads();
     this.pageKvBytes = Math.multiplyExact(heads * tilesPerPage, tileBytes);
@@ -89,7 +90,7 @@ public final class PagePool implements AutoCloseable {
     try {
       this.keys = HugePages.allocate(a, Math.multiplyExact(pageKvBytes, (long) pages), 64);
       this.values = HugePages.allocate(a, Math.multiplyExact(pageKvBytes, (long) pages), 64);
-      this.samples = a.allocate(Math.multiplyExact(pageSampleBytes, (long) pages), 64);
+      this.samples = a.allocate(Math.max(1, Math.multiplyExact(pageSampleBytes, (long) pages)), 64);
     } catch (RuntimeException | Error e) {
       a.close();
       throw e;
@@ -106,7 +107,7 @@ public final class PagePool implements AutoCloseable {
    * tile size.
    *
    * @throws IllegalArgumentException if layout is null, pages is not positive, or pageTokens is not
-   *     a positive multiple of both the tile size and {@link #SAMPLE_SPAN} (512)
+   *     a positive multiple of the tile size
    */
   public static PagePool allocate(KvCacheLayout layout, int pageTokens, int pages) {
     return allocate(layout, pageTokens, pages, null);
@@ -119,10 +120,9 @@ public final class PagePool implements AutoCloseable {
     }
     Checks.positive("pages", pages);
     Checks.positive("pageTokens", pageTokens);
-    int unit = defaultPageTokens(layout.tileTokens());
-    if (pageTokens % unit != 0) {
-      throw new IllegalArgumentException("pageTokens must be a multiple of lcm(tileTokens, " + SAMPLE_SPAN + ") = "
-          + unit + ": " + pageTokens);
+    if (pageTokens % layout.tileTokens() != 0) {
+      throw new IllegalArgumentException("pageTokens must be a multiple of tileTokens " + layout.tileTokens() + ": "
+          + pageTokens);
     }
     if (rotation != null && rotation.headDim() != layout.headDim()) {
       throw new IllegalArgumentException("rotation head dim differs from headDim: " + rotation.headDim() + "!="
@@ -143,12 +143,22 @@ public final class PagePool implements AutoCloseable {
   }
 
   /**
-   * Bytes one page takes: K, V and samples of {@code pageTokens} positions of every layer and KV
-   * head.
+   * Bytes one page takes: K, V and (when pageTokens is a multiple of {@link #SAMPLE_SPAN}) samples of
+   * {@code pageTokens} positions of every layer and KV head.
    */
   public static long pageBytes(KvCacheLayout layout, int pageTokens) {
     long heads = (long) layout.layers() * layout.kvHeads();
-    return heads * pageTokens * layout.rowBytes() * 2 + heads * pageTokens / KvCache.SAMPLE_STRIDE * layout.rowBytes();
+    long samples = pageTokens % SAMPLE_SPAN == 0 ? heads * pageTokens / KvCache.SAMPLE_STRIDE * layout.rowBytes() : 0;
+    return heads * pageTokens * layout.rowBytes() * 2 + samples;
+  }
+
+  /**
+   * True when the pages keep the sampled mode's key samples: pageTokens is a multiple of
+   * {@link #SAMPLE_SPAN}, so no sample block straddles two pages. Smaller pages share at a finer
+   * grain but their sequences cannot run the sampled mode.
+   */
+  public boolean hasSamples() {
+    return sampleBlocksPerPage > 0;
   }
 
   /** A new, empty sequence holding no page. */
@@ -343,6 +353,8 @@ public final class PagePool implements AutoCloseable {
   void copyPage(int from, int to) {
     MemorySegment.copy(keys, from * pageKvBytes, keys, to * pageKvBytes, pageKvBytes);
     MemorySegment.copy(values, from * pageKvBytes, values, to * pageKvBytes, pageKvBytes);
-    MemorySegment.copy(samples, from * pageSampleBytes, samples, to * pageSampleBytes, pageSampleBytes);
+    if (pageSampleBytes > 0) {
+      MemorySegment.copy(samples, from * pageSampleBytes, samples, to * pageSampleBytes, pageSampleBytes);
+    }
   }
 }

@@ -48,6 +48,7 @@ final class PageTable {
   }
 
   long sampleBlockOffset(int layer, int kvHead, int phase, int block) {
+    assert blocksPerPage > 0 : "pages without samples";
     return pool.sampleBlockOffset(pages[block / blocksPerPage], layer, kvHead, phase, block % blocksPerPage);
   }
 

@@ -73,6 +73,19 @@ class PagePoolTest {
     }
   }
 
+  private static void assertSameContentsButSamples(KvCache a, KvCache b) {
+    KvCacheLayout l = a.layout();
+    int n = b.length(0);
+    for (int h = 0; h < l.kvHeads(); h++) {
+      for (int pos = 0; pos < n; pos++) {
+        for (int c = 0; c < l.headDim(); c++) {
+          assertEquals(b.key(0, h, pos, c), a.key(0, h, pos, c));
+          assertEquals(b.value(0, h, pos, c), a.value(0, h, pos, c));
+        }
+      }
+    }
+  }
+
   @ParameterizedTest
   @EnumSource(value = DType.class, names = {"F32", "F16", "BF16", "Q8_0"})
   void sequenceHoldsWhatAFlatCacheHolds(DType dtype) {
@@ -215,8 +228,18 @@ class PagePoolTest {
   @Test
   void badArgumentsAreNamed() {
     KvCacheLayout l = layout(2048, DType.F16);
-    var e = assertThrows(IllegalArgumentException.class, () -> PagePool.allocate(l, 256, 4));
-    assertTrue(e.getMessage().contains("multiple of lcm(tileTokens, 512) = 512: 256"), e.getMessage());
+    var e = assertThrows(IllegalArgumentException.class, () -> PagePool.allocate(l, 48, 4));
+    assertTrue(e.getMessage().contains("multiple of tileTokens 32: 48"), e.getMessage());
+    try (PagePool small = PagePool.allocate(l, 96, 4); KvCache s = small.newSequence()) { // no sample store
+      s.append(0, 200, rows(new Random(4), 200, l), rows(new Random(5), 200, l));
+      assertEquals(3, small.stats().pagesUsed());
+      var u = assertThrows(UnsupportedOperationException.class, s::samples);
+      assertTrue(u.getMessage().contains("not a multiple of 512"), u.getMessage());
+      KvCache f = s.fork();
+      f.append(1, 1, rows(new Random(6), 1, l), rows(new Random(7), 1, l));
+      assertSameContentsButSamples(f, s);
+      f.close();
+    }
     assertThrows(IllegalArgumentException.class, () -> PagePool.allocate(l, 512, 0));
     try (KvCache flat = KvCache.allocate(l)) {
       assertThrows(IllegalStateException.class, flat::fork);
