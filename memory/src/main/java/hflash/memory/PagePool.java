@@ -29,8 +29,9 @@ import java.util.Set;
  *
  * <p><b>Sequences.</b> {@link #newSequence()} returns a {@link KvCache} whose tiles live in pages
  * through a page table: the whole {@code KvCache} contract (appends, lengths, truncate, close, the
- * decode engine in every mode) plus {@link KvCache#fork()}. Its tile summaries are its own (small:
- * about 1.7 % of an f16 K+V row per position, copied by a fork), see docs/MEMORY.md for why.
+ * decode engine in every mode) plus {@link KvCache#fork()}. Its tile summaries are its own (about
+ * 2.5 % of an f16 K+V row per position, reserved for the maximum length, copied by a fork), see
+ * docs/MEMORY.md for why.
  *
  * <p><b>Threads.</b> Every method of the pool is thread-safe. Page allocation, reference counts and
  * {@link #stats()} are guarded by one lock held only for bookkeeping (never while page bytes are

@@ -270,21 +270,20 @@ public final class Generator {
    */
   public record SampleRun(List<GenerateResult> results, PagePool.Stats pool, long pageBytes, int pageTokens) {
 
-    /** One line: pages used and shared, against what one private cache per sample would take. */
+    /**
+     * One line: the pages the pool holds (prompt and every sample, shared pages once) against what one flat cache
+     * per sample reserves (the whole context) and what private pages per sample would take.
+     */
     public String poolSummary() {
-      long positions = 0;
+      long privatePages = 0;
       for (GenerateResult r : results) {
-        positions += r.positions();
-      }
-      long separatePages = 0;
-      for (GenerateResult r : results) {
-        separatePages += (r.positions() + pageTokens - 1) / pageTokens;
+        privatePages += (r.positions() + pageTokens - 1) / pageTokens;
       }
       return String.format(java.util.Locale.ROOT,
-          "page pool: %d pages of %d positions used (%d shared by several samples) for %d samples, %d positions;"
-              + " one cache per sample would hold %d pages (%.1f KiB vs %.1f KiB)",
-          pool.pagesUsed(), pageTokens, pool.pagesShared(), results.size(), positions, separatePages,
-          pool.pagesUsed() * pageBytes / 1024.0, separatePages * pageBytes / 1024.0);
+          "page pool: %d pages of %d positions (%.1f KiB) hold the prompt and %d samples, %d of them shared by"
+              + " several; unshared pages would take %d (%.1f KiB)",
+          pool.pagesUsed(), pageTokens, pool.pagesUsed() * pageBytes / 1024.0, results.size(), pool.pagesShared(),
+          privatePages, privatePages * pageBytes / 1024.0);
     }
   }
 
