@@ -8,7 +8,6 @@ import hflash.tiles.TileKernels;
 import hflash.tiles.TileKernelsProvider;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.IdentityHashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
@@ -57,7 +56,8 @@ public final class BatchedDecode implements AutoCloseable {
   private final CascadeLane[] lanes;
   private final AtomicBoolean busy = new AtomicBoolean();
   private final DecodeAttention.CancelFlag cancel = new DecodeAttention.CancelFlag();
-  private final Map<KvCache, DecodeAttention> single = new IdentityHashMap<>(); // other modes
+  // other modes: one instance per sequence (KvCache keeps identity equality); concurrent: cancel() reads it
+  private final Map<KvCache, DecodeAttention> single = new java.util.concurrent.ConcurrentHashMap<>();
   private final Report report = new Report();
   private final IntConsumer laneTask = this::runLane;
   private volatile boolean closed;

@@ -194,6 +194,47 @@ class PagedDecodeTest {
     }
   }
 
+  /** A rotating pool: the cascade rotates every sequence's query in and its output back, as decode does. */
+  @Test
+  void batchedExactOnARotatingPool() {
+    int d = 64, heads = 4, kvHeads = 2;
+    KvCacheLayout l = new KvCacheLayout(1, kvHeads, d, 3000, DType.F16, TILE);
+    Random r = new Random(21);
+    try (PagePool pool = PagePool.allocate(l, 512, 30, hflash.memory.HadamardRotation.of(d, 3))) {
+      KvCache root = pool.newSequence();
+      float[] k = new float[1700 * kvHeads * d], v = new float[k.length];
+      for (int i = 0; i < k.length; i++) {
+        k[i] = (float) r.nextGaussian();
+        v[i] = (float) r.nextGaussian();
+      }
+      root.append(0, 1700, k, v);
+      KvCache[] seqs = {root.fork(), root.fork(), root};
+      int n = 300 * kvHeads * d;
+      seqs[0].append(0, 300, java.util.Arrays.copyOf(k, n), java.util.Arrays.copyOf(v, n));
+      int row = heads * d;
+      float[] q = new float[3 * row];
+      for (int i = 0; i < q.length; i++) {
+        q[i] = (float) r.nextGaussian();
+      }
+      float scale = (float) (1 / Math.sqrt(d));
+      try (BatchedDecode bd = BatchedDecode.create(pool, heads, 2, scale, Scheduler.SPLITK)) {
+        float[] out = new float[q.length];
+        bd.decode(0, seqs, q, out, AttentionConfig.exact());
+        assertEquals(4, bd.report().pagesShared()); // pages 0-2 by all three, page 3 (164 keys) by root and seqs[1]
+        for (int b = 0; b < 3; b++) {
+          float[] qb = java.util.Arrays.copyOfRange(q, b * row, (b + 1) * row);
+          double[] ref = ReferenceAttention.decode(seqs[b], 0, qb, heads, seqs[b].length(0), scale);
+          double err = 0, max = 0;
+          for (int i = 0; i < row; i++) {
+            err = Math.max(err, Math.abs(out[b * row + i] - ref[i]));
+            max = Math.max(max, Math.abs(ref[i]));
+          }
+          assertTrue(err <= CASCADE_TOLERANCE * max, "seq " + b + ": " + err);
+        }
+      }
+    }
+  }
+
   @Test
   void otherModesRunPerSequenceWithTheirBits() {
     KvCacheLayout l = new KvCacheLayout(1, KV_HEADS, D, 4000, DType.F16, TILE);
