@@ -1,6 +1,7 @@
 package hflash.cli;
 
 import hflash.engine.AttentionConfig;
+import hflash.engine.BatchReport;
 import hflash.engine.BatchedDecode;
 import hflash.engine.DecodeAttention;
 import hflash.engine.ReferenceAttention;
@@ -130,7 +131,7 @@ final class SequencesBench {
       Stopwatch.Result[] t = stopwatch.timePair(batched, apart);
       double[] cpu = cpuMsPerCall(batched, apart, c.iterations());
       batched.run();
-      BatchedDecode.Report rep = batch.report();
+      BatchReport rep = batch.report();
       List<long[]> perSequence = new ArrayList<>();
       for (int b = 0; b < seqs.length; b++) {
         var r = rep.perSequence(b);

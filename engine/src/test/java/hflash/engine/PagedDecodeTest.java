@@ -176,7 +176,7 @@ class PagedDecodeTest {
               assertTrue(e64 <= CASCADE_TOLERANCE * ref, "vs float64: " + e64);
               assertEquals((long) seqs[b].length(0) * KV_HEADS, bd.report().perSequence(b).keysScored());
             }
-            BatchedDecode.Report rep = bd.report();
+            BatchReport rep = bd.report();
             assertTrue(rep.cascade());
             assertEquals(separate, rep.separateKvBytes());
             // pages 0-1: 7 sequences (5 forks, cut, root); pages 2-4: the 5 forks and root (cut holds
