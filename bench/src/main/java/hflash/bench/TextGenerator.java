@@ -75,6 +75,15 @@ public interface TextGenerator {
    */
   String run(Request request, PrintStream text) throws IOException;
 
+  /**
+   * {@code samples} continuations of one prompt (sample i samples with the request's seed + i), each
+   * on a fork of one page-pool sequence that holds the prompt once; streams each sample's text after a
+   * {@code --- sample i ---} line and returns the summary: one line per sample, then the pool's pages.
+   *
+   * @throws IllegalArgumentException as {@link #run}, and for a request the forked runtime cannot serve
+   */
+  String runSamples(Request request, int samples, PrintStream text) throws IOException;
+
   /** The first runtime registered on the class or module path, if any. */
   static Optional<TextGenerator> find() {
     return ServiceLoader.load(TextGenerator.class).findFirst();

@@ -8,6 +8,7 @@ import hflash.bench.Format;
 import hflash.bench.ModeSpec;
 import hflash.bench.PrefillBench;
 import hflash.bench.Schedulers;
+import hflash.bench.SequencesBench;
 import hflash.bench.Workload;
 import hflash.engine.AttentionMode;
 import hflash.engine.Scheduler;
@@ -119,6 +120,26 @@ final class BenchCommand implements Callable<Integer> {
           + PrefillBench.ROWS_TIMED + " rows and scaled by causal pairs above that). --iterations counts full calls.")
   Integer prefill;
 
+  @Option(
+      names = "--sequences",
+      paramLabel = "B",
+      description = "Many sequences in one page pool: one sequence of --shared-prefix positions forked B times, --suffix"
+          + " positions appended to each, then one batched exact decode step of all B (a cascade: shared pages read"
+          + " once) timed in turn with B separate decode calls.")
+  Integer sequences;
+
+  @Option(names = "--shared-prefix", paramLabel = "P", defaultValue = "32768",
+      description = "With --sequences: positions of the shared prefix (default ${DEFAULT-VALUE}).")
+  int sharedPrefix;
+
+  @Option(names = "--suffix", paramLabel = "S", defaultValue = "512",
+      description = "With --sequences: private positions appended to each fork (default ${DEFAULT-VALUE}).")
+  int suffix;
+
+  @Option(names = "--page-tokens", paramLabel = "N", defaultValue = "0",
+      description = "With --sequences: positions per pool page, a multiple of lcm(--tile, 512) (default: that lcm).")
+  int pageTokens;
+
   /** N of a bare {@code --decode-steps}: a few seconds at the default context. */
   static final int DEFAULT_DECODE_STEPS = 64;
 
@@ -129,6 +150,9 @@ final class BenchCommand implements Callable<Integer> {
     List<ModeSpec> modes = modeOptions.specs();
     UsageException.positive("--threads", threads);
     List<Scheduler> schedulers = Schedulers.many(scheduler, threads);
+    if (sequences != null) {
+      return sequences();
+    }
     if (prefill != null) {
       return prefill(modes);
     }
@@ -220,6 +244,34 @@ final class BenchCommand implements Callable<Integer> {
     })) {
       out.print(json ? JsonLine.of(PrefillBench.toJson(r)) + "\n" : PrefillBench.table(r));
     }
+    out.flush();
+    return 0;
+  }
+
+  /** {@code --sequences B}: {@link SequencesBench}, exact mode, one result. */
+  private Integer sequences() {
+    var parsed = spec.commandLine().getParseResult();
+    for (String other : List.of("--decode-steps", "--svg", "--scheduler", "--workload", "--kv-rotation", "--prefill",
+        "--context", "--mode")) {
+      if (parsed.hasMatchedOption(other)) {
+        throw new UsageException(other + " does not apply to --sequences");
+      }
+    }
+    if (dtypes.size() > 1) {
+      throw new UsageException("--sequences takes one --dtype: " + dtypes.size() + " given");
+    }
+    var config = new SequencesBench.Config(sequences, sharedPrefix, suffix, shape.heads, shape.kvHeads, shape.dim,
+        dtypes.get(0), threads, tile, pageTokens, seed, warmup, iterations);
+    PrintWriter out = spec.commandLine().getOut();
+    PrintWriter err = spec.commandLine().getErr();
+    boolean json = jsonOption.json;
+    SequencesBench.Result r = SequencesBench.run(config, line -> {
+      if (!json) {
+        err.println("  " + line);
+        err.flush();
+      }
+    });
+    out.print(json ? JsonLine.of(SequencesBench.toJson(r)) + "\n" : SequencesBench.table(r));
     out.flush();
     return 0;
   }

@@ -110,6 +110,11 @@ final class GenerateCommand implements Callable<Integer> {
           + " (the llama2 example builds its attention with splitk) (default ${DEFAULT-VALUE}).")
   String scheduler;
 
+  @Option(names = "--samples", defaultValue = "1", paramLabel = "N",
+      description = "N continuations of the prompt, each on a fork of one page-pool sequence that holds the prompt"
+          + " once (sample i samples with --seed + i) (default ${DEFAULT-VALUE}: one plain cache).")
+  int samples;
+
   @Spec CommandSpec spec;
 
   @Override
@@ -139,6 +144,10 @@ final class GenerateCommand implements Callable<Integer> {
         seed, mode.id(), epsilon, tiles, dtype.id(), attentionThreads, sched, rotationOption.hadamard());
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
+    UsageException.positive("--samples", samples);
+    if (samples > 1) {
+      return samples(runtime, request, sched, out, err);
+    }
     String summary;
     try (PrintStream text = new PrintStream(new WriterOutputStream(out), true, StandardCharsets.UTF_8)) {
       try {
@@ -157,6 +166,28 @@ final class GenerateCommand implements Callable<Integer> {
     };
     String cache = dtype.id() + (rotationOption.hadamard() ? " (hadamard-rotated)" : "");
     err.println("mode " + label + ", " + cache + " cache, " + attentionThreads + " thread(s), " + sched.id());
+    err.println(summary.strip());
+    err.flush();
+    return 0;
+  }
+
+  /** {@code --samples N > 1}: the runtime's forked continuations, then its summary (a line per sample, the pool's). */
+  private Integer samples(TextGenerator runtime, TextGenerator.Request request, Scheduler sched, PrintWriter out,
+      PrintWriter err) throws IOException {
+    if (rotationOption.hadamard()) {
+      throw new UsageException("--kv-rotation does not apply to --samples yet");
+    }
+    String summary;
+    try (PrintStream text = new PrintStream(new WriterOutputStream(out), true, StandardCharsets.UTF_8)) {
+      try {
+        summary = runtime.runSamples(request, samples, text);
+      } catch (IllegalArgumentException e) {
+        throw new UsageException(e.getMessage(), e);
+      }
+    }
+    out.flush();
+    err.println("mode " + mode.id() + ", " + dtypeOption.dtype.id() + " cache, " + threads + " thread(s), "
+        + sched.id() + ", " + samples + " samples");
     err.println(summary.strip());
     err.flush();
     return 0;

@@ -635,7 +635,7 @@ final class BoundedPass {
     int stride = maxTiles + maxBlocks;
     if (call.oracle) {
       float[] s = loop.scratchScores();
-      long off = layout.tileOffset(call.layer, kh, node);
+      long off = call.cache.tileOffset(call.layer, kh, node);
       kernels.scores(call.qs, h0 * d, g, d, call.k, off, layout.dtype(), tileTokens, s, tileTokens);
       loop.fmas += (long) tileTokens * g * d;
       for (int i = 0; i < g; i++) {

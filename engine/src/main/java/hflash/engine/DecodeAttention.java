@@ -259,7 +259,10 @@ public final class DecodeAttention implements AutoCloseable {
       AttentionConfig config) {
     Objects.requireNonNull(config, "config");
     acquire();
+    boolean pinned = false;
     try {
+      cache.pin(); // a close from another thread frees nothing until the call ends
+      pinned = true;
       scaleQuery(q);
       run(layer, keys, config);
       if (into != null) {
@@ -278,6 +281,9 @@ public final class DecodeAttention implements AutoCloseable {
     } catch (IllegalStateException e) {
       throw closedCacheOr(e);
     } finally {
+      if (pinned) {
+        cache.unpin();
+      }
       busy.set(false);
     }
   }
@@ -348,8 +354,12 @@ public final class DecodeAttention implements AutoCloseable {
     acquire();
     try {
       report.reset();
-      tiledPrefill.run(layer, q, out, firstPosition, count, scale, cache.rotation(), cache.keys(),
-          cache.values(), cancel, report);
+      cache.pin(); // a close from another thread frees nothing until the call ends
+      try {
+        tiledPrefill.run(layer, q, out, firstPosition, count, scale, cache.rotation(), cache, cancel, report);
+      } finally {
+        cache.unpin();
+      }
     } catch (IllegalStateException e) {
       throw closedCacheOr(e);
     } finally {

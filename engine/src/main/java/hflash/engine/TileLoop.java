@@ -141,7 +141,7 @@ final class TileLoop {
   /** Scores of tile t (its K) for the group into dst (g, tileTokens); counts keys and bytes. */
   private int scoreInto(Call call, int kh, int t, float[] dst) {
     int count = Math.min(tileTokens, call.keys - t * tileTokens);
-    long off = layout.tileOffset(call.layer, kh, t);
+    long off = call.cache.tileOffset(call.layer, kh, t);
     kernels.scores(call.qs, kh * g * d, g, d, call.k, off, layout.dtype(), count, dst, tileTokens);
     keysScored += count;
     kvBytes += (long) count * layout.rowBytes();
@@ -175,7 +175,7 @@ final class TileLoop {
     int d = layout.headDim();
     int n = g * d;
     Arrays.fill(tileAcc, 0, n, 0f);
-    kernels.accumulate(weights, layout.tileTokens(), g, d, call.v, layout.tileOffset(call.layer, kh, t),
+    kernels.accumulate(weights, layout.tileTokens(), g, d, call.v, call.cache.tileOffset(call.layer, kh, t),
         layout.dtype(), count, layout.tileTokens(), tileAcc, 0);
     int base = kh * g * d;
     for (int i = 0; i < n; i++) { // element-wise: C2 vectorizes it, same bits in every tier
@@ -247,7 +247,7 @@ final class TileLoop {
         for (int i = 0; i < g; i++) {
           float dot = 0f;
           for (int c = 0; c < d; c++) {
-            dot = Math.fma(call.qs[(h0 + i) * d + c], layout.readKey(call.k, call.layer, kh, j, c), dot);
+            dot = Math.fma(call.qs[(h0 + i) * d + c], call.cache.key(call.layer, kh, j, c), dot);
           }
           own[i * tileTokens] = dot;
         }

@@ -1,6 +1,7 @@
 package hflash.engine;
 
 import hflash.memory.HadamardRotation;
+import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
 import hflash.tiles.PrefillKernels;
 import hflash.tiles.TileKernels;
@@ -87,6 +88,7 @@ final class TiledPrefill {
   private int splits; // chunks of tiles per item (split-K); 1 unless there are fewer items than threads
   private MemorySegment k;
   private MemorySegment v;
+  private KvCache cache; // where the tiles are (a sequence's pages, or a flat cache)
   private DecodeAttention.CancelFlag cancel;
 
   TiledPrefill(TileKernels kernels, KvCacheLayout layout, int numHeads, int threads, WorkerPool pool) {
@@ -110,16 +112,17 @@ final class TiledPrefill {
    * {@code report} (reset by the caller).
    */
   void run(int layer, float[] q, float[] out, int first, int count, float scale, HadamardRotation rotation,
-      MemorySegment k, MemorySegment v, DecodeAttention.CancelFlag cancel, AttentionReport report) {
+      KvCache cache, DecodeAttention.CancelFlag cancel, AttentionReport report) {
     this.layer = layer;
+    this.cache = cache;
     this.rotation = rotation;
     this.q = q;
     this.out = out;
     this.first = first;
     this.count = count;
     this.scale = scale;
-    this.k = k;
-    this.v = v;
+    this.k = cache.keys();
+    this.v = cache.values();
     this.cancel = cancel;
     this.blocks = (count + BLOCK_ROWS - 1) / BLOCK_ROWS;
     int items = blocks * kvHeads;
@@ -148,6 +151,7 @@ final class TiledPrefill {
     } finally {
       this.q = this.out = null;
       this.k = this.v = null;
+      this.cache = null;
     }
     for (int i = 0; i < lanes; i++) {
       Worker w = workers[i];
@@ -241,7 +245,7 @@ final class TiledPrefill {
       for (int t = from; t < to; t++) {
         cancel.check();
         int keys = Math.min(tileTokens, pLast + 1 - t * tileTokens);
-        long off = layout.tileOffset(layer, kh, t);
+        long off = cache.tileOffset(layer, kh, t);
         if (prefill != null) { // K widened once for the block's hb rows
           prefill.widenKeys(k, off, layout.dtype(), d, keys, kf);
           prefill.scores(qb, 0, hb, d, kf, keys, s, sStride);

@@ -3,6 +3,7 @@ package hflash.memory;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Off-heap key/value cache for decode attention, laid out as described by {@link KvCacheLayout}.
@@ -16,9 +17,17 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *
  * <p><b>Lifecycle.</b> {@link #close()} is idempotent and terminal. After it, every method except
  * {@link #layout()}, {@link #isClosed()}, {@link #close()} and {@link #toString()} throws
- * {@code IllegalStateException("KvCache is closed: ...")}, from any thread. Do not close a cache
- * while kernels still read it: a kernel racing with close fails with an
- * {@code IllegalStateException}, it does not crash the JVM, but its result is lost.
+ * {@code IllegalStateException("KvCache is closed: ...")}, from any thread. A reader that
+ * {@link #pin pinned} the cache (every decode call does) keeps its memory until it unpins: a close
+ * from another thread meanwhile marks the cache closed and frees the memory after the last pin.
+ * Anything else racing with close fails with an {@code IllegalStateException}, never a JVM crash.
+ *
+ * <p><b>Sequences.</b> A cache made by {@link PagePool#newSequence()} keeps its tiles and samples in
+ * the pool's pages through a page table ({@link #tileOffset}), shares them with its forks
+ * ({@link #fork()}, copy-on-write) and holds only its summaries itself; everything else in this
+ * class reads the same. Its append, truncate, fork and close take the sequence's lock (so appends
+ * to different layers of one sequence run one after the other); different sequences are
+ * independent, also when they share pages (docs/MEMORY.md section 8).
  *
  * <p><b>Threads.</b> Appends and truncates of one layer must not run concurrently with each other
  * or with a decode that reads that layer; the caller orders them (a decode loop does naturally).
@@ -54,29 +63,50 @@ public final class KvCache implements AutoCloseable {
   private final MemorySegment samplesView;
   private final MemorySegment summariesView;
   private final AtomicBoolean closed = new AtomicBoolean();
+  private final PageTable pages; // a sequence of a PagePool: tiles and samples in pool pages; null: flat
+  private final AtomicInteger pins = new AtomicInteger(); // decodes reading now (see pin())
+  private final boolean sampled; // keeps the sample store (false: a sequence whose pages hold none)
+  private final AtomicBoolean released = new AtomicBoolean(); // memory handed back (once)
   private final HadamardRotation rotation; // applied to K and V rows before they are stored; null: none
   private final float[][] rotated; // (layers, kvHeads * headDim): one rotated row per layer (appends of
   // different layers may run in parallel), null without a rotation
 
   private KvCache(KvCacheLayout layout, HadamardRotation rotation) {
+    this(layout, rotation, null);
+  }
+
+  /** A flat cache (pages == null) or a sequence over {@code pages}' pool. */
+  private KvCache(KvCacheLayout layout, HadamardRotation rotation, PageTable pages) {
     this.layout = layout;
     this.rotation = rotation;
+    this.pages = pages;
+    this.sampled = pages == null || pages.pool.hasSamples();
     this.rotated = rotation == null ? null : new float[layout.layers()][layout.kvHeads() * layout.headDim()];
     this.lengths = new int[layout.layers()];
     Arena a = Arena.ofShared();
     try {
-      // 64-byte alignment: a tile row never straddles a cache line more than it must
-      MemorySegment k = HugePages.allocate(a, layout.segmentBytes(), 64);
-      MemorySegment v = HugePages.allocate(a, layout.segmentBytes(), 64);
-      this.keys = k;
-      this.values = v;
-      this.keysView = k.asReadOnly();
-      this.valuesView = v.asReadOnly();
+      if (pages == null) {
+        // 64-byte alignment: a tile row never straddles a cache line more than it must
+        MemorySegment k = HugePages.allocate(a, layout.segmentBytes(), 64);
+        MemorySegment v = HugePages.allocate(a, layout.segmentBytes(), 64);
+        this.keys = k;
+        this.values = v;
+        this.keysView = k.asReadOnly();
+        this.valuesView = v.asReadOnly();
+        this.samples = a.allocate(Math.multiplyExact((long) layout.layers() * layout.kvHeads()
+            * SAMPLE_PHASES * samplePhaseBlocks(layout), (long) TileLayout.KEY_BLOCK * layout.rowBytes()), 64);
+        this.samplesView = samples.asReadOnly();
+      } else { // the pool's segments: this sequence's tiles and samples are where its page table says
+        PagePool pool = pages.pool;
+        this.keys = pool.keys();
+        this.values = pool.values();
+        this.keysView = pool.keysView();
+        this.valuesView = pool.valuesView();
+        this.samples = pool.samples();
+        this.samplesView = pool.samplesView();
+      }
       this.summaries = new TileSummaries(layout, a);
       this.valueSummaries = new ValueSummaries(layout, a);
-      this.samples = a.allocate(Math.multiplyExact((long) layout.layers() * layout.kvHeads()
-          * SAMPLE_PHASES * samplePhaseBlocks(layout), (long) TileLayout.KEY_BLOCK * layout.rowBytes()), 64);
-      this.samplesView = samples.asReadOnly();
       this.summariesView = summaries.data().asReadOnly();
     } catch (RuntimeException | Error e) {
       a.close();
@@ -116,6 +146,107 @@ public final class KvCache implements AutoCloseable {
     return new KvCache(layout, rotation);
   }
 
+  /** A new, empty sequence over {@code table}'s pool (see {@link PagePool#newSequence()}). */
+  static KvCache paged(PageTable table) {
+    PagePool pool = table.pool;
+    KvCache c = new KvCache(pool.layout(), pool.rotation(), table);
+    try {
+      pool.opened(c, c.summaryBytes());
+    } catch (RuntimeException e) {
+      c.close();
+      throw e;
+    }
+    return c;
+  }
+
+  /** Bytes of this cache's own summary records (for a sequence: all it keeps outside the pool's pages). */
+  private long summaryBytes() {
+    return summaries.bytesReserved() + valueSummaries.bytesReserved();
+  }
+
+  /**
+   * A new sequence with this one's contents: it shares every page (one more reference each, no
+   * bytes copied) and gets a copy of the tile summaries; lengths and rotation are the same. Either
+   * sequence's first write into a page they still share copies that page first (copy-on-write),
+   * so neither ever sees the other's later appends. Only a full pool can make a later append fail.
+   *
+   * @throws IllegalStateException if closed, or this is not a sequence of a {@link PagePool}
+   */
+  public KvCache fork() {
+    if (pages == null) {
+      throw new IllegalStateException("fork needs a sequence of a PagePool, not a flat KvCache: " + this);
+    }
+    synchronized (pages) {
+      ensureOpen();
+      KvCache child = new KvCache(layout, rotation, pages.share());
+      try {
+        MemorySegment.copy(summaries.data(), 0, child.summaries.data(), 0, summaries.bytesReserved());
+        valueSummaries.copyTo(child.valueSummaries);
+        System.arraycopy(lengths, 0, child.lengths, 0, lengths.length);
+        pages.pool.opened(child, child.summaryBytes());
+      } catch (RuntimeException | Error e) {
+        child.close();
+        throw e;
+      }
+      return child;
+    }
+  }
+
+  /** The pool this sequence's pages come from, or null for a flat cache. */
+  public PagePool pool() {
+    return pages == null ? null : pages.pool;
+  }
+
+  /**
+   * Pool pages this sequence holds, in position order ({@code pageIds()[i]} holds positions
+   * {@code [i * pageTokens, (i + 1) * pageTokens)}); empty for a flat cache. A snapshot: two
+   * sequences share a page exactly when both hold its id.
+   */
+  public int[] pageIds() {
+    if (pages == null) {
+      return new int[0];
+    }
+    synchronized (pages) {
+      ensureOpen();
+      int[] ids = new int[pages.count()];
+      for (int i = 0; i < ids.length; i++) {
+        ids[i] = pages.page(i);
+      }
+      return ids;
+    }
+  }
+
+  /**
+   * Byte offset of tile {@code tile} of (layer, kvHead) in {@link #keys()} and in {@link #values()}:
+   * {@link KvCacheLayout#tileOffset} for a flat cache, the page table's page for a sequence. For the
+   * kernels: no state or range check (the engine validated the call), the tile must be stored.
+   */
+  public long tileOffset(int layer, int kvHead, int tile) {
+    return pages == null ? layout.tileOffset(layer, kvHead, tile) : pages.tileOffset(layer, kvHead, tile);
+  }
+
+  /**
+   * Marks a reader (a decode call) that must not see this cache's memory freed: until the matching
+   * {@link #unpin()}, a {@link #close()} from another thread marks the cache closed but hands its
+   * memory (its arena, its pages) back only when the last pin ends. Thread-safe.
+   *
+   * @throws IllegalStateException if already closed
+   */
+  public void pin() {
+    pins.incrementAndGet();
+    if (closed.get()) {
+      unpin();
+      throw closedException(null);
+    }
+  }
+
+  /** Ends a {@link #pin()}; the last one after a close frees the memory. */
+  public void unpin() {
+    if (pins.decrementAndGet() == 0 && closed.get()) {
+      release();
+    }
+  }
+
   /** The rotation applied to stored K and V rows, or null; available after close. */
   public HadamardRotation rotation() {
     return rotation;
@@ -138,9 +269,11 @@ public final class KvCache implements AutoCloseable {
     KvCacheLayout l = src.layout;
     KvCache dst = allocate(new KvCacheLayout(1, 1, l.headDim(), n, l.dtype(), l.tileTokens()), src.rotation);
     try {
-      long bytes = dst.layout.segmentBytes(); // whole tiles: the head's first tiles in src
-      MemorySegment.copy(src.keys, l.tileOffset(layer, kvHead, 0), dst.keys, 0, bytes);
-      MemorySegment.copy(src.values, l.tileOffset(layer, kvHead, 0), dst.values, 0, bytes);
+      long tileBytes = l.tileTokens() * l.rowBytes(); // whole tiles, wherever src keeps them
+      for (int t = 0; t < l.tileCount(n); t++) {
+        MemorySegment.copy(src.keys, src.tileOffset(layer, kvHead, t), dst.keys, t * tileBytes, tileBytes);
+        MemorySegment.copy(src.values, src.tileOffset(layer, kvHead, t), dst.values, t * tileBytes, tileBytes);
+      }
       dst.updateSummaries(0, 0, n);
       dst.lengths[0] = n;
       return dst;
@@ -188,6 +321,10 @@ public final class KvCache implements AutoCloseable {
    *     value or one that overflows the dtype
    */
   public void append(int layer, float[] k, float[] v) {
+    if (pages != null) {
+      append(layer, 1, k, v, false);
+      return;
+    }
     validate(layer, 1, k, v, false);
     store(layer, 1, k, v);
   }
@@ -201,8 +338,22 @@ public final class KvCache implements AutoCloseable {
    * @param v (count, kvHeads, headDim), row-major
    */
   public void append(int layer, int count, float[] k, float[] v) {
+    if (pages != null) {
+      append(layer, count, k, v, true);
+      return;
+    }
     validate(layer, count, k, v, true);
     store(layer, count, k, v);
+  }
+
+  /** A sequence's append: validated, then its pages made writable (all or nothing), then stored. */
+  private void append(int layer, int count, float[] k, float[] v, boolean batched) {
+    synchronized (pages) {
+      validate(layer, count, k, v, batched);
+      pages.prepareWrite(lengths[layer], count, "append of " + count + " positions at " + lengths[layer]
+          + " (layer=" + layer + ")");
+      store(layer, count, k, v);
+    }
   }
 
   /**
@@ -212,6 +363,17 @@ public final class KvCache implements AutoCloseable {
    * @throws IllegalArgumentException if n is negative
    */
   public void truncate(int n) {
+    if (pages != null) {
+      synchronized (pages) {
+        ensureOpen();
+        checkTruncateLength(n);
+        for (int layer = 0; layer < lengths.length; layer++) {
+          truncateLayer(layer, n);
+        }
+        releaseUnused();
+      }
+      return;
+    }
     ensureOpen();
     checkTruncateLength(n);
     for (int layer = 0; layer < lengths.length; layer++) {
@@ -219,17 +381,37 @@ public final class KvCache implements AutoCloseable {
     }
   }
 
+  /** A sequence hands back the pages past its longest layer. */
+  private void releaseUnused() {
+    int longest = 0;
+    for (int len : lengths) {
+      longest = Math.max(longest, len);
+    }
+    int pt = pages.pool.pageTokens();
+    pages.shrink((longest + pt - 1) / pt);
+  }
+
   private void truncateLayer(int layer, int n) {
     if (n < lengths[layer]) {
       lengths[layer] = n;
       for (int h = 0; h < layout.kvHeads(); h++) {
-        summaries.rebuildOpenTile(keys, layer, h, n);
+        summaries.rebuildOpenTile(this, layer, h, n);
       }
     }
   }
 
   /** Shortens {@code layer} to at most {@code n} positions. */
   public void truncate(int layer, int n) {
+    if (pages != null) {
+      synchronized (pages) {
+        ensureOpen();
+        Checks.index("layer", layer, layout.layers());
+        checkTruncateLength(n);
+        truncateLayer(layer, n);
+        releaseUnused();
+      }
+      return;
+    }
     ensureOpen();
     Checks.index("layer", layer, layout.layers());
     checkTruncateLength(n);
@@ -270,6 +452,9 @@ public final class KvCache implements AutoCloseable {
    * directly.
    */
   public long sampleBlockOffset(int layer, int kvHead, int phase, int b) {
+    if (pages != null) {
+      return pages.sampleBlockOffset(layer, kvHead, phase, b);
+    }
     return ((((long) layer * layout.kvHeads() + kvHead) * SAMPLE_PHASES + phase) * samplePhaseBlocks(layout) + b)
         * TileLayout.KEY_BLOCK * layout.rowBytes();
   }
@@ -285,6 +470,7 @@ public final class KvCache implements AutoCloseable {
   /** Element {@code c} of sample {@code i} (key {@code 8 i}) as stored; a slow path for tests. */
   public float sample(int layer, int kvHead, int i, int c) {
     ensureOpen();
+    checkSampled();
     Checks.index("kvHead", kvHead, layout.kvHeads());
     Checks.index("sample", i, (length(layer) + SAMPLE_STRIDE - 1) / SAMPLE_STRIDE);
     Checks.index("channel", c, layout.headDim());
@@ -303,6 +489,7 @@ public final class KvCache implements AutoCloseable {
    */
   public MemorySegment samples() {
     ensureOpen();
+    checkSampled();
     return samplesView;
   }
 
@@ -364,9 +551,17 @@ public final class KvCache implements AutoCloseable {
     return positions * 2L * layout.kvHeads() * layout.rowBytes();
   }
 
-  /** K plus V bytes allocated: {@code 2 * layout().segmentBytes()} (summaries not included). */
+  /**
+   * K plus V bytes allocated: {@code 2 * layout().segmentBytes()} (summaries not included); for a
+   * sequence, the K and V bytes of the pages it holds (shared ones included).
+   */
   public long bytesReserved() {
     ensureOpen();
+    if (pages != null) {
+      synchronized (pages) {
+        return 2L * pages.count() * pages.pool.pageTokens() * layout.kvHeads() * layout.layers() * layout.rowBytes();
+      }
+    }
     return 2L * layout.segmentBytes();
   }
 
@@ -382,10 +577,35 @@ public final class KvCache implements AutoCloseable {
     }
   }
 
-  /** Frees the memory. Idempotent and thread-safe; must not race with running kernels. */
+  /**
+   * Frees the memory (a sequence: releases its page references and its summaries). Idempotent and
+   * thread-safe. A decode that {@link #pin pinned} the cache keeps the memory until it ends.
+   */
   @Override
   public void close() {
-    if (closed.compareAndSet(false, true)) {
+    if (pages != null) {
+      synchronized (pages) { // not in the middle of an append or a fork of this sequence
+        if (!closed.compareAndSet(false, true)) {
+          return;
+        }
+      }
+    } else if (!closed.compareAndSet(false, true)) {
+      return;
+    }
+    if (pins.get() == 0) {
+      release();
+    }
+  }
+
+  /** Hands the memory back, once: after close, when no pin is left. */
+  private void release() {
+    if (released.compareAndSet(false, true)) {
+      if (pages != null) {
+        synchronized (pages) {
+          pages.releaseAll();
+        }
+        pages.pool.closed(this, summaryBytes());
+      }
       arena.close();
     }
   }
@@ -517,23 +737,23 @@ public final class KvCache implements AutoCloseable {
     int d = layout.headDim();
     for (int h = 0; h < layout.kvHeads(); h++) {
       for (int pos = position0; pos < position0 + count; pos++) {
-        summaries.addKey(keys, layer, h, pos);
-        if (pos % SAMPLE_STRIDE == 0 && layout.dtype().quantized()) {
+        summaries.addKey(this, layer, h, pos);
+        if (pos % SAMPLE_STRIDE == 0 && layout.dtype().quantized() && sampled) {
           int p = pos / SAMPLE_STRIDE / SAMPLE_PHASES;
-          QuantBlocks.copyKey(layout.dtype(), d, keys, layout.tileOffset(layer, h, pos / tt), pos % tt,
+          QuantBlocks.copyKey(layout.dtype(), d, keys, tileOffset(layer, h, pos / tt), pos % tt,
               samples, sampleBlockOffset(layer, h, pos / SAMPLE_STRIDE % SAMPLE_PHASES, p / TileLayout.KEY_BLOCK),
               p % TileLayout.KEY_BLOCK);
-        } else if (pos % SAMPLE_STRIDE == 0) {
+        } else if (pos % SAMPLE_STRIDE == 0 && sampled) {
           int i = pos / SAMPLE_STRIDE;
           int bytes = layout.dtype().bytes();
           for (int c = 0; c < d; c++) {
-            MemorySegment.copy(keys, layout.keyOffset(layer, h, pos, c), samples,
+            MemorySegment.copy(keys, keyOffset(layer, h, pos, c), samples,
                 sampleOffset(layer, h, i, c), bytes);
           }
         }
         if ((pos + 1) % tt == 0) {
-          summaries.complete(keys, values, layer, h, pos / tt);
-          valueSummaries.complete(values, layer, h, pos / tt);
+          summaries.complete(this, layer, h, pos / tt);
+          valueSummaries.complete(this, layer, h, pos / tt);
         }
       }
     }
@@ -560,7 +780,7 @@ public final class KvCache implements AutoCloseable {
       int pos = position0 + t;
       int j = pos % tileTokens;
       for (int h = 0; h < kvHeads; h++) {
-        long tileBase = layout.tileOffset(layer, h, pos / tileTokens);
+        long tileBase = tileOffset(layer, h, pos / tileTokens);
         if (isKey) {
           long at = tileBase + TileLayout.keyIndex(j, 0, d, layout.dtype()) * bytes;
           for (int c = 0; c < d; c++) {
@@ -588,7 +808,7 @@ public final class KvCache implements AutoCloseable {
     for (int r = 0; r < count; r++) {
       int pos = position0 + r;
       for (int h = 0; h < layout.kvHeads(); h++) {
-        long tile = layout.tileOffset(layer, h, pos / tileTokens);
+        long tile = tileOffset(layer, h, pos / tileTokens);
         if (isKey) {
           QuantBlocks.quantizeKey(t, d, x, src, seg, tile, pos % tileTokens);
         } else {
@@ -628,6 +848,51 @@ public final class KvCache implements AutoCloseable {
 
   // ---- read internals ---------------------------------------------------------------------
 
+  private void checkSampled() {
+    if (!sampled) {
+      throw new UnsupportedOperationException("no key samples: the pool's pages of " + pages.pool.pageTokens()
+          + " positions are not a multiple of " + PagePool.SAMPLE_SPAN + " (the sampled mode needs them): " + this);
+    }
+  }
+
+  /** Byte offset in keys of channel c of position pos (16-bit and f32 dtypes). */
+  private long keyOffset(int layer, int kvHead, int pos, int c) {
+    if (pages == null) {
+      return layout.keyOffset(layer, kvHead, pos, c);
+    }
+    int tt = layout.tileTokens();
+    return tileOffset(layer, kvHead, pos / tt)
+        + (long) TileLayout.keyIndex(pos % tt, c, layout.headDim(), layout.dtype()) * layout.dtype().bytes();
+  }
+
+  /** Channel c of the stored key at pos, wherever its tile is; no length check (summaries, tests). */
+  float storedKey(int layer, int kvHead, int pos, int c) {
+    if (pages == null) {
+      return layout.readKey(keys, layer, kvHead, pos, c);
+    }
+    DType t = layout.dtype();
+    int tt = layout.tileTokens();
+    long tile = tileOffset(layer, kvHead, pos / tt);
+    if (t.quantized()) {
+      return QuantBlocks.key(t, layout.headDim(), keys, tile, pos % tt, c);
+    }
+    return t.read(keys, tile + (long) TileLayout.keyIndex(pos % tt, c, layout.headDim(), t) * t.bytes());
+  }
+
+  /** The V twin of {@link #storedKey}. */
+  float storedValue(int layer, int kvHead, int pos, int c) {
+    if (pages == null) {
+      return layout.readValue(values, layer, kvHead, pos, c);
+    }
+    DType t = layout.dtype();
+    int tt = layout.tileTokens();
+    long tile = tileOffset(layer, kvHead, pos / tt);
+    if (t.quantized()) {
+      return QuantBlocks.value(t, layout.headDim(), tt, values, tile, pos % tt, c);
+    }
+    return t.read(values, tile + (long) TileLayout.valueIndex(pos % tt, c, layout.headDim(), tt, t) * t.bytes());
+  }
+
   private MemorySegment tile(MemorySegment seg, int layer, int kvHead, int tile) {
     ensureOpen();
     Checks.index("layer", layer, layout.layers());
@@ -638,7 +903,7 @@ public final class KvCache implements AutoCloseable {
       throw new IndexOutOfBoundsException("tile out of range [0, " + tiles + "): " + tile
           + " (layer=" + layer + ", length=" + length + ")");
     }
-    return seg.asSlice(layout.tileOffset(layer, kvHead, tile), layout.tileTokens() * layout.rowBytes());
+    return seg.asSlice(tileOffset(layer, kvHead, tile), layout.tileTokens() * layout.rowBytes());
   }
 
   private float element(MemorySegment seg, int layer, int kvHead, int pos, int c) {
@@ -652,7 +917,7 @@ public final class KvCache implements AutoCloseable {
     }
     Checks.index("channel", c, layout.headDim());
     try {
-      return seg == keys ? layout.readKey(seg, layer, kvHead, pos, c) : layout.readValue(seg, layer, kvHead, pos, c);
+      return seg == keys ? storedKey(layer, kvHead, pos, c) : storedValue(layer, kvHead, pos, c);
     } catch (IllegalStateException e) {
       throw translate(e);
     }

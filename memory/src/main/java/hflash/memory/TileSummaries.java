@@ -147,7 +147,7 @@ public final class TileSummaries {
   // ------------------------------------------------------------------ maintenance (KvCache)
 
   /** Folds stored position {@code pos} of (layer, kvHead) into its tile's lo/hi. */
-  void addKey(MemorySegment keys, int layer, int kvHead, int pos) {
+  void addKey(KvCache cache, int layer, int kvHead, int pos) {
     int d = layout.headDim();
     int t = pos / layout.tileTokens();
     boolean first = pos % layout.tileTokens() == 0;
@@ -156,7 +156,7 @@ public final class TileSummaries {
     int b = dt.bytes();
     for (int c = 0; c < d; c++) {
       // a stored element of the dtype (or a dequantized one, exact in f32): lo/hi hold it exactly
-      float x = layout.readKey(keys, layer, kvHead, pos, c);
+      float x = cache.storedKey(layer, kvHead, pos, c);
       long lo = rec + (long) c * b;
       long hi = rec + (long) (d + c) * b;
       if (first) {
@@ -170,7 +170,7 @@ public final class TileSummaries {
   }
 
   /** Computes centroid, radius and vmax of a tile whose T positions are all stored. */
-  void complete(MemorySegment keys, MemorySegment values, int layer, int kvHead, int tile) {
+  void complete(KvCache cache, int layer, int kvHead, int tile) {
     int d = layout.headDim();
     int tt = layout.tileTokens();
     long rec = ballOffset(layer, kvHead, tile);
@@ -178,7 +178,7 @@ public final class TileSummaries {
     for (int j = 0; j < tt; j++) {
       int pos = tile * tt + j;
       for (int c = 0; c < d; c++) {
-        centroid[c] += layout.readKey(keys, layer, kvHead, pos, c);
+        centroid[c] += cache.storedKey(layer, kvHead, pos, c);
       }
     }
     for (int c = 0; c < d; c++) {
@@ -191,10 +191,10 @@ public final class TileSummaries {
       double r2 = 0, v2 = 0;
       for (int c = 0; c < d; c++) {
         // distance to the centroid as stored (rounded to f32), so the bound holds for it
-        double e = layout.readKey(keys, layer, kvHead, pos, c)
+        double e = cache.storedKey(layer, kvHead, pos, c)
             - data.get(F32, rec + (long) c * Float.BYTES);
         r2 += e * e;
-        double v = layout.readValue(values, layer, kvHead, pos, c);
+        double v = cache.storedValue(layer, kvHead, pos, c);
         v2 += v * v;
       }
       radius = Math.max(radius, Math.sqrt(r2));
@@ -260,13 +260,13 @@ public final class TileSummaries {
   }
 
   /** Recomputes lo/hi of the tile holding positions [tileStart, length) after a truncate. */
-  void rebuildOpenTile(MemorySegment keys, int layer, int kvHead, int length) {
+  void rebuildOpenTile(KvCache cache, int layer, int kvHead, int length) {
     int tt = layout.tileTokens();
     if (length % tt == 0) {
       return; // no open tile: every tile below length is complete and unchanged
     }
     for (int pos = length / tt * tt; pos < length; pos++) {
-      addKey(keys, layer, kvHead, pos);
+      addKey(cache, layer, kvHead, pos);
     }
   }
 

@@ -93,7 +93,7 @@ public final class ValueSummaries {
   }
 
   /** Computes the record of a tile whose T positions are all stored (and its block's when it is the last). */
-  void complete(MemorySegment values, int layer, int kvHead, int tile) {
+  void complete(KvCache cache, int layer, int kvHead, int tile) {
     int d = layout.headDim();
     int tt = layout.tileTokens();
     long rec = tileOffset(layer, kvHead, tile);
@@ -101,7 +101,7 @@ public final class ValueSummaries {
     for (int j = 0; j < tt; j++) {
       int pos = tile * tt + j;
       for (int c = 0; c < d; c++) {
-        centroid[c] += layout.readValue(values, layer, kvHead, pos, c);
+        centroid[c] += cache.storedValue(layer, kvHead, pos, c);
       }
     }
     for (int c = 0; c < d; c++) {
@@ -113,7 +113,7 @@ public final class ValueSummaries {
       double r2 = 0;
       for (int c = 0; c < d; c++) {
         // from the centroid as stored (rounded to f32), so the ball holds for it
-        double e = layout.readValue(values, layer, kvHead, pos, c) - centroid(rec, c);
+        double e = cache.storedValue(layer, kvHead, pos, c) - centroid(rec, c);
         r2 += e * e;
       }
       radius = Math.max(radius, Math.sqrt(r2));
@@ -123,6 +123,11 @@ public final class ValueSummaries {
         && tile / TileSummaries.BLOCK_TILES < blocks) {
       completeBlock(layer, kvHead, tile / TileSummaries.BLOCK_TILES);
     }
+  }
+
+  /** Copies every record into {@code other} (a fork's summaries; same layout). */
+  void copyTo(ValueSummaries other) {
+    MemorySegment.copy(data, 0, other.data, 0, data.byteSize());
   }
 
   private void completeBlock(int layer, int kvHead, int block) {

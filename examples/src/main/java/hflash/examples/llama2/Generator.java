@@ -3,11 +3,14 @@ package hflash.examples.llama2;
 import hflash.engine.AttentionConfig;
 import hflash.engine.Scheduler;
 import hflash.memory.DType;
+import hflash.memory.PagePool;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -149,6 +152,139 @@ public final class Generator {
     return new GenerateResult(Arrays.copyOf(tokens, n), Math.min(promptTokens.length, n),
         text.toString(StandardCharsets.UTF_8), ran, seconds, transformer.attentionTotals(), promptPositions,
         promptSeconds);
+  }
+
+  /**
+   * {@code samples} continuations of one prompt that share its cached pages: the model and tokenizer of
+   * {@code options} are loaded, the prompt is prefilled once into a sequence of a {@link PagePool}, and each sample
+   * runs on a fork of it ({@link Transformer#fork()}: the prompt's pages are shared, a page is copied only when a
+   * sample writes into it), sampling with seed {@code options.seed() + i}. Each sample's text (prompt included) is
+   * streamed to {@code out} after a {@code --- sample i ---} line. Pages hold {@link Transformer#DEFAULT_TILE_TOKENS}
+   * positions (512 in the sampled mode, whose key samples need whole 512-position pages).
+   *
+   * @return one result per sample (each one's {@code promptSeconds} is the shared prefill's) and the pool's
+   *     occupancy with every sample still open
+   * @throws IllegalArgumentException for samples &lt; 1 and everything {@link #run} rejects
+   */
+  public static SampleRun runSamples(GenerateOptions options, int samples, PrintStream out,
+      Scheduler scheduler) throws IOException {
+    if (samples < 1) {
+      throw new IllegalArgumentException("samples must be >= 1: " + samples);
+    }
+    AttentionConfig mode = options.attentionConfig();
+    DType dtype = DType.parse(options.dtype());
+    Llama2Checkpoint model = Llama2Checkpoint.load(options.model());
+    Tokenizer tokenizer = Tokenizer.load(options.tokenizer(), model.config().vocabSize());
+    Llama2Checkpoint.Config c = model.config();
+    int tile = Transformer.DEFAULT_TILE_TOKENS;
+    int pageTokens = mode.mode() == hflash.engine.AttentionMode.SAMPLED ? PagePool.defaultPageTokens(tile) : tile;
+    int capacity = c.seqLen();
+    int perSequence = (capacity + pageTokens - 1) / pageTokens;
+    var layout = new hflash.memory.KvCacheLayout(c.layers(), c.kvHeads(), c.headDim(), capacity, dtype, tile);
+    try (PagePool pool = PagePool.allocate(layout, pageTokens, perSequence * (samples + 1));
+         Transformer root = new Transformer(model, pool, mode, options.threads(), scheduler)) {
+      return new Generator(root, tokenizer).samples(options.prompt(), options.steps(), options.temperature(),
+          options.seed(), samples, out, pool);
+    }
+  }
+
+  /**
+   * The prompt prefilled once on this generator's transformer (a page-pool sequence), then {@code samples}
+   * continuations, each on its own fork, one after the other.
+   */
+  SampleRun samples(String prompt, int steps, float temperature, long seed, int samples, PrintStream out,
+      PagePool pool) {
+    int capacity = transformer.capacity();
+    int[] promptTokens = tokenizer.encode(prompt, true);
+    if (promptTokens.length > capacity) {
+      throw new IllegalArgumentException(
+          "prompt longer than the context: " + promptTokens.length + " tokens > " + capacity);
+    }
+    int positions = steps == 0 ? capacity : Math.min(steps, capacity);
+    int prefilled = Math.min(promptTokens.length, positions);
+    transformer.reset();
+    transformer.resetAttentionTotals();
+    long start = System.nanoTime();
+    float[] promptLogits = transformer.prefill(promptTokens, prefilled, 0).clone();
+    double promptSeconds = (System.nanoTime() - start) / 1e9;
+    List<GenerateResult> results = new ArrayList<>();
+    List<Transformer> forks = new ArrayList<>(); // kept open until every sample ran: the pool then holds all
+    try {
+      for (int i = 0; i < samples; i++) {
+        if (out != null) {
+          out.print((i == 0 ? "" : "\n") + "--- sample " + i + " ---\n");
+        }
+        Transformer fork = transformer.fork();
+        forks.add(fork);
+        results.add(continueSample(fork, promptTokens, prefilled, positions, promptLogits,
+            new Sampler(temperature, seed + i), promptSeconds, out));
+      }
+      if (out != null) {
+        out.print("\n");
+        out.flush();
+      }
+      return new SampleRun(results, pool.stats(), PagePool.pageBytes(pool.layout(), pool.pageTokens()),
+          pool.pageTokens());
+    } finally {
+      for (Transformer f : forks) {
+        f.close();
+      }
+    }
+  }
+
+  /** One sample on its fork, from the prompt's last logits on; prints the prompt again, then the continuation. */
+  private GenerateResult continueSample(Transformer fork, int[] promptTokens, int prefilled, int positions,
+      float[] promptLogits, Sampler sampler, double promptSeconds, PrintStream out) {
+    long t0 = System.nanoTime();
+    int[] tokens = new int[positions + 1];
+    ByteArrayOutputStream text = new ByteArrayOutputStream(positions * tokenizer.maxTokenLength() + 16);
+    int n = 0;
+    tokens[n++] = promptTokens[0];
+    for (int p = 1; p < prefilled; p++) {
+      n = emit(tokens, n, promptTokens[p], text, out);
+    }
+    float[] logits = promptLogits.clone(); // the sampler overwrites its input: every sample starts from the same logits
+    for (int pos = prefilled - 1; pos < positions; pos++) {
+      if (pos >= prefilled) {
+        logits = fork.forward(tokens[n - 1], pos);
+      }
+      int next = pos + 1 < promptTokens.length ? promptTokens[pos + 1] : sampler.sample(logits);
+      if (next == Tokenizer.BOS) {
+        break;
+      }
+      n = emit(tokens, n, next, text, out);
+    }
+    double seconds = promptSeconds + (System.nanoTime() - t0) / 1e9;
+    return new GenerateResult(Arrays.copyOf(tokens, n), Math.min(promptTokens.length, n),
+        text.toString(StandardCharsets.UTF_8), Math.min(n, positions), seconds, fork.attentionTotals(), prefilled,
+        promptSeconds);
+  }
+
+  /**
+   * What {@link #runSamples} did.
+   *
+   * @param results one per sample
+   * @param pool the pool's occupancy with the prompt and every sample still held
+   * @param pageBytes bytes of one page
+   * @param pageTokens positions of one page
+   */
+  public record SampleRun(List<GenerateResult> results, PagePool.Stats pool, long pageBytes, int pageTokens) {
+
+    /**
+     * One line: the pages the pool holds (prompt and every sample, shared pages once) against what one flat cache
+     * per sample reserves (the whole context) and what private pages per sample would take.
+     */
+    public String poolSummary() {
+      long privatePages = 0;
+      for (GenerateResult r : results) {
+        privatePages += (r.positions() + pageTokens - 1) / pageTokens;
+      }
+      return String.format(java.util.Locale.ROOT,
+          "page pool: %d pages of %d positions (%.1f KiB) hold the prompt and %d samples, %d of them shared by"
+              + " several; unshared pages would take %d (%.1f KiB)",
+          pool.pagesUsed(), pageTokens, pool.pagesUsed() * pageBytes / 1024.0, results.size(), pool.pagesShared(),
+          privatePages, privatePages * pageBytes / 1024.0);
+    }
   }
 
   /** Appends {@code next} after {@code tokens[n - 1]}, prints its piece; returns the new count. */

@@ -3,6 +3,7 @@ package hflash.examples.llama2;
 import hflash.bench.TextGenerator;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.util.Locale;
 
 /**
  * The llama2.c runtime as a {@link TextGenerator}: registered in
@@ -26,8 +27,24 @@ public final class Llama2TextGenerator implements TextGenerator {
 
   @Override
   public String run(Request r, PrintStream text) throws IOException {
-    GenerateOptions options = new GenerateOptions(r.model(), r.tokenizer(), r.prompt(), r.steps(), r.temperature(),
-        r.seed(), r.mode(), r.epsilon(), r.budget(), r.dtype(), r.threads());
-    return Generator.run(options, text, r.scheduler(), r.hadamard()).summary();
+    return Generator.run(options(r), text, r.scheduler(), r.hadamard()).summary();
+  }
+
+  @Override
+  public String runSamples(Request r, int samples, PrintStream text) throws IOException {
+    Generator.SampleRun run = Generator.runSamples(options(r), samples, text, r.scheduler());
+    StringBuilder summary = new StringBuilder();
+    for (int i = 0; i < run.results().size(); i++) {
+      GenerateResult g = run.results().get(i);
+      summary.append(String.format(Locale.ROOT, "sample %d: %d positions (%d prompt, %d generated), %.1f"
+          + " tokens/s after the prompt%n", i, g.positions(), g.promptTokens(), g.generatedTokens(),
+          g.generationTokensPerSecond()));
+    }
+    return summary.append(run.poolSummary()).toString();
+  }
+
+  private static GenerateOptions options(Request r) {
+    return new GenerateOptions(r.model(), r.tokenizer(), r.prompt(), r.steps(), r.temperature(), r.seed(), r.mode(),
+        r.epsilon(), r.budget(), r.dtype(), r.threads());
   }
 }

@@ -20,13 +20,24 @@ public final class Main {
 
   private static final String USAGE = "usage: Main --model FILE --tokenizer FILE [--prompt TEXT] [--steps N]"
       + " [--temperature T] [--seed S] [--mode exact|sampled|certified|budgeted] [--epsilon E] [--budget N|P%]"
-      + " [--dtype f32|bf16|f16] [--threads N]";
+      + " [--dtype f32|bf16|f16] [--threads N] [--samples N]";
 
   private Main() {}
 
   public static void main(String[] args) throws IOException {
     GenerateOptions options;
+    int samples = 1;
     try {
+      for (int i = 0; i + 1 < args.length; i += 2) { // --samples N: continuations sharing the prompt's pages
+        if (args[i].equals("--samples")) {
+          samples = parseInt("--samples", args[i + 1]);
+          String[] rest = new String[args.length - 2];
+          System.arraycopy(args, 0, rest, 0, i);
+          System.arraycopy(args, i + 2, rest, i, args.length - i - 2);
+          args = rest;
+          break;
+        }
+      }
       options = parse(args);
     } catch (IllegalArgumentException e) {
       System.err.println(e.getMessage());
@@ -37,6 +48,11 @@ public final class Main {
     }
     try {
       PrintStream out = System.out;
+      if (samples != 1) {
+        Generator.SampleRun run = Generator.runSamples(options, samples, out, hflash.engine.Scheduler.SPLITK);
+        System.err.println(run.poolSummary());
+        return;
+      }
       GenerateResult result = Generator.run(options, out);
       out.println();
       System.err.println(result.summary());

@@ -125,18 +125,64 @@ public final class Transformer implements AutoCloseable {
    */
   public Transformer(Llama2Checkpoint model, int capacity, DType dtype, AttentionConfig attention, int threads,
       int tileTokens, Scheduler scheduler, hflash.memory.HadamardRotation rotation) {
-    this.w = Objects.requireNonNull(model, "model");
-    this.config = model.config();
+    this(model, newCache(model, capacity, dtype, attention, tileTokens, rotation), attention, threads, scheduler);
+  }
+
+  /**
+   * A transformer over a new sequence of {@code pool} (the pool's layout must be the model's; the caller owns and
+   * closes the pool after this transformer): {@link #fork()} then makes transformers that share its pages.
+   */
+  public Transformer(Llama2Checkpoint model, hflash.memory.PagePool pool, AttentionConfig attention, int threads,
+      Scheduler scheduler) {
+    this(model, sequenceOf(model, pool), attention, threads, scheduler);
+  }
+
+  private static KvCache sequenceOf(Llama2Checkpoint model, hflash.memory.PagePool pool) {
+    Llama2Checkpoint.Config c = model.config();
+    KvCacheLayout l = pool.layout();
+    if (l.layers() != c.layers() || l.kvHeads() != c.kvHeads() || l.headDim() != c.headDim()) {
+      throw new IllegalArgumentException("pool layout differs from the model's (layers, kvHeads, headDim): (" + l.layers()
+          + ", " + l.kvHeads() + ", " + l.headDim() + ") != (" + c.layers() + ", " + c.kvHeads() + ", " + c.headDim()
+          + ")");
+    }
+    return pool.newSequence();
+  }
+
+  /**
+   * A transformer at this one's position over a fork of its cache (same weights, mode, threads and scheduler):
+   * the two share every cached page until one of them writes into it (copy-on-write), so N continuations of one
+   * prompt hold the prompt once. Needs a transformer over a page pool sequence.
+   *
+   * @throws IllegalStateException if this transformer's cache is not a sequence of a page pool
+   */
+  public Transformer fork() {
+    return new Transformer(w, cache.fork(), attentionConfig, attention.threads(), attention.scheduler());
+  }
+
+  /** A validated flat cache for the public constructors. */
+  private static KvCache newCache(Llama2Checkpoint model, int capacity, DType dtype, AttentionConfig attention,
+      int tileTokens, hflash.memory.HadamardRotation rotation) {
+    Objects.requireNonNull(model, "model");
     Objects.requireNonNull(dtype, "dtype");
-    this.attentionConfig = Objects.requireNonNull(attention, "attention");
+    Objects.requireNonNull(attention, "attention");
     if (capacity <= 0) {
       throw new IllegalArgumentException("capacity must be positive: " + capacity);
     }
-    this.capacity = capacity;
-    Llama2Checkpoint.Config c = config;
+    Llama2Checkpoint.Config c = model.config();
     // validates every dimension; K and V each take layers*kvHeads*capacity*dtype.rowBytes(headDim) bytes
-    KvCacheLayout layout = new KvCacheLayout(c.layers(), c.kvHeads(), c.headDim(), capacity, dtype, tileTokens);
-    this.cache = KvCache.allocate(layout, rotation);
+    return KvCache.allocate(new KvCacheLayout(c.layers(), c.kvHeads(), c.headDim(), capacity, dtype, tileTokens),
+        rotation);
+  }
+
+  /** Owns {@code cache} from here on: closes it if construction fails. */
+  private Transformer(Llama2Checkpoint model, KvCache cache, AttentionConfig attention, int threads,
+      Scheduler scheduler) {
+    this.cache = cache;
+    this.w = model;
+    this.config = model.config();
+    this.attentionConfig = attention;
+    this.capacity = cache.layout().capacity();
+    Llama2Checkpoint.Config c = config;
     try {
       // scale 1/sqrt(headDim), as run.c
       this.attention = DecodeAttention.create(cache, c.heads(), threads,
