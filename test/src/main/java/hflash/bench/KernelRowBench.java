@@ -3,6 +3,7 @@ package hflash.bench;
 import hflash.memory.DType;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
+import hflash.tiles.TileEncoding;
 import hflash.tiles.TileKernels;
 import hflash.tiles.TileKernelsProvider;
 import java.lang.foreign.MemorySegment;
@@ -64,6 +65,7 @@ public class KernelRowBench {
   private MemorySegment values;
   private long[] tileOff;
   private DType type;
+  private TileEncoding enc;
   private float[] q; // (GROUP, headDim)
   private float[] p; // (GROUP, TILE) weights in [0, 1)
   private float[] s; // (GROUP, TILE)
@@ -74,6 +76,7 @@ public class KernelRowBench {
   @Setup(Level.Trial)
   public void setup() {
     type = DType.parse(dtype);
+    enc = TileEncoding.of(type.id());
     cache = KvCache.allocate(new KvCacheLayout(1, 1, headDim, tiles * TILE, type, TILE));
     SplittableRandom rnd = new SplittableRandom(BenchData.SEED + 4);
     float[] k = BenchData.uniform(rnd, tiles * TILE * headDim);
@@ -98,10 +101,10 @@ public class KernelRowBench {
     float[] a1 = new float[acc.length];
     float[] a2 = new float[acc.length];
     for (int t = 0; t < tiles; t++) {
-      scalar.scores(q, 0, GROUP, headDim, keys, tileOff[t], type, TILE, s2, TILE);
-      vector.scores(q, 0, GROUP, headDim, keys, tileOff[t], type, TILE, s, TILE);
-      scalar.accumulate(p, TILE, GROUP, headDim, values, tileOff[t], type, TILE, TILE, a1, 0);
-      vector.accumulate(p, TILE, GROUP, headDim, values, tileOff[t], type, TILE, TILE, a2, 0);
+      scalar.scores(q, 0, GROUP, headDim, keys, tileOff[t], enc, TILE, s2, TILE);
+      vector.scores(q, 0, GROUP, headDim, keys, tileOff[t], enc, TILE, s, TILE);
+      scalar.accumulate(p, TILE, GROUP, headDim, values, tileOff[t], enc, TILE, TILE, a1, 0);
+      vector.accumulate(p, TILE, GROUP, headDim, values, tileOff[t], enc, TILE, TILE, a2, 0);
       if (!Arrays.equals(s, s2) || !Arrays.equals(a1, a2)) {
         throw new IllegalStateException(vector.name() + " and " + scalar.name()
             + " give different bits at tile " + t + ", headDim=" + headDim + " dtype=" + dtype);
@@ -115,7 +118,7 @@ public class KernelRowBench {
     float checksum = 0f;
     int t = next;
     for (int i = 0; i < CALLS; i++) {
-      vector.scores(q, 0, GROUP, headDim, keys, tileOff[t], type, TILE, s, TILE);
+      vector.scores(q, 0, GROUP, headDim, keys, tileOff[t], enc, TILE, s, TILE);
       checksum += s[0];
       if (++t == tiles) {
         t = 0;
@@ -131,7 +134,7 @@ public class KernelRowBench {
     Arrays.fill(acc, 0f);
     int t = next;
     for (int i = 0; i < CALLS; i++) {
-      vector.accumulate(p, TILE, GROUP, headDim, values, tileOff[t], type, TILE, TILE, acc, 0);
+      vector.accumulate(p, TILE, GROUP, headDim, values, tileOff[t], enc, TILE, TILE, acc, 0);
       if (++t == tiles) {
         t = 0;
       }
