@@ -60,7 +60,7 @@ public interface PrefillKernels {
 
   /**
    * K rows {@code [0, count)} of the tile at byte offset {@code kOff} (laid out as
-   * {@link TileFormat} says, 16-bit runs paired) into kf as exact f32 values.
+   * the cache's {@code TileLayout} says, 16-bit runs paired) into kf as exact f32 values.
    */
   void widenKeys(MemorySegment k, long kOff, TileEncoding dtype, int d, int count, float[] kf);
 
