@@ -27,7 +27,7 @@ import jdk.incubator.vector.VectorSpecies;
  * inlined, and its FloatVector result is then boxed on the heap.
  *
  * <p>Encodings of a float tile ({@link #F32}, {@link #BF16}, {@link #F16}) are read by
- * {@link #run}; the block dtypes' code bytes ({@link #Q8}, {@link #Q4_LOW}, {@link #Q4_HIGH}) by
+ * {@link #word}, {@link #low} and {@link #high}; the block dtypes' code bytes ({@link #Q8}, {@link #Q4_LOW}, {@link #Q4_HIGH}) by
  * {@link #codes}.
  *
  * <p><b>16-bit widening.</b> Full 16-bit runs are paired ({@code TileEncoding.PAIR_SPAN}): a
@@ -85,14 +85,27 @@ final class VectorLoads {
   }
 
   /**
-   * L float lanes of a float tile at {@code at}: f32 elements, or the low ({@code high} false) or
-   * high halves of L paired 16-bit words (f16 times 2^-112).
+   * The first load of a vector pair of a float tile at {@code at}: L 32-bit lanes (f32 elements,
+   * or L paired 16-bit words). A pair is two float vectors: {@link #low} and {@link #high} of this
+   * word vector. Loading the word once per pair matters: two loads of the same address, one per
+   * half, were not merged by C2 (a second load and bounds check per step).
    */
-  static FloatVector run(int enc, MemorySegment seg, long at, boolean high) {
-    if (enc == F32) {
-      return FloatVector.fromMemorySegment(F, seg, at, LE);
-    }
-    return paired(IntVector.fromMemorySegment(I, seg, at, LE), enc == BF16, high);
+  static IntVector word(MemorySegment seg, long at) {
+    return IntVector.fromMemorySegment(I, seg, at, LE);
+  }
+
+  /** The low vector of the pair whose {@link #word} is {@code x}: the f32 elements, or the low halves. */
+  static FloatVector low(int enc, IntVector x) {
+    return enc == F32 ? x.reinterpretAsFloats() : paired(x, enc == BF16, false);
+  }
+
+  /**
+   * The high vector of the pair at {@code at} whose {@link #word} is {@code x}: the next L f32
+   * elements (a second load at a constant offset), or the high halves of the words.
+   */
+  static FloatVector high(int enc, IntVector x, MemorySegment seg, long at) {
+    return enc == F32 ? FloatVector.fromMemorySegment(F, seg, at + (long) L * Float.BYTES, LE)
+        : paired(x, enc == BF16, true);
   }
 
   /** The low or high halves of paired 16-bit words as floats (f16 times 2^-112). */

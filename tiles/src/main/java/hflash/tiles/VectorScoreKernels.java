@@ -5,13 +5,14 @@ import static hflash.tiles.VectorLoads.F32;
 
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The score kernels of {@link VectorTileKernels} over float tiles (f32, bf16, f16): one K block
  * row (32 keys of one channel, see {@link TileFormat}) per channel step, swept over the d
  * channels, with the scores of a few key vectors for four query heads (or one) held in registers.
- * Each shape is written once; the encoding only changes the load step ({@link VectorLoads#run}).
+ * Each shape is written once; the encoding only changes the load step ({@link VectorLoads#word}, {@link VectorLoads#low}, {@link VectorLoads#high}).
  *
  * <p>Shapes, by register budget ({@link VectorConstants#WIDE}), L = lanes per vector:
  *
@@ -26,11 +27,11 @@ import jdk.incubator.vector.VectorSpecies;
  *       multiple of 4).
  * </ul>
  *
- * <p>The key vectors are given by byte offsets from the step's address, so one kernel serves every
- * width and encoding: at 512 bits a block row is two f32 vectors (4 x 4 then takes two blocks at
- * once), at 256 four, at 128 eight (two sweeps). A 16-bit word vector holds two key vectors (its
- * low and high halves: keys w.. and w + 16..), so the 16-bit shapes load half as many vectors and
- * pass the same offset twice (C2 loads it once).
+ * <p>Key vectors come in pairs ({@link VectorLoads#word}, {@link VectorLoads#low}, {@link VectorLoads#high}): two consecutive f32 vectors, or the low
+ * and high halves of one vector of 16-bit words (keys w.. and w + 16..), so the 16-bit shapes load
+ * half as many vectors. The pairs are given by byte offsets from the step's address, so one kernel
+ * serves every width and encoding: at 512 bits a block row is one f32 pair (4 x 4 then takes two
+ * blocks at once), at 256 two, at 128 four (two sweeps).
  *
  * <p>Arithmetic per score lane: {@code acc = fma(k_c, q_c, acc)} for c = 0 .. d-1 in order, the
  * scalar twin's order, so the bits equal {@link ScalarTileKernels#scores}; for f16 the key comes
@@ -64,10 +65,10 @@ final class VectorScoreKernels {
       qOff = 0;
     }
     // a run of a block row in 4-byte units (f32 elements or 16-bit word pairs), the units that make
-    // one low/high pair of key vectors, and where the high vector of a pair sits (bytes, keys)
+    // one low/high pair of key vectors, and the keys of the high vector (VectorLoads.word, low, high)
     boolean f32 = enc == F32;
     int words = f32 ? KB : SPAN, pairWords = f32 ? 2 * L : L, hiKeys = f32 ? L : SPAN;
-    long hiBytes = f32 ? 4L * L : 0, rowBytes = (long) KB * e.bytes();
+    long rowBytes = (long) KB * e.bytes();
     int blocks = (count + KB - 1) / KB;
     long blockBytes = (long) KB * d * e.bytes();
     for (int b = 0; b < blocks; ) {
@@ -78,17 +79,16 @@ final class VectorScoreKernels {
       for (; h + 4 <= g; h += 4) {
         int q0 = qOff + h * d, j = h * sStride + b * KB;
         if (unit == 2) {
-          scores4Vec4Heads(enc, q, q0, d, k, at, hiBytes, blockBytes, blockBytes + hiBytes, rowBytes, s, j,
-              j + hiKeys, j + KB, j + KB + hiKeys, sStride);
+          scores4Vec4Heads(enc, q, q0, d, k, at, blockBytes, rowBytes, s, j, j + hiKeys, j + KB, j + KB + hiKeys,
+              sStride);
         } else if (WIDE && words >= 2 * pairWords) { // 4 x 4 inside one block: 256 and 128 bits
           for (int w = 0; w < words; w += 2 * pairWords) {
-            long pb = 4L * pairWords;
-            scores4Vec4Heads(enc, q, q0, d, k, at + 4L * w, hiBytes, pb, pb + hiBytes, rowBytes, s, j + w,
-                j + w + hiKeys, j + w + pairWords, j + w + pairWords + hiKeys, sStride);
+            scores4Vec4Heads(enc, q, q0, d, k, at + 4L * w, 4L * pairWords, rowBytes, s, j + w, j + w + hiKeys,
+                j + w + pairWords, j + w + pairWords + hiKeys, sStride);
           }
         } else {
           for (int w = 0; w < words; w += pairWords) {
-            scores2Vec4Heads(enc, q, q0, d, k, at + 4L * w, hiBytes, rowBytes, s, j + w, j + w + hiKeys, sStride);
+            scores2Vec4Heads(enc, q, q0, d, k, at + 4L * w, rowBytes, s, j + w, j + w + hiKeys, sStride);
           }
         }
       }
@@ -96,8 +96,7 @@ final class VectorScoreKernels {
         for (int u = 0; u < unit; u++) {
           int q0 = qOff + h * d, j = h * sStride + (b + u) * KB;
           for (int w = 0; w < words; w += pairWords) {
-            scores2Vec1Head(enc, q, q0, d, k, at + u * blockBytes + 4L * w, hiBytes, rowBytes, s, j + w,
-                j + w + hiKeys);
+            scores2Vec1Head(enc, q, q0, d, k, at + u * blockBytes + 4L * w, rowBytes, s, j + w, j + w + hiKeys);
           }
         }
       }
@@ -106,13 +105,13 @@ final class VectorScoreKernels {
   }
 
   /**
-   * 4 key vectors x 4 heads, 16 accumulators, 21 vector registers. Key vectors: the low halves at
-   * {@code at} and {@code at + o2}, the high halves at {@code at + o1} and {@code at + o3} (for f32
-   * every vector is whole: four offsets), each {@code + c * rowBytes} at channel c; heads: q rows
-   * q0, q0 + d, ...; the scores of vector i go to {@code s[h * sStride + j_i ..]}.
+   * 4 key vectors x 4 heads, 16 accumulators, 21 vector registers. Key vectors: two vector pairs
+   * ({@link VectorLoads#word}, {@link VectorLoads#low}, {@link VectorLoads#high}: low and high vector), at {@code at} and {@code at + o2}, each
+   * {@code + c * rowBytes} at channel c; heads: q rows q0, q0 + d, ...; the scores of vector i go
+   * to {@code s[h * sStride + j_i ..]}.
    */
-  static void scores4Vec4Heads(int enc, float[] q, int q0, int d, MemorySegment k, long at, long o1,
-      long o2, long o3, long rowBytes, float[] s, int j0, int j1, int j2, int j3, int sStride) {
+  static void scores4Vec4Heads(int enc, float[] q, int q0, int d, MemorySegment k, long at, long o2,
+      long rowBytes, float[] s, int j0, int j1, int j2, int j3, int sStride) {
     int q1 = q0 + d, q2 = q1 + d, q3 = q2 + d;
     FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
     FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
@@ -120,10 +119,11 @@ final class VectorScoreKernels {
     FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
     for (int c = 0; c < d; c++) {
       long row = at + c * rowBytes;
-      FloatVector k0 = VectorLoads.run(enc, k, row, false);
-      FloatVector k1 = VectorLoads.run(enc, k, row + o1, true);
-      FloatVector k2 = VectorLoads.run(enc, k, row + o2, false);
-      FloatVector k3 = VectorLoads.run(enc, k, row + o3, true);
+      IntVector x = VectorLoads.word(k, row), y = VectorLoads.word(k, row + o2);
+      FloatVector k0 = VectorLoads.low(enc, x);
+      FloatVector k1 = VectorLoads.high(enc, x, k, row);
+      FloatVector k2 = VectorLoads.low(enc, y);
+      FloatVector k3 = VectorLoads.high(enc, y, k, row + o2);
       FloatVector b = FloatVector.broadcast(F, q[q0 + c]);
       a00 = k0.fma(b, a00);
       a01 = k1.fma(b, a01);
@@ -164,18 +164,19 @@ final class VectorScoreKernels {
   }
 
   /**
-   * 2 key vectors (the low half at {@code at}, the high half at {@code at + o1}) x 4 heads,
+   * 2 key vectors (one vector pair at {@code at}: low vector to j0, high to j1) x 4 heads,
    * 8 accumulators, 11 vector registers.
    */
-  static void scores2Vec4Heads(int enc, float[] q, int q0, int d, MemorySegment k, long at, long o1,
+  static void scores2Vec4Heads(int enc, float[] q, int q0, int d, MemorySegment k, long at,
       long rowBytes, float[] s, int j0, int j1, int sStride) {
     int q1 = q0 + d, q2 = q1 + d, q3 = q2 + d;
     FloatVector a00 = FloatVector.zero(F), a01 = a00, a10 = a00, a11 = a00;
     FloatVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
     for (int c = 0; c < d; c++) {
       long row = at + c * rowBytes;
-      FloatVector k0 = VectorLoads.run(enc, k, row, false);
-      FloatVector k1 = VectorLoads.run(enc, k, row + o1, true);
+      IntVector x = VectorLoads.word(k, row);
+      FloatVector k0 = VectorLoads.low(enc, x);
+      FloatVector k1 = VectorLoads.high(enc, x, k, row);
       FloatVector b = FloatVector.broadcast(F, q[q0 + c]);
       a00 = k0.fma(b, a00);
       a01 = k1.fma(b, a01);
@@ -200,14 +201,15 @@ final class VectorScoreKernels {
   }
 
   /** 2 key vectors (as {@link #scores2Vec4Heads}) x 1 head, 2 accumulators, 4 vector registers. */
-  static void scores2Vec1Head(int enc, float[] q, int q0, int d, MemorySegment k, long at, long o1,
+  static void scores2Vec1Head(int enc, float[] q, int q0, int d, MemorySegment k, long at,
       long rowBytes, float[] s, int j0, int j1) {
     FloatVector a0 = FloatVector.zero(F), a1 = a0;
     for (int c = 0; c < d; c++) {
       long row = at + c * rowBytes;
       FloatVector b = FloatVector.broadcast(F, q[q0 + c]);
-      a0 = VectorLoads.run(enc, k, row, false).fma(b, a0);
-      a1 = VectorLoads.run(enc, k, row + o1, true).fma(b, a1);
+      IntVector x = VectorLoads.word(k, row);
+      a0 = VectorLoads.low(enc, x).fma(b, a0);
+      a1 = VectorLoads.high(enc, x, k, row).fma(b, a1);
     }
     a0.intoArray(s, j0);
     a1.intoArray(s, j1);

@@ -7,6 +7,7 @@ import static hflash.tiles.VectorLoads.F32;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -14,7 +15,7 @@ import jdk.incubator.vector.VectorSpecies;
  * 32 channels (row-major, see {@link TileFormat}) swept key by key, a few channel vectors of four
  * heads' accumulators (or one head's) held in registers for the whole tile: acc is loaded and
  * stored once per tile. Each shape is written once; the encoding only changes the load step
- * ({@link VectorLoads#run}).
+ * ({@link VectorLoads#word}, {@link VectorLoads#low}, {@link VectorLoads#high}).
  *
  * <p>Shapes as the score kernels ({@link VectorScoreKernels}): {@link #accumulate4Vec4Heads}
  * (4 channel vectors x 4 heads: 16 accumulators, 21 registers), {@link #accumulate2Vec4Heads}
@@ -53,10 +54,10 @@ final class VectorValueKernels {
       p = ps;
     }
     // as in VectorScoreKernels.scores: a block row in 4-byte units, the units of one low/high
-    // pair of channel vectors, and where the high vector of a pair sits (bytes, channels)
+    // pair of channel vectors, and the columns of the high vector (VectorLoads.word, low, high)
     boolean f32 = enc == F32;
     int words = f32 ? CB : SPAN, pairWords = f32 ? 2 * L : L, hiCols = f32 ? L : SPAN;
-    long hiBytes = f32 ? 4L * L : 0, rowBytes = (long) CB * e.bytes();
+    long rowBytes = (long) CB * e.bytes();
     int bytes = e.bytes();
     long blockBytes = (long) CB * tileTokens * bytes; // one full channel block of the tile
     int blocks = (d + CB - 1) / CB;
@@ -80,19 +81,18 @@ final class VectorValueKernels {
       for (; h + 4 <= g; h += 4) {
         int p0 = h * pStride, a0 = accOff + h * d;
         if (unit == 2) {
-          accumulate4Vec4Heads(enc, p, p0, pStride, v, at, hiBytes, blockBytes, blockBytes + hiBytes, rowBytes,
-              count, acc, a0, d, c0, c0 + hiCols, c0 + CB, c0 + CB + hiCols);
+          accumulate4Vec4Heads(enc, p, p0, pStride, v, at, blockBytes, rowBytes, count, acc, a0, d, c0, c0 + hiCols,
+              c0 + CB, c0 + CB + hiCols);
         } else if (WIDE && words >= 2 * pairWords) { // 4 x 4 inside one block: 256 and 128 bits
           for (int x = 0; x < words; x += 2 * pairWords) {
             int c = c0 + x;
-            long pb = 4L * pairWords;
-            accumulate4Vec4Heads(enc, p, p0, pStride, v, at + 4L * x, hiBytes, pb, pb + hiBytes, rowBytes, count,
-                acc, a0, d, c, c + hiCols, c + pairWords, c + pairWords + hiCols);
+            accumulate4Vec4Heads(enc, p, p0, pStride, v, at + 4L * x, 4L * pairWords, rowBytes, count, acc, a0, d,
+                c, c + hiCols, c + pairWords, c + pairWords + hiCols);
           }
         } else {
           for (int x = 0; x < words; x += pairWords) {
-            accumulate2Vec4Heads(enc, p, p0, pStride, v, at + 4L * x, hiBytes, rowBytes, count, acc, a0, d,
-                c0 + x, c0 + x + hiCols);
+            accumulate2Vec4Heads(enc, p, p0, pStride, v, at + 4L * x, rowBytes, count, acc, a0, d, c0 + x,
+                c0 + x + hiCols);
           }
         }
       }
@@ -100,8 +100,8 @@ final class VectorValueKernels {
         for (int u = 0; u < unit; u++) {
           int a = accOff + h * d + c0 + u * CB;
           for (int x = 0; x < words; x += pairWords) {
-            accumulate2Vec1Head(enc, p, h * pStride, v, at + u * blockBytes + 4L * x, hiBytes, rowBytes, count,
-                acc, a + x, a + x + hiCols);
+            accumulate2Vec1Head(enc, p, h * pStride, v, at + u * blockBytes + 4L * x, rowBytes, count, acc, a + x,
+                a + x + hiCols);
           }
         }
       }
@@ -111,13 +111,12 @@ final class VectorValueKernels {
 
   /**
    * 4 channel vectors x 4 heads, 16 accumulators, 21 vector registers, over {@code count} keys.
-   * Channel vectors: the low halves at {@code at} and {@code at + o2}, the high halves at
-   * {@code at + o1} and {@code at + o3} (for f32 every vector is whole), each {@code + j * rowBytes}
-   * at key j, accumulator columns {@code c_i}; heads: p rows p0 + h pStride, acc rows a0 + h d.
+   * Channel vectors: two vector pairs ({@link VectorLoads#word}, {@link VectorLoads#low}, {@link VectorLoads#high}: low and high vector) at {@code at}
+   * and {@code at + o2}, each {@code + j * rowBytes} at key j, accumulator columns {@code c_i};
+   * heads: p rows p0 + h pStride, acc rows a0 + h d.
    */
   static void accumulate4Vec4Heads(int enc, float[] p, int p0, int pStride, MemorySegment v, long at,
-      long o1, long o2, long o3, long rowBytes, int count, float[] acc, int a0, int d, int c0, int c1,
-      int c2, int c3) {
+      long o2, long rowBytes, int count, float[] acc, int a0, int d, int c0, int c1, int c2, int c3) {
     int p1 = p0 + pStride, p2 = p1 + pStride, p3 = p2 + pStride;
     int b0 = a0, b1 = b0 + d, b2 = b1 + d, b3 = b2 + d;
     FloatVector x00 = FloatVector.fromArray(F, acc, b0 + c0), x01 = FloatVector.fromArray(F, acc, b0 + c1), x02 = FloatVector.fromArray(F, acc, b0 + c2), x03 = FloatVector.fromArray(F, acc, b0 + c3);
@@ -126,10 +125,11 @@ final class VectorValueKernels {
     FloatVector x30 = FloatVector.fromArray(F, acc, b3 + c0), x31 = FloatVector.fromArray(F, acc, b3 + c1), x32 = FloatVector.fromArray(F, acc, b3 + c2), x33 = FloatVector.fromArray(F, acc, b3 + c3);
     for (int j = 0; j < count; j++) {
       long row = at + j * rowBytes;
-      FloatVector v0 = VectorLoads.run(enc, v, row, false);
-      FloatVector v1 = VectorLoads.run(enc, v, row + o1, true);
-      FloatVector v2 = VectorLoads.run(enc, v, row + o2, false);
-      FloatVector v3 = VectorLoads.run(enc, v, row + o3, true);
+      IntVector x = VectorLoads.word(v, row), y = VectorLoads.word(v, row + o2);
+      FloatVector v0 = VectorLoads.low(enc, x);
+      FloatVector v1 = VectorLoads.high(enc, x, v, row);
+      FloatVector v2 = VectorLoads.low(enc, y);
+      FloatVector v3 = VectorLoads.high(enc, y, v, row + o2);
       FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
       x00 = v0.fma(b, x00);
       x01 = v1.fma(b, x01);
@@ -170,19 +170,20 @@ final class VectorValueKernels {
   }
 
   /**
-   * 2 channel vectors (the low half at {@code at}, columns c0; the high half at {@code at + o1},
-   * columns c1) x 4 heads, 8 accumulators, 11 vector registers.
+   * 2 channel vectors (one vector pair at {@code at}: the low vector to columns c0, the high one to
+   * c1) x 4 heads, 8 accumulators, 11 vector registers.
    */
   static void accumulate2Vec4Heads(int enc, float[] p, int p0, int pStride, MemorySegment v, long at,
-      long o1, long rowBytes, int count, float[] acc, int a0, int d, int c0, int c1) {
+      long rowBytes, int count, float[] acc, int a0, int d, int c0, int c1) {
     int p1 = p0 + pStride, p2 = p1 + pStride, p3 = p2 + pStride;
     int b0 = a0, b1 = b0 + d, b2 = b1 + d, b3 = b2 + d;
     FloatVector x00 = FloatVector.fromArray(F, acc, b0 + c0), x01 = FloatVector.fromArray(F, acc, b0 + c1), x10 = FloatVector.fromArray(F, acc, b1 + c0), x11 = FloatVector.fromArray(F, acc, b1 + c1);
     FloatVector x20 = FloatVector.fromArray(F, acc, b2 + c0), x21 = FloatVector.fromArray(F, acc, b2 + c1), x30 = FloatVector.fromArray(F, acc, b3 + c0), x31 = FloatVector.fromArray(F, acc, b3 + c1);
     for (int j = 0; j < count; j++) {
       long row = at + j * rowBytes;
-      FloatVector v0 = VectorLoads.run(enc, v, row, false);
-      FloatVector v1 = VectorLoads.run(enc, v, row + o1, true);
+      IntVector x = VectorLoads.word(v, row);
+      FloatVector v0 = VectorLoads.low(enc, x);
+      FloatVector v1 = VectorLoads.high(enc, x, v, row);
       FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
       x00 = v0.fma(b, x00);
       x01 = v1.fma(b, x01);
@@ -207,14 +208,15 @@ final class VectorValueKernels {
   }
 
   /** 2 channel vectors (as {@link #accumulate2Vec4Heads}) x 1 head, 2 accumulators, 4 vector registers. */
-  static void accumulate2Vec1Head(int enc, float[] p, int p0, MemorySegment v, long at, long o1,
+  static void accumulate2Vec1Head(int enc, float[] p, int p0, MemorySegment v, long at,
       long rowBytes, int count, float[] acc, int c0, int c1) {
     FloatVector x0 = FloatVector.fromArray(F, acc, c0), x1 = FloatVector.fromArray(F, acc, c1);
     for (int j = 0; j < count; j++) {
       long row = at + j * rowBytes;
       FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
-      x0 = VectorLoads.run(enc, v, row, false).fma(b, x0);
-      x1 = VectorLoads.run(enc, v, row + o1, true).fma(b, x1);
+      IntVector x = VectorLoads.word(v, row);
+      x0 = VectorLoads.low(enc, x).fma(b, x0);
+      x1 = VectorLoads.high(enc, x, v, row).fma(b, x1);
     }
     x0.intoArray(acc, c0);
     x1.intoArray(acc, c1);
