@@ -338,7 +338,7 @@ public final class PrefillBench {
     m.put("kernels", hflash.tiles.TileKernelsProvider.get().name());
     m.put("kernelShape", hflash.tiles.TileKernelsProvider.get().shape());
     hflash.tiles.PrefillKernels pk =
-        hflash.tiles.PrefillKernels.select(hflash.tiles.TileKernelsProvider.get(), c.dtype());
+        hflash.tiles.PrefillKernels.select(hflash.tiles.TileKernelsProvider.get(), hflash.tiles.TileEncoding.of(c.dtype().id()));
     m.put("prefillKernels", pk == null ? "decode" : pk.name()); // null: the decode kernels
     m.put("java", Runtime.version().toString());
     return m;

@@ -636,7 +636,7 @@ final class BoundedPass {
     if (call.oracle) {
       float[] s = loop.scratchScores();
       long off = call.cache.tileOffset(call.layer, kh, node);
-      kernels.scores(call.qs, h0 * d, g, d, call.k, off, layout.dtype(), tileTokens, s, tileTokens);
+      kernels.scores(call.qs, h0 * d, g, d, call.k, off, Encodings.of(layout.dtype()), tileTokens, s, tileTokens);
       loop.fmas += (long) tileTokens * g * d;
       for (int i = 0; i < g; i++) {
         ub[i * stride + node] = kernels.max(s, i * tileTokens, tileTokens);
@@ -651,7 +651,7 @@ final class BoundedPass {
       long ballAt = block ? sum.blockBallOffset(call.layer, kh, index) : sum.ballOffset(call.layer, kh, index);
       float radius = block ? sum.blockRadius(call.layer, kh, index) : sum.radius(call.layer, kh, index);
       for (int i = 0; i < g; i++) {
-        kernels.nodeBounds(call.qs, (h0 + i) * d, d, call.summarySegment, box, ballAt, layout.dtype(), nb, 0);
+        kernels.nodeBounds(call.qs, (h0 + i) * d, d, call.summarySegment, box, ballAt, Encodings.of(layout.dtype()), nb, 0);
         double ball = nb[2] + call.qNorm[h0 + i] * (double) radius * (1 + 1e-6);
         double slack = 3 * (d + 2) * U * nb[1];
         ub[i * stride + node] = (float) (Math.min(nb[0], ball) + slack) + Math.ulp(nb[1]);

@@ -56,7 +56,7 @@ final class CascadeLane {
 
   CascadeLane(TileKernels kernels, KvCacheLayout layout, int numHeads) {
     this.kernels = kernels;
-    this.prefill = PrefillKernels.select(kernels, layout.dtype());
+    this.prefill = PrefillKernels.select(kernels, Encodings.of(layout.dtype()));
     this.layout = layout;
     this.numHeads = numHeads;
     this.d = layout.headDim();
@@ -122,18 +122,18 @@ final class CascadeLane {
       int count = Math.min(tileTokens, keys - t * tileTokens);
       long off = owner.tileOffset(layer, kh, firstTile + t);
       if (micro) {
-        prefill.widenKeys(k, off, layout.dtype(), d, count, kf);
+        prefill.widenKeys(k, off, Encodings.of(layout.dtype()), d, count, kf);
         prefill.scores(q, 0, rows, d, kf, count, s, sStride);
       } else {
-        kernels.scores(q, 0, rows, d, k, off, layout.dtype(), count, s, sStride);
+        kernels.scores(q, 0, rows, d, k, off, Encodings.of(layout.dtype()), count, s, sStride);
       }
       rescales += unit.absorbScores(kernels, 0, rows, s, sStride, count, null);
       if (micro) {
-        prefill.widenValues(v, off, layout.dtype(), d, count, tileTokens, vf);
+        prefill.widenValues(v, off, Encodings.of(layout.dtype()), d, count, tileTokens, vf);
         prefill.accumulate(s, sStride, rows, d, vf, tileTokens, count, unit.acc, 0);
       } else {
         Arrays.fill(tileAcc, 0, rows * d, 0f);
-        kernels.accumulate(s, sStride, rows, d, v, off, layout.dtype(), count, tileTokens, tileAcc, 0);
+        kernels.accumulate(s, sStride, rows, d, v, off, Encodings.of(layout.dtype()), count, tileTokens, tileAcc, 0);
         float[] acc = unit.acc;
         for (int x = 0; x < rows * d; x++) { // element-wise, as TileLoop.accumulateTile
           acc[x] += tileAcc[x];

@@ -273,7 +273,7 @@ final class EstimatedPass {
       mass[slot * g + i] = sum * Math.exp((double) mx[i] - ref[i]);
     }
     Arrays.fill(acc, 0f);
-    kernels.accumulate(s, tileTokens, g, d, call.v, call.cache.tileOffset(call.layer, kh, t), layout.dtype(), count,
+    kernels.accumulate(s, tileTokens, g, d, call.v, call.cache.tileOffset(call.layer, kh, t), Encodings.of(layout.dtype()), count,
         tileTokens, acc, 0);
     loop.kvBytes += (long) count * layout.rowBytes();
     loop.fmas += (long) count * g * d;

@@ -142,7 +142,7 @@ final class TileLoop {
   private int scoreInto(Call call, int kh, int t, float[] dst) {
     int count = Math.min(tileTokens, call.keys - t * tileTokens);
     long off = call.cache.tileOffset(call.layer, kh, t);
-    kernels.scores(call.qs, kh * g * d, g, d, call.k, off, layout.dtype(), count, dst, tileTokens);
+    kernels.scores(call.qs, kh * g * d, g, d, call.k, off, Encodings.of(layout.dtype()), count, dst, tileTokens);
     keysScored += count;
     kvBytes += (long) count * layout.rowBytes();
     fmas += (long) count * g * d;
@@ -176,7 +176,7 @@ final class TileLoop {
     int n = g * d;
     Arrays.fill(tileAcc, 0, n, 0f);
     kernels.accumulate(weights, layout.tileTokens(), g, d, call.v, call.cache.tileOffset(call.layer, kh, t),
-        layout.dtype(), count, layout.tileTokens(), tileAcc, 0);
+        Encodings.of(layout.dtype()), count, layout.tileTokens(), tileAcc, 0);
     int base = kh * g * d;
     for (int i = 0; i < n; i++) { // element-wise: C2 vectorizes it, same bits in every tier
       acc[base + i] += tileAcc[i];
@@ -231,7 +231,7 @@ final class TileLoop {
         for (int b = 0; b * blockSize < inPhase; b++) {
           int count = Math.min(blockSize, inPhase - b * blockSize);
           kernels.scores(call.qs, h0 * d, g, d, call.samples, call.sampleBlockOffset(kh, phase, b),
-              layout.dtype(), count, own, tileTokens);
+              Encodings.of(layout.dtype()), count, own, tileTokens);
           sampleBytes += (long) count * layout.rowBytes();
           fmas += (long) count * g * d;
           for (int j = 0; j < count; j++) {

@@ -93,7 +93,7 @@ final class TiledPrefill {
 
   TiledPrefill(TileKernels kernels, KvCacheLayout layout, int numHeads, int threads, WorkerPool pool) {
     this.kernels = kernels;
-    this.prefill = PrefillKernels.select(kernels, layout.dtype());
+    this.prefill = PrefillKernels.select(kernels, Encodings.of(layout.dtype()));
     this.layout = layout;
     this.numHeads = numHeads;
     this.kvHeads = layout.kvHeads();
@@ -247,10 +247,10 @@ final class TiledPrefill {
         int keys = Math.min(tileTokens, pLast + 1 - t * tileTokens);
         long off = cache.tileOffset(layer, kh, t);
         if (prefill != null) { // K widened once for the block's hb rows
-          prefill.widenKeys(k, off, layout.dtype(), d, keys, kf);
+          prefill.widenKeys(k, off, Encodings.of(layout.dtype()), d, keys, kf);
           prefill.scores(qb, 0, hb, d, kf, keys, s, sStride);
         } else {
-          kernels.scores(qb, 0, hb, d, k, off, layout.dtype(), keys, s, sStride);
+          kernels.scores(qb, 0, hb, d, k, off, Encodings.of(layout.dtype()), keys, s, sStride);
         }
         if (t < fullTiles) {
           for (int h = 0; h < hb; h++) {
@@ -265,11 +265,11 @@ final class TiledPrefill {
           }
         }
         if (prefill != null) { // the per-tile partial from zero, added once: TileLoop's bits
-          prefill.widenValues(v, off, layout.dtype(), d, keys, tileTokens, vf);
+          prefill.widenValues(v, off, Encodings.of(layout.dtype()), d, keys, tileTokens, vf);
           prefill.accumulate(s, sStride, hb, d, vf, tileTokens, keys, state.acc, 0);
         } else {
           Arrays.fill(tileAcc, 0, hb * d, 0f);
-          kernels.accumulate(s, sStride, hb, d, v, off, layout.dtype(), keys, tileTokens, tileAcc, 0);
+          kernels.accumulate(s, sStride, hb, d, v, off, Encodings.of(layout.dtype()), keys, tileTokens, tileAcc, 0);
           float[] acc = state.acc;
           for (int x = 0; x < hb * d; x++) { // element-wise, as TileLoop.accumulateTile: same bits
             acc[x] += tileAcc[x];

@@ -54,9 +54,9 @@ public class AccumulateTileBench extends TileBench {
     for (int t = 0; t < tiles; t++) {
       Arrays.fill(expected, 0f);
       Arrays.fill(actual, 0f);
-      scalar.accumulate(p, tileTokens, GROUP, headDim, tileData, t * tileBytes, type, tileTokens,
+      scalar.accumulate(p, tileTokens, GROUP, headDim, tileData, t * tileBytes, enc, tileTokens,
           tileTokens, expected, 0);
-      vector.accumulate(p, tileTokens, GROUP, headDim, tileData, t * tileBytes, type, tileTokens,
+      vector.accumulate(p, tileTokens, GROUP, headDim, tileData, t * tileBytes, enc, tileTokens,
           tileTokens, actual, 0);
       checkTileAgrees("accumulate", expected, actual, t);
     }
@@ -83,7 +83,7 @@ public class AccumulateTileBench extends TileBench {
     Arrays.fill(acc, 0f);
     int t = next;
     for (int i = 0; i < CALLS; i++) {
-      kernels.accumulate(p, tileTokens, GROUP, headDim, tileData, t * tileBytes, type, tileTokens,
+      kernels.accumulate(p, tileTokens, GROUP, headDim, tileData, t * tileBytes, enc, tileTokens,
           tileTokens, acc, 0);
       if (++t == tiles) {
         t = 0;

@@ -3,6 +3,7 @@ package hflash.bench;
 import hflash.memory.DType;
 import hflash.tiles.PrefillKernels;
 import hflash.tiles.ScalarPrefillKernels;
+import hflash.tiles.TileEncoding;
 import hflash.tiles.TileKernels;
 import hflash.tiles.TileKernelsProvider;
 import java.lang.foreign.Arena;
@@ -62,6 +63,7 @@ public class PrefillTileBench {
   private MemorySegment k; // (tiles) K tiles back to back
   private MemorySegment v; // (tiles) V tiles back to back
   private DType type;
+  private TileEncoding enc;
   private long tileBytes;
   private int next;
   private float[] q; // (rows, headDim)
@@ -79,6 +81,7 @@ public class PrefillTileBench {
   @Setup(Level.Trial)
   public void setup() {
     type = DType.parse(dtype);
+    enc = TileEncoding.of(type.id());
     tileBytes = (long) tileTokens * headDim * type.bytes();
     arena = Arena.ofShared();
     k = BenchData.filled(arena, tileBytes * tiles, type);
@@ -108,9 +111,9 @@ public class PrefillTileBench {
   /** One step from zeroed accumulators; returns scores and accumulators for the bit check. */
   private float[] step(PrefillKernels kernels, int t) {
     Arrays.fill(acc, 0f);
-    kernels.widenKeys(k, t * tileBytes, type, headDim, tileTokens, kf);
+    kernels.widenKeys(k, t * tileBytes, enc, headDim, tileTokens, kf);
     kernels.scores(q, 0, rows, headDim, kf, tileTokens, s, sStride);
-    kernels.widenValues(v, t * tileBytes, type, headDim, tileTokens, tileTokens, vf);
+    kernels.widenValues(v, t * tileBytes, enc, headDim, tileTokens, tileTokens, vf);
     kernels.accumulate(p, sStride, rows, headDim, vf, tileTokens, tileTokens, acc, 0);
     return result();
   }
@@ -128,9 +131,9 @@ public class PrefillTileBench {
   }
 
   private void decodeStep(int t) {
-    decode.scores(q, 0, rows, headDim, k, t * tileBytes, type, tileTokens, s, sStride);
+    decode.scores(q, 0, rows, headDim, k, t * tileBytes, enc, tileTokens, s, sStride);
     Arrays.fill(partial, 0f);
-    decode.accumulate(p, sStride, rows, headDim, v, t * tileBytes, type, tileTokens, tileTokens, partial, 0);
+    decode.accumulate(p, sStride, rows, headDim, v, t * tileBytes, enc, tileTokens, tileTokens, partial, 0);
     for (int i = 0; i < acc.length; i++) {
       acc[i] += partial[i];
     }
@@ -157,9 +160,9 @@ public class PrefillTileBench {
   private float sweep(PrefillKernels kernels) {
     int t = next;
     long off = t * tileBytes;
-    kernels.widenKeys(k, off, type, headDim, tileTokens, kf);
+    kernels.widenKeys(k, off, enc, headDim, tileTokens, kf);
     kernels.scores(q, 0, rows, headDim, kf, tileTokens, s, sStride);
-    kernels.widenValues(v, off, type, headDim, tileTokens, tileTokens, vf);
+    kernels.widenValues(v, off, enc, headDim, tileTokens, tileTokens, vf);
     kernels.accumulate(p, sStride, rows, headDim, vf, tileTokens, tileTokens, acc, 0);
     next = (t + 1) % tiles;
     return acc[0] + s[0];

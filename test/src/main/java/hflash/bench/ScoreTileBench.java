@@ -47,8 +47,8 @@ public class ScoreTileBench extends TileBench {
     float[] expected = new float[s.length];
     float[] actual = new float[s.length];
     for (int t = 0; t < tiles; t++) {
-      scalar.scores(q, 0, GROUP, headDim, tileData, t * tileBytes, type, tileTokens, expected, tileTokens);
-      vector.scores(q, 0, GROUP, headDim, tileData, t * tileBytes, type, tileTokens, actual, tileTokens);
+      scalar.scores(q, 0, GROUP, headDim, tileData, t * tileBytes, enc, tileTokens, expected, tileTokens);
+      vector.scores(q, 0, GROUP, headDim, tileData, t * tileBytes, enc, tileTokens, actual, tileTokens);
       checkTileAgrees("scores", expected, actual, t);
     }
   }
@@ -73,7 +73,7 @@ public class ScoreTileBench extends TileBench {
     float checksum = 0f;
     int t = next;
     for (int i = 0; i < CALLS; i++) {
-      kernels.scores(q, 0, GROUP, headDim, tileData, t * tileBytes, type, tileTokens, s, tileTokens);
+      kernels.scores(q, 0, GROUP, headDim, tileData, t * tileBytes, enc, tileTokens, s, tileTokens);
       checksum += s[0];
       if (++t == tiles) {
         t = 0;

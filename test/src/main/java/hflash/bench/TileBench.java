@@ -1,6 +1,7 @@
 package hflash.bench;
 
 import hflash.memory.DType;
+import hflash.tiles.TileEncoding;
 import hflash.tiles.TileKernels;
 import hflash.tiles.TileKernelsProvider;
 import java.lang.foreign.Arena;
@@ -43,6 +44,7 @@ public abstract class TileBench {
   Arena arena;
   MemorySegment tileData; // (tiles) tiles back to back, each in TileLayout order
   DType type;
+  TileEncoding enc; // the kernels' view of type
   long tileBytes;
   int next; // first tile of the next invocation
   TileKernels scalar;
@@ -51,6 +53,7 @@ public abstract class TileBench {
   @Setup(Level.Trial)
   public void setup() {
     type = DType.parse(dtype);
+    enc = TileEncoding.of(type.id());
     tileBytes = (long) tileTokens * headDim * type.bytes();
     arena = Arena.ofShared();
     tileData = BenchData.filled(arena, tileBytes * tiles, type);

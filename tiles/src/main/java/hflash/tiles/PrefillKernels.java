@@ -1,7 +1,5 @@
 package hflash.tiles;
 
-import hflash.memory.DType;
-import hflash.memory.TileLayout;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -62,12 +60,12 @@ public interface PrefillKernels {
 
   /**
    * K rows {@code [0, count)} of the tile at byte offset {@code kOff} (laid out as
-   * {@link TileLayout} says, 16-bit runs paired) into kf as exact f32 values.
+   * the cache's {@code TileLayout} says, 16-bit runs paired) into kf as exact f32 values.
    */
-  void widenKeys(MemorySegment k, long kOff, DType dtype, int d, int count, float[] kf);
+  void widenKeys(MemorySegment k, long kOff, TileEncoding dtype, int d, int count, float[] kf);
 
   /** V rows {@code [0, count)} of the tile of {@code tileTokens} keys at {@code vOff} into vf. */
-  void widenValues(MemorySegment v, long vOff, DType dtype, int d, int count, int tileTokens, float[] vf);
+  void widenValues(MemorySegment v, long vOff, TileEncoding dtype, int d, int count, int tileTokens, float[] vf);
 
   /**
    * {@code s[r*sStride + j] = q[qOff + r*d ..] . K[j]} for {@code r < rows}, {@code j < count}
@@ -95,7 +93,7 @@ public interface PrefillKernels {
    *
    * @throws IllegalArgumentException when the property is neither {@code micro} nor {@code decode}
    */
-  static PrefillKernels select(TileKernels kernels, DType dtype) {
+  static PrefillKernels select(TileKernels kernels, TileEncoding dtype) {
     String raw = System.getProperty(PROPERTY, "micro").trim();
     if (!raw.equals("micro") && !raw.equals("decode")) {
       throw new IllegalArgumentException(PROPERTY + " must be micro or decode: " + raw);

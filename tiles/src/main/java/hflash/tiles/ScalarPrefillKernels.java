@@ -1,7 +1,5 @@
 package hflash.tiles;
 
-import hflash.memory.DType;
-import hflash.memory.TileLayout;
 import java.lang.foreign.MemorySegment;
 
 /** The reference prefill kernels: plain loops, the spec {@code VectorPrefillKernels} is tested against. */
@@ -15,27 +13,27 @@ public final class ScalarPrefillKernels implements PrefillKernels {
   }
 
   @Override
-  public void widenKeys(MemorySegment k, long kOff, DType dtype, int d, int count, float[] kf) {
+  public void widenKeys(MemorySegment k, long kOff, TileEncoding dtype, int d, int count, float[] kf) {
     assert !dtype.quantized() && count > 0;
     int bytes = dtype.bytes();
     int padded = PrefillKernels.roundUp(count);
     for (int j = 0; j < padded; j++) {
       for (int c = 0; c < d; c++) {
-        float x = j < count ? dtype.read(k, kOff + (long) TileLayout.keyIndex(j, c, d, dtype) * bytes) : 0f;
+        float x = j < count ? dtype.read(k, kOff + (long) TileFormat.keyIndex(j, c, d, dtype) * bytes) : 0f;
         kf[(j / KC) * d * KC + c * KC + j % KC] = x;
       }
     }
   }
 
   @Override
-  public void widenValues(MemorySegment v, long vOff, DType dtype, int d, int count, int tileTokens,
+  public void widenValues(MemorySegment v, long vOff, TileEncoding dtype, int d, int count, int tileTokens,
       float[] vf) {
     assert !dtype.quantized() && count <= tileTokens;
     int bytes = dtype.bytes();
     for (int j = 0; j < count; j++) {
       for (int c = 0; c < d; c++) {
         vf[(c / KC) * tileTokens * KC + j * KC + c % KC] =
-            dtype.read(v, vOff + (long) TileLayout.valueIndex(j, c, d, tileTokens, dtype) * bytes);
+            dtype.read(v, vOff + (long) TileFormat.valueIndex(j, c, d, tileTokens, dtype) * bytes);
       }
     }
   }

@@ -1,13 +1,11 @@
 package hflash.tiles;
 
-import hflash.memory.DType;
-import hflash.memory.QuantBlocks;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
- * Reference score and p.V kernels over q8_0/q4_0 tiles ({@link QuantBlocks} placement): the spec
+ * Reference score and p.V kernels over q8_0/q4_0 tiles ({@link TileFormat} placement): the spec
  * that {@code VectorQuantKernels} is held bit-equal to. They read the blocks directly, never a
  * dequantized copy: a code is widened to a float and the block's f16 scale is folded in once per
  * block, not once per element.
@@ -35,8 +33,8 @@ final class ScalarQuantKernels {
   }
 
   /** Signed code of element e of a block of len channels, code bytes at codeAt + i * stride. */
-  static float code(DType t, MemorySegment seg, long codeAt, long stride, int len, int e) {
-    if (t == DType.Q8_0) {
+  static float code(TileEncoding t, MemorySegment seg, long codeAt, long stride, int len, int e) {
+    if (t == TileEncoding.Q8_0) {
       return seg.get(ValueLayout.JAVA_BYTE, codeAt + e * stride);
     }
     int half = (len + 1) / 2;
@@ -45,9 +43,9 @@ final class ScalarQuantKernels {
   }
 
   /** {@link TileKernels#scores} for a block dtype. */
-  static void scores(float[] q, int qOff, int g, int d, MemorySegment k, long kOff, DType t, int count,
+  static void scores(float[] q, int qOff, int g, int d, MemorySegment k, long kOff, TileEncoding t, int count,
       float[] s, int sStride) {
-    int len = QuantBlocks.blockLength(d);
+    int len = TileFormat.blockLength(d);
     for (int j = 0; j < count; j++) {
       for (int h = 0; h < g; h++) {
         s[h * sStride + j] = score(q, qOff + h * d, d, k, kOff, t, len, j);
@@ -55,23 +53,23 @@ final class ScalarQuantKernels {
     }
   }
 
-  private static float score(float[] q, int qh, int d, MemorySegment k, long kOff, DType t, int len, int j) {
+  private static float score(float[] q, int qh, int d, MemorySegment k, long kOff, TileEncoding t, int len, int j) {
     float score = 0f;
     for (int b = 0; b < d / len; b++) {
-      long codeAt = kOff + QuantBlocks.keyCodeOffset(t, d, j, b);
+      long codeAt = kOff + TileFormat.keyCodeOffset(t, d, j, b);
       float blk = 0f;
       for (int e = 0; e < len; e++) {
-        blk = Math.fma(q[qh + b * len + e], code(t, k, codeAt, QuantBlocks.GROUP, len, e), blk);
+        blk = Math.fma(q[qh + b * len + e], code(t, k, codeAt, TileFormat.GROUP, len, e), blk);
       }
-      score = Math.fma(blk, scale(k, kOff + QuantBlocks.keyScaleOffset(t, d, j, b)), score);
+      score = Math.fma(blk, scale(k, kOff + TileFormat.keyScaleOffset(t, d, j, b)), score);
     }
     return score;
   }
 
   /** {@link TileKernels#accumulate} for a block dtype. */
-  static void accumulate(float[] p, int pStride, int g, int d, MemorySegment v, long vOff, DType t,
+  static void accumulate(float[] p, int pStride, int g, int d, MemorySegment v, long vOff, TileEncoding t,
       int count, int tileTokens, float[] acc, int accOff) {
-    int len = QuantBlocks.blockLength(d);
+    int len = TileFormat.blockLength(d);
     for (int b = 0; b < d / len; b++) {
       accumulateChannels(p, pStride, g, d, v, vOff, t, count, tileTokens, acc, accOff, b, 0, len);
     }
@@ -82,13 +80,13 @@ final class ScalarQuantKernels {
    * kernel may hand any channel range here and keep the bits of {@link #accumulate}.
    */
   static void accumulateChannels(float[] p, int pStride, int g, int d, MemorySegment v, long vOff,
-      DType t, int count, int tileTokens, float[] acc, int accOff, int b, int from, int to) {
+      TileEncoding t, int count, int tileTokens, float[] acc, int accOff, int b, int from, int to) {
     if (from >= to) {
       return;
     }
-    int len = QuantBlocks.blockLength(d);
+    int len = TileFormat.blockLength(d);
     for (int j = 0; j < count; j++) {
-      long at = vOff + QuantBlocks.valueBlockOffset(t, d, tileTokens, j, b);
+      long at = vOff + TileFormat.valueBlockOffset(t, d, tileTokens, j, b);
       float scale = scale(v, at);
       for (int h = 0; h < g; h++) {
         float w = p[h * pStride + j] * scale;

@@ -1,14 +1,12 @@
 package hflash.tiles;
 
-import hflash.memory.DType;
-import hflash.memory.TileLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 /**
  * Reference kernels: plain loops written for clarity, the specification every vector kernel is
- * tested against. Elements are decoded one at a time with {@link DType#read}.
+ * tested against. Elements are decoded one at a time with {@link TileEncoding#read}.
  */
 public final class ScalarTileKernels implements TileKernels {
 
@@ -26,7 +24,7 @@ public final class ScalarTileKernels implements TileKernels {
   }
 
   @Override
-  public void scores(float[] q, int qOff, int g, int d, MemorySegment k, long kOff, DType dtype,
+  public void scores(float[] q, int qOff, int g, int d, MemorySegment k, long kOff, TileEncoding dtype,
       int count, float[] s, int sStride) {
     assert g > 0 && d > 0 && count >= 0 && sStride >= count;
     if (dtype.quantized()) {
@@ -39,7 +37,7 @@ public final class ScalarTileKernels implements TileKernels {
         int qh = qOff + h * d;
         float dot = 0f;
         for (int c = 0; c < d; c++) {
-          dot = Math.fma(q[qh + c], dtype.read(k, kOff + (long) TileLayout.keyIndex(j, c, d, dtype) * bytes), dot);
+          dot = Math.fma(q[qh + c], dtype.read(k, kOff + (long) TileFormat.keyIndex(j, c, d, dtype) * bytes), dot);
         }
         s[h * sStride + j] = dot;
       }
@@ -67,7 +65,7 @@ public final class ScalarTileKernels implements TileKernels {
 
   @Override
   public void accumulate(float[] p, int pStride, int g, int d, MemorySegment v, long vOff,
-      DType dtype, int count, int tileTokens, float[] acc, int accOff) {
+      TileEncoding dtype, int count, int tileTokens, float[] acc, int accOff) {
     assert g > 0 && d > 0 && count >= 0 && count <= tileTokens && pStride >= count;
     if (dtype.quantized()) {
       ScalarQuantKernels.accumulate(p, pStride, g, d, v, vOff, dtype, count, tileTokens, acc, accOff);
@@ -76,7 +74,7 @@ public final class ScalarTileKernels implements TileKernels {
     int bytes = dtype.bytes();
     for (int j = 0; j < count; j++) {
       for (int c = 0; c < d; c++) {
-        float vc = dtype.read(v, vOff + (long) TileLayout.valueIndex(j, c, d, tileTokens, dtype) * bytes);
+        float vc = dtype.read(v, vOff + (long) TileFormat.valueIndex(j, c, d, tileTokens, dtype) * bytes);
         for (int h = 0; h < g; h++) {
           int a = accOff + h * d + c;
           acc[a] = Math.fma(p[h * pStride + j], vc, acc[a]);
@@ -94,14 +92,14 @@ public final class ScalarTileKernels implements TileKernels {
 
   @Override
   public void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long box, long ball,
-      DType dtype, float[] out, int o) {
+      TileEncoding dtype, float[] out, int o) {
     out[o] = out[o + 1] = out[o + 2] = 0f;
-    addNodeBounds(q, qOff, d, rec, box, ball, dtype.summaryDType(), 0, out, o);
+    addNodeBounds(q, qOff, d, rec, box, ball, dtype.summaryEncoding(), 0, out, o);
   }
 
   /** Adds channels [from, d) of the three bound terms into out[o..o+2] (shared with the vector tail). */
   static void addNodeBounds(float[] q, int qOff, int d, MemorySegment rec, long boxOff, long ball,
-      DType dtype, int from, float[] out, int o) {
+      TileEncoding dtype, int from, float[] out, int o) {
     float box = out[o], magnitude = out[o + 1], dot = out[o + 2];
     int b = dtype.bytes();
     for (int c = from; c < d; c++) {

@@ -1,14 +1,12 @@
 package hflash.tiles;
 
-import hflash.memory.DType;
-import hflash.memory.TileLayout;
 import java.lang.foreign.MemorySegment;
 
 /**
  * The kernels of one attention tile, for a group of {@code g} query heads that share one KV head.
  *
  * <p>A tile is {@code count} consecutive key (or value) rows of one KV head, stored row-major in a
- * {@link MemorySegment} at a byte offset, each row {@code d} elements of the cache {@link DType}.
+ * {@link MemorySegment} at a byte offset, each row {@code d} elements encoded as {@link TileEncoding} says.
  * Every K and V row of a tile is read from memory once per group, never once per query head: the
  * kernels keep the group's partial results side by side while a row is in registers.
  *
@@ -20,7 +18,7 @@ import java.lang.foreign.MemorySegment;
  *
  * <pre>
  * q      (g, d) row-major at qOff, already multiplied by the softmax scale
- * K tile, V tile  see {@link TileLayout}
+ * K tile, V tile  the cache's tile layout ({@code hflash.memory.TileLayout}; restated for the kernels in TileFormat)
  * s      (g, sStride) row-major: s[h*sStride + j] is head h's value for key j of the tile
  * acc    (g, d) row-major at accOff
  * </pre>
@@ -45,12 +43,12 @@ public interface TileKernels {
   /**
    * Scores: {@code s[h*sStride + j] = q[qOff + h*d ..] . K[j]} for {@code h < g}, {@code j < count}.
    *
-   * <p>The K tile starts at byte offset {@code kOff} and is laid out as {@link TileLayout} says:
+   * <p>The K tile starts at byte offset {@code kOff} and is laid out as the cache's {@code TileLayout} says:
    * blocks of 32 keys, column-major inside a block. Kernels compute whole key blocks, so they may
    * write scores for keys {@code [count, roundUp(count, 32))} too ({@code sStride} must leave room);
    * that memory belongs to the tile and holds finite values, and callers ignore those entries.
    */
-  void scores(float[] q, int qOff, int g, int d, MemorySegment k, long kOff, DType dtype, int count,
+  void scores(float[] q, int qOff, int g, int d, MemorySegment k, long kOff, TileEncoding dtype, int count,
       float[] s, int sStride);
 
   /** Largest of {@code x[off .. off+n)}; {@code -Infinity} when n == 0. */
@@ -62,10 +60,10 @@ public interface TileKernels {
   /**
    * Weighted value accumulation: {@code acc[accOff + h*d + c] += sum_j p[h*pStride + j] * V[j][c]}
    * for {@code h < g}, {@code c < d}, {@code j < count}. The V tile of {@code tileTokens} keys
-   * starts at byte offset {@code vOff}, laid out as {@link TileLayout} says (blocks of 32 channels,
+   * starts at byte offset {@code vOff}, laid out as the cache's {@code TileLayout} says (blocks of 32 channels,
    * row-major inside a block).
    */
-  void accumulate(float[] p, int pStride, int g, int d, MemorySegment v, long vOff, DType dtype,
+  void accumulate(float[] p, int pStride, int g, int d, MemorySegment v, long vOff, TileEncoding dtype,
       int count, int tileTokens, float[] acc, int accOff);
 
   /** In place {@code x[i] *= a} over {@code [off, off+n)} (the online-softmax rescale). */
@@ -82,7 +80,7 @@ public interface TileKernels {
    * out[o + 2] = q . centroid
    * </pre>
    */
-  void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long box, long ball, DType dtype,
+  void nodeBounds(float[] q, int qOff, int d, MemorySegment rec, long box, long ball, TileEncoding dtype,
       float[] out, int o);
 
   /**

@@ -51,7 +51,7 @@ final class VectorConstants {
   private VectorConstants() {}
 
   private static boolean pairBlocks() {
-    boolean possible = WIDE && hflash.memory.TileLayout.KEY_BLOCK == 2 * FLOATS.length();
+    boolean possible = WIDE && TileFormat.KEY_BLOCK == 2 * FLOATS.length();
     String raw = System.getProperty(TileKernelsProvider.BLOCK_PAIRS_PROPERTY);
     boolean wanted = raw != null && !raw.isBlank()
         ? TileKernelsProvider.requestedBlockPairs(raw)

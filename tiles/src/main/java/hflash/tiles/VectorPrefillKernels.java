@@ -1,18 +1,10 @@
 package hflash.tiles;
 
-import static jdk.incubator.vector.VectorOperators.AND;
-import static jdk.incubator.vector.VectorOperators.ASHR;
-import static jdk.incubator.vector.VectorOperators.LSHL;
-import static jdk.incubator.vector.VectorOperators.S2I;
-
-import hflash.memory.DType;
-import hflash.memory.TileLayout;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -35,11 +27,10 @@ final class VectorPrefillKernels implements PrefillKernels {
 
   private static final VectorSpecies<Float> F = VectorConstants.FLOATS;
   private static final VectorSpecies<Integer> I = VectorConstants.INTS;
-  private static final VectorSpecies<Short> S = VectorConstants.SHORTS;
   private static final int L = F.length();
   private static final int KC = KEY_CHUNK;
-  private static final int KB = TileLayout.KEY_BLOCK;
-  private static final int SPAN = TileLayout.PAIR_SPAN;
+  private static final int KB = TileFormat.KEY_BLOCK;
+  private static final int SPAN = TileFormat.PAIR_SPAN;
   private static final boolean WIDE = VectorConstants.WIDE;
   /** Rows of the register block with 32 registers. */
   static final int ROWS_WIDE = 6;
@@ -48,9 +39,7 @@ final class VectorPrefillKernels implements PrefillKernels {
   /** Vectors of the register block (C). */
   private static final int C = WIDE ? 4 : 2;
   private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-  private static final float F16_EXP_SHIFT = 0x1p112f;
-  private static final int F16_MASK = VectorScoreKernels.F16_MASK;
-  private static final int BF16_HIGH = VectorScoreKernels.BF16_HIGH;
+  private static final float F16_EXP_SHIFT = VectorLoads.F16_EXP_SHIFT;
 
   @Override
   public String name() {
@@ -60,11 +49,11 @@ final class VectorPrefillKernels implements PrefillKernels {
   // ----------------------------------------------------------------------------- widening
 
   @Override
-  public void widenKeys(MemorySegment k, long kOff, DType dtype, int d, int count, float[] kf) {
+  public void widenKeys(MemorySegment k, long kOff, TileEncoding dtype, int d, int count, float[] kf) {
     assert !dtype.quantized() && count > 0;
     int blocks = (count + KB - 1) / KB;
     int bytes = dtype.bytes();
-    boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
+    boolean f32 = dtype == TileEncoding.F32, bf16 = dtype == TileEncoding.BF16;
     for (int b = 0; b < blocks; b++) {
       long src = kOff + (long) b * KB * d * bytes;
       int dst = (b / 2) * d * KC + (b % 2) * KB;
@@ -81,18 +70,18 @@ final class VectorPrefillKernels implements PrefillKernels {
   }
 
   @Override
-  public void widenValues(MemorySegment v, long vOff, DType dtype, int d, int count, int tileTokens,
+  public void widenValues(MemorySegment v, long vOff, TileEncoding dtype, int d, int count, int tileTokens,
       float[] vf) {
     assert !dtype.quantized() && count <= tileTokens;
     int bytes = dtype.bytes();
-    boolean f32 = dtype == DType.F32, bf16 = dtype == DType.BF16;
-    int blocks = (d + TileLayout.CHANNEL_BLOCK - 1) / TileLayout.CHANNEL_BLOCK;
+    boolean f32 = dtype == TileEncoding.F32, bf16 = dtype == TileEncoding.BF16;
+    int blocks = (d + TileFormat.CHANNEL_BLOCK - 1) / TileFormat.CHANNEL_BLOCK;
     for (int cb = 0; cb < blocks; cb++) {
-      int w = TileLayout.valueBlockWidth(cb, d);
-      long src = vOff + (long) cb * TileLayout.CHANNEL_BLOCK * tileTokens * bytes;
-      int dst = (cb / 2) * tileTokens * KC + (cb % 2) * TileLayout.CHANNEL_BLOCK;
+      int w = TileFormat.valueBlockWidth(cb, d);
+      long src = vOff + (long) cb * TileFormat.CHANNEL_BLOCK * tileTokens * bytes;
+      int dst = (cb / 2) * tileTokens * KC + (cb % 2) * TileFormat.CHANNEL_BLOCK;
       for (int j = 0; j < count; j++, src += (long) w * bytes, dst += KC) {
-        if (w == TileLayout.CHANNEL_BLOCK) {
+        if (w == TileFormat.CHANNEL_BLOCK) {
           run(v, src, f32, bf16, vf, dst);
         } else { // the narrow last block: natural order
           int i = 0;
@@ -100,9 +89,7 @@ final class VectorPrefillKernels implements PrefillKernels {
             if (f32) {
               FloatVector.fromMemorySegment(F, v, src + 4L * i, LE).intoArray(vf, dst + i);
             } else {
-              IntVector x = (IntVector) ShortVector.fromMemorySegment(S, v, src + 2L * i, LE).convertShape(S2I, I, 0);
-              FloatVector y = (bf16 ? x.lanewise(LSHL, 16) : x.lanewise(LSHL, 13).lanewise(AND, F16_MASK))
-                  .reinterpretAsFloats();
+              FloatVector y = VectorLoads.halves(v, src + 2L * i, bf16);
               (bf16 ? y : y.mul(F16_EXP_SHIFT)).intoArray(vf, dst + i);
             }
           }
@@ -116,7 +103,7 @@ final class VectorPrefillKernels implements PrefillKernels {
 
   /**
    * One run of 32 elements at {@code src} (a channel of a K block, a row of a full V block; 16-bit
-   * runs paired, see {@link TileLayout}) as exact floats into {@code dst[at .. at + 32)}. Loads,
+   * runs paired, see {@link TileFormat}) as exact floats into {@code dst[at .. at + 32)}. Loads,
    * widening and stores stay in this method: a FloatVector returned by a call would be boxed.
    */
   private static void run(MemorySegment seg, long src, boolean f32, boolean bf16, float[] dst, int at) {
@@ -128,10 +115,8 @@ final class VectorPrefillKernels implements PrefillKernels {
     }
     for (int w = 0; w < SPAN; w += L) { // word w holds elements w (low half) and w + 16 (high half)
       IntVector x = IntVector.fromMemorySegment(I, seg, src + 4L * w, LE);
-      FloatVector lo = (bf16 ? x.lanewise(LSHL, 16) : x.lanewise(LSHL, 16).lanewise(ASHR, 3).lanewise(AND, F16_MASK))
-          .reinterpretAsFloats();
-      FloatVector hi = (bf16 ? x.lanewise(AND, BF16_HIGH) : x.lanewise(ASHR, 3).lanewise(AND, F16_MASK))
-          .reinterpretAsFloats();
+      FloatVector lo = VectorLoads.paired(x, bf16, false);
+      FloatVector hi = VectorLoads.paired(x, bf16, true);
       (bf16 ? lo : lo.mul(F16_EXP_SHIFT)).intoArray(dst, at + w);
       (bf16 ? hi : hi.mul(F16_EXP_SHIFT)).intoArray(dst, at + SPAN + w);
     }
@@ -148,16 +133,16 @@ final class VectorPrefillKernels implements PrefillKernels {
         int r = 0;
         for (; r + R <= rows; r += R) {
           if (WIDE) {
-            VectorPrefillScores.rows6x4(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride);
+            VectorPrefillScores.scores6Rows4Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride);
           } else {
-            VectorPrefillScores.rows4x2(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride);
+            VectorPrefillScores.scores4Rows2Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride);
           }
         }
         for (; r < rows; r++) {
           if (WIDE) {
-            VectorPrefillScores.row1x4(q, qOff + r * d, d, kf, k0, s, r * sStride + j0);
+            VectorPrefillScores.scores1Row4Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0);
           } else {
-            VectorPrefillScores.row1x2(q, qOff + r * d, d, kf, k0, s, r * sStride + j0);
+            VectorPrefillScores.scores1Row2Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0);
           }
         }
       }
@@ -179,22 +164,22 @@ final class VectorPrefillKernels implements PrefillKernels {
         int r = 0;
         for (; r + R <= rows; r += R) {
           if (WIDE) {
-            VectorPrefillValues.rows6x4(p, r * pStride, pStride, vf, v0, count, acc, a0 + r * d, d);
+            VectorPrefillValues.accumulate6Rows4Vec(p, r * pStride, pStride, vf, v0, count, acc, a0 + r * d, d);
           } else {
-            VectorPrefillValues.rows4x2(p, r * pStride, pStride, vf, v0, count, acc, a0 + r * d, d);
+            VectorPrefillValues.accumulate4Rows2Vec(p, r * pStride, pStride, vf, v0, count, acc, a0 + r * d, d);
           }
         }
         for (; r < rows; r++) {
           if (WIDE) {
-            VectorPrefillValues.row1x4(p, r * pStride, vf, v0, count, acc, a0 + r * d);
+            VectorPrefillValues.accumulate1Row4Vec(p, r * pStride, vf, v0, count, acc, a0 + r * d);
           } else {
-            VectorPrefillValues.row1x2(p, r * pStride, vf, v0, count, acc, a0 + r * d);
+            VectorPrefillValues.accumulate1Row2Vec(p, r * pStride, vf, v0, count, acc, a0 + r * d);
           }
         }
       }
       for (; c + L <= cw; c += L) { // single vectors of a narrow last chunk
         for (int r = 0; r < rows; r++) {
-          VectorPrefillValues.row1x1(p, r * pStride, vf, base + c, count, acc, accOff + r * d + cc * KC + c);
+          VectorPrefillValues.accumulate1Row1Vec(p, r * pStride, vf, base + c, count, acc, accOff + r * d + cc * KC + c);
         }
       }
       for (; c < cw; c++) { // scalar columns

@@ -17,8 +17,11 @@ final class VectorPrefillScores {
 
   private VectorPrefillScores() {}
 
-  /** Scores of 6 rows (q from q0) x 4 key vectors (kf from kAt, KEY_CHUNK per channel) into s from s0. */
-  static void rows6x4(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0, int sStride) {
+  /**
+   * Scores of 6 rows (q from q0) x 4 key vectors (kf from kAt, KEY_CHUNK per channel) into s from
+   * s0: 24 accumulators + 4 keys + 1 broadcast = 29 vector registers (needs 32).
+   */
+  static void scores6Rows4Vec(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0, int sStride) {
     int q1 = q0 + d;
     int q2 = q1 + d;
     int q3 = q2 + d;
@@ -92,8 +95,11 @@ final class VectorPrefillScores {
     a53.intoArray(s, s0 + 5 * sStride + 3 * L);
   }
 
-  /** Scores of 4 rows (q from q0) x 2 key vectors (kf from kAt, KEY_CHUNK per channel) into s from s0. */
-  static void rows4x2(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0, int sStride) {
+  /**
+   * Scores of 4 rows (q from q0) x 2 key vectors (kf from kAt, KEY_CHUNK per channel) into s from
+   * s0: 8 accumulators, 11 vector registers (fits 16).
+   */
+  static void scores4Rows2Vec(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0, int sStride) {
     int q1 = q0 + d;
     int q2 = q1 + d;
     int q3 = q2 + d;
@@ -127,8 +133,8 @@ final class VectorPrefillScores {
     a31.intoArray(s, s0 + 3 * sStride + L);
   }
 
-  /** Scores of 1 row (q from q0) x 4 key vectors (kf from kAt, KEY_CHUNK per channel) into s from s0. */
-  static void row1x4(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0) {
+  /** Scores of 1 row (q from q0) x 4 key vectors (kf from kAt, KEY_CHUNK per channel) into s from s0: 9 registers. */
+  static void scores1Row4Vec(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0) {
     FloatVector a00 = FloatVector.zero(F);
     FloatVector a01 = a00, a02 = a00, a03 = a00;
     for (int c = 0; c < d; c++) {
@@ -149,8 +155,8 @@ final class VectorPrefillScores {
     a03.intoArray(s, s0 + 3 * L);
   }
 
-  /** Scores of 1 row (q from q0) x 2 key vectors (kf from kAt, KEY_CHUNK per channel) into s from s0. */
-  static void row1x2(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0) {
+  /** Scores of 1 row (q from q0) x 2 key vectors (kf from kAt, KEY_CHUNK per channel) into s from s0: 5 registers. */
+  static void scores1Row2Vec(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0) {
     FloatVector a00 = FloatVector.zero(F);
     FloatVector a01 = a00;
     for (int c = 0; c < d; c++) {

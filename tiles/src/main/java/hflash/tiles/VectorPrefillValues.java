@@ -20,8 +20,9 @@ final class VectorPrefillValues {
   /**
    * p.V of 6 rows (p rows from p0) x 4 channel vectors (vf from vAt, KEY_CHUNK per key): the
    * partial over keys [0, count) from zero, then added to acc (rows from a0, stride d).
+   * 24 accumulators + 4 values + 1 broadcast = 29 vector registers (needs 32).
    */
-  static void rows6x4(float[] p, int p0, int pStride, float[] vf, int vAt, int count,
+  static void accumulate6Rows4Vec(float[] p, int p0, int pStride, float[] vf, int vAt, int count,
       float[] acc, int a0, int d) {
     int p1 = p0 + pStride;
     int p2 = p1 + pStride;
@@ -99,8 +100,9 @@ final class VectorPrefillValues {
   /**
    * p.V of 4 rows (p rows from p0) x 2 channel vectors (vf from vAt, KEY_CHUNK per key): the
    * partial over keys [0, count) from zero, then added to acc (rows from a0, stride d).
+   * 8 accumulators, 11 vector registers (fits 16).
    */
-  static void rows4x2(float[] p, int p0, int pStride, float[] vf, int vAt, int count,
+  static void accumulate4Rows2Vec(float[] p, int p0, int pStride, float[] vf, int vAt, int count,
       float[] acc, int a0, int d) {
     int p1 = p0 + pStride;
     int p2 = p1 + pStride;
@@ -138,8 +140,9 @@ final class VectorPrefillValues {
   /**
    * p.V of 1 row (p rows from p0) x 4 channel vectors (vf from vAt, KEY_CHUNK per key): the
    * partial over keys [0, count) from zero, then added to acc (rows from a0).
+   * 4 accumulators, 9 vector registers.
    */
-  static void row1x4(float[] p, int p0, float[] vf, int vAt, int count, float[] acc, int a0) {
+  static void accumulate1Row4Vec(float[] p, int p0, float[] vf, int vAt, int count, float[] acc, int a0) {
     FloatVector x00 = FloatVector.zero(F);
     FloatVector x01 = x00, x02 = x00, x03 = x00;
     for (int j = 0; j < count; j++) {
@@ -163,8 +166,9 @@ final class VectorPrefillValues {
   /**
    * p.V of 1 row (p rows from p0) x 2 channel vectors (vf from vAt, KEY_CHUNK per key): the
    * partial over keys [0, count) from zero, then added to acc (rows from a0).
+   * 2 accumulators, 5 vector registers.
    */
-  static void row1x2(float[] p, int p0, float[] vf, int vAt, int count, float[] acc, int a0) {
+  static void accumulate1Row2Vec(float[] p, int p0, float[] vf, int vAt, int count, float[] acc, int a0) {
     FloatVector x00 = FloatVector.zero(F);
     FloatVector x01 = x00;
     for (int j = 0; j < count; j++) {
@@ -182,8 +186,9 @@ final class VectorPrefillValues {
   /**
    * p.V of 1 row (p rows from p0) x 1 channel vector (vf from vAt, KEY_CHUNK per key): the
    * partial over keys [0, count) from zero, then added to acc (rows from a0).
+   * 1 accumulator, 3 vector registers.
    */
-  static void row1x1(float[] p, int p0, float[] vf, int vAt, int count, float[] acc, int a0) {
+  static void accumulate1Row1Vec(float[] p, int p0, float[] vf, int vAt, int count, float[] acc, int a0) {
     FloatVector x00 = FloatVector.zero(F);
     for (int j = 0; j < count; j++) {
       int at = vAt + j * KC; // constant stride: C2 hoists the range checks

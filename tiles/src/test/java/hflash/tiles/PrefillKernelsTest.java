@@ -72,17 +72,17 @@ class PrefillKernelsTest {
       float[] vfRef = new float[vf.length];
       Arrays.fill(kf, Float.NaN); // stale scratch: whatever the kernels read must be rewritten
       Arrays.fill(vf, Float.NaN);
-      UNDER_TEST.widenKeys(k, 0, dt, d, count, kf);
-      UNDER_TEST.widenValues(v, 0, dt, d, count, tileTokens, vf);
-      SCALAR.widenKeys(k, 0, dt, d, count, kfRef);
-      SCALAR.widenValues(v, 0, dt, d, count, tileTokens, vfRef);
+      UNDER_TEST.widenKeys(k, 0, enc(dt), d, count, kf);
+      UNDER_TEST.widenValues(v, 0, enc(dt), d, count, tileTokens, vf);
+      SCALAR.widenKeys(k, 0, enc(dt), d, count, kfRef);
+      SCALAR.widenValues(v, 0, enc(dt), d, count, tileTokens, vfRef);
 
       float[] s = new float[rows * sStride];
       float[] sRef = new float[rows * sStride];
       float[] sDecode = new float[rows * sStride];
       UNDER_TEST.scores(q, 2, rows, d, kf, count, s, sStride);
       SCALAR.scores(q, 2, rows, d, kfRef, count, sRef, sStride);
-      REF.scores(q, 2, rows, d, k, 0, dt, count, sDecode, sStride);
+      REF.scores(q, 2, rows, d, k, 0, enc(dt), count, sDecode, sStride);
       for (int row = 0; row < rows; row++) {
         for (int j = 0; j < count; j++) {
           int i = row * sStride + j;
@@ -107,7 +107,7 @@ class PrefillKernelsTest {
       UNDER_TEST.accumulate(p, sStride, rows, d, vf, tileTokens, count, acc, 1);
       SCALAR.accumulate(p, sStride, rows, d, vfRef, tileTokens, count, accRef, 1);
       float[] partial = new float[rows * d]; // the decode path: a zeroed partial, then added
-      REF.accumulate(p, sStride, rows, d, v, 0, dt, count, tileTokens, partial, 0);
+      REF.accumulate(p, sStride, rows, d, v, 0, enc(dt), count, tileTokens, partial, 0);
       for (int i = 0; i < partial.length; i++) {
         accDecode[1 + i] += partial[i];
       }
@@ -116,5 +116,10 @@ class PrefillKernelsTest {
         assertEquals(Float.floatToIntBits(accRef[i]), Float.floatToIntBits(acc[i]), what + " acc " + i);
       }
     }
+  }
+
+  /** The kernels' encoding of a cache dtype (same ids). */
+  private static TileEncoding enc(DType dt) {
+    return TileEncoding.of(dt.id());
   }
 }

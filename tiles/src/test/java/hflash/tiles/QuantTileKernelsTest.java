@@ -58,8 +58,8 @@ class QuantTileKernelsTest {
         q[i] = (float) r.nextGaussian();
       }
       float[] sRef = new float[g * T], sVec = new float[g * T];
-      REF.scores(q, 3, g, d, cache.keyTile(0, 0, 0), 0, dt, count, sRef, T);
-      UNDER_TEST.scores(q, 3, g, d, cache.keyTile(0, 0, 0), 0, dt, count, sVec, T);
+      REF.scores(q, 3, g, d, cache.keyTile(0, 0, 0), 0, enc(dt), count, sRef, T);
+      UNDER_TEST.scores(q, 3, g, d, cache.keyTile(0, 0, 0), 0, enc(dt), count, sVec, T);
       for (int h = 0; h < g; h++) {
         for (int j = 0; j < count; j++) {
           String where = dt + " d=" + d + " g=" + g + " seed=" + seed + " h=" + h + " j=" + j;
@@ -81,8 +81,8 @@ class QuantTileKernelsTest {
       for (int i = 0; i < aRef.length; i++) {
         aRef[i] = aVec[i] = a0[i] = (float) r.nextGaussian();
       }
-      REF.accumulate(p, T, g, d, cache.valueTile(0, 0, 0), 0, dt, count, T, aRef, 5);
-      UNDER_TEST.accumulate(p, T, g, d, cache.valueTile(0, 0, 0), 0, dt, count, T, aVec, 5);
+      REF.accumulate(p, T, g, d, cache.valueTile(0, 0, 0), 0, enc(dt), count, T, aRef, 5);
+      UNDER_TEST.accumulate(p, T, g, d, cache.valueTile(0, 0, 0), 0, enc(dt), count, T, aVec, 5);
       for (int i = 0; i < aRef.length; i++) {
         assertEquals(Float.floatToIntBits(aRef[i]), Float.floatToIntBits(aVec[i]),
             dt + " d=" + d + " g=" + g + " seed=" + seed + " acc[" + i + "]");
@@ -99,5 +99,10 @@ class QuantTileKernelsTest {
         }
       }
     }
+  }
+
+  /** The kernels' encoding of a cache dtype (same ids). */
+  private static TileEncoding enc(DType dt) {
+    return TileEncoding.of(dt.id());
   }
 }

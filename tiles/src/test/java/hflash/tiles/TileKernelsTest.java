@@ -74,8 +74,8 @@ class TileKernelsTest {
       }
       float[] sRef = new float[g * tileTokens];
       float[] sVec = new float[g * tileTokens];
-      REF.scores(q, 3, g, d, k, 0, dt, count, sRef, tileTokens);
-      UNDER_TEST.scores(q, 3, g, d, k, 0, dt, count, sVec, tileTokens);
+      REF.scores(q, 3, g, d, k, 0, enc(dt), count, sRef, tileTokens);
+      UNDER_TEST.scores(q, 3, g, d, k, 0, enc(dt), count, sVec, tileTokens);
       for (int h = 0; h < g; h++) {
         for (int j = 0; j < count; j++) {
           double tol = 1e-5 * d + 1e-6;
@@ -92,8 +92,8 @@ class TileKernelsTest {
       for (int i = 0; i < aRef.length; i++) {
         aRef[i] = aVec[i] = (float) r.nextGaussian();
       }
-      REF.accumulate(p, tileTokens, g, d, v, 0, dt, count, tileTokens, aRef, 5);
-      UNDER_TEST.accumulate(p, tileTokens, g, d, v, 0, dt, count, tileTokens, aVec, 5);
+      REF.accumulate(p, tileTokens, g, d, v, 0, enc(dt), count, tileTokens, aRef, 5);
+      UNDER_TEST.accumulate(p, tileTokens, g, d, v, 0, enc(dt), count, tileTokens, aVec, 5);
       for (int i = 0; i < aRef.length; i++) {
         assertEquals(aRef[i], aVec[i], 1e-5 * count + 1e-6, "acc[" + i + "] seed=" + seed);
       }
@@ -130,8 +130,8 @@ class TileKernelsTest {
             }
             float[] sRef = new float[g * tileTokens];
             float[] sVec = new float[g * tileTokens];
-            REF.scores(q, 0, g, d, k, 0, dt, count, sRef, tileTokens);
-            UNDER_TEST.scores(q, 0, g, d, k, 0, dt, count, sVec, tileTokens);
+            REF.scores(q, 0, g, d, k, 0, enc(dt), count, sRef, tileTokens);
+            UNDER_TEST.scores(q, 0, g, d, k, 0, enc(dt), count, sVec, tileTokens);
             for (int h = 0; h < g; h++) {
               for (int j = 0; j < count; j++) {
                 int i = h * tileTokens + j;
@@ -145,8 +145,8 @@ class TileKernelsTest {
             }
             float[] aRef = new float[g * d];
             float[] aVec = new float[g * d];
-            REF.accumulate(p, tileTokens, g, d, v, 0, dt, count, tileTokens, aRef, 0);
-            UNDER_TEST.accumulate(p, tileTokens, g, d, v, 0, dt, count, tileTokens, aVec, 0);
+            REF.accumulate(p, tileTokens, g, d, v, 0, enc(dt), count, tileTokens, aRef, 0);
+            UNDER_TEST.accumulate(p, tileTokens, g, d, v, 0, enc(dt), count, tileTokens, aVec, 0);
             for (int i = 0; i < aRef.length; i++) {
               assertEquals(Float.floatToIntBits(aRef[i]), Float.floatToIntBits(aVec[i]),
                   dt + " d=" + d + " g=" + g + " p x" + pScales[variant] + ": acc " + i);
@@ -179,7 +179,7 @@ class TileKernelsTest {
           for (int c = 0; c < d; c++) {
             float[] q = new float[d];
             q[c] = 1f; // one-hot: the score is the stored value itself
-            UNDER_TEST.scores(q, 0, 1, d, k, 0, dt, tileTokens, s, tileTokens);
+            UNDER_TEST.scores(q, 0, 1, d, k, 0, enc(dt), tileTokens, s, tileTokens);
             for (int j = 0; j < tileTokens; j++) {
               float want = dt.read(k, 2L * TileLayout.keyIndex(j, c, d, dt));
               assertEquals(Float.floatToIntBits(want == 0f ? 0f : want),
@@ -261,8 +261,8 @@ class TileKernelsTest {
           }
           float[] a = new float[4], b = new float[4];
           long ball = 4 + 2L * d * dt.bytes(); // box then ball, as one node's records could lie
-          REF.nodeBounds(q, 1, d, rec, 4, ball, dt, a, 1);
-          UNDER_TEST.nodeBounds(q, 1, d, rec, 4, ball, dt, b, 1);
+          REF.nodeBounds(q, 1, d, rec, 4, ball, enc(dt), a, 1);
+          UNDER_TEST.nodeBounds(q, 1, d, rec, 4, ball, enc(dt), b, 1);
           for (int i = 1; i < 4; i++) {
             assertEquals(a[i], b[i], 1e-5 * d, dt + " nodeBounds[" + i + "] d=" + d);
           }
@@ -358,5 +358,10 @@ class TileKernelsTest {
         System.setProperty(TileKernelsProvider.BIT_SIZE_PROPERTY, old);
       }
     }
+  }
+
+  /** The kernels' encoding of a cache dtype (same ids). */
+  private static TileEncoding enc(DType dt) {
+    return TileEncoding.of(dt.id());
   }
 }
