@@ -448,6 +448,7 @@ public final class DecodeAttention implements AutoCloseable {
 
   private void run(int layer, int keys, AttentionConfig config) {
     int tiles = (keys + tileTokens - 1) / tileTokens;
+    call.keys = keys; // windowTiles() below reads it: the split must not depend on the previous call
     if (config.windowed()) {
       call.sinks = Math.min(config.sinks(), keys);
       call.windowStart = Math.max(call.sinks, keys - config.window());
