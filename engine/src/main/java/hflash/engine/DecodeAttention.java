@@ -1,5 +1,6 @@
 package hflash.engine;
 
+import hflash.engine.pass.TilePlan;
 import hflash.memory.HadamardRotation;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
@@ -40,7 +41,7 @@ import java.util.function.IntConsumer;
 public final class DecodeAttention implements AutoCloseable {
 
   /** A split-K chunk gets at least this many keys; shorter contexts use fewer threads. */
-  public static final int SPLIT_MIN_KEYS = 256;
+  public static final int SPLIT_MIN_KEYS = TilePlan.SPLIT_MIN_KEYS;
 
   /** Query positions per block of an exact {@link #prefill} (each K/V tile is read once per block). */
   public static final int PREFILL_BLOCK_ROWS = TiledPrefill.BLOCK_ROWS;
@@ -56,7 +57,8 @@ public final class DecodeAttention implements AutoCloseable {
   private final int threads;
   private final TileKernels kernels;
   private final TileLoop[] workers; // one per thread; worker i runs chunk i
-  private final TileLoop.Call call = new TileLoop.Call(); // the current call, read by the workers
+  private final TilePlan plan; // the current call's tiles and split
+  private final Call call; // the current call, read by the workers
   private final WorkerPool pool; // null when threads == 1
   private final AttentionReport report;
   private final AttentionReport prefillTotals; // sums over the rows of a prefill call
@@ -101,13 +103,11 @@ public final class DecodeAttention implements AutoCloseable {
     this.prefillTotals = new AttentionReport(numHeads);
     this.prefillQ = new float[numHeads * headDim];
     this.prefillOut = new float[numHeads * headDim];
-    call.qs = new float[numHeads * headDim];
-    call.qNorm = new double[numHeads];
-    call.cache = cache;
-    call.report = report;
+    this.plan = new TilePlan(tileTokens, kvHeads, layout.rowBytes());
+    this.call = new Call(cache, numHeads, headDim, plan, report, cancel);
     this.workers = new TileLoop[threads];
     for (int i = 0; i < threads; i++) {
-      workers[i] = new TileLoop(kernels, layout, numHeads, group);
+      workers[i] = new TileLoop(kernels, layout, numHeads, group, call);
     }
     this.scheduler = Objects.requireNonNull(scheduler, "scheduler");
     if (scheduler == Scheduler.PIPELINE && threads < 2) {
@@ -117,7 +117,6 @@ public final class DecodeAttention implements AutoCloseable {
     for (int i = 0; i < handoffs.length; i++) {
       handoffs[i] = new Handoff(group, tileTokens, cancel);
     }
-    call.cancel = cancel;
     this.pool = threads > 1 ? new WorkerPool(threads, "hflash-decode") : null;
     this.tiledPrefill = new TiledPrefill(kernels, layout, numHeads, threads, pool);
   }
@@ -320,7 +319,7 @@ public final class DecodeAttention implements AutoCloseable {
       throw new IndexOutOfBoundsException("prefill rows past the cache: " + firstPosition + "+"
           + count + " > " + length + " (layer=" + layer + ")");
     }
-    if (config.mode() == AttentionMode.EXACT && !config.windowed()) {
+    if (config.modeConfig() instanceof ModeConfig.Exact && !config.windowed()) {
       prefillTiled(layer, q, out, firstPosition, count);
       return;
     }
@@ -378,12 +377,7 @@ public final class DecodeAttention implements AutoCloseable {
    */
   public long oracleTiles(int layer, float[] q, int keys, double epsilon) {
     float[] out = new float[numHeads * headDim];
-    call.oracle = true;
-    try {
-      decode(layer, q, out, keys, AttentionConfig.certified(epsilon));
-    } finally {
-      call.oracle = false;
-    }
+    decode(layer, q, out, keys, AttentionConfig.of(new ModeConfig.CertifiedOracle(epsilon)));
     return report.tilesRead;
   }
 
@@ -447,21 +441,10 @@ public final class DecodeAttention implements AutoCloseable {
   }
 
   private void run(int layer, int keys, AttentionConfig config) {
-    int tiles = (keys + tileTokens - 1) / tileTokens;
-    call.keys = keys; // windowTiles() below reads it: the split must not depend on the previous call
-    if (config.windowed()) {
-      call.sinks = Math.min(config.sinks(), keys);
-      call.windowStart = Math.max(call.sinks, keys - config.window());
-      call.sinkTiles = (call.sinks + tileTokens - 1) / tileTokens;
-      call.windowFirstTile = call.windowStart / tileTokens;
-      call.layoutTileTokens = tileTokens;
-      tiles = call.windowTiles();
-    }
     int lanes = scheduler == Scheduler.SERIAL ? 1
         : scheduler == Scheduler.PIPELINE ? handoffs.length : threads;
-    int chunks = config.mode() == AttentionMode.EXACT
-        ? Math.max(1, Math.min(Math.min(lanes, tiles), keys / SPLIT_MIN_KEYS))
-        : Math.min(lanes, kvHeads); // approximate modes split over KV heads
+    plan.plan(keys, config.modeConfig(), config.sinkWindow(), lanes);
+    int chunks = plan.chunks();
     workChunks = chunks;
     if (scheduler == Scheduler.PIPELINE) {
       chunks *= 2; // unit 1 of pipeline p runs as worker 2p, its unit 2 as worker 2p + 1
@@ -470,22 +453,15 @@ public final class DecodeAttention implements AutoCloseable {
       }
     }
     report.reset();
-    call.k = cache.keys();
-    call.v = cache.values();
-    if (config.mode() == AttentionMode.SAMPLED) {
-      call.samples = cache.samples();
-    } else if (config.mode() != AttentionMode.EXACT) {
-      call.summaries = cache.tileSummaries();
-      call.summarySegment = cache.summaries();
-      call.valueSummaries = cache.valueSummaries();
-    }
-    call.layer = layer;
-    call.keys = keys;
-    call.config = config;
-    if (pool == null || chunks == 1) {
-      runChunk(0);
-    } else {
-      pool.run(chunkTask, chunks);
+    call.begin(layer, keys, config.modeConfig());
+    try {
+      if (pool == null || chunks == 1) {
+        runChunk(0);
+      } else {
+        pool.run(chunkTask, chunks);
+      }
+    } finally {
+      call.end();
     }
     int stride = scheduler == Scheduler.PIPELINE ? 2 : 1;
     for (int i = 0; i < chunks; i++) {
@@ -503,9 +479,6 @@ public final class DecodeAttention implements AutoCloseable {
       report.fmas += w.fmas;
     }
     report.keysInContext = (long) keys * kvHeads;
-    call.k = call.v = call.samples = call.summarySegment = null;
-    call.summaries = null;
-    call.valueSummaries = null;
   }
 
   /** Worker {@code c} of the current call: a chunk, or one unit of a pipeline. */
@@ -515,14 +488,14 @@ public final class DecodeAttention implements AutoCloseable {
     w.resetCounters();
     w.handoff = null;
     if (scheduler != Scheduler.PIPELINE) {
-      work(w, c, workChunks);
+      work(w, c);
       return;
     }
     Handoff h = handoffs[c / 2];
     try {
       if (c % 2 == 0) {
         w.handoff = h;
-        work(w, c / 2, workChunks);
+        work(w, c / 2);
         h.finish();
       } else {
         h.consume(call, kernels, layout, group, workers[c - 1].state, w);
@@ -537,41 +510,12 @@ public final class DecodeAttention implements AutoCloseable {
     }
   }
 
-  /** Chunk {@code c} of {@code chunks}: a tile range of every KV head (exact), or KV heads. */
-  private void work(TileLoop w, int c, int chunks) {
-    AttentionConfig cfg = call.config;
-    switch (cfg.mode()) {
-      case EXACT -> {
-        boolean windowed = cfg.windowed();
-        int tiles = windowed ? call.windowTiles() : (call.keys + tileTokens - 1) / tileTokens;
-        int from = (int) ((long) c * tiles / chunks);
-        int to = (int) ((long) (c + 1) * tiles / chunks);
-        for (int kh = 0; kh < kvHeads; kh++) {
-          if (windowed) {
-            w.exactWindowed(call, kh, from, to);
-          } else {
-            w.exact(call, kh, from, to);
-          }
-        }
-      }
-      case SAMPLED -> {
-        for (int kh = c; kh < kvHeads; kh += chunks) {
-          w.sampled(call, kh);
-        }
-      }
-      case CERTIFIED, BUDGETED -> {
-        int tiles = (call.keys + tileTokens - 1) / tileTokens;
-        int budget = cfg.mode() == AttentionMode.CERTIFIED ? -1
-            : cfg.tileBudget(tiles, 2L * tileTokens * layout.rowBytes(), kvHeads);
-        for (int kh = c; kh < kvHeads; kh += chunks) {
-          w.bounded(call, kh, budget);
-        }
-      }
-      case ESTIMATED -> {
-        for (int kh = c; kh < kvHeads; kh += chunks) {
-          w.estimated(call, kh);
-        }
-      }
+  /** Chunk {@code c} of the plan: its KV heads and tile range, run by the call's mode strategy. */
+  private void work(TileLoop w, int c) {
+    ModeConfig mode = call.mode();
+    int from = plan.from(c), to = plan.to(c);
+    for (int kh = plan.firstKvHead(c); kh < kvHeads; kh += plan.kvHeadStep()) {
+      w.strategies.run(mode, w, kh, from, to);
     }
   }
 

@@ -1,5 +1,7 @@
-package hflash.engine;
+package hflash.engine.bounded;
 
+import hflash.engine.ModeConfig;
+import hflash.engine.pass.Tiles;
 import hflash.memory.KvCacheLayout;
 import hflash.memory.TileSummaries;
 import hflash.memory.ValueSummaries;
@@ -18,12 +20,11 @@ import java.util.Arrays;
  * the running sum S_h never overflows. Certified stops when {@code E_h <= epsilon * l_h} for every
  * head of the group; budgeted when the tile budget is spent.
  */
-final class BoundedPass {
+public final class BoundedTraversal {
 
   /** Relative rounding slack of a float32 score or bound over d terms: (d + 2) u, u = 2^-24. */
   private static final double U = 0x1p-24;
 
-  private final TileLoop loop;
   private final TileKernels kernels;
   private final KvCacheLayout layout;
   private final int d;
@@ -53,9 +54,13 @@ final class BoundedPass {
   private final double[] logMass; // (g) scratch
   private final double[] checkMass; // (g): mass of the frontier and skipped tiles at the last full check
   private boolean target; // this call has an output-error target
+  // what this call's traversal is: set by run() from the mode's record
+  private boolean oracle; // bounds are true tile maxima (CertifiedOracle)
+  private boolean budgeted; // stop at a tile budget instead of a mass tolerance
+  private double epsilon; // certified and oracle: the mass tolerance (0 with an output target)
+  private Tiles tiles; // the worker's tiles during run(), for the helpers without a parameter
 
-  BoundedPass(TileLoop loop, TileKernels kernels, KvCacheLayout layout, int group) {
-    this.loop = loop;
+  public BoundedTraversal(TileKernels kernels, KvCacheLayout layout, int group) {
     this.kernels = kernels;
     this.layout = layout;
     this.d = layout.headDim();
@@ -91,55 +96,64 @@ final class BoundedPass {
   }
 
   /**
-   * Runs the traversal for KV head kh; budget &lt; 0 means certified. The first, the last
+   * Runs the traversal for KV head kh in {@code mode} (certified, its oracle, or budgeted with
+   * {@code budget} tiles; the budget is ignored otherwise). The first, the last
    * complete and the incomplete tile are always opened first. Writes rho and the error bound of
    * each head into the call's report.
    */
-  void run(TileLoop.Call call, int kh, int budget) {
+  void run(Tiles tiles, int kh, ModeConfig mode, int budget) {
+    tiles.resetGroup(kh);
+    if (tiles.keys() == 0) {
+      return;
+    }
+    budgeted = mode instanceof ModeConfig.Budgeted;
+    oracle = mode instanceof ModeConfig.CertifiedOracle;
+    ModeConfig.Certified certified = mode instanceof ModeConfig.Certified c ? c : null;
+    epsilon = certified != null ? certified.epsilon() : oracle ? ((ModeConfig.CertifiedOracle) mode).epsilon() : 0;
+    this.tiles = tiles;
     int h0 = kh * g;
-    AttentionState state = loop.state;
-    int keys = call.keys;
+    int keys = tiles.keys();
     int full = keys / tileTokens; // complete tiles: their summaries are valid
-    int tiles = (keys + tileTokens - 1) / tileTokens;
-    boolean[] opened = loop.opened;
-    Arrays.fill(opened, 0, tiles, false);
-    int used = loop.open(call, kh, 0);
+    int tileCount = (keys + tileTokens - 1) / tileTokens;
+    boolean[] opened = tiles.opened();
+    Arrays.fill(opened, 0, tileCount, false);
+    int used = tiles.open(kh, 0);
     if (full > 1) {
-      used += loop.open(call, kh, full - 1);
+      used += tiles.open(kh, full - 1);
     }
-    if (tiles > full && full > 0) { // with no complete tile, the open tile is tile 0, read above
-      used += loop.open(call, kh, full);
+    if (tileCount > full && full > 0) { // with no complete tile, the open tile is tile 0, read above
+      used += tiles.open(kh, full);
     }
-    seedFrontier(call, kh, full);
+    seedFrontier(tiles, kh, full);
     Arrays.fill(scanSkipped, 0);
     Arrays.fill(scanSkippedErr, 0);
     scanVmax = 0;
     for (int i = 0; i < g; i++) {
-      scanRef[i] = state.m[h0 + i];
+      scanRef[i] = tiles.max(h0 + i);
     }
-    target = budget < 0 && !call.oracle && call.config.outputTarget();
+    target = certified != null && certified.outputTarget();
     boolean checked = false; // target: the last full check passed and nothing changed since
     if (target) {
-      out.reset(call.config.maxError());
-      checked = outputCheck(call, kh, h0); // calibrates the mass share to aim at
+      out.reset(certified.maxError());
+      checked = outputCheck(tiles, kh, h0); // calibrates the mass share to aim at
     }
-    if (budget < 0 && !call.oracle && mostTilesNeeded(call, h0, full)) {
+    if (certified != null && mostTilesNeeded(tiles, h0, full)) {
       // the bounds cannot rule out most of the cache: score the K of every unopened tile and read
       // V only where the exact masses need it (the fallback); empties the frontier
       if (target) {
-        targetScan(call, kh, h0);
+        targetScan(tiles, kh, h0);
       } else {
-        kScan(call, kh, h0, full);
+        kScan(tiles, kh, h0, full);
       }
     }
     parkedSize = 0;
     int expansions = 0;
     // budgeted expands only about twice the blocks its budget could fill: bounding every tile of
     // every block costs more than reading 5 % of them when the bounds are uniformly loose
-    int maxExpansions = budget < 0 ? Integer.MAX_VALUE
+    int maxExpansions = !budgeted ? Integer.MAX_VALUE
         : 2 * ((budget + TileSummaries.BLOCK_TILES - 1) / TileSummaries.BLOCK_TILES) + 1;
     while (heapSize > 0) {
-      if (budget >= 0 ? used >= budget : (checked = withinEpsilon(call, kh, h0))) {
+      if (budgeted ? used >= budget : (checked = withinEpsilon(tiles, kh, h0))) {
         break;
       }
       int node = pop();
@@ -149,17 +163,17 @@ final class BoundedPass {
       }
       removeMass(node, h0);
       if (node >= maxTiles) {
-        expandBlock(call, kh, node - maxTiles);
+        expandBlock(tiles, kh, node - maxTiles);
         expansions++;
       } else if (!opened[node]) {
-        if (budget >= 0) { // budgeted: choose now, read later in index order
+        if (budgeted) { // choose now, read later in index order
           opened[node] = true;
           selected[selectedSize++] = node;
           used++;
-        } else if (call.oracle) {
-          used += loop.open(call, kh, node);
+        } else if (oracle) {
+          used += tiles.open(kh, node);
         } else { // certified: K first; V unless the exact mass fits half the skip budget
-          scanTile(call, kh, h0, node, TRAVERSAL_SKIP_SHARE);
+          scanTile(tiles, kh, h0, node, TRAVERSAL_SKIP_SHARE);
           used++;
         }
       }
@@ -169,23 +183,23 @@ final class BoundedPass {
     // docs/BENCHMARKS.md); the set read, hence the bound, is the same in any order
     Arrays.sort(selected, 0, selectedSize);
     for (int k = 0; k < selectedSize; k++) {
-      loop.open(call, kh, selected[k]);
+      tiles.open(kh, selected[k]);
     }
     selectedSize = 0;
     recomputeSums(h0);
-    if (target && !checked && !outputCheck(call, kh, h0)) {
-      openSkippedUntilWithinTarget(call, kh, h0); // the frontier is empty: only skipped tiles remain
+    if (target && !checked && !outputCheck(tiles, kh, h0)) {
+      openSkippedUntilWithinTarget(tiles, kh, h0); // the frontier is empty: only skipped tiles remain
     }
-    loop.drain(); // the output norm below needs every p.V of this group applied
-    float vmax = Math.max(frontierVmax(call, kh), scanVmax);
+    tiles.drain(); // the output norm below needs every p.V of this group applied
+    float vmax = Math.max(frontierVmax(tiles, kh), scanVmax);
     for (int i = 0; i < g; i++) {
       int h = h0 + i;
       double e = mass(i, h0) + skippedMass(i, h0);
-      double l = state.l[h];
+      double l = tiles.sum(h);
       double rho = e == 0 ? 0 : Double.isInfinite(e) ? 1 : e / (l + e);
-      call.report.rho[h] = rho;
-      call.report.errorBound[h] = rho == 0 ? 0 : target ? out.bound[i] : rho * (vmax + state.outputNorm(h));
+      tiles.reportBound(h, rho, rho == 0 ? 0 : target ? out.bound[i] : rho * (vmax + tiles.outputNorm(h)));
     }
+    this.tiles = null;
   }
 
   // ------------------------------------------------------------- output-error target
@@ -197,38 +211,37 @@ final class BoundedPass {
    * Returns whether every head is within its target, and re-aims the mass share the traversal
    * checks against before the next full check.
    */
-  private boolean outputCheck(TileLoop.Call call, int kh, int h0) {
-    AttentionState state = loop.state;
-    ValueSummaries vs = call.valueSummaries;
-    loop.drain();
-    out.snapshot(state, h0);
+  private boolean outputCheck(Tiles tiles, int kh, int h0) {
+        ValueSummaries vs = tiles.valueSummaries();
+    tiles.drain();
+    out.snapshot(tiles, h0);
     double[] err = logMass; // scratch: sum of mass * distance per head
     Arrays.fill(err, 0);
     Arrays.fill(checkMass, 0);
     for (int k = 0; k < heapSize; k++) {
       int node = frontierNode(k);
-      out.distances(vs, node >= maxTiles ? vs.blockOffset(call.layer, kh, node - maxTiles)
-          : vs.tileOffset(call.layer, kh, node));
+      out.distances(vs, node >= maxTiles ? vs.blockOffset(tiles.layer(), kh, node - maxTiles)
+          : vs.tileOffset(tiles.layer(), kh, node));
       for (int i = 0; i < g; i++) {
-        double e = nodeMass(i, node) * Math.exp((double) ref[i] - state.m[h0 + i]);
+        double e = nodeMass(i, node) * Math.exp((double) ref[i] - tiles.max(h0 + i));
         checkMass[i] += e;
         err[i] += e * out.dist[i];
       }
     }
     for (int k = 0; k < out.skippedCount; k++) {
-      out.distances(vs, vs.tileOffset(call.layer, kh, out.skipped[k]));
+      out.distances(vs, vs.tileOffset(tiles.layer(), kh, out.skipped[k]));
       for (int i = 0; i < g; i++) {
-        double e = out.skippedMass(i, k, state.m[h0 + i]);
+        double e = out.skippedMass(i, k, tiles.max(h0 + i));
         checkMass[i] += e;
         err[i] += e * out.dist[i];
       }
     }
-    loop.summaryBytes += (long) (heapSize + out.skippedCount) * vs.recordBytes();
-    loop.fmas += (long) (heapSize + out.skippedCount) * g * d;
-    float vmax = Math.max(frontierVmax(call, kh), scanVmax);
+    tiles.countSummaryBytes((long) (heapSize + out.skippedCount) * vs.recordBytes());
+    tiles.countFmas((long) (heapSize + out.skippedCount) * g * d);
+    float vmax = Math.max(frontierVmax(tiles, kh), scanVmax);
     boolean pass = true;
     for (int i = 0; i < g; i++) {
-      double l = state.l[h0 + i];
+      double l = tiles.sum(h0 + i);
       double e = checkMass[i];
       double rho = e == 0 ? 0 : Double.isInfinite(e) ? 1 : e / (l + e);
       double byBalls = e == 0 ? 0 : l > 0 ? err[i] / l : Double.POSITIVE_INFINITY;
@@ -251,16 +264,15 @@ final class BoundedPass {
    * the full bound meets the target. Rare; every tile opened makes the bound smaller, and with none
    * left it is 0.
    */
-  private void openSkippedUntilWithinTarget(TileLoop.Call call, int kh, int h0) {
-    AttentionState state = loop.state;
-    do {
+  private void openSkippedUntilWithinTarget(Tiles tiles, int kh, int h0) {
+        do {
       int batch = Math.max(1, out.skippedCount / 8);
       for (int b = 0; b < batch && out.skippedCount > 0; b++) {
         int best = 0;
         double bestMass = Double.NEGATIVE_INFINITY;
         for (int k = 0; k < out.skippedCount; k++) {
           for (int i = 0; i < g; i++) {
-            double lm = out.skipLog[i * maxTiles + k] - state.m[h0 + i];
+            double lm = out.skipLog[i * maxTiles + k] - tiles.max(h0 + i);
             if (lm > bestMass) {
               bestMass = lm;
               best = k;
@@ -269,16 +281,16 @@ final class BoundedPass {
         }
         int t = out.skipped[best];
         out.removeSkipped(best);
-        loop.open(call, kh, t);
+        tiles.open(kh, t);
       }
       for (int i = 0; i < g; i++) { // the scan's running sums, from what is still skipped
-        scanRef[i] = state.m[h0 + i];
+        scanRef[i] = tiles.max(h0 + i);
         scanSkipped[i] = 0;
         for (int k = 0; k < out.skippedCount; k++) {
           scanSkipped[i] += out.skippedMass(i, k, scanRef[i]);
         }
       }
-    } while (!outputCheck(call, kh, h0) && out.skippedCount > 0);
+    } while (!outputCheck(tiles, kh, h0) && out.skippedCount > 0);
   }
 
   /**
@@ -290,17 +302,16 @@ final class BoundedPass {
    * the budget on whatever came first and stopped at a third of the target (docs/BENCHMARKS.md
    * entry 27). Empties the frontier; the final full check (and the repair) still decide.
    */
-  private void targetScan(TileLoop.Call call, int kh, int h0) {
-    AttentionState state = loop.state;
-    TileSummaries sum = call.summaries;
-    ValueSummaries vs = call.valueSummaries;
+  private void targetScan(Tiles tiles, int kh, int h0) {
+        TileSummaries sum = tiles.summaries();
+    ValueSummaries vs = tiles.valueSummaries();
     int n = 0;
     while (heapSize > 0) { // the tiles, in frontier order
       int node = pop();
       int first = node >= maxTiles ? (node - maxTiles) * TileSummaries.BLOCK_TILES : node;
       int last = node >= maxTiles ? first + TileSummaries.BLOCK_TILES : node + 1;
       for (int t = first; t < last; t++) {
-        if (!loop.opened[t]) {
+        if (!tiles.opened()[t]) {
           tilesOf[n++] = t;
         }
       }
@@ -317,13 +328,13 @@ final class BoundedPass {
     }
     float[] refs = scanNextRef;
     for (int i = 0; i < g; i++) {
-      refs[i] = state.m[h0 + i];
+      refs[i] = tiles.max(h0 + i);
     }
     for (int k = 0; k < n; k++) {
       int t = tilesOf[k];
-      loop.scoreOnly(call, kh, t);
-      loop.countExps(tileTokens);
-      float[] own = loop.lastScores();
+      tiles.scoreOnly(kh, t);
+      tiles.countExps(tileTokens);
+      float[] own = tiles.ownScores();
       for (int i = 0; i < g; i++) {
         float mx = kernels.max(own, i * tileTokens, tileTokens);
         tileMaxes[k * g + i] = mx;
@@ -336,17 +347,17 @@ final class BoundedPass {
     double[] kept = scanHigh;
     double[] mHigh = tileSums; // the tiles' sums of exp(s - max), as openWeighted takes them
     for (int i = 0; i < g; i++) {
-      kept[i] = state.l[h0 + i] * Math.exp((double) state.m[h0 + i] - refs[i]) * (1 - 1e-4);
+      kept[i] = tiles.sum(h0 + i) * Math.exp((double) tiles.max(h0 + i) - refs[i]) * (1 - 1e-4);
     }
     double[] high = new double[n * g];
     boolean[] skip = new boolean[n];
     boolean[] done = new boolean[n]; // read already: could never be skipped
     for (int k = 0; k < n; k++) {
       int t = tilesOf[k];
-      double kNorm = (double) sum.centroidNorm(call.layer, kh, t, false) + sum.radius(call.layer, kh, t);
+      double kNorm = (double) sum.centroidNorm(tiles.layer(), kh, t, false) + sum.radius(tiles.layer(), kh, t);
       for (int i = 0; i < g; i++) {
         double rel = Math.exp((double) tileMaxes[k * g + i] - refs[i]);
-        double slack = (d + 2) * U * call.qNorm[h0 + i] * kNorm;
+        double slack = (d + 2) * U * tiles.queryNorm(h0 + i) * kNorm;
         high[k * g + i] = tileSums[k * g + i] * rel * Math.exp(slack) * (1 + 1e-4);
         kept[i] += tileSums[k * g + i] * rel * Math.exp(-slack) * (1 - 1e-4);
       }
@@ -361,17 +372,17 @@ final class BoundedPass {
       }
       if (heavy) {
         done[k] = true;
-        loop.openWeighted(call, kh, tilesOf[k], tileTokens, weights, k * stride, tileMaxes, tileSums, k * g);
+        tiles.openWeighted(kh, tilesOf[k], tileTokens, weights, k * stride, tileMaxes, tileSums, k * g);
       }
     }
-    loop.drain();
-    out.snapshot(state, h0);
+    tiles.drain();
+    out.snapshot(tiles, h0);
     int m = 0;
     for (int k = 0; k < n; k++) {
       if (done[k]) {
         continue;
       }
-      out.distances(vs, vs.tileOffset(call.layer, kh, tilesOf[k]));
+      out.distances(vs, vs.tileOffset(tiles.layer(), kh, tilesOf[k]));
       double worst = 0;
       for (int i = 0; i < g; i++) {
         errShare[k * g + i] = high[k * g + i] * out.dist[i];
@@ -379,8 +390,8 @@ final class BoundedPass {
       }
       order[m++] = ((long) Float.floatToIntBits((float) worst) << 32) | k; // worst >= 0: sortable bits
     }
-    loop.summaryBytes += (long) m * vs.recordBytes();
-    loop.fmas += (long) m * g * d;
+    tiles.countSummaryBytes((long) m * vs.recordBytes());
+    tiles.countFmas((long) m * g * d);
     Arrays.sort(order, 0, m);
     double[] err = logMass;
     Arrays.fill(err, 0);
@@ -415,10 +426,10 @@ final class BoundedPass {
           logMass[i] = Math.log(high[k * g + i]) + refs[i];
         }
         out.addSkipped(t, logMass);
-        scanVmax = Math.max(scanVmax, sum.vmax(call.layer, kh, t));
-        loop.opened[t] = true;
+        scanVmax = Math.max(scanVmax, sum.vmax(tiles.layer(), kh, t));
+        tiles.opened()[t] = true;
       } else if (!done[k]) {
-        loop.openWeighted(call, kh, t, tileTokens, weights, k * stride, tileMaxes, mHigh, k * g);
+        tiles.openWeighted(kh, t, tileTokens, weights, k * stride, tileMaxes, mHigh, k * g);
       }
     }
   }
@@ -429,8 +440,8 @@ final class BoundedPass {
   private double[] errShare; // (tiles, g)
 
   /** The mass share head i aims at: epsilon, or with an output target the calibrated share. */
-  private double eps(TileLoop.Call call, int i) {
-    return target ? out.eps[i] : call.config.epsilon();
+  private double eps(Tiles tiles, int i) {
+    return target ? out.eps[i] : epsilon;
   }
 
   // ---------------------------------------------------------------------- certified K-scan
@@ -455,8 +466,8 @@ final class BoundedPass {
    * masses carry the exp and sum rounding (relative 1e-4 covers T up to 4096); skipped masses are
    * rounded up, the kept mass down.
    */
-  private void kScan(TileLoop.Call call, int kh, int h0, int full) {
-    boolean[] opened = loop.opened;
+  private void kScan(Tiles tiles, int kh, int h0, int full) {
+    boolean[] opened = tiles.opened();
     // frontier order (best bound first): the heavy regions fill the kept mass early, so more of
     // the light tiles after them fit the skip budget; a block's tiles go in index order, so the
     // reads stay sequential runs of 16 tiles
@@ -468,11 +479,11 @@ final class BoundedPass {
         int first = (node - maxTiles) * TileSummaries.BLOCK_TILES;
         for (int t = first; t < first + TileSummaries.BLOCK_TILES; t++) {
           if (!opened[t]) {
-            scanTile(call, kh, h0, t, share);
+            scanTile(tiles, kh, h0, t, share);
           }
         }
       } else if (!opened[node]) {
-        scanTile(call, kh, h0, node, share);
+        scanTile(tiles, kh, h0, node, share);
       }
     }
   }
@@ -487,17 +498,16 @@ final class BoundedPass {
    * Scores tile t's K, then reads its V unless its mass fits what may still be skipped:
    * {@code share * eps * kept} less the masses skipped before. A skipped tile counts as visited.
    */
-  private void scanTile(TileLoop.Call call, int kh, int h0, int t, double share) {
-    AttentionState state = loop.state;
-    TileSummaries sum = call.summaries;
-    int count = loop.scoreOnly(call, kh, t);
-    loop.countExps(count);
-    float[] own = loop.lastScores();
-    double kNorm = (double) sum.centroidNorm(call.layer, kh, t, false) + sum.radius(call.layer, kh, t);
+  private void scanTile(Tiles tiles, int kh, int h0, int t, double share) {
+        TileSummaries sum = tiles.summaries();
+    int count = tiles.scoreOnly(kh, t);
+    tiles.countExps(count);
+    float[] own = tiles.ownScores();
+    double kNorm = (double) sum.centroidNorm(tiles.layer(), kh, t, false) + sum.radius(tiles.layer(), kh, t);
     if (target) { // the distance from the output (last snapshot) to the tile's value ball
-      out.distances(call.valueSummaries, call.valueSummaries.tileOffset(call.layer, kh, t));
-      loop.summaryBytes += call.valueSummaries.recordBytes();
-      loop.fmas += (long) g * d;
+      out.distances(tiles.valueSummaries(), tiles.valueSummaries().tileOffset(tiles.layer(), kh, t));
+      tiles.countSummaryBytes(tiles.valueSummaries().recordBytes());
+      tiles.countFmas((long) g * d);
     }
     boolean skip = true;
     for (int i = 0; i < g; i++) { // weights relative to the tile's own max
@@ -505,17 +515,17 @@ final class BoundedPass {
       float mx = kernels.max(own, i * tileTokens, count);
       scanMax[i] = mx;
       scanSum[i] = kernels.expSum(own, i * tileTokens, count, mx);
-      float ref = Math.max(scanRef[i], Math.max(mx, state.m[h]));
+      float ref = Math.max(scanRef[i], Math.max(mx, tiles.max(h)));
       scanNextRef[i] = ref;
-      double slack = (d + 2) * U * call.qNorm[h] * kNorm;
+      double slack = (d + 2) * U * tiles.queryNorm(h) * kNorm;
       scanHigh[i] = scanSum[i] * Math.exp((double) mx - ref + slack) * (1 + 1e-4);
       double skipped = scanSkipped[i] * Math.exp((double) scanRef[i] - ref);
-      double kept = state.l[h] * Math.exp((double) state.m[h] - ref) * (1 - 1e-4);
+      double kept = tiles.sum(h) * Math.exp((double) tiles.max(h) - ref) * (1 - 1e-4);
       if (target) { // the skipped tiles' share of the output bound, not of the mass
         double skippedErr = scanSkippedErr[i] * Math.exp((double) scanRef[i] - ref);
         skip &= skippedErr + scanHigh[i] * out.dist[i] <= share * out.target[i] * kept;
       } else {
-        skip &= skipped + scanHigh[i] <= share * eps(call, i) * kept;
+        skip &= skipped + scanHigh[i] <= share * eps(tiles, i) * kept;
       }
     }
     if (skip) {
@@ -531,10 +541,10 @@ final class BoundedPass {
       if (target) {
         out.addSkipped(t, logMass);
       }
-      scanVmax = Math.max(scanVmax, sum.vmax(call.layer, kh, t));
-      loop.opened[t] = true;
+      scanVmax = Math.max(scanVmax, sum.vmax(tiles.layer(), kh, t));
+      tiles.opened()[t] = true;
     } else {
-      loop.openWeighted(call, kh, t, count, own, 0, scanMax, scanSum, 0);
+      tiles.openWeighted(kh, t, count, own, 0, scanMax, scanSum, 0);
     }
   }
 
@@ -543,7 +553,7 @@ final class BoundedPass {
     if (scanSkipped[i] == 0) {
       return 0;
     }
-    return scanSkipped[i] * Math.exp((double) scanRef[i] - loop.state.m[h0 + i]);
+    return scanSkipped[i] * Math.exp((double) scanRef[i] - tiles.max(h0 + i));
   }
 
   /** Share of the tiles above which certified stops bounding and reads the rest in order. */
@@ -555,17 +565,17 @@ final class BoundedPass {
    * {@link #SEQUENTIAL_SHARE} of the tiles. A heuristic for the read order only: both answers
    * give a certified result.
    */
-  private boolean mostTilesNeeded(TileLoop.Call call, int h0, int full) {
+  private boolean mostTilesNeeded(Tiles tiles, int h0, int full) {
     if (heapSize == 0) {
       return false;
     }
     for (int i = 0; i < g; i++) {
       double total = mass(i, h0);
-      double allowed = eps(call, i) * loop.state.l[h0 + i];
+      double allowed = eps(tiles, i) * tiles.sum(h0 + i);
       if (!(total > allowed)) {
         continue;
       }
-      double scale = Math.exp((double) ref[i] - loop.state.m[h0 + i]);
+      double scale = Math.exp((double) ref[i] - tiles.max(h0 + i));
       for (int k = 0; k < heapSize; k++) {
         int node = (int) (heap[k] & 0xffffffffL);
         masses[k] = nodeMass(i, node) * scale;
@@ -577,13 +587,13 @@ final class BoundedPass {
       }
       java.util.Arrays.sort(order, 0, heapSize);
       double remaining = total;
-      int tiles = 0;
+      int needed = 0;
       for (int k = 0; k < heapSize && remaining > allowed; k++) {
         int idx = (int) (order[k] & 0xffffffffL);
         remaining -= masses[idx];
-        tiles += tilesOf[idx];
+        needed += tilesOf[idx];
       }
-      if (tiles > SEQUENTIAL_SHARE * full) {
+      if (needed > SEQUENTIAL_SHARE * full) {
         return true;
       }
     }
@@ -591,25 +601,25 @@ final class BoundedPass {
   }
 
   /** Complete blocks as block nodes (or true-max tiles for the oracle), the rest as tiles. */
-  private void seedFrontier(TileLoop.Call call, int kh, int full) {
+  private void seedFrontier(Tiles tiles, int kh, int full) {
     heapSize = 0;
     Arrays.fill(sum, 0);
     Arrays.fill(ref, Float.NEGATIVE_INFINITY);
-    int blocks = call.oracle ? 0 : full / TileSummaries.BLOCK_TILES;
-    if (batchedBalls(call) && blocks > 0) {
-      ballScores(call, kh, maxTiles, blocks);
+    int blocks = oracle ? 0 : full / TileSummaries.BLOCK_TILES;
+    if (batchedBalls(tiles) && blocks > 0) {
+      ballScores(tiles, kh, maxTiles, blocks);
       for (int b = 0; b < blocks; b++) {
-        ballBound(call, kh, maxTiles + b, b, blocks);
+        ballBound(tiles, kh, maxTiles + b, b, blocks);
         heap[heapSize++] = maxTiles + b;
       }
     } else {
       for (int b = 0; b < blocks; b++) {
-        boundNode(call, kh, maxTiles + b);
+        boundNode(tiles, kh, maxTiles + b);
       }
     }
     for (int t = blocks * TileSummaries.BLOCK_TILES; t < full; t++) {
-      if (!loop.opened[t]) {
-        boundNode(call, kh, t);
+      if (!tiles.opened()[t]) {
+        boundNode(tiles, kh, t);
       }
     }
     for (int i = 0; i < g; i++) { // the reference: the largest initial bound
@@ -630,34 +640,34 @@ final class BoundedPass {
   }
 
   /** Bounds node's scores for every head; appends the node (unpacked) to the heap array. */
-  private void boundNode(TileLoop.Call call, int kh, int node) {
+  private void boundNode(Tiles tiles, int kh, int node) {
     int h0 = kh * g;
     int stride = maxTiles + maxBlocks;
-    if (call.oracle) {
-      float[] s = loop.scratchScores();
-      long off = layout.tileOffset(call.layer, kh, node);
-      kernels.scores(call.qs, h0 * d, g, d, call.k, off, layout.dtype(), tileTokens, s, tileTokens);
-      loop.fmas += (long) tileTokens * g * d;
+    if (oracle) {
+      float[] s = tiles.ownScores();
+      long off = layout.tileOffset(tiles.layer(), kh, node);
+      kernels.scores(tiles.queries(), h0 * d, g, d, tiles.keySegment(), off, layout.dtype(), tileTokens, s, tileTokens);
+      tiles.countFmas((long) tileTokens * g * d);
       for (int i = 0; i < g; i++) {
         ub[i * stride + node] = kernels.max(s, i * tileTokens, tileTokens);
       }
-    } else if (call.config.mode() == AttentionMode.BUDGETED) {
-      ballBound(call, kh, node);
+    } else if (budgeted) {
+      ballBound(tiles, kh, node);
     } else {
-      TileSummaries sum = call.summaries;
+      TileSummaries sum = tiles.summaries();
       boolean block = node >= maxTiles;
       int index = block ? node - maxTiles : node;
-      long box = block ? sum.blockBoxOffset(call.layer, kh, index) : sum.boxOffset(call.layer, kh, index);
-      long ballAt = block ? sum.blockBallOffset(call.layer, kh, index) : sum.ballOffset(call.layer, kh, index);
-      float radius = block ? sum.blockRadius(call.layer, kh, index) : sum.radius(call.layer, kh, index);
+      long box = block ? sum.blockBoxOffset(tiles.layer(), kh, index) : sum.boxOffset(tiles.layer(), kh, index);
+      long ballAt = block ? sum.blockBallOffset(tiles.layer(), kh, index) : sum.ballOffset(tiles.layer(), kh, index);
+      float radius = block ? sum.blockRadius(tiles.layer(), kh, index) : sum.radius(tiles.layer(), kh, index);
       for (int i = 0; i < g; i++) {
-        kernels.nodeBounds(call.qs, (h0 + i) * d, d, call.summarySegment, box, ballAt, layout.dtype(), nb, 0);
-        double ball = nb[2] + call.qNorm[h0 + i] * (double) radius * (1 + 1e-6);
+        kernels.nodeBounds(tiles.queries(), (h0 + i) * d, d, tiles.summarySegment(), box, ballAt, layout.dtype(), nb, 0);
+        double ball = nb[2] + tiles.queryNorm(h0 + i) * (double) radius * (1 + 1e-6);
         double slack = 3 * (d + 2) * U * nb[1];
         ub[i * stride + node] = (float) (Math.min(nb[0], ball) + slack) + Math.ulp(nb[1]);
       }
-      loop.summaryBytes += sum.recordBytes();
-      loop.fmas += 4L * g * d;
+      tiles.countSummaryBytes(sum.recordBytes());
+      tiles.countFmas(4L * g * d);
     }
     heap[heapSize++] = node;
   }
@@ -670,9 +680,9 @@ final class BoundedPass {
    * {@code q.c} by {@code (d+2) u ||q|| ||c||}. Looser than min(box, ball), still a bound on any
    * data: the budget decides what is read, the bound is only reported.
    */
-  private void ballBound(TileLoop.Call call, int kh, int node) {
-    ballScores(call, kh, node, 1);
-    ballBound(call, kh, node, 0, 1);
+  private void ballBound(Tiles tiles, int kh, int node) {
+    ballScores(tiles, kh, node, 1);
+    ballBound(tiles, kh, node, 0, 1);
   }
 
   /**
@@ -682,62 +692,54 @@ final class BoundedPass {
    * one cold record at a time (the summaries are usually out of
    * cache: the KV stream of the previous call evicted them).
    */
-  private void ballScores(TileLoop.Call call, int kh, int node, int count) {
-    TileSummaries sum = call.summaries;
+  private void ballScores(Tiles tiles, int kh, int node, int count) {
+    TileSummaries sum = tiles.summaries();
     boolean block = node >= maxTiles;
-    long ball = block ? sum.blockBallOffset(call.layer, kh, node - maxTiles) : sum.ballOffset(call.layer, kh, node);
-    kernels.rowScores(call.qs, kh * g * d, g, d, call.summarySegment, ball, sum.ballBytes(), count,
+    long ball = block ? sum.blockBallOffset(tiles.layer(), kh, node - maxTiles) : sum.ballOffset(tiles.layer(), kh, node);
+    kernels.rowScores(tiles.queries(), kh * g * d, g, d, tiles.summarySegment(), ball, sum.ballBytes(), count,
         centroidScores, count);
-    loop.summaryBytes += count * sum.ballBytes();
-    loop.fmas += (long) count * g * d;
+    tiles.countSummaryBytes(count * sum.ballBytes());
+    tiles.countFmas((long) count * g * d);
   }
 
   /** The ball bound of {@code node} from its centroid scores, column j of a run of {@code count}. */
-  private void ballBound(TileLoop.Call call, int kh, int node, int j, int count) {
+  private void ballBound(Tiles tiles, int kh, int node, int j, int count) {
     int h0 = kh * g;
-    TileSummaries sum = call.summaries;
+    TileSummaries sum = tiles.summaries();
     boolean block = node >= maxTiles;
     int index = block ? node - maxTiles : node;
-    float radius = block ? sum.blockRadius(call.layer, kh, index) : sum.radius(call.layer, kh, index);
-    float cnorm = sum.centroidNorm(call.layer, kh, index, block);
+    float radius = block ? sum.blockRadius(tiles.layer(), kh, index) : sum.radius(tiles.layer(), kh, index);
+    float cnorm = sum.centroidNorm(tiles.layer(), kh, index, block);
     int stride = maxTiles + maxBlocks;
     for (int i = 0; i < g; i++) {
-      ub[i * stride + node] = ballBound(centroidScores[i * count + j], call.qNorm[h0 + i], radius, cnorm, d);
+      ub[i * stride + node] = NodeBounds.ballBound(centroidScores[i * count + j], tiles.queryNorm(h0 + i), radius, cnorm, d);
     }
   }
 
-  /**
-   * The ball bound from the computed {@code q.c} ({@code dot}), {@code ||q||}, the radius and
-   * {@code ||c||} (rounded up), with the float slack of the computed score and of {@code dot}.
-   */
-  static float ballBound(float dot, double qn, float radius, float cnorm, int d) {
-    double ball = dot + qn * radius * (1 + 1e-6);
-    double slack = 2 * (d + 2) * U * qn * ((double) cnorm + radius);
-    return (float) (ball + slack) + Math.ulp(dot) + Math.ulp((float) ball);
-  }
+
 
   /** Budgeted, from summaries: every bound of the run is a ball bound, scored in one call. */
-  private boolean batchedBalls(TileLoop.Call call) {
-    return !call.oracle && call.config.mode() == AttentionMode.BUDGETED;
+  private boolean batchedBalls(Tiles tiles) {
+    return !oracle && budgeted;
   }
 
-  private void expandBlock(TileLoop.Call call, int kh, int block) {
+  private void expandBlock(Tiles tiles, int kh, int block) {
     int h0 = kh * g;
     int first = block * TileSummaries.BLOCK_TILES;
-    boolean batched = batchedBalls(call);
+    boolean batched = batchedBalls(tiles);
     if (batched) {
-      ballScores(call, kh, first, TileSummaries.BLOCK_TILES);
+      ballScores(tiles, kh, first, TileSummaries.BLOCK_TILES);
     }
     for (int t = first; t < first + TileSummaries.BLOCK_TILES; t++) {
-      if (loop.opened[t]) {
+      if (tiles.opened()[t]) {
         continue;
       }
       int at = heapSize;
       if (batched) {
-        ballBound(call, kh, t, t - first, TileSummaries.BLOCK_TILES);
+        ballBound(tiles, kh, t, t - first, TileSummaries.BLOCK_TILES);
         heap[heapSize++] = t;
       } else {
-        boundNode(call, kh, t);
+        boundNode(tiles, kh, t);
       }
       for (int i = 0; i < g; i++) {
         // in exact arithmetic a tile's bound never exceeds its block's; float rounding might
@@ -788,24 +790,24 @@ final class BoundedPass {
     if (sum[i] == 0) {
       return 0;
     }
-    return sum[i] * Math.exp((double) ref[i] - loop.state.m[h0 + i]);
+    return sum[i] * Math.exp((double) ref[i] - tiles.max(h0 + i));
   }
 
   /** The stopping rule, confirmed with freshly summed masses (no cancellation drift). */
-  private boolean withinEpsilon(TileLoop.Call call, int kh, int h0) {
+  private boolean withinEpsilon(Tiles tiles, int kh, int h0) {
     for (int i = 0; i < g; i++) {
-      if (!(mass(i, h0) + skippedMass(i, h0) <= eps(call, i) * loop.state.l[h0 + i])) {
+      if (!(mass(i, h0) + skippedMass(i, h0) <= eps(tiles, i) * tiles.sum(h0 + i))) {
         return false;
       }
     }
     recomputeSums(h0);
     for (int i = 0; i < g; i++) {
-      if (!(mass(i, h0) + skippedMass(i, h0) <= eps(call, i) * loop.state.l[h0 + i])) {
+      if (!(mass(i, h0) + skippedMass(i, h0) <= eps(tiles, i) * tiles.sum(h0 + i))) {
         return false;
       }
     }
     // with an output target the mass share is only when to look: the full bound decides
-    return !target || outputCheck(call, kh, h0);
+    return !target || outputCheck(tiles, kh, h0);
   }
 
   private void recomputeSums(int h0) {
@@ -823,13 +825,13 @@ final class BoundedPass {
     return k < heapSize ? (int) (heap[k] & 0xffffffffL) : parked[k - heapSize];
   }
 
-  private float frontierVmax(TileLoop.Call call, int kh) {
+  private float frontierVmax(Tiles tiles, int kh) {
     float vmax = 0;
-    TileSummaries s = call.summaries;
+    TileSummaries s = tiles.summaries();
     for (int k = 0; k < heapSize + parkedSize; k++) {
       int node = frontierNode(k);
-      vmax = Math.max(vmax, node >= maxTiles ? s.blockVmax(call.layer, kh, node - maxTiles)
-          : s.vmax(call.layer, kh, node));
+      vmax = Math.max(vmax, node >= maxTiles ? s.blockVmax(tiles.layer(), kh, node - maxTiles)
+          : s.vmax(tiles.layer(), kh, node));
     }
     return vmax;
   }
@@ -838,7 +840,7 @@ final class BoundedPass {
   private float priority(int node, int h0) {
     float p = Float.NEGATIVE_INFINITY;
     for (int i = 0; i < g; i++) {
-      p = Math.max(p, ub[i * (maxTiles + maxBlocks) + node] - loop.state.m[h0 + i]);
+      p = Math.max(p, ub[i * (maxTiles + maxBlocks) + node] - tiles.max(h0 + i));
     }
     return p;
   }
