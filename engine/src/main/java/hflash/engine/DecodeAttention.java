@@ -8,7 +8,6 @@ import hflash.tiles.TileKernels;
 import hflash.tiles.TileKernelsProvider;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.function.IntConsumer;
 
 /**
  * Decode attention over a {@link KvCache}: one new query token per head attends to the cached keys
@@ -56,8 +55,7 @@ public final class DecodeAttention implements AutoCloseable {
   private final float scale;
   private final int threads;
   private final TileKernels kernels;
-  private final TileLoop[] workers; // one per thread; worker i runs chunk i
-  private final TilePlan plan; // the current call's tiles and split
+  private final Workers workers; // the worker threads' state and the schedulers
   private final Call call; // the current call, read by the workers
   private final WorkerPool pool; // null when threads == 1
   private final AttentionReport report;
@@ -65,13 +63,9 @@ public final class DecodeAttention implements AutoCloseable {
   private final float[] prefillQ; // (numHeads, headDim) one row of a prefill call
   private final float[] prefillOut; // (numHeads, headDim)
   private final AtomicBoolean busy = new AtomicBoolean();
-  private final IntConsumer chunkTask = this::runChunk;
   private final Scheduler scheduler;
-  private final Handoff[] handoffs; // (threads / 2) pipeline hand-offs; empty unless PIPELINE
   private final CancelFlag cancel = new CancelFlag();
   private final TiledPrefill tiledPrefill; // exact prefill: query blocks x K/V tiles
-
-  private int workChunks; // chunks of work of the current call (pipelines count once)
 
   private DecodeAttention(KvCache cache, int numHeads, int threads, float scale, TileKernels kernels,
       Scheduler scheduler) {
@@ -103,21 +97,14 @@ public final class DecodeAttention implements AutoCloseable {
     this.prefillTotals = new AttentionReport(numHeads);
     this.prefillQ = new float[numHeads * headDim];
     this.prefillOut = new float[numHeads * headDim];
-    this.plan = new TilePlan(tileTokens, kvHeads, layout.rowBytes());
-    this.call = new Call(cache, numHeads, headDim, plan, report, cancel);
-    this.workers = new TileLoop[threads];
-    for (int i = 0; i < threads; i++) {
-      workers[i] = new TileLoop(kernels, layout, numHeads, group, call);
-    }
     this.scheduler = Objects.requireNonNull(scheduler, "scheduler");
     if (scheduler == Scheduler.PIPELINE && threads < 2) {
       throw new IllegalArgumentException("the pipeline scheduler needs at least 2 threads: " + threads);
     }
-    this.handoffs = new Handoff[scheduler == Scheduler.PIPELINE ? threads / 2 : 0];
-    for (int i = 0; i < handoffs.length; i++) {
-      handoffs[i] = new Handoff(group, tileTokens, cancel);
-    }
+    this.call = new Call(cache, numHeads, headDim, new TilePlan(tileTokens, kvHeads, layout.rowBytes()), report,
+        cancel);
     this.pool = threads > 1 ? new WorkerPool(threads, "hflash-decode") : null;
+    this.workers = new Workers(kernels, layout, numHeads, group, threads, scheduler, call, pool, cancel);
     this.tiledPrefill = new TiledPrefill(kernels, layout, numHeads, threads, pool);
   }
 
@@ -260,20 +247,15 @@ public final class DecodeAttention implements AutoCloseable {
     acquire();
     try {
       scaleQuery(q);
-      run(layer, keys, config);
+      workers.run(layer, keys, config);
       if (into != null) {
-        into.copyFrom(workers[0].state); // rotated space when the cache rotates: the caller merges, then unrotates
+        into.copyFrom(workers.state()); // rotated space when the cache rotates: the caller merges, then unrotates
       } else {
-        workers[0].state.finish(out, 0);
+        workers.state().finish(out, 0);
         unrotate(out);
       }
     } catch (Handoff.Aborted e) {
-      for (Handoff h : handoffs) { // rethrow what actually failed, not the other unit's abort
-        if (h.failure != null && !(h.failure instanceof Handoff.Aborted)) {
-          sneakyThrow(h.failure);
-        }
-      }
-      throw e;
+      throw workers.originalFailure(e);
     } catch (IllegalStateException e) {
       throw closedCacheOr(e);
     } finally {
@@ -438,90 +420,6 @@ public final class DecodeAttention implements AutoCloseable {
       }
       call.qNorm[h] = Math.sqrt(sq);
     }
-  }
-
-  private void run(int layer, int keys, AttentionConfig config) {
-    int lanes = scheduler == Scheduler.SERIAL ? 1
-        : scheduler == Scheduler.PIPELINE ? handoffs.length : threads;
-    plan.plan(keys, config.modeConfig(), config.sinkWindow(), lanes);
-    int chunks = plan.chunks();
-    workChunks = chunks;
-    if (scheduler == Scheduler.PIPELINE) {
-      chunks *= 2; // unit 1 of pipeline p runs as worker 2p, its unit 2 as worker 2p + 1
-      for (int p = 0; p < workChunks; p++) {
-        handoffs[p].reset();
-      }
-    }
-    report.reset();
-    call.begin(layer, keys, config.modeConfig());
-    try {
-      if (pool == null || chunks == 1) {
-        runChunk(0);
-      } else {
-        pool.run(chunkTask, chunks);
-      }
-    } finally {
-      call.end();
-    }
-    int stride = scheduler == Scheduler.PIPELINE ? 2 : 1;
-    for (int i = 0; i < chunks; i++) {
-      TileLoop w = workers[i];
-      if (i > 0 && i % stride == 0) { // unit 2 workers hold no state of their own
-        workers[0].state.merge(w.state);
-      }
-      report.rescales += w.rescales;
-      report.guardFirings += w.guardFirings;
-      report.keysScored += w.keysScored;
-      report.tilesRead += w.tilesRead;
-      report.kvBytesRead += w.kvBytes;
-      report.summaryBytesRead += w.summaryBytes;
-      report.sampleBytesRead += w.sampleBytes;
-      report.fmas += w.fmas;
-    }
-    report.keysInContext = (long) keys * kvHeads;
-  }
-
-  /** Worker {@code c} of the current call: a chunk, or one unit of a pipeline. */
-  private void runChunk(int c) {
-    TileLoop w = workers[c];
-    w.state.reset();
-    w.resetCounters();
-    w.handoff = null;
-    if (scheduler != Scheduler.PIPELINE) {
-      work(w, c);
-      return;
-    }
-    Handoff h = handoffs[c / 2];
-    try {
-      if (c % 2 == 0) {
-        w.handoff = h;
-        work(w, c / 2);
-        h.finish();
-      } else {
-        h.consume(call, kernels, layout, group, workers[c - 1].state, w);
-      }
-    } catch (Throwable t) {
-      if (h.failure == null) {
-        h.failure = t;
-      }
-      throw t;
-    } finally {
-      w.handoff = null;
-    }
-  }
-
-  /** Chunk {@code c} of the plan: its KV heads and tile range, run by the call's mode strategy. */
-  private void work(TileLoop w, int c) {
-    ModeConfig mode = call.mode();
-    int from = plan.from(c), to = plan.to(c);
-    for (int kh = plan.firstKvHead(c); kh < kvHeads; kh += plan.kvHeadStep()) {
-      w.strategies.run(mode, w, kh, from, to);
-    }
-  }
-
-  @SuppressWarnings("unchecked")
-  private static <T extends Throwable> void sneakyThrow(Throwable t) throws T {
-    throw (T) t;
   }
 
   /** Cancellation and deadline of the running call, checked once per tile. */
