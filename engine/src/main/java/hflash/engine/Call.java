@@ -4,6 +4,7 @@ import hflash.engine.pass.TilePlan;
 import hflash.memory.KvCache;
 import hflash.memory.TileSummaries;
 import hflash.memory.ValueSummaries;
+import hflash.memory.internal.KvCacheInternals;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -50,11 +51,11 @@ final class Call {
     this.v = cache.values();
     switch (mode) {
       case ModeConfig.Exact e -> { }
-      case ModeConfig.Sampled s -> samples = cache.samples();
+      case ModeConfig.Sampled s -> samples = KvCacheInternals.samples(cache);
       default -> { // the bounded and estimated modes read the summaries
-        summaries = cache.tileSummaries();
-        summarySegment = cache.summaries();
-        valueSummaries = cache.valueSummaries();
+        summaries = KvCacheInternals.tileSummaries(cache);
+        summarySegment = KvCacheInternals.summaries(cache);
+        valueSummaries = KvCacheInternals.valueSummaries(cache);
       }
     }
   }
@@ -104,6 +105,6 @@ final class Call {
   }
 
   long sampleBlockOffset(int kh, int phase, int block) {
-    return cache.sampleBlockOffset(layer, kh, phase, block);
+    return KvCacheInternals.sampleBlockOffset(cache, layer, kh, phase, block);
   }
 }
