@@ -2,6 +2,7 @@ package hflash.bench;
 
 import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
+import hflash.engine.ModeConfig;
 import java.util.Locale;
 
 /**
@@ -20,6 +21,11 @@ public record ModeSpec(AttentionConfig config, String param, double tilesShare, 
 
   public AttentionMode mode() {
     return config.mode();
+  }
+
+  /** This spec's typed parameter with {@code c} (the same configuration, from the engine's parser). */
+  public ModeSpec with(AttentionConfig c) {
+    return new ModeSpec(c, param, tilesShare, tilesCount, budgetBytes);
   }
 
   /** The lower-case mode name: exact, sampled, certified or budgeted. */
@@ -54,16 +60,7 @@ public record ModeSpec(AttentionConfig config, String param, double tilesShare, 
    * least 1); -1 for the other modes.
    */
   public int tileBudget(int totalTiles, long tileBytes, int kvHeads) {
-    if (config.mode() != AttentionMode.BUDGETED) {
-      return -1;
-    }
-    if (tilesCount > 0) {
-      return tilesCount;
-    }
-    if (tilesShare > 0) {
-      return (int) Math.ceil(tilesShare * totalTiles);
-    }
-    return (int) Math.max(1, budgetBytes / (tileBytes * kvHeads));
+    return config.modeConfig() instanceof ModeConfig.Budgeted b ? b.tileBudget(totalTiles, tileBytes, kvHeads) : -1;
   }
 
   public static String trim(double v) {

@@ -78,7 +78,8 @@ final class GenerateCommand implements Callable<Integer> {
       names = "--mode",
       defaultValue = "exact",
       converter = Converters.ModeConverter.class,
-      description = "exact, sampled, certified or budgeted (default ${DEFAULT-VALUE}).")
+      description = "exact, sampled, certified, budgeted or estimated (sampled and estimated with their defaults) (default"
+          + " ${DEFAULT-VALUE}).")
   AttentionMode mode;
 
   @Option(

@@ -3,6 +3,7 @@ package hflash.cli;
 import hflash.bench.ModeSpec;
 import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
+import hflash.engine.ModeConfig;
 import hflash.io.UsageException;
 import java.util.ArrayList;
 import java.util.List;
@@ -102,12 +103,18 @@ final class ModeOptions {
     return specsOf(modes.toArray(String[]::new));
   }
 
-  /** As {@link #specs()} for the named modes instead of {@code --mode}. */
+  /**
+   * As {@link #specs()} for the named modes instead of {@code --mode}. The configurations come from
+   * the engine's one parser ({@link AttentionConfig#parse}) over every mode's flags, which validates
+   * all of them whatever the modes asked for; a spec adds the flag as typed, for labels and JSON.
+   */
   List<ModeSpec> specsOf(String... names) {
     ModeSpec certified = maxError != null ? certifiedMaxError(maxError) : certified(epsilon);
-    ModeSpec sampled = new ModeSpec(config(() -> AttentionConfig.sampled(delta, radius, margin)), "", 0, 0, 0);
     ModeSpec budgeted = budgeted(tiles, bytes);
-    ModeSpec estimated = estimated(maxError == null ? DEFAULT_ESTIMATED_MAX_ERROR : maxError, confidence);
+    String estimatedTarget = maxError == null ? DEFAULT_ESTIMATED_MAX_ERROR : maxError;
+    ModeSpec estimated = estimated(estimatedTarget, confidence);
+    ModeConfig.Parameters parameters = config(() -> AttentionConfig.of(new ModeConfig.Sampled(delta, radius, margin,
+        AttentionConfig.DEFAULT_GUARD)), certified, budgeted, estimated);
     List<AttentionMode> wanted = new ArrayList<>();
     for (String m : names) {
       if (m.equals("all")) {
@@ -125,15 +132,22 @@ final class ModeOptions {
     }
     List<ModeSpec> specs = new ArrayList<>();
     for (AttentionMode a : wanted) {
-      specs.add(switch (a) {
-        case EXACT -> ModeSpec.EXACT;
-        case SAMPLED -> sampled;
-        case CERTIFIED -> certified;
-        case BUDGETED -> budgeted;
-        case ESTIMATED -> estimated;
-      });
+      AttentionConfig c = config(() -> AttentionConfig.parse(a.id(), parameters));
+      ModeSpec typed = a == AttentionMode.CERTIFIED ? certified : a == AttentionMode.BUDGETED ? budgeted
+          : a == AttentionMode.ESTIMATED ? estimated : null; // the modes whose flags have a typed spelling
+      specs.add(typed != null ? typed.with(c) : new ModeSpec(c, "", 0, 0, 0));
     }
     return specs;
+  }
+
+  /** Every mode's parameters as the flags gave them (validated by building each mode's spec). */
+  private static ModeConfig.Parameters config(java.util.function.Supplier<AttentionConfig> sampled,
+      ModeSpec certified, ModeSpec budgeted, ModeSpec estimated) {
+    ModeConfig.Sampled s = (ModeConfig.Sampled) config(sampled).modeConfig();
+    ModeConfig.Estimated e = (ModeConfig.Estimated) estimated.config().modeConfig();
+    ModeConfig.Certified c = (ModeConfig.Certified) certified.config().modeConfig();
+    return new ModeConfig.Parameters(c.epsilon(), c.maxError(), e.confidence(), e.seed(),
+        (ModeConfig.Budgeted) budgeted.config().modeConfig(), s);
   }
 
   /** The validated {@code --epsilon}. */

@@ -3,108 +3,103 @@ package hflash.engine;
 import java.util.Objects;
 
 /**
- * A mode and its parameters, validated once at construction and reused for every call (no
- * allocation per call). Build with the static factories.
+ * What a decode call computes: a {@link ModeConfig} (one record per mode, each validating its own
+ * parameters) and, in exact mode only, an optional {@link SinkWindow} (StreamingLLM-style sinks plus
+ * the most recent keys). Immutable; validated once at construction and reused for every call (no
+ * allocation per call). Build with the static factories, or from a {@link ModeConfig}.
  *
- * @param mode the mode
- * @param epsilon CERTIFIED: stop when the unread mass bound is at most epsilon times the read mass
- *     (0 when {@code maxError} is set)
- * @param budgetTiles BUDGETED: tiles per KV head to open (0 when another budget is set)
- * @param budgetShare BUDGETED: share of the tiles to open, in (0, 1] (0 when unused)
- * @param budgetBytes BUDGETED: K+V bytes per call to read (0 when unused)
- * @param delta SAMPLED: sampling stride, &gt;= 1 (the note: 8-16)
- * @param radius SAMPLED: refinement radius in keys, &gt;= 0 (the note: 32-64)
- * @param margin SAMPLED: safety margin added to the estimate, &gt;= 0 (the note: 1-2)
- * @param guard SAMPLED: a tile whose max beats the reference by more than this rescales, in [1, 60]
- * @param sinks EXACT with a window: the first {@code sinks} positions are always attended (&gt;= 0)
- * @param window EXACT: attend only to the last {@code window} positions plus the sinks (0 = all)
- * @param maxError CERTIFIED, instead of epsilon: stop when the bound on
- *     {@code ||out_h - exact_h|| / ||exact_h||} is at most maxError for every head (0 = unused);
- *     ESTIMATED: the same, for the upper end of the confidence interval
- * @param confidence ESTIMATED: level of the interval, in (0, 1) (0 for the other modes)
- * @param seed ESTIMATED: seed of the tile sample; a fixed seed gives fixed bits
+ * <p>The accessors {@link #epsilon()}, {@link #delta()} and the like are the flat view older callers
+ * and the wire format of the cluster module use: each returns the mode's value, or the neutral value
+ * (0, or the sampled defaults) for a mode that has no such parameter.
  */
-public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTiles,
-    double budgetShare, long budgetBytes, int delta, int radius, float margin, float guard,
-    int sinks, int window, double maxError, double confidence, long seed) {
+public final class AttentionConfig {
 
   /** Default confidence level of the estimated mode's interval. */
-  public static final double DEFAULT_CONFIDENCE = 0.99;
+  public static final double DEFAULT_CONFIDENCE = ModeConfig.Estimated.DEFAULT_CONFIDENCE;
   /** Default seed of the estimated mode's sample. */
-  public static final long DEFAULT_SEED = 0x5eedL;
+  public static final long DEFAULT_SEED = ModeConfig.Estimated.DEFAULT_SEED;
+  /** Default stride, radius, margin of the note, and the guard (exp(20) = 4.9e8 cannot overflow). */
+  public static final int DEFAULT_DELTA = ModeConfig.Sampled.DEFAULT_DELTA;
+  public static final int DEFAULT_RADIUS = ModeConfig.Sampled.DEFAULT_RADIUS;
+  public static final float DEFAULT_MARGIN = ModeConfig.Sampled.DEFAULT_MARGIN;
+  public static final float DEFAULT_GUARD = ModeConfig.Sampled.DEFAULT_GUARD;
 
-  /** The configuration without an output-error target ({@code maxError = 0}). */
-  public AttentionConfig(AttentionMode mode, double epsilon, int budgetTiles, double budgetShare,
-      long budgetBytes, int delta, int radius, float margin, float guard, int sinks, int window) {
-    this(mode, epsilon, budgetTiles, budgetShare, budgetBytes, delta, radius, margin, guard, sinks,
-        window, 0, 0, 0);
+  private static final AttentionConfig EXACT = new AttentionConfig(ModeConfig.Exact.INSTANCE, null);
+  private static final ModeConfig.Sampled SAMPLED_DEFAULTS = new ModeConfig.Sampled();
+
+  private final ModeConfig modeConfig;
+  private final SinkWindow sinkWindow; // null: every key
+
+  /**
+   * A mode with an optional sinks + window restriction.
+   *
+   * @param modeConfig the mode and its parameters
+   * @param sinkWindow null for every key; otherwise exact mode only
+   */
+  public AttentionConfig(ModeConfig modeConfig, SinkWindow sinkWindow) {
+    this.modeConfig = Objects.requireNonNull(modeConfig, "mode");
+    if (sinkWindow != null && !(modeConfig instanceof ModeConfig.Exact)) {
+      throw new IllegalArgumentException("a window (sinks + recent keys) is only supported in exact mode: "
+          + modeConfig.id());
+    }
+    this.sinkWindow = sinkWindow;
   }
 
-  /** Default stride, radius, margin of the note, and the guard (exp(20) = 4.9e8 cannot overflow). */
-  public static final int DEFAULT_DELTA = 16;
-  public static final int DEFAULT_RADIUS = 32;
-  public static final float DEFAULT_MARGIN = 2f;
-  public static final float DEFAULT_GUARD = 20f;
+  /** A mode over every key. */
+  public static AttentionConfig of(ModeConfig modeConfig) {
+    return modeConfig instanceof ModeConfig.Exact ? EXACT : new AttentionConfig(modeConfig, null);
+  }
 
-  private static final AttentionConfig EXACT = new AttentionConfig(AttentionMode.EXACT, 0, 0, 0,
-      0, DEFAULT_DELTA, DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0);
+  /**
+   * The flat form older callers and the cluster's wire format use: builds the mode's record from
+   * the parameters that mode has; a parameter the mode does not have must be neutral where it could
+   * be mistaken for a request (an output-error target outside certified and estimated, a window
+   * outside exact).
+   */
+  public AttentionConfig(AttentionMode mode, double epsilon, int budgetTiles, double budgetShare,
+      long budgetBytes, int delta, int radius, float margin, float guard, int sinks, int window,
+      double maxError, double confidence, long seed) {
+    this(flat(mode, epsilon, budgetTiles, budgetShare, budgetBytes, delta, radius, margin, guard, maxError,
+        confidence, seed), window > 0 ? new SinkWindow(sinks, window) : checkNoSinks(sinks, window));
+  }
 
-  /** Validates every parameter the mode uses. */
-  public AttentionConfig {
-    Objects.requireNonNull(mode, "mode");
-    if (mode == AttentionMode.ESTIMATED) {
-      if (!(maxError > 0 && maxError < 1)) {
-        throw new IllegalArgumentException("max error must be in (0, 1): " + maxError);
-      }
-      if (!(confidence > 0 && confidence < 1)) {
-        throw new IllegalArgumentException("confidence must be in (0, 1): " + confidence);
-      }
-    } else if (maxError != 0) {
-      if (mode != AttentionMode.CERTIFIED) {
-        throw new IllegalArgumentException("an output-error target needs certified or estimated mode: " + mode.id());
-      }
-      if (!(maxError > 0 && maxError < 1)) {
-        throw new IllegalArgumentException("max error must be in (0, 1): " + maxError);
-      }
-      if (epsilon != 0) {
-        throw new IllegalArgumentException("epsilon and max error are alternatives: " + epsilon + ", " + maxError);
-      }
-    } else if (mode == AttentionMode.CERTIFIED && !(epsilon > 0 && epsilon < Double.POSITIVE_INFINITY)) {
-      throw new IllegalArgumentException("epsilon must be finite and > 0: " + epsilon);
-    }
-    if (mode == AttentionMode.BUDGETED) {
-      int set = (budgetTiles != 0 ? 1 : 0) + (budgetShare != 0 ? 1 : 0) + (budgetBytes != 0 ? 1 : 0);
-      if (set != 1) {
-        throw new IllegalArgumentException("budgeted needs exactly one budget (tiles, share or bytes)");
-      }
-      if (budgetTiles < 0) {
-        throw new IllegalArgumentException("budget tiles must be > 0: " + budgetTiles);
-      }
-      if (budgetShare != 0 && !(budgetShare > 0 && budgetShare <= 1)) {
-        throw new IllegalArgumentException("budget share must be in (0, 1]: " + budgetShare);
-      }
-      if (budgetBytes < 0) {
-        throw new IllegalArgumentException("budget bytes must be > 0: " + budgetBytes);
-      }
-    }
-    if (delta < 1) {
-      throw new IllegalArgumentException("delta must be >= 1: " + delta);
-    }
-    if (radius < 0) {
-      throw new IllegalArgumentException("radius must be >= 0: " + radius);
-    }
-    if (!(margin >= 0 && margin < Float.POSITIVE_INFINITY)) {
-      throw new IllegalArgumentException("margin must be finite and >= 0: " + margin);
-    }
-    if (!(guard >= 1 && guard <= 60)) {
-      throw new IllegalArgumentException("guard must be in [1, 60]: " + guard);
-    }
+  /** The flat form without an output-error target. */
+  public AttentionConfig(AttentionMode mode, double epsilon, int budgetTiles, double budgetShare,
+      long budgetBytes, int delta, int radius, float margin, float guard, int sinks, int window) {
+    this(mode, epsilon, budgetTiles, budgetShare, budgetBytes, delta, radius, margin, guard, sinks, window, 0, 0, 0);
+  }
+
+  private static SinkWindow checkNoSinks(int sinks, int window) {
     if (sinks < 0 || window < 0) {
       throw new IllegalArgumentException("sinks and window must be >= 0: " + sinks + ", " + window);
     }
-    if (window > 0 && mode != AttentionMode.EXACT) {
-      throw new IllegalArgumentException("a window (sinks + recent keys) is only supported in exact mode: " + mode.id());
+    return null;
+  }
+
+  private static ModeConfig flat(AttentionMode mode, double epsilon, int budgetTiles, double budgetShare,
+      long budgetBytes, int delta, int radius, float margin, float guard, double maxError, double confidence,
+      long seed) {
+    Objects.requireNonNull(mode, "mode");
+    if (maxError != 0 && mode != AttentionMode.CERTIFIED && mode != AttentionMode.ESTIMATED) {
+      throw new IllegalArgumentException("an output-error target needs certified or estimated mode: " + mode.id());
     }
+    return switch (mode) {
+      case EXACT -> ModeConfig.Exact.INSTANCE;
+      case SAMPLED -> new ModeConfig.Sampled(delta, radius, margin, guard);
+      case CERTIFIED -> new ModeConfig.Certified(epsilon, maxError);
+      case BUDGETED -> new ModeConfig.Budgeted(budgetTiles, budgetShare, budgetBytes);
+      case ESTIMATED -> new ModeConfig.Estimated(maxError, confidence, seed);
+    };
+  }
+
+  /** The mode and its parameters. */
+  public ModeConfig modeConfig() {
+    return modeConfig;
+  }
+
+  /** The sinks + window restriction, or null when every key is attended. */
+  public SinkWindow sinkWindow() {
+    return sinkWindow;
   }
 
   /**
@@ -113,16 +108,12 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
    * everything; what is read is the sinks and the window.
    */
   public static AttentionConfig streaming(int sinks, int window) {
-    if (window < 1) {
-      throw new IllegalArgumentException("window must be >= 1: " + window);
-    }
-    return new AttentionConfig(AttentionMode.EXACT, 0, 0, 0, 0, DEFAULT_DELTA, DEFAULT_RADIUS,
-        DEFAULT_MARGIN, DEFAULT_GUARD, sinks, window);
+    return new AttentionConfig(ModeConfig.Exact.INSTANCE, new SinkWindow(sinks, window));
   }
 
   /** Whether this config restricts the keys to sinks plus a recent window. */
   public boolean windowed() {
-    return window > 0;
+    return sinkWindow != null;
   }
 
   /** Exact online softmax. */
@@ -137,14 +128,12 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
 
   /** Sampled max with explicit stride, refinement radius and margin; guard 20. */
   public static AttentionConfig sampled(int delta, int radius, float margin) {
-    return new AttentionConfig(AttentionMode.SAMPLED, 0, 0, 0, 0, delta, radius, margin,
-        DEFAULT_GUARD, 0, 0);
+    return of(new ModeConfig.Sampled(delta, radius, margin, DEFAULT_GUARD));
   }
 
   /** Certified mode with relative mass tolerance {@code epsilon}. */
   public static AttentionConfig certified(double epsilon) {
-    return new AttentionConfig(AttentionMode.CERTIFIED, epsilon, 0, 0, 0, DEFAULT_DELTA,
-        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0);
+    return of(new ModeConfig.Certified(epsilon, 0));
   }
 
   /**
@@ -156,13 +145,12 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
     if (!(maxError > 0 && maxError < 1)) {
       throw new IllegalArgumentException("max error must be in (0, 1): " + maxError);
     }
-    return new AttentionConfig(AttentionMode.CERTIFIED, 0, 0, 0, 0, DEFAULT_DELTA, DEFAULT_RADIUS,
-        DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0, maxError, 0, 0);
+    return of(new ModeConfig.Certified(0, maxError));
   }
 
   /** Whether this is certified with an output-error target instead of a mass share. */
   public boolean outputTarget() {
-    return maxError > 0 && mode == AttentionMode.CERTIFIED;
+    return modeConfig instanceof ModeConfig.Certified c && c.outputTarget();
   }
 
   /** Estimated mode with target {@code maxError}, confidence 0.99 and the default seed. */
@@ -176,8 +164,7 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
    * {@code ||out_h - exact_h|| / ||exact_h||} is at most {@code maxError} (docs/HIERARCHICAL.md).
    */
   public static AttentionConfig estimated(double maxError, double confidence, long seed) {
-    return new AttentionConfig(AttentionMode.ESTIMATED, 0, 0, 0, 0, DEFAULT_DELTA, DEFAULT_RADIUS,
-        DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0, maxError, confidence, seed);
+    return of(new ModeConfig.Estimated(maxError, confidence, seed));
   }
 
   /** Budgeted mode opening {@code tiles} tiles per KV head (first and last always included). */
@@ -185,8 +172,7 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
     if (tiles <= 0) {
       throw new IllegalArgumentException("budget tiles must be > 0: " + tiles);
     }
-    return new AttentionConfig(AttentionMode.BUDGETED, 0, tiles, 0, 0, DEFAULT_DELTA,
-        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0);
+    return of(new ModeConfig.Budgeted(tiles, 0, 0));
   }
 
   /** Budgeted mode opening a share (0, 1] of the tiles. */
@@ -194,8 +180,7 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
     if (!(share > 0 && share <= 1)) {
       throw new IllegalArgumentException("budget share must be in (0, 1]: " + share);
     }
-    return new AttentionConfig(AttentionMode.BUDGETED, 0, 0, share, 0, DEFAULT_DELTA,
-        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0);
+    return of(new ModeConfig.Budgeted(0, share, 0));
   }
 
   /** Budgeted mode reading at most {@code bytes} of K and V per call (at least the kept tiles). */
@@ -203,18 +188,114 @@ public record AttentionConfig(AttentionMode mode, double epsilon, int budgetTile
     if (bytes <= 0) {
       throw new IllegalArgumentException("budget bytes must be > 0: " + bytes);
     }
-    return new AttentionConfig(AttentionMode.BUDGETED, 0, 0, 0, bytes, DEFAULT_DELTA,
-        DEFAULT_RADIUS, DEFAULT_MARGIN, DEFAULT_GUARD, 0, 0);
+    return of(new ModeConfig.Budgeted(0, 0, bytes));
   }
 
-  /** Tiles per KV head a budgeted call may open, given the total and the bytes of one tile. */
-  int tileBudget(int totalTiles, long tileBytes, int kvHeads) {
-    if (budgetTiles > 0) {
-      return budgetTiles;
-    }
-    if (budgetShare > 0) {
-      return (int) Math.ceil(budgetShare * totalTiles);
-    }
-    return (int) Math.max(1, budgetBytes / (tileBytes * kvHeads));
+  /**
+   * The one parser of {@code --mode} and its parameters, for every front end: see
+   * {@link ModeConfig#parse}.
+   */
+  public static AttentionConfig parse(String mode, ModeConfig.Parameters parameters) {
+    return of(ModeConfig.parse(mode, parameters));
+  }
+
+  // ------------------------------------------------------------------------- the flat view
+
+  /** The mode. */
+  public AttentionMode mode() {
+    return modeConfig.mode();
+  }
+
+  /** Certified's mass tolerance; 0 otherwise (and with an output-error target). */
+  public double epsilon() {
+    return switch (modeConfig) {
+      case ModeConfig.Certified c -> c.epsilon();
+      case ModeConfig.CertifiedOracle o -> o.epsilon();
+      default -> 0;
+    };
+  }
+
+  /** Budgeted's tile count; 0 otherwise. */
+  public int budgetTiles() {
+    return modeConfig instanceof ModeConfig.Budgeted b ? b.tiles() : 0;
+  }
+
+  /** Budgeted's share; 0 otherwise. */
+  public double budgetShare() {
+    return modeConfig instanceof ModeConfig.Budgeted b ? b.share() : 0;
+  }
+
+  /** Budgeted's bytes; 0 otherwise. */
+  public long budgetBytes() {
+    return modeConfig instanceof ModeConfig.Budgeted b ? b.bytes() : 0;
+  }
+
+  private ModeConfig.Sampled sampledOrDefaults() {
+    return modeConfig instanceof ModeConfig.Sampled s ? s : SAMPLED_DEFAULTS;
+  }
+
+  /** Sampled's stride; the default otherwise. */
+  public int delta() {
+    return sampledOrDefaults().delta();
+  }
+
+  /** Sampled's radius; the default otherwise. */
+  public int radius() {
+    return sampledOrDefaults().radius();
+  }
+
+  /** Sampled's margin; the default otherwise. */
+  public float margin() {
+    return sampledOrDefaults().margin();
+  }
+
+  /** Sampled's guard; the default otherwise. */
+  public float guard() {
+    return sampledOrDefaults().guard();
+  }
+
+  /** The always-attended first positions of a windowed config; 0 otherwise. */
+  public int sinks() {
+    return sinkWindow == null ? 0 : sinkWindow.sinks();
+  }
+
+  /** The recent positions of a windowed config; 0 (every key) otherwise. */
+  public int window() {
+    return sinkWindow == null ? 0 : sinkWindow.window();
+  }
+
+  /** Certified's or estimated's output-error target; 0 otherwise. */
+  public double maxError() {
+    return switch (modeConfig) {
+      case ModeConfig.Certified c -> c.maxError();
+      case ModeConfig.Estimated e -> e.maxError();
+      default -> 0;
+    };
+  }
+
+  /** Estimated's confidence level; 0 otherwise. */
+  public double confidence() {
+    return modeConfig instanceof ModeConfig.Estimated e ? e.confidence() : 0;
+  }
+
+  /** Estimated's seed; 0 otherwise. */
+  public long seed() {
+    return modeConfig instanceof ModeConfig.Estimated e ? e.seed() : 0;
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof AttentionConfig c && modeConfig.equals(c.modeConfig)
+        && Objects.equals(sinkWindow, c.sinkWindow);
+  }
+
+  @Override
+  public int hashCode() {
+    return modeConfig.hashCode() * 31 + Objects.hashCode(sinkWindow);
+  }
+
+  @Override
+  public String toString() {
+    return "AttentionConfig[" + modeConfig + (sinkWindow == null ? "" : ", " + sinkWindow) + "]";
   }
 }

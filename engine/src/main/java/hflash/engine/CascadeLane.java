@@ -1,5 +1,6 @@
 package hflash.engine;
 
+import hflash.engine.pass.Encodings;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
 import hflash.tiles.PrefillKernels;

@@ -1,5 +1,6 @@
 package hflash.engine;
 
+import hflash.engine.pass.TilePlan;
 import hflash.memory.HadamardRotation;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
@@ -7,7 +8,6 @@ import hflash.tiles.TileKernels;
 import hflash.tiles.TileKernelsProvider;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.function.IntConsumer;
 
 /**
  * Decode attention over a {@link KvCache}: one new query token per head attends to the cached keys
@@ -40,7 +40,7 @@ import java.util.function.IntConsumer;
 public final class DecodeAttention implements AutoCloseable {
 
   /** A split-K chunk gets at least this many keys; shorter contexts use fewer threads. */
-  public static final int SPLIT_MIN_KEYS = 256;
+  public static final int SPLIT_MIN_KEYS = TilePlan.SPLIT_MIN_KEYS;
 
   /** Query positions per block of an exact {@link #prefill} (each K/V tile is read once per block). */
   public static final int PREFILL_BLOCK_ROWS = TiledPrefill.BLOCK_ROWS;
@@ -55,21 +55,17 @@ public final class DecodeAttention implements AutoCloseable {
   private final float scale;
   private final int threads;
   private final TileKernels kernels;
-  private final TileLoop[] workers; // one per thread; worker i runs chunk i
-  private final TileLoop.Call call = new TileLoop.Call(); // the current call, read by the workers
+  private final Workers workers; // the worker threads' state and the schedulers
+  private final Call call; // the current call, read by the workers
   private final WorkerPool pool; // null when threads == 1
   private final AttentionReport report;
   private final AttentionReport prefillTotals; // sums over the rows of a prefill call
   private final float[] prefillQ; // (numHeads, headDim) one row of a prefill call
   private final float[] prefillOut; // (numHeads, headDim)
   private final AtomicBoolean busy = new AtomicBoolean();
-  private final IntConsumer chunkTask = this::runChunk;
   private final Scheduler scheduler;
-  private final Handoff[] handoffs; // (threads / 2) pipeline hand-offs; empty unless PIPELINE
   private final CancelFlag cancel = new CancelFlag();
   private final TiledPrefill tiledPrefill; // exact prefill: query blocks x K/V tiles
-
-  private int workChunks; // chunks of work of the current call (pipelines count once)
 
   private DecodeAttention(KvCache cache, int numHeads, int threads, float scale, TileKernels kernels,
       Scheduler scheduler) {
@@ -101,24 +97,14 @@ public final class DecodeAttention implements AutoCloseable {
     this.prefillTotals = new AttentionReport(numHeads);
     this.prefillQ = new float[numHeads * headDim];
     this.prefillOut = new float[numHeads * headDim];
-    call.qs = new float[numHeads * headDim];
-    call.qNorm = new double[numHeads];
-    call.cache = cache;
-    call.report = report;
-    this.workers = new TileLoop[threads];
-    for (int i = 0; i < threads; i++) {
-      workers[i] = new TileLoop(kernels, layout, numHeads, group);
-    }
     this.scheduler = Objects.requireNonNull(scheduler, "scheduler");
     if (scheduler == Scheduler.PIPELINE && threads < 2) {
       throw new IllegalArgumentException("the pipeline scheduler needs at least 2 threads: " + threads);
     }
-    this.handoffs = new Handoff[scheduler == Scheduler.PIPELINE ? threads / 2 : 0];
-    for (int i = 0; i < handoffs.length; i++) {
-      handoffs[i] = new Handoff(group, tileTokens, cancel);
-    }
-    call.cancel = cancel;
+    this.call = new Call(cache, numHeads, headDim, new TilePlan(tileTokens, kvHeads, layout.rowBytes()), report,
+        cancel);
     this.pool = threads > 1 ? new WorkerPool(threads, "hflash-decode") : null;
+    this.workers = new Workers(kernels, layout, numHeads, group, threads, scheduler, call, pool, cancel);
     this.tiledPrefill = new TiledPrefill(kernels, layout, numHeads, threads, pool);
   }
 
@@ -264,20 +250,15 @@ public final class DecodeAttention implements AutoCloseable {
       cache.pin(); // a close from another thread frees nothing until the call ends
       pinned = true;
       scaleQuery(q);
-      run(layer, keys, config);
+      workers.run(layer, keys, config);
       if (into != null) {
-        into.copyFrom(workers[0].state); // rotated space when the cache rotates: the caller merges, then unrotates
+        into.copyFrom(workers.state()); // rotated space when the cache rotates: the caller merges, then unrotates
       } else {
-        workers[0].state.finish(out, 0);
+        workers.state().finish(out, 0);
         unrotate(out);
       }
     } catch (Handoff.Aborted e) {
-      for (Handoff h : handoffs) { // rethrow what actually failed, not the other unit's abort
-        if (h.failure != null && !(h.failure instanceof Handoff.Aborted)) {
-          sneakyThrow(h.failure);
-        }
-      }
-      throw e;
+      throw workers.originalFailure(e);
     } catch (IllegalStateException e) {
       throw closedCacheOr(e);
     } finally {
@@ -326,7 +307,7 @@ public final class DecodeAttention implements AutoCloseable {
       throw new IndexOutOfBoundsException("prefill rows past the cache: " + firstPosition + "+"
           + count + " > " + length + " (layer=" + layer + ")");
     }
-    if (config.mode() == AttentionMode.EXACT && !config.windowed()) {
+    if (config.modeConfig() instanceof ModeConfig.Exact && !config.windowed()) {
       prefillTiled(layer, q, out, firstPosition, count);
       return;
     }
@@ -388,12 +369,7 @@ public final class DecodeAttention implements AutoCloseable {
    */
   public long oracleTiles(int layer, float[] q, int keys, double epsilon) {
     float[] out = new float[numHeads * headDim];
-    call.oracle = true;
-    try {
-      decode(layer, q, out, keys, AttentionConfig.certified(epsilon));
-    } finally {
-      call.oracle = false;
-    }
+    decode(layer, q, out, keys, AttentionConfig.of(new ModeConfig.CertifiedOracle(epsilon)));
     return report.tilesRead;
   }
 
@@ -454,139 +430,6 @@ public final class DecodeAttention implements AutoCloseable {
       }
       call.qNorm[h] = Math.sqrt(sq);
     }
-  }
-
-  private void run(int layer, int keys, AttentionConfig config) {
-    int tiles = (keys + tileTokens - 1) / tileTokens;
-    if (config.windowed()) {
-      call.sinks = Math.min(config.sinks(), keys);
-      call.windowStart = Math.max(call.sinks, keys - config.window());
-      call.sinkTiles = (call.sinks + tileTokens - 1) / tileTokens;
-      call.windowFirstTile = call.windowStart / tileTokens;
-      call.layoutTileTokens = tileTokens;
-      tiles = call.windowTiles();
-    }
-    int lanes = scheduler == Scheduler.SERIAL ? 1
-        : scheduler == Scheduler.PIPELINE ? handoffs.length : threads;
-    int chunks = config.mode() == AttentionMode.EXACT
-        ? Math.max(1, Math.min(Math.min(lanes, tiles), keys / SPLIT_MIN_KEYS))
-        : Math.min(lanes, kvHeads); // approximate modes split over KV heads
-    workChunks = chunks;
-    if (scheduler == Scheduler.PIPELINE) {
-      chunks *= 2; // unit 1 of pipeline p runs as worker 2p, its unit 2 as worker 2p + 1
-      for (int p = 0; p < workChunks; p++) {
-        handoffs[p].reset();
-      }
-    }
-    report.reset();
-    call.k = cache.keys();
-    call.v = cache.values();
-    if (config.mode() == AttentionMode.SAMPLED) {
-      call.samples = cache.samples();
-    } else if (config.mode() != AttentionMode.EXACT) {
-      call.summaries = cache.tileSummaries();
-      call.summarySegment = cache.summaries();
-      call.valueSummaries = cache.valueSummaries();
-    }
-    call.layer = layer;
-    call.keys = keys;
-    call.config = config;
-    if (pool == null || chunks == 1) {
-      runChunk(0);
-    } else {
-      pool.run(chunkTask, chunks);
-    }
-    int stride = scheduler == Scheduler.PIPELINE ? 2 : 1;
-    for (int i = 0; i < chunks; i++) {
-      TileLoop w = workers[i];
-      if (i > 0 && i % stride == 0) { // unit 2 workers hold no state of their own
-        workers[0].state.merge(w.state);
-      }
-      report.rescales += w.rescales;
-      report.guardFirings += w.guardFirings;
-      report.keysScored += w.keysScored;
-      report.tilesRead += w.tilesRead;
-      report.kvBytesRead += w.kvBytes;
-      report.summaryBytesRead += w.summaryBytes;
-      report.sampleBytesRead += w.sampleBytes;
-      report.fmas += w.fmas;
-    }
-    report.keysInContext = (long) keys * kvHeads;
-    call.k = call.v = call.samples = call.summarySegment = null;
-    call.summaries = null;
-    call.valueSummaries = null;
-  }
-
-  /** Worker {@code c} of the current call: a chunk, or one unit of a pipeline. */
-  private void runChunk(int c) {
-    TileLoop w = workers[c];
-    w.state.reset();
-    w.resetCounters();
-    w.handoff = null;
-    if (scheduler != Scheduler.PIPELINE) {
-      work(w, c, workChunks);
-      return;
-    }
-    Handoff h = handoffs[c / 2];
-    try {
-      if (c % 2 == 0) {
-        w.handoff = h;
-        work(w, c / 2, workChunks);
-        h.finish();
-      } else {
-        h.consume(call, kernels, layout, group, workers[c - 1].state, w);
-      }
-    } catch (Throwable t) {
-      if (h.failure == null) {
-        h.failure = t;
-      }
-      throw t;
-    } finally {
-      w.handoff = null;
-    }
-  }
-
-  /** Chunk {@code c} of {@code chunks}: a tile range of every KV head (exact), or KV heads. */
-  private void work(TileLoop w, int c, int chunks) {
-    AttentionConfig cfg = call.config;
-    switch (cfg.mode()) {
-      case EXACT -> {
-        boolean windowed = cfg.windowed();
-        int tiles = windowed ? call.windowTiles() : (call.keys + tileTokens - 1) / tileTokens;
-        int from = (int) ((long) c * tiles / chunks);
-        int to = (int) ((long) (c + 1) * tiles / chunks);
-        for (int kh = 0; kh < kvHeads; kh++) {
-          if (windowed) {
-            w.exactWindowed(call, kh, from, to);
-          } else {
-            w.exact(call, kh, from, to);
-          }
-        }
-      }
-      case SAMPLED -> {
-        for (int kh = c; kh < kvHeads; kh += chunks) {
-          w.sampled(call, kh);
-        }
-      }
-      case CERTIFIED, BUDGETED -> {
-        int tiles = (call.keys + tileTokens - 1) / tileTokens;
-        int budget = cfg.mode() == AttentionMode.CERTIFIED ? -1
-            : cfg.tileBudget(tiles, 2L * tileTokens * layout.rowBytes(), kvHeads);
-        for (int kh = c; kh < kvHeads; kh += chunks) {
-          w.bounded(call, kh, budget);
-        }
-      }
-      case ESTIMATED -> {
-        for (int kh = c; kh < kvHeads; kh += chunks) {
-          w.estimated(call, kh);
-        }
-      }
-    }
-  }
-
-  @SuppressWarnings("unchecked")
-  private static <T extends Throwable> void sneakyThrow(Throwable t) throws T {
-    throw (T) t;
   }
 
   /** Cancellation and deadline of the running call, checked once per tile. */

@@ -87,7 +87,7 @@ final class Handoff {
    * Unit 2's loop: applies every slot to {@code state}'s accumulators until unit 1 finishes.
    * Counts V bytes and tiles on {@code counters}.
    */
-  void consume(TileLoop.Call call, TileKernels kernels, KvCacheLayout layout, int g,
+  void consume(Call call, TileKernels kernels, KvCacheLayout layout, int g,
       AttentionState state, TileLoop counters) {
     int d = layout.headDim();
     int tileTokens = layout.tileTokens();

@@ -1,5 +1,6 @@
 package hflash.engine;
 
+import hflash.engine.pass.Encodings;
 import hflash.memory.HadamardRotation;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;

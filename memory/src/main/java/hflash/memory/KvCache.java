@@ -2,6 +2,7 @@ package hflash.memory;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import hflash.memory.internal.KvCacheInternals;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -40,6 +41,35 @@ import java.util.concurrent.atomic.AtomicInteger;
  * before it writes a byte, so a rejected append leaves the cache unchanged.
  */
 public final class KvCache implements AutoCloseable {
+
+  static { // the engine reaches the derived stores through hflash.memory.internal, not this API
+    KvCacheInternals.install(new KvCacheInternals.Access() {
+      @Override
+      public MemorySegment samples(KvCache cache) {
+        return cache.samples();
+      }
+
+      @Override
+      public MemorySegment summaries(KvCache cache) {
+        return cache.summaries();
+      }
+
+      @Override
+      public TileSummaries tileSummaries(KvCache cache) {
+        return cache.tileSummaries();
+      }
+
+      @Override
+      public ValueSummaries valueSummaries(KvCache cache) {
+        return cache.valueSummaries();
+      }
+
+      @Override
+      public long sampleBlockOffset(KvCache cache, int layer, int kvHead, int phase, int block) {
+        return cache.sampleBlockOffset(layer, kvHead, phase, block);
+      }
+    });
+  }
 
   private final KvCacheLayout layout;
   private final Arena arena;
@@ -422,7 +452,7 @@ public final class KvCache implements AutoCloseable {
    * The per-tile summaries (see {@link TileSummaries}); tiles below {@code length(layer) / T} are
    * complete. Borrowed: valid until {@link #close()}.
    */
-  public TileSummaries tileSummaries() {
+  TileSummaries tileSummaries() {
     ensureOpen();
     return summaries;
   }
@@ -431,7 +461,7 @@ public final class KvCache implements AutoCloseable {
    * The per-tile value balls (see {@link ValueSummaries}), valid for the same complete tiles as
    * {@link #tileSummaries()}. Borrowed: valid until {@link #close()}.
    */
-  public ValueSummaries valueSummaries() {
+  ValueSummaries valueSummaries() {
     ensureOpen();
     return valueSummaries;
   }
@@ -451,7 +481,7 @@ public final class KvCache implements AutoCloseable {
    * {@code 8 i}; laid out like a 32-key K block (column-major), so the score kernel reads it
    * directly.
    */
-  public long sampleBlockOffset(int layer, int kvHead, int phase, int b) {
+  long sampleBlockOffset(int layer, int kvHead, int phase, int b) {
     if (pages != null) {
       return pages.sampleBlockOffset(layer, kvHead, phase, b);
     }
@@ -468,7 +498,7 @@ public final class KvCache implements AutoCloseable {
   }
 
   /** Element {@code c} of sample {@code i} (key {@code 8 i}) as stored; a slow path for tests. */
-  public float sample(int layer, int kvHead, int i, int c) {
+  float sample(int layer, int kvHead, int i, int c) {
     ensureOpen();
     checkSampled();
     Checks.index("kvHead", kvHead, layout.kvHeads());
@@ -487,14 +517,14 @@ public final class KvCache implements AutoCloseable {
    * in two phases (see {@link #SAMPLE_PHASES}) of blocks of 32 laid out like K blocks
    * ({@link #sampleBlockOffset}). Read-only and borrowed: valid until {@link #close()}.
    */
-  public MemorySegment samples() {
+  MemorySegment samples() {
     ensureOpen();
     checkSampled();
     return samplesView;
   }
 
   /** Read-only view of the summary records, for the kernels. */
-  public MemorySegment summaries() {
+  MemorySegment summaries() {
     ensureOpen();
     return summariesView;
   }

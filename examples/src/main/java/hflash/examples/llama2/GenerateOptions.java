@@ -1,7 +1,7 @@
 package hflash.examples.llama2;
 
 import hflash.engine.AttentionConfig;
-import hflash.engine.AttentionMode;
+import hflash.engine.ModeConfig;
 import java.nio.file.Path;
 import java.util.Objects;
 
@@ -77,15 +77,8 @@ public record GenerateOptions(Path model, Path tokenizer, String prompt, int ste
    * @throws IllegalArgumentException for an unknown mode or a malformed budget
    */
   public AttentionConfig attentionConfig() {
-    AttentionMode m = AttentionMode.parse(mode);
-    AttentionConfig b = parseBudget(budget);
-    return switch (m) {
-      case EXACT -> AttentionConfig.exact();
-      case SAMPLED -> AttentionConfig.sampled();
-      case CERTIFIED -> AttentionConfig.certified(epsilon);
-      case BUDGETED -> b;
-      case ESTIMATED -> AttentionConfig.estimated(1e-2);
-    };
+    return AttentionConfig.parse(mode, new ModeConfig.Parameters(epsilon, 0, AttentionConfig.DEFAULT_CONFIDENCE,
+        AttentionConfig.DEFAULT_SEED, ModeConfig.Budgeted.parse(budget), new ModeConfig.Sampled()));
   }
 
   /**
@@ -95,22 +88,6 @@ public record GenerateOptions(Path model, Path tokenizer, String prompt, int ste
    * @throws IllegalArgumentException "budget must be a tile count or a percentage: x"
    */
   public static AttentionConfig parseBudget(String budget) {
-    String s = Objects.requireNonNull(budget, "budget").trim();
-    try {
-      if (s.endsWith("%")) {
-        double pct = Double.parseDouble(s.substring(0, s.length() - 1).trim());
-        if (!(pct > 0 && pct <= 100)) {
-          throw new IllegalArgumentException("budget share must be in (0%, 100%]: " + budget);
-        }
-        return AttentionConfig.budgetedShare(pct / 100);
-      }
-      int tiles = Integer.parseInt(s);
-      if (tiles <= 0) {
-        throw new IllegalArgumentException("budget tiles must be > 0: " + budget);
-      }
-      return AttentionConfig.budgetedTiles(tiles);
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("budget must be a tile count or a percentage: " + budget);
-    }
+    return AttentionConfig.of(ModeConfig.Budgeted.parse(budget));
   }
 }

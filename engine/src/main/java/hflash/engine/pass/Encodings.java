@@ -1,4 +1,4 @@
-package hflash.engine;
+package hflash.engine.pass;
 
 import hflash.memory.DType;
 import hflash.tiles.TileEncoding;
@@ -8,7 +8,7 @@ import hflash.tiles.TileEncoding;
  * {@link DType} to the kernel module's {@link TileEncoding}, which keeps {@code tiles} free of a
  * dependency on {@code memory}. Matched by id once, then an array lookup per kernel call.
  */
-final class Encodings {
+public final class Encodings {
 
   private static final TileEncoding[] BY_ORDINAL = new TileEncoding[DType.values().length];
 
@@ -21,7 +21,7 @@ final class Encodings {
   private Encodings() {}
 
   /** The encoding the kernels read a tile of {@code dtype} as. */
-  static TileEncoding of(DType dtype) {
+  public static TileEncoding of(DType dtype) {
     return BY_ORDINAL[dtype.ordinal()];
   }
 }

@@ -1,5 +1,6 @@
-package hflash.engine;
+package hflash.engine.bounded;
 
+import hflash.engine.pass.Tiles;
 import hflash.memory.ValueSummaries;
 import java.util.Arrays;
 
@@ -63,13 +64,14 @@ final class OutputBound {
   }
 
   /** Takes {@code a_h = acc_h / l_h} of the group's heads (the state must be drained). */
-  void snapshot(AttentionState st, int h0) {
+  void snapshot(Tiles st, int h0) {
+    float[] acc = st.accumulators();
     for (int i = 0; i < g; i++) {
       int h = h0 + i;
-      double l = st.l[h];
+      double l = st.sum(h);
       double sq = 0;
       for (int c = 0; c < d; c++) {
-        double x = l == 0 ? 0 : st.acc[h * d + c] / l;
+        double x = l == 0 ? 0 : acc[h * d + c] / l;
         a[i * d + c] = x;
         sq += x * x;
       }

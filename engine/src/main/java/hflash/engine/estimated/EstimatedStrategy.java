@@ -1,5 +1,9 @@
-package hflash.engine;
+package hflash.engine.estimated;
 
+import hflash.engine.ModeConfig;
+import hflash.engine.bounded.NodeBounds;
+import hflash.engine.pass.ModeStrategy;
+import hflash.engine.pass.Tiles;
 import hflash.memory.KvCacheLayout;
 import hflash.memory.TileSummaries;
 import hflash.memory.ValueSummaries;
@@ -34,7 +38,7 @@ import java.util.SplittableRandom;
  * upper end meets the target keeps the level. A stratum whose draws would reach half its tiles is
  * read whole instead (exact, no deviation), so the loop ends.
  */
-final class EstimatedPass {
+public final class EstimatedStrategy implements ModeStrategy<ModeConfig.Estimated> {
 
   /** Share of the complete tiles opened exactly by bound before sampling. */
   static final double HEAD_SHARE = 0.05;
@@ -43,7 +47,6 @@ final class EstimatedPass {
   /** Draws per stratum in the first round; doubled every round. */
   static final int FIRST_DRAWS = 8;
 
-  private final TileLoop loop;
   private final TileKernels kernels;
   private final KvCacheLayout layout;
   private final int d;
@@ -69,8 +72,7 @@ final class EstimatedPass {
   private int slots;
   private static final int RUN = 256;
 
-  EstimatedPass(TileLoop loop, TileKernels kernels, KvCacheLayout layout, int group) {
-    this.loop = loop;
+  public EstimatedStrategy(TileKernels kernels, KvCacheLayout layout, int group) {
     this.kernels = kernels;
     this.layout = layout;
     this.d = layout.headDim();
@@ -97,28 +99,32 @@ final class EstimatedPass {
   }
 
   /** The estimated pass for KV head kh; writes the output into the state and the interval into the report. */
-  void run(TileLoop.Call call, int kh) {
-    int h0 = kh * g;
-    AttentionState state = loop.state;
-    int keys = call.keys;
-    int full = keys / tileTokens;
-    int tiles = (keys + tileTokens - 1) / tileTokens;
-    boolean[] opened = loop.opened;
-    Arrays.fill(opened, 0, tiles, false);
-    loop.open(call, kh, 0);
-    if (full > 1) {
-      loop.open(call, kh, full - 1);
+  @Override
+  public void run(ModeConfig.Estimated cfg, Tiles tiles, int kh, int from0, int to0) {
+    tiles.resetGroup(kh);
+    if (tiles.keys() == 0) {
+      return;
     }
-    if (tiles > full && full > 0) {
-      loop.open(call, kh, full);
+    int h0 = kh * g;
+    int keys = tiles.keys();
+    int full = keys / tileTokens;
+    int tileCount = (keys + tileTokens - 1) / tileTokens;
+    boolean[] opened = tiles.opened();
+    Arrays.fill(opened, 0, tileCount, false);
+    tiles.open(kh, 0);
+    if (full > 1) {
+      tiles.open(kh, full - 1);
+    }
+    if (tileCount > full && full > 0) {
+      tiles.open(kh, full);
     }
     int n = 0; // tail candidates: complete unopened tiles
-    bound(call, kh, full);
+    bound(tiles, kh, full);
     for (int t = 0; t < full; t++) {
       if (!opened[t]) {
         float p = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < g; i++) {
-          p = Math.max(p, ub[i * maxTiles + t] - state.m[h0 + i]);
+          p = Math.max(p, ub[i * maxTiles + t] - tiles.max(h0 + i));
         }
         priority[t] = p;
         order[n++] = t;
@@ -129,21 +135,21 @@ final class EstimatedPass {
         : priority[a] != priority[b] ? Float.compare(priority[b], priority[a]) : Integer.compare(a, b));
     int head = Math.min(n, (int) Math.ceil(HEAD_SHARE * full));
     for (int k = 0; k < head; k++) {
-      loop.open(call, kh, order[k]);
+      tiles.open(kh, order[k]);
     }
-    loop.drain();
+    tiles.drain();
     for (int i = 0; i < g; i++) {
       int h = h0 + i;
-      ref[i] = state.m[h];
+      ref[i] = tiles.max(h);
+      float[] acc = tiles.accumulators();
       for (int c = 0; c < d; c++) {
-        o[i * d + c] = state.l[h] == 0 ? 0 : state.acc[h * d + c] / (double) state.l[h];
+        o[i * d + c] = tiles.sum(h) == 0 ? 0 : acc[h * d + c] / (double) tiles.sum(h);
       }
     }
     int tail = n - head;
     if (tail == 0) {
       for (int i = 0; i < g; i++) {
-        call.report.rho[h0 + i] = 0;
-        call.report.errorBound[h0 + i] = 0;
+        tiles.reportBound(h0 + i, 0, 0);
       }
       return;
     }
@@ -151,40 +157,40 @@ final class EstimatedPass {
     for (int s = 0; s <= STRATA; s++) {
       from[s] = (int) ((long) s * tail / STRATA);
     }
-    ranges(call, kh, head, from);
-    estimate(call, kh, h0, head, from);
+    ranges(tiles, kh, head, from);
+    estimate(cfg, tiles, kh, h0, head, from);
   }
 
   /** Certified ball bounds of every complete tile for the group (as budgeted computes them). */
-  private void bound(TileLoop.Call call, int kh, int full) {
-    TileSummaries sum = call.summaries;
+  private void bound(Tiles tiles, int kh, int full) {
+    TileSummaries sum = tiles.summaries();
     int h0 = kh * g;
     for (int t0 = 0; t0 < full; t0 += RUN) {
       int count = Math.min(RUN, full - t0);
-      kernels.rowScores(call.qs, h0 * d, g, d, call.summarySegment, sum.ballOffset(call.layer, kh, t0),
+      kernels.rowScores(tiles.queries(), h0 * d, g, d, tiles.summarySegment(), sum.ballOffset(tiles.layer(), kh, t0),
           sum.ballBytes(), count, runScores, count);
-      loop.summaryBytes += count * sum.ballBytes();
-      loop.fmas += (long) count * g * d;
+      tiles.countSummaryBytes(count * sum.ballBytes());
+      tiles.countFmas((long) count * g * d);
       for (int j = 0; j < count; j++) {
         int t = t0 + j;
-        float radius = sum.radius(call.layer, kh, t);
-        float cnorm = sum.centroidNorm(call.layer, kh, t, false);
+        float radius = sum.radius(tiles.layer(), kh, t);
+        float cnorm = sum.centroidNorm(tiles.layer(), kh, t, false);
         for (int i = 0; i < g; i++) {
-          ub[i * maxTiles + t] = BoundedPass.ballBound(runScores[i * count + j], call.qNorm[h0 + i], radius, cnorm, d);
+          ub[i * maxTiles + t] = NodeBounds.ballBound(runScores[i * count + j], tiles.queryNorm(h0 + i), radius, cnorm, d);
         }
       }
     }
   }
 
   /** Per stratum and head: the largest mass bound and the largest ||z_t|| bound of its tiles. */
-  private void ranges(TileLoop.Call call, int kh, int head, int[] from) {
-    ValueSummaries vs = call.valueSummaries;
+  private void ranges(Tiles tiles, int kh, int head, int[] from) {
+    ValueSummaries vs = tiles.valueSummaries();
     Arrays.fill(uMass, 0);
     Arrays.fill(uZ, 0);
     for (int s = 0; s < STRATA; s++) {
       for (int k = from[s]; k < from[s + 1]; k++) {
         int t = order[head + k];
-        long rec = vs.tileOffset(call.layer, kh, t);
+        long rec = vs.tileOffset(tiles.layer(), kh, t);
         vs.centroid(rec, centroid, 0);
         double r = vs.radius(rec);
         for (int i = 0; i < g; i++) {
@@ -201,16 +207,15 @@ final class EstimatedPass {
       }
     }
     long tailTiles = from[STRATA];
-    loop.summaryBytes += tailTiles * vs.recordBytes();
-    loop.fmas += tailTiles * g * d;
+    tiles.countSummaryBytes(tailTiles * vs.recordBytes());
+    tiles.countFmas(tailTiles * g * d);
   }
 
   /** Rounds of draws until the interval's upper end meets the target; then the state and report. */
-  private void estimate(TileLoop.Call call, int kh, int h0, int head, int[] from) {
-    AttentionConfig cfg = call.config;
+  private void estimate(ModeConfig.Estimated cfg, Tiles tiles, int kh, int h0, int head, int[] from) {
     double delta = 1 - cfg.confidence();
-    SplittableRandom rnd = new SplittableRandom(cfg.seed() ^ (0x9e3779b97f4a7c15L * (call.layer * 1_000_003L + kh))
-        ^ ((long) call.keys << 20));
+    SplittableRandom rnd = new SplittableRandom(cfg.seed() ^ (0x9e3779b97f4a7c15L * (tiles.layer() * 1_000_003L + kh))
+        ^ ((long) tiles.keys() << 20));
     int[] drawn = new int[STRATA];
     boolean[] census = new boolean[STRATA];
     double[] bound = new double[g];
@@ -228,26 +233,25 @@ final class EstimatedPass {
         if (2L * want >= size) { // reading it whole costs at most twice the draws: exact
           census[s] = true;
           for (int k = from[s]; k < from[s + 1]; k++) {
-            read(call, kh, order[head + k]);
+            read(tiles, kh, order[head + k]);
           }
           continue;
         }
         for (; drawn[s] < want; drawn[s]++) {
           int t = order[head + from[s] + rnd.nextInt(size)];
-          read(call, kh, t);
+          read(tiles, kh, t);
           draws[t]++;
         }
       }
       double deltaRound = delta / Math.pow(2, r + 1) / (4.0 * STRATA);
-      boolean pass = interval(h0, head, from, drawn, census, deltaRound, bound, rho, mHat, yHat);
+      boolean pass = interval(tiles, cfg.maxError(), h0, head, from, drawn, census, deltaRound, bound, rho, mHat, yHat);
       if (pass) {
         break;
       }
     }
-    finish(h0, mHat, yHat);
+    finish(tiles, h0, mHat, yHat);
     for (int i = 0; i < g; i++) {
-      call.report.errorBound[h0 + i] = bound[i];
-      call.report.rho[h0 + i] = rho[i];
+      tiles.reportBound(h0 + i, rho[i], bound[i]);
     }
     for (int k = 0; k < slots; k++) { // leave the scratch clean for the next call
       slotOf[slotTile[k]] = -1;
@@ -256,13 +260,13 @@ final class EstimatedPass {
   }
 
   /** Reads tail tile t exactly (once): its mass and weighted value sum relative to ref, per head. */
-  private void read(TileLoop.Call call, int kh, int t) {
+  private void read(Tiles tiles, int kh, int t) {
     if (slotOf[t] >= 0) {
       return;
     }
-    int count = loop.scoreOnly(call, kh, t);
-    loop.countExps(count);
-    float[] s = loop.lastScores();
+    int count = tiles.scoreOnly(kh, t);
+    tiles.countExps(count);
+    float[] s = tiles.ownScores();
     int slot = slots++;
     slotOf[t] = slot;
     slotTile[slot] = t;
@@ -273,12 +277,8 @@ final class EstimatedPass {
       mass[slot * g + i] = sum * Math.exp((double) mx[i] - ref[i]);
     }
     Arrays.fill(acc, 0f);
-    kernels.accumulate(s, tileTokens, g, d, call.v, call.cache.tileOffset(call.layer, kh, t), Encodings.of(layout.dtype()), count,
-        tileTokens, acc, 0);
-    loop.kvBytes += (long) count * layout.rowBytes();
-    loop.fmas += (long) count * g * d;
-    loop.tilesRead++;
-    loop.opened[t] = true;
+    tiles.accumulateInto(kh, t, count, s, acc);
+    tiles.opened()[t] = true;
     for (int i = 0; i < g; i++) {
       double f = Math.exp((double) mx[i] - ref[i]);
       for (int c = 0; c < d; c++) {
@@ -291,17 +291,16 @@ final class EstimatedPass {
    * The estimates (into mHat, yHat) and, per head, the interval's upper end on ||out - exact||
    * (into bound) and on the tail's mass share (rho); whether every head meets its target.
    */
-  private boolean interval(int h0, int head, int[] from, int[] drawn, boolean[] census, double dr,
-      double[] bound, double[] rho, double[] mHat, double[] yHat) {
-    AttentionState state = loop.state;
+  private boolean interval(Tiles tiles, double target, int h0, int head, int[] from, int[] drawn,
+      boolean[] census, double dr, double[] bound, double[] rho, double[] mHat, double[] yHat) {
+    float[] acc = tiles.accumulators();
     double lnB = Math.log(2 / dr); // Bernstein (two-sided) at dr
     double lnV = Math.log(1 / dr); // the variance's one-sided bound at dr
-    double target = loop.estimatedTarget;
     boolean pass = true;
     double[] zMean = new double[d];
     for (int i = 0; i < g; i++) {
       int h = h0 + i;
-      double lHead = state.l[h] * Math.exp((double) state.m[h] - ref[i]);
+      double lHead = tiles.sum(h) * Math.exp((double) tiles.max(h) - ref[i]);
       double lSure = lHead; // a certain lower bound of the total mass: head plus every tile read
       double mh = 0, devM = 0, devZ = 0;
       Arrays.fill(yHat, i * d, (i + 1) * d, 0);
@@ -361,7 +360,7 @@ final class EstimatedPass {
       double lEst = lHead + mh;
       double outMinusO = 0, outNorm = 0;
       for (int c = 0; c < d; c++) {
-        double a = (state.acc[h * d + c] * Math.exp((double) state.m[h] - ref[i]) + yHat[i * d + c]) / lEst;
+        double a = (acc[h * d + c] * Math.exp((double) tiles.max(h) - ref[i]) + yHat[i * d + c]) / lEst;
         outMinusO += (a - o[i * d + c]) * (a - o[i * d + c]);
         outNorm += a * a;
       }
@@ -375,18 +374,17 @@ final class EstimatedPass {
   }
 
   /** Writes head plus estimated tail into the state of the group's heads (reference ref). */
-  private void finish(int h0, double[] mHat, double[] yHat) {
-    AttentionState state = loop.state;
+  private void finish(Tiles tiles, int h0, double[] mHat, double[] yHat) {
+    float[] acc = tiles.accumulators();
     for (int i = 0; i < g; i++) {
       int h = h0 + i;
-      double f = Math.exp((double) state.m[h] - ref[i]); // 1: ref is the state's max after the head
-      double l = state.l[h] * f + mHat[i];
+      double f = Math.exp((double) tiles.max(h) - ref[i]); // 1: ref is the state's max after the head
+      double l = tiles.sum(h) * f + mHat[i];
       double top = Math.max(1, l); // keep l near 1 in float: divide everything by it
       for (int c = 0; c < d; c++) {
-        state.acc[h * d + c] = (float) ((state.acc[h * d + c] * f + yHat[i * d + c]) / top);
+        acc[h * d + c] = (float) ((acc[h * d + c] * f + yHat[i * d + c]) / top);
       }
-      state.l[h] = (float) (l / top);
-      state.m[h] = (float) (ref[i] + Math.log(top));
+      tiles.setMaxAndSum(h, (float) (ref[i] + Math.log(top)), (float) (l / top));
     }
   }
 }
