@@ -42,12 +42,17 @@ class RealTraceTest {
   }
 
   /**
-   * Without the shared folder this test is skipped with the message naming it, so the report shows
-   * the skip; the parameterized test below is then aborted as a whole, which surefire counts as 0.
+   * The shared folder holds the traces. Without it this test is skipped with the message naming the
+   * folder, so the report shows the skip; the parameterized test below is then aborted as a whole,
+   * which surefire counts as 0 tests.
    */
   @Test
-  void sharedTracesArePresent() {
-    tracesDir();
+  void sharedTracesArePresent() throws IOException {
+    Path dir = tracesDir();
+    try (Stream<Path> files = Files.list(dir)) {
+      assertTrue(files.filter(p -> p.toString().endsWith(".safetensors")).count() >= 2,
+          "expected the two stories260K traces in " + dir);
+    }
   }
 
   static Stream<Arguments> traces() {
