@@ -29,7 +29,7 @@ import java.util.Map;
  *       is 4096 FP16 MACs" (16x16x16 per cycle); vector 2048-bit.
  *   <li>[API] CANN Ascend C API reference: a vector instruction processes 256 bytes per repeat
  *       (8 blocks of 32 bytes).
- *   <li>[ISSUE] hflash issue 5 / DESIGN.md section 5 (the 192 KiB unified buffer per vector unit).
+ *   <li>[DESIGN] ../shared/DESIGN.md section 5 (the 192 KiB unified buffer per vector unit).
  * </ul>
  */
 public final class AscendParams {
@@ -47,7 +47,7 @@ public final class AscendParams {
   public static AscendParams ascend910b() {
     Map<String, Param> m = new LinkedHashMap<>();
     put(m, "cores", 24, "AI cores (1 AIC + 2 AIV each)", "[STUB] 24 AIC / 48 AIV", false);
-    put(m, "ubBytes", 192 * 1024, "bytes per AIV", "[ISSUE]; Atlas A2 UB as reported, query GetCoreMemSize [ARCH]", false);
+    put(m, "ubBytes", 192 * 1024, "bytes per AIV", "[DESIGN]; Atlas A2 UB as reported, query GetCoreMemSize [ARCH]", false);
     put(m, "l1Bytes", 512 * 1024, "bytes per AIC", "Atlas A2 L1 as widely reported; not in an official table found here", true);
     put(m, "l0aBytes", 64 * 1024, "bytes per AIC", "as widely reported for Atlas A2; not confirmed", true);
     put(m, "l0bBytes", 64 * 1024, "bytes per AIC", "as widely reported for Atlas A2; not confirmed", true);

@@ -81,7 +81,7 @@ class BenchCommandTest {
   }
 
   /**
-   * The roofline fields (issue 10): fmas counted from the plan, the compute probe, and rooflineMs,
+   * The roofline fields: fmas counted from the plan, the compute probe, and rooflineMs,
    * ratioToRoofline and limitedBy derived from them and the stream probe as documented.
    */
   static void checkRoofline(JsonNode json, long expectedFmas, CliRun r) {
@@ -100,10 +100,10 @@ class BenchCommandTest {
     assertEquals(computeMs, json.get("computeMs").asDouble(), 1e-9 * computeMs, r::toString);
   }
 
-  /** The fields issue 10 adds, right after issue 4's, in its order. */
+  /** The roofline fields, right after the mode fields, in their contract order. */
   static final String[] ROOFLINE_FIELDS = {"fmas", "computeProbeGFmas", "rooflineMs", "ratioToRoofline", "limitedBy"};
 
-  /** The fields issue 4 adds, after the contract fields, in its order. */
+  /** The mode fields, after the contract fields, in their contract order. */
   static final String[] MODE_FIELDS = {
     "workload", "epsilon", "tiles", "bytesFraction", "oracleBytesFraction", "speedupVsExact", "relErrMax", "bound"
   };
@@ -120,10 +120,10 @@ class BenchCommandTest {
       assertEquals(field, names.next(), "contract fields come first, in the issue's order");
     }
     for (String field : MODE_FIELDS) {
-      assertEquals(field, names.next(), "then the mode fields, in issue 4's order");
+      assertEquals(field, names.next(), "then the mode fields, in contract order");
     }
     for (String field : ROOFLINE_FIELDS) {
-      assertEquals(field, names.next(), "then the roofline fields, in issue 10's order");
+      assertEquals(field, names.next(), "then the roofline fields, in contract order");
     }
     checkRoofline(json, -1, r);
     for (String field : new String[] {"workload", "epsilon", "bytesFraction", "oracleBytesFraction",

@@ -53,7 +53,7 @@ class BenchWorkloadSchedulerTest {
         assertEquals(field, names.next(), "contract fields come first, in the issue's order");
       }
       for (String field : BenchCommandTest.MODE_FIELDS) {
-        assertEquals(field, names.next(), "then the mode fields, in issue 4's order");
+        assertEquals(field, names.next(), "then the mode fields, in contract order");
       }
       assertEquals("structured", j.get("workload").asText(), r::toString);
       assertEquals("splitk", j.get("scheduler").asText(), r::toString);

@@ -49,7 +49,7 @@ class EvalCommandTest {
     assertEquals(5, exact.get("perLayer").size(), r::toString);
   }
 
-  /** The per-mode fields of issue 4, in its order after mode. */
+  /** The per-mode fields, in their contract order after mode. */
   static final String[] MODE_FIELDS = {
     "mode", "relErrMean", "relErrMax", "boundMean", "boundMax", "violations", "keysFraction", "bytesFraction",
     "oracleBytesFraction", "guardFirings"

@@ -5,7 +5,8 @@ import hflash.tiles.TileKernels;
 import java.util.concurrent.CancellationException;
 
 /**
- * The bounded hand-off between the two units of a pipeline (the Ascend mirror, issue 5):
+ * The bounded hand-off between the two units of a pipeline (the CPU mirror of the Ascend
+ * schedule, where a K unit and a V unit share no buffer; docs/ascend.md):
  * unit 1 (the K side: scores, max, exp, the running sum, and in the bounded modes the bounds and
  * the plan) fills one of two slots (ping-pong) with a tile's weights and each head's rescale
  * factor; unit 2 (the V side) rescales the accumulators and adds {@code p . V}. Single producer,

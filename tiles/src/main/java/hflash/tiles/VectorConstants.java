@@ -42,8 +42,8 @@ final class VectorConstants {
   /**
    * At 512 bits one channel of a 32-key block is two float vectors, so the 4 x 4 shape spans two
    * blocks (two K or V streams read side by side). Measured from DRAM on one Zen 5 guest, two
-   * streams took 1.03-1.8x the time of one (docs/BENCHMARKS.md, performance log); on an Intel
-   * AVX-512 guest the pairs took 0.63-0.94x the time of the old one-block kernels. Default: pairs
+   * streams took 1.03-1.8x the time of one (the two streams slow the DRAM stream itself there);
+   * on an Intel AVX-512 guest the pairs took 0.63-0.94x the time of the old one-block kernels. Default: pairs
    * where the register file holds them, except on AMD CPUs; {@code -Dhflash.blockPairs} overrides.
    */
   static final boolean PAIR_BLOCKS = pairBlocks();

@@ -92,7 +92,9 @@ final class KScan {
    * smallest error share ({@code mass * distance to the value ball} over each head's owner.target) while
    * every head's skipped error fits 0.9 of {@code owner.target * kept}, kept being everything else, and
    * reads the V of the rest from the kept weights (no second K read). A first-fit version spent
-   * the budget on whatever came first and stopped at a third of the owner.target (docs/BENCHMARKS.md). Empties the frontier; the final full check (and the repair) still decide.
+   * the budget on whatever tiles came first and measured distances from the output of the forced
+   * tiles only, so at loose targets it stopped with the bound at a third of the target, reading
+   * more than needed. Empties the frontier; the final full check (and the repair) still decide.
    */
   void targetScan(Tiles tiles, int kh, int h0) {
         TileSummaries sum = tiles.summaries();
