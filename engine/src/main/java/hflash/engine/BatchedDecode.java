@@ -38,7 +38,7 @@ import java.util.function.IntConsumer;
  * sequence, merged in thread order at the end: the same bits for the same batch, pool contents and
  * thread count. {@link Scheduler#PIPELINE} has no cascade form and is refused.
  *
- * <p>Every sequence is {@link KvCache#pin pinned} for the call: closing one from another thread
+ * <p>Every sequence is {@link hflash.memory.internal.KvCacheInternals#pin pinned} for the call: closing one from another thread
  * frees none of its pages until the call ends. One call at a time per instance.
  */
 public final class BatchedDecode implements AutoCloseable {
@@ -157,7 +157,7 @@ public final class BatchedDecode implements AutoCloseable {
     int pinned = 0;
     try {
       for (KvCache s : sequences) {
-        s.pin();
+        hflash.memory.internal.KvCacheInternals.pin(s);
         pinned++;
       }
       this.seqs = sequences;
@@ -173,7 +173,7 @@ public final class BatchedDecode implements AutoCloseable {
       }
     } finally {
       for (int i = 0; i < pinned; i++) {
-        sequences[i].unpin();
+        hflash.memory.internal.KvCacheInternals.unpin(sequences[i]);
       }
       this.seqs = null;
       this.q = this.out = this.qs = null;

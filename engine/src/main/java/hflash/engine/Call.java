@@ -106,7 +106,7 @@ final class Call {
 
   /** Byte offset of tile t of KV head kh of this call's layer, through the cache's page table. */
   long tileOffset(int kh, int t) {
-    return cache.tileOffset(layer, kh, t);
+    return KvCacheInternals.tileOffset(cache, layer, kh, t);
   }
 
   float key(int kh, int pos, int c) {

@@ -121,7 +121,7 @@ final class CascadeLane {
     for (int t = 0; t < tilesHere; t++) {
       cancel.check();
       int count = Math.min(tileTokens, keys - t * tileTokens);
-      long off = owner.tileOffset(layer, kh, firstTile + t);
+      long off = hflash.memory.internal.KvCacheInternals.tileOffset(owner, layer, kh, firstTile + t);
       if (micro) {
         prefill.widenKeys(k, off, Encodings.of(layout.dtype()), d, count, kf);
         prefill.scores(q, 0, rows, d, kf, count, s, sStride);

@@ -247,7 +247,7 @@ public final class DecodeAttention implements AutoCloseable {
     acquire();
     boolean pinned = false;
     try {
-      cache.pin(); // a close from another thread frees nothing until the call ends
+      hflash.memory.internal.KvCacheInternals.pin(cache); // a close from another thread frees nothing until the call ends
       pinned = true;
       scaleQuery(q);
       workers.run(layer, keys, config);
@@ -263,7 +263,7 @@ public final class DecodeAttention implements AutoCloseable {
       throw closedCacheOr(e);
     } finally {
       if (pinned) {
-        cache.unpin();
+        hflash.memory.internal.KvCacheInternals.unpin(cache);
       }
       busy.set(false);
     }
@@ -335,11 +335,11 @@ public final class DecodeAttention implements AutoCloseable {
     acquire();
     try {
       report.reset();
-      cache.pin(); // a close from another thread frees nothing until the call ends
+      hflash.memory.internal.KvCacheInternals.pin(cache); // a close from another thread frees nothing until the call ends
       try {
         tiledPrefill.run(layer, q, out, firstPosition, count, scale, cache.rotation(), cache, cancel, report);
       } finally {
-        cache.unpin();
+        hflash.memory.internal.KvCacheInternals.unpin(cache);
       }
     } catch (IllegalStateException e) {
       throw closedCacheOr(e);

@@ -246,7 +246,7 @@ final class TiledPrefill {
       for (int t = from; t < to; t++) {
         cancel.check();
         int keys = Math.min(tileTokens, pLast + 1 - t * tileTokens);
-        long off = cache.tileOffset(layer, kh, t);
+        long off = hflash.memory.internal.KvCacheInternals.tileOffset(cache, layer, kh, t);
         if (prefill != null) { // K widened once for the block's hb rows
           prefill.widenKeys(k, off, Encodings.of(layout.dtype()), d, keys, kf);
           prefill.scores(qb, 0, hb, d, kf, keys, s, sStride);

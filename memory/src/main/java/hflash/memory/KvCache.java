@@ -24,7 +24,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * Anything else racing with close fails with an {@code IllegalStateException}, never a JVM crash.
  *
  * <p><b>Sequences.</b> A cache made by {@link PagePool#newSequence()} keeps its tiles and samples in
- * the pool's pages through a page table ({@link #tileOffset}), shares them with its forks
+ * the pool's pages through a page table (its tile offsets), shares them with its forks
  * ({@link #fork()}, copy-on-write) and holds only its summaries itself; everything else in this
  * class reads the same. Its append, truncate, fork and close take the sequence's lock (so appends
  * to different layers of one sequence run one after the other); different sequences are
@@ -67,6 +67,21 @@ public final class KvCache implements AutoCloseable {
       @Override
       public long sampleBlockOffset(KvCache cache, int layer, int kvHead, int phase, int block) {
         return cache.sampleBlockOffset(layer, kvHead, phase, block);
+      }
+
+      @Override
+      public long tileOffset(KvCache cache, int layer, int kvHead, int tile) {
+        return cache.tileOffset(layer, kvHead, tile);
+      }
+
+      @Override
+      public void pin(KvCache cache) {
+        cache.pin();
+      }
+
+      @Override
+      public void unpin(KvCache cache) {
+        cache.unpin();
       }
     });
   }
@@ -251,7 +266,7 @@ public final class KvCache implements AutoCloseable {
    * {@link KvCacheLayout#tileOffset} for a flat cache, the page table's page for a sequence. For the
    * kernels: no state or range check (the engine validated the call), the tile must be stored.
    */
-  public long tileOffset(int layer, int kvHead, int tile) {
+  long tileOffset(int layer, int kvHead, int tile) {
     return pages == null ? layout.tileOffset(layer, kvHead, tile) : pages.tileOffset(layer, kvHead, tile);
   }
 
@@ -262,7 +277,7 @@ public final class KvCache implements AutoCloseable {
    *
    * @throws IllegalStateException if already closed
    */
-  public void pin() {
+  void pin() {
     pins.incrementAndGet();
     if (closed.get()) {
       unpin();
@@ -271,7 +286,7 @@ public final class KvCache implements AutoCloseable {
   }
 
   /** Ends a {@link #pin()}; the last one after a close frees the memory. */
-  public void unpin() {
+  void unpin() {
     if (pins.decrementAndGet() == 0 && closed.get()) {
       release();
     }

@@ -8,7 +8,8 @@ import java.util.Objects;
 
 /**
  * The engine's access to a {@link KvCache}'s derived stores (key samples, tile summaries, value
- * balls), which are not part of the cache's public API. This package is exported to
+ * balls) and to its plumbing (tile offsets through the page table, the pins a decode call holds),
+ * none of which is part of the cache's public API. This package is exported to
  * {@code hflash.engine} only. Every view is borrowed: valid until the cache is closed.
  */
 public final class KvCacheInternals {
@@ -24,6 +25,12 @@ public final class KvCacheInternals {
     ValueSummaries valueSummaries(KvCache cache);
 
     long sampleBlockOffset(KvCache cache, int layer, int kvHead, int phase, int block);
+
+    long tileOffset(KvCache cache, int layer, int kvHead, int tile);
+
+    void pin(KvCache cache);
+
+    void unpin(KvCache cache);
   }
 
   private static volatile Access access;
@@ -76,5 +83,30 @@ public final class KvCacheInternals {
    */
   public static long sampleBlockOffset(KvCache cache, int layer, int kvHead, int phase, int block) {
     return access().sampleBlockOffset(cache, layer, kvHead, phase, block);
+  }
+
+  /**
+   * Byte offset of tile {@code tile} of (layer, kvHead) in the cache's keys and values:
+   * {@code KvCacheLayout.tileOffset} for a flat cache, the page table's page for a sequence. For the
+   * kernels: no state or range check (the engine validated the call), the tile must be stored.
+   */
+  public static long tileOffset(KvCache cache, int layer, int kvHead, int tile) {
+    return access().tileOffset(cache, layer, kvHead, tile);
+  }
+
+  /**
+   * Marks a reader (a decode call) that must not see the cache's memory freed: until the matching
+   * {@link #unpin}, a {@code close()} from another thread marks the cache closed but hands its
+   * memory (its arena, its pages) back only when the last pin ends. Thread-safe.
+   *
+   * @throws IllegalStateException if already closed
+   */
+  public static void pin(KvCache cache) {
+    access().pin(cache);
+  }
+
+  /** Ends a {@link #pin}; the last one after a close frees the memory. */
+  public static void unpin(KvCache cache) {
+    access().unpin(cache);
   }
 }
