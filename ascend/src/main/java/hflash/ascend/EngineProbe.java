@@ -1,7 +1,6 @@
 package hflash.ascend;
 
 import hflash.engine.AttentionConfig;
-import hflash.engine.AttentionMode;
 import hflash.engine.AttentionReport;
 import hflash.engine.DecodeAttention;
 import hflash.memory.KvCache;
@@ -62,7 +61,7 @@ public final class EngineProbe {
     int g = shape.group();
     KvCacheLayout layout = new KvCacheLayout(1, 1, d, n, shape.dtype(), tileTokens);
     int tiles = layout.tileCount(n);
-    if (config.mode() == AttentionMode.EXACT) {
+    if (config.modeConfig().isExact()) {
       return Schedule.HeadWork.exact(tiles);
     }
     SplittableRandom rnd = new SplittableRandom(seed);
@@ -80,13 +79,14 @@ public final class EngineProbe {
       long tileBytes = tileTokens * row;
       int sampleRows = (int) (r.sampleBytesRead() / ((long) d * shape.dtype().bytes())); // store in cache dtype
       int refine = 0;
-      if (config.mode() == AttentionMode.SAMPLED) {
+      Schedule.ModeModel model = Schedule.ModeModel.of(config.mode());
+      if (model.sampleReference()) {
         long extra = r.kvBytesRead() - 2L * n * row; // refinement re-reads K only
         refine = (int) Math.ceil(Math.max(0, extra) / (double) tileBytes);
       }
       int summaries = (int) (r.summaryBytesRead() / TileSummaries.recordBytes(d, shape.dtype()));
       int opened = (int) r.tilesRead();
-      if (config.mode() == AttentionMode.CERTIFIED) {
+      if (model.scanOpensTiles()) {
         // the CPU's K-scan scores K of tiles whose V it then skips; the NPU schedule has no K-only
         // tile, so count every scored tile as opened (K and V): the model errs on the slow side
         opened = (int) Math.max(opened, (r.keysScored() + tileTokens - 1) / tileTokens);

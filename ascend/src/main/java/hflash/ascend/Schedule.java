@@ -63,9 +63,45 @@ public final class Schedule {
     }
   }
 
+  /**
+   * What a mode adds to the NPU schedule around its tile loop: the cost model's own per-mode
+   * concern, decided for every mode in {@link #of} (a switch expression without a default, so a new
+   * mode does not compile until it is modelled or refused here).
+   *
+   * @param sampleReference the sampled estimate of the softmax reference (sample rows, refinement tiles) runs first
+   * @param sortedPlan the tile summaries are streamed and sorted into a read order first
+   * @param plansAhead unit 1 decides to open each tile from the running sum (certified's stopping rule)
+   * @param scanOpensTiles the CPU engine's K-scan scores K of tiles whose V it skips; the NPU has no
+   *     K-only tile, so every scored tile counts as opened
+   */
+  public record ModeModel(boolean sampleReference, boolean sortedPlan, boolean plansAhead, boolean scanOpensTiles) {
+
+    /**
+     * The model of {@code mode}.
+     *
+     * @throws IllegalArgumentException for a mode the model does not cover (estimated: its random
+     *     tile sample and interval are not modelled on the NPU)
+     */
+    public static ModeModel of(AttentionMode mode) {
+      return switch (mode) {
+        case EXACT -> new ModeModel(false, false, false, false);
+        case SAMPLED -> new ModeModel(true, false, false, false);
+        case CERTIFIED -> new ModeModel(false, true, true, true);
+        case BUDGETED -> new ModeModel(false, true, false, false);
+        case ESTIMATED -> throw new IllegalArgumentException(
+            "the Ascend model covers exact, sampled, certified and budgeted, not " + mode.id());
+      };
+    }
+  }
+
   /** Everything a schedule depends on. */
   public record Spec(Shape shape, AttentionMode mode, HeadWork work, TilePlan plan, Mapping mapping,
-      Path path) {}
+      Path path) {
+    /** What the mode adds to the schedule. */
+    public ModeModel model() {
+      return ModeModel.of(mode);
+    }
+  }
 
   private final AscendParams p;
   private final Spec spec;
@@ -149,7 +185,7 @@ public final class Schedule {
 
   /** Certified mode plans one tile ahead per buffer: up to buffers - 1 tiles read past the serial stop. */
   private int speculative() {
-    return spec.mode() == AttentionMode.CERTIFIED && spec.work().openedTiles() < spec.work().tiles()
+    return spec.model().plansAhead() && spec.work().openedTiles() < spec.work().tiles()
         ? buffers - 1 : 0;
   }
 
@@ -166,32 +202,30 @@ public final class Schedule {
     int refDone = -1; // the accumulating unit may not start before this (sampled reference)
     int planGate = -1; // the tile loop may not start loading before this (sorted plan)
     Lane scoreLane = spec.mapping() == Mapping.NOTE ? Lane.VEC2 : Lane.VEC1;
-    switch (spec.mode()) {
-      case SAMPLED -> {
-        int est = stream(core, sampleRows, (long) d * 4, Op.LOAD_SAMPLE, Op.SAMPLE,
-            rows -> vec(rows * (double) g * (2 * d + 1), 2 * g + 2), gate);
-        int ref = -1;
-        for (int i = 0; i < refineTiles; i++) {
-          int in = graph.transfer(core, Lane.DMA_IN, Op.LOAD_K, t * s.rowBytes(), true, -1,
-              TaskGraph.ids(est), null);
-          int[] deps = TaskGraph.ids(in, est, ref);
-          double[] dl = new double[deps.length];
-          if (scoreLane != Lane.VEC1 && est >= 0) {
-            dl[1] = handoffNs((long) g * 8); // the best sample's position crosses to unit 2
-          }
-          ref = graph.compute(core, scoreLane, Op.REFINE, scoreNs(t), -1, deps, dl);
+    ModeModel model = spec.model();
+    if (model.sampleReference()) {
+      int est = stream(core, sampleRows, (long) d * 4, Op.LOAD_SAMPLE, Op.SAMPLE,
+          rows -> vec(rows * (double) g * (2 * d + 1), 2 * g + 2), gate);
+      int ref = -1;
+      for (int i = 0; i < refineTiles; i++) {
+        int in = graph.transfer(core, Lane.DMA_IN, Op.LOAD_K, t * s.rowBytes(), true, -1,
+            TaskGraph.ids(est), null);
+        int[] deps = TaskGraph.ids(in, est, ref);
+        double[] dl = new double[deps.length];
+        if (scoreLane != Lane.VEC1 && est >= 0) {
+          dl[1] = handoffNs((long) g * 8); // the best sample's position crosses to unit 2
         }
-        refDone = ref >= 0 ? ref : est;
+        ref = graph.compute(core, scoreLane, Op.REFINE, scoreNs(t), -1, deps, dl);
       }
-      case CERTIFIED, BUDGETED -> {
-        long record = (3L * d + 2) * 4;
-        int perChunk = (int) Math.max(1, (long) t * d * 4 / record);
-        int bounds = streamRecords(core, summaryTiles, record, perChunk, gate);
-        double sortNs = summaryTiles * (Math.log(Math.max(2, summaryTiles)) / Math.log(2))
-            * p.scalarNsPerCompare();
-        planGate = graph.compute(core, Lane.VEC1, Op.SORT, sortNs, -1, TaskGraph.ids(bounds), null);
-      }
-      default -> { }
+      refDone = ref >= 0 ? ref : est;
+    }
+    if (model.sortedPlan()) {
+      long record = (3L * d + 2) * 4;
+      int perChunk = (int) Math.max(1, (long) t * d * 4 / record);
+      int bounds = streamRecords(core, summaryTiles, record, perChunk, gate);
+      double sortNs = summaryTiles * (Math.log(Math.max(2, summaryTiles)) / Math.log(2))
+          * p.scalarNsPerCompare();
+      planGate = graph.compute(core, Lane.VEC1, Op.SORT, sortNs, -1, TaskGraph.ids(bounds), null);
     }
     int lastAcc = spec.path() == Path.CUBE
         ? cubeLoop(core, opened, gate, planGate, refDone)
@@ -283,7 +317,7 @@ public final class Schedule {
    * sum l crosses from unit 2 to unit 1 through global memory). Other modes: no plan task.
    */
   private int plan(int core, int j, List<Integer> accs, int planGate) {
-    if (spec.mode() != AttentionMode.CERTIFIED) {
+    if (!spec.model().plansAhead()) {
       return planGate;
     }
     int back = j - buffers >= 0 ? accs.get(j - buffers) : -1;

@@ -1,6 +1,5 @@
 package hflash.bench;
 
-import hflash.engine.AttentionMode;
 import hflash.engine.AttentionReport;
 import hflash.engine.DecodeAttention;
 import hflash.engine.Scheduler;
@@ -252,7 +251,7 @@ public final class BenchRunner {
         }
         Stopwatch stopwatch = new Stopwatch(10_000_000L, 3, c.maxWarmup(), c.iterations());
         for (ModeSpec spec : c.modes()) {
-          boolean exact = spec.mode() == AttentionMode.EXACT;
+          boolean exact = spec.isExact();
           List<Runnable> ops = new ArrayList<>();
           for (DecodeAttention a : attentions) {
             ops.add(() -> a.decode(0, q, out, n, spec.config()));

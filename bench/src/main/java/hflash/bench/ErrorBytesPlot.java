@@ -30,14 +30,12 @@ public final class ErrorBytesPlot {
 
   private ErrorBytesPlot() {}
 
+  /** One color per mode in declaration order (exact, sampled, certified, budgeted, estimated), then again. */
+  private static final String[] PALETTE = {"#222222", "#7b3294", "#1f77b4", "#e66101", "#1a9641", "#d01c8b"};
+
+  /** The mode's color: by its place among the modes, so a new mode gets one without a change here. */
   public static String color(AttentionMode m) {
-    return switch (m) {
-      case EXACT -> "#222222";
-      case SAMPLED -> "#7b3294";
-      case CERTIFIED -> "#1f77b4";
-      case BUDGETED -> "#e66101";
-      case ESTIMATED -> "#1a9641";
-    };
+    return PALETTE[m.ordinal() % PALETTE.length];
   }
 
   public static String render(String title, String subtitle, List<Series> series) {

@@ -3,7 +3,6 @@ package hflash.bench;
 import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
 import hflash.engine.ModeConfig;
-import java.util.Locale;
 
 /**
  * One attention mode with its validated parameters, built once from the command line and reused for
@@ -33,20 +32,48 @@ public record ModeSpec(AttentionConfig config, String param, double tilesShare, 
     return config.mode().id();
   }
 
-  /** "certified eps=1e-3", "budgeted 5%", "sampled delta=16 r=32 margin=2", "exact". */
+  /** "certified eps=1e-3", "budgeted 5%", "sampled delta=16 r=32 margin=2", "exact" (the engine's label, with the parameter as typed). */
   public String label() {
-    return switch (config.mode()) {
-      case EXACT -> "exact";
-      case SAMPLED -> "sampled delta=" + config.delta() + " r=" + config.radius() + " margin=" + trim(config.margin());
-      case CERTIFIED -> config.outputTarget() ? "certified maxError=" + param : "certified eps=" + param;
-      case BUDGETED -> "budgeted " + (budgetBytes > 0 ? param + " bytes" : tilesShare > 0 ? param : param + " tiles");
-      case ESTIMATED -> "estimated maxError=" + param + " confidence=" + trim(config.confidence());
-    };
+    return config.modeConfig().label(spelled());
   }
 
-  /** Epsilon of a certified mode, else NaN. */
+  /** The main parameter alone for a plot's point ("\u03b5=1e-3", "5%", "E=1e-2"); "" for exact and sampled. */
+  public String pointLabel() {
+    return config.modeConfig().pointLabel(spelled());
+  }
+
+  /**
+   * The mode's parameters by their JSON names (the engine's), a budget as it was typed: epsilon;
+   * tiles or budgetBytes; confidence and seed; delta, radius and margin; none for exact.
+   */
+  public java.util.Map<String, Object> parameters() {
+    java.util.Map<String, Object> m = new java.util.LinkedHashMap<>(config.modeConfig().parameters());
+    if (m.containsKey("tiles") && !param.isEmpty()) {
+      m.put("tiles", param);
+    }
+    return m;
+  }
+
+  /** Whether this is the exact reference mode. */
+  public boolean isExact() {
+    return config.modeConfig().isExact();
+  }
+
+  /** The budget as typed, with " bytes" for a byte budget ("5%", "12", "64K bytes"); null without a budget. */
+  public String budgetSpelling() {
+    if (tileBudget(1, 1, 1) < 0) {
+      return null;
+    }
+    return budgetBytes > 0 ? param + " bytes" : param;
+  }
+
+  private String spelled() {
+    return param.isEmpty() ? null : param;
+  }
+
+  /** Epsilon of a certified mode (a mass tolerance), else NaN. */
   public double epsilon() {
-    return config.mode() == AttentionMode.CERTIFIED && !config.outputTarget() ? config.epsilon() : Double.NaN;
+    return config.epsilon() > 0 ? config.epsilon() : Double.NaN;
   }
 
   /** The output-error target ({@code --max-error}), else NaN. */
@@ -60,13 +87,11 @@ public record ModeSpec(AttentionConfig config, String param, double tilesShare, 
    * least 1); -1 for the other modes.
    */
   public int tileBudget(int totalTiles, long tileBytes, int kvHeads) {
-    return config.modeConfig() instanceof ModeConfig.Budgeted b ? b.tileBudget(totalTiles, tileBytes, kvHeads) : -1;
+    return config.modeConfig().tileBudget(totalTiles, tileBytes, kvHeads);
   }
 
+  /** {@code v} as labels print it: without a trailing ".0". */
   public static String trim(double v) {
-    if (v == Math.rint(v) && Math.abs(v) < 1e9) {
-      return String.valueOf((long) v);
-    }
-    return String.valueOf(v).toLowerCase(Locale.ROOT);
+    return ModeConfig.trim(v);
   }
 }

@@ -1,6 +1,5 @@
 package hflash.bench;
 
-import hflash.engine.AttentionMode;
 import hflash.engine.AttentionReport;
 import hflash.engine.DecodeAttention;
 import hflash.io.UsageException;
@@ -329,8 +328,7 @@ public final class PrefillBench {
     m.put("checkedRows", r.checkedRows());
     m.put("label", r.spec().label());
     m.put("tileTokens", c.tileTokens());
-    m.put("blockRows", r.spec().mode() == AttentionMode.EXACT && !r.spec().config().windowed()
-        ? DecodeAttention.PREFILL_BLOCK_ROWS : 1);
+    m.put("blockRows", r.spec().config().prefillBlockRows());
     m.put("seed", c.seed());
     m.put("iterations", r.samples().count());
     m.put("probeBytes", r.probeBytes());

@@ -224,11 +224,8 @@ public final class TraceEval {
 
   private TraceEval() {}
 
-  /** Exact mode only (the demo). */
-  public static ModeResult run(Trace t, AttentionMode mode, DType dtype, int threads, int tileTokens) {
-    if (mode != AttentionMode.EXACT) {
-      throw new IllegalArgumentException("only exact has default parameters here: " + mode);
-    }
+  /** Exact mode alone (the demo). */
+  public static ModeResult runExact(Trace t, DType dtype, int threads, int tileTokens) {
     return run(t, List.of(ModeSpec.EXACT), 1e-3, dtype, threads, Scheduler.SPLITK, tileTokens).get(0);
   }
 
@@ -306,7 +303,7 @@ public final class TraceEval {
                 e -> OutputOracle.bytes(cache, 0, q, heads, keys, t.scale(), e));
             float[] o = out;
             AttentionReport report;
-            if (spec.mode() == AttentionMode.EXACT) {
+            if (spec.isExact()) {
               o = exact;
               decode(attention, t, layer, row, q, o, keys, spec); // again, for the report
             } else {

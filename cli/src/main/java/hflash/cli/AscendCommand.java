@@ -10,6 +10,7 @@ import hflash.ascend.TilePlan;
 import hflash.ascend.TimelineSvg;
 import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
+import hflash.engine.ModeConfig;
 import hflash.io.UsageException;
 import hflash.memory.DType;
 import java.io.IOException;
@@ -142,6 +143,7 @@ final class AscendCommand implements Callable<Integer> {
       }
       shape = new Shape(context, heads, kvHeads, dim, parsed);
       m = AttentionMode.parse(mode);
+      Schedule.ModeModel.of(m); // a mode the model does not cover is a usage error
       map = Schedule.Mapping.valueOf(mapping.trim().toUpperCase(Locale.ROOT));
       pth = path.equalsIgnoreCase("auto") ? null : Schedule.Path.valueOf(path.trim().toUpperCase(Locale.ROOT));
       plan = tileTokens == null ? TilePlan.choose(p, shape, buffers) : TilePlan.of(p, shape, tileTokens, buffers);
@@ -201,12 +203,21 @@ final class AscendCommand implements Callable<Integer> {
   private Schedule.HeadWork work(Shape shape, AttentionMode m, TilePlan plan) {
     int t = plan.tileTokens();
     int total = (int) ((context + (long) t - 1) / t);
-    if (m == AttentionMode.EXACT) {
+    AttentionConfig config;
+    EngineProbe.Keys k;
+    try {
+      config = AttentionConfig.parse(m.id(), new ModeConfig.Parameters(epsilon, 0, AttentionConfig.DEFAULT_CONFIDENCE,
+          AttentionConfig.DEFAULT_SEED, budget(total), new ModeConfig.Sampled()));
+      k = EngineProbe.Keys.parse(keys);
+    } catch (IllegalArgumentException e) {
+      throw new UsageException(e.getMessage(), e);
+    }
+    if (config.modeConfig().isExact()) {
       return Schedule.HeadWork.exact(total);
     }
     if (share != null) {
-      if (m == AttentionMode.SAMPLED) {
-        throw new UsageException("--share applies to certified and budgeted, not sampled");
+      if (!config.modeConfig().hasErrorBound()) {
+        throw new UsageException("--share applies to certified and budgeted, not " + m.id());
       }
       if (!(share > 0 && share <= 1)) {
         throw new UsageException("--share must be in (0, 1]: " + share);
@@ -214,33 +225,23 @@ final class AscendCommand implements Callable<Integer> {
       int opened = (int) Math.max(1, Math.ceil(share * total));
       return new Schedule.HeadWork(total, opened, 0, 0, context / t);
     }
-    AttentionConfig config;
-    EngineProbe.Keys k;
-    try {
-      k = EngineProbe.Keys.parse(keys);
-      config = switch (m) {
-        case SAMPLED -> AttentionConfig.sampled();
-        case CERTIFIED -> AttentionConfig.certified(epsilon);
-        case BUDGETED -> budget(total);
-        default -> AttentionConfig.exact();
-      };
-    } catch (IllegalArgumentException e) {
-      throw new UsageException(e.getMessage(), e);
-    }
     return EngineProbe.measure(shape, t, config, k, seed);
   }
 
-  private AttentionConfig budget(int total) {
+  private ModeConfig.Budgeted budget(int total) {
     String s = tiles.trim();
     if (s.endsWith("%")) {
       double pct = Double.parseDouble(s.substring(0, s.length() - 1));
       if (!(pct > 0 && pct <= 100)) {
         throw new IllegalArgumentException("--tiles share must be in (0%, 100%]: " + s);
       }
-      return AttentionConfig.budgetedShare(pct / 100);
+      return new ModeConfig.Budgeted(0, pct / 100, 0);
     }
     int k = Integer.parseInt(s);
-    return AttentionConfig.budgetedTiles(Math.min(k, total));
+    if (k <= 0) {
+      throw new IllegalArgumentException("budget tiles must be > 0: " + k);
+    }
+    return new ModeConfig.Budgeted(Math.min(k, total), 0, 0);
   }
 
   private static void text(PrintWriter out, AscendParams p, Shape shape, AttentionMode m,

@@ -10,7 +10,6 @@ import hflash.bench.PrefillBench;
 import hflash.bench.Schedulers;
 import hflash.bench.SequencesBench;
 import hflash.bench.Workload;
-import hflash.engine.AttentionMode;
 import hflash.engine.Scheduler;
 import hflash.io.UsageException;
 import hflash.memory.DType;
@@ -341,8 +340,7 @@ final class BenchCommand implements Callable<Integer> {
     m.put("ratioToProbe", Format.finite(r.ratioToProbe()));
     m.put("relError", Format.finite(r.relError()));
     m.put("workload", c.workload());
-    m.put("epsilon", r.spec().mode() == AttentionMode.CERTIFIED && !r.spec().config().outputTarget()
-        ? r.spec().config().epsilon() : c.oracleEpsilon());
+    m.put("epsilon", Double.isNaN(r.spec().epsilon()) ? c.oracleEpsilon() : r.spec().epsilon());
     m.put("tiles", r.tileBudget() >= 0 ? r.tileBudget() : null);
     m.put("bytesFraction", r.bytesFraction());
     m.put("oracleBytesFraction", r.oracleBytesFraction());
@@ -383,8 +381,8 @@ final class BenchCommand implements Callable<Integer> {
     m.put("oracleTiles", r.oracleTiles());
     m.put("guardFirings", r.guardFirings());
     m.put("maxEstimateMiss", Format.finite(r.maxEstimateMiss()));
-    if (r.spec().mode() == AttentionMode.BUDGETED) {
-      m.put("tilesSpec", r.spec().budgetBytes() > 0 ? r.spec().param() + " bytes" : r.spec().param());
+    if (r.spec().budgetSpelling() != null) {
+      m.put("tilesSpec", r.spec().budgetSpelling());
     }
     m.put("tileTokens", c.tileTokens());
     m.put("seed", c.seed());
@@ -424,7 +422,7 @@ final class BenchCommand implements Callable<Integer> {
                 + ", " + Format.fixed(r.computeMs(), 3) + "), limited by " + r.limitedBy())
             .row("ratio to roofline", Format.fixed(r.ratioToRoofline(), 3))
             .row("relError vs float64 (" + r.relErrorHeads() + " heads)", Format.sci(r.relError()));
-    if (r.spec().mode() != AttentionMode.EXACT) {
+    if (!r.spec().isExact()) {
       table
           .row("exact median ms, same run", Format.fixed(r.exactSamples().medianMs(), 3))
           .row("speedup vs exact", Format.fixed(r.speedupVsExact(), 2) + "x")
@@ -433,7 +431,7 @@ final class BenchCommand implements Callable<Integer> {
               Format.fixed(r.oracleBytesFraction(), 4))
           .row("keys scored / exact", Format.fixed(r.keysFraction(), 4))
           .row("max head relErr, stated bound", Format.sci(r.relErrMax()) + ", " + Format.sci(r.bound()));
-      if (r.spec().mode() == AttentionMode.SAMPLED) {
+      if (r.spec().config().modeConfig().readsSamples()) {
         table.row("guard firings, max estimate miss", r.guardFirings() + ", " + Format.fixed(r.maxEstimateMiss(), 3));
       }
     }

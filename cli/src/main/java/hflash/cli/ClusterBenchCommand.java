@@ -125,7 +125,7 @@ final class ClusterBenchCommand implements Callable<Integer> {
       throw new UsageException("cluster-bench does not support estimated or certified --max-error: "
           + specs.get(0).label());
     }
-    specs.removeIf(m -> m.config().maxError() > 0 || m.config().mode() == hflash.engine.AttentionMode.ESTIMATED);
+    specs.removeIf(m -> !hflash.cluster.DistributedAttention.supports(m.config()));
     if (specs.isEmpty()) {
       throw new UsageException("cluster-bench: no mode left to time (estimated is not supported over a cluster)");
     }

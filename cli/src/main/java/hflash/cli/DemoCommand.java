@@ -4,7 +4,6 @@ import hflash.bench.BenchRunner;
 import hflash.bench.Format;
 import hflash.bench.Schedulers;
 import hflash.bench.TraceEval;
-import hflash.engine.AttentionMode;
 import hflash.io.Trace;
 import hflash.io.UsageException;
 import hflash.memory.DType;
@@ -78,7 +77,7 @@ final class DemoCommand implements Callable<Integer> {
       out.println("[1/2] real trace: " + EvalCommand.describe(trace).replaceFirst("^[^:]*: ", "stories260K-seq0-256: "));
       out.println("      every query row decoded causally from an f32 cache, compared with float64 attention");
       out.flush();
-      real = TraceEval.run(trace, AttentionMode.EXACT, DType.F32, 1, 64);
+      real = TraceEval.runExact(trace, DType.F32, 1, 64);
     } finally {
       Files.deleteIfExists(tracePath);
     }

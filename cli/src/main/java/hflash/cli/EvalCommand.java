@@ -167,14 +167,8 @@ final class EvalCommand implements Callable<Integer> {
     Map<AttentionMode, ErrorBytesPlot.Series> series = new LinkedHashMap<>();
     for (var r : points) {
       var s = series.computeIfAbsent(r.mode(), m -> new ErrorBytesPlot.Series(m.id(), ErrorBytesPlot.color(m)));
-      String label = switch (r.mode()) {
-        case CERTIFIED -> "\u03b5=" + r.spec().param();
-        case BUDGETED -> r.spec().param();
-        case ESTIMATED -> "E=" + r.spec().param();
-        default -> "";
-      };
-      boolean bounded = r.mode() == AttentionMode.CERTIFIED || r.mode() == AttentionMode.BUDGETED
-          || r.mode() == AttentionMode.ESTIMATED;
+      String label = r.spec().pointLabel();
+      boolean bounded = r.spec().config().modeConfig().hasErrorBound();
       s.points().add(new ErrorBytesPlot.Point(r.total().bytesFraction(), r.total().headErrMean(),
           bounded ? r.total().boundMean() : Double.NaN, label));
     }
@@ -230,30 +224,7 @@ final class EvalCommand implements Callable<Integer> {
       e.putAll(stats(r.total()));
       e.put("label", r.spec().label());
       e.put("maxErrorTarget", Format.finite(r.spec().maxError()));
-      switch (r.mode()) {
-        case CERTIFIED -> {
-          if (!r.spec().config().outputTarget()) {
-            e.put("epsilon", r.spec().config().epsilon());
-          }
-        }
-        case BUDGETED -> {
-          if (r.spec().budgetBytes() > 0) {
-            e.put("budgetBytes", r.spec().budgetBytes());
-          } else {
-            e.put("tiles", r.spec().param());
-          }
-        }
-        case ESTIMATED -> {
-          e.put("confidence", r.spec().config().confidence());
-          e.put("seed", r.spec().config().seed());
-        }
-        case SAMPLED -> {
-          e.put("delta", r.spec().config().delta());
-          e.put("radius", r.spec().config().radius());
-          e.put("margin", r.spec().config().margin());
-        }
-        case EXACT -> { }
-      }
+      e.putAll(r.spec().parameters());
       List<Map<String, Object>> layers = new ArrayList<>();
       for (int i = 0; i < r.layers().size(); i++) {
         Map<String, Object> l = new LinkedHashMap<>();
@@ -317,7 +288,7 @@ final class EvalCommand implements Callable<Integer> {
 
   static String table(TraceEval.ModeResult r, double oracleEpsilon) {
     boolean stored = r.total().hasStored();
-    boolean approx = r.mode() != AttentionMode.EXACT;
+    boolean approx = !r.spec().isExact();
     List<String> header = new ArrayList<>(List.of("layer", "rows", "relErr mean", "relErr max"));
     if (approx) {
       header.addAll(List.of("bound max", "violations", "bytes", "oracle bytes"));

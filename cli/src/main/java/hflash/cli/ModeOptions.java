@@ -133,9 +133,13 @@ final class ModeOptions {
     List<ModeSpec> specs = new ArrayList<>();
     for (AttentionMode a : wanted) {
       AttentionConfig c = config(() -> AttentionConfig.parse(a.id(), parameters));
-      ModeSpec typed = a == AttentionMode.CERTIFIED ? certified : a == AttentionMode.BUDGETED ? budgeted
-          : a == AttentionMode.ESTIMATED ? estimated : null; // the modes whose flags have a typed spelling
-      specs.add(typed != null ? typed.with(c) : new ModeSpec(c, "", 0, 0, 0));
+      ModeSpec typed = new ModeSpec(c, "", 0, 0, 0);
+      for (ModeSpec t : List.of(certified, budgeted, estimated)) { // the modes whose flags have a typed spelling
+        if (t.mode() == a) {
+          typed = t.with(c);
+        }
+      }
+      specs.add(typed);
     }
     return specs;
   }

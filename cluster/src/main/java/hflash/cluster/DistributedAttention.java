@@ -2,7 +2,7 @@ package hflash.cluster;
 
 import com.hazelcast.cluster.Member;
 import hflash.engine.AttentionConfig;
-import hflash.engine.AttentionMode;
+import hflash.engine.ModeConfig;
 import hflash.engine.AttentionState;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -137,7 +137,8 @@ public final class DistributedAttention implements AutoCloseable {
       throw new UnsupportedOperationException(
           "windowed (sinks + window) configs are not supported over a distributed cache");
     }
-    if (config.mode() == AttentionMode.ESTIMATED || config.maxError() > 0) {
+    Spread spread = spread(config.modeConfig());
+    if (spread == Spread.UNSUPPORTED) {
       // per-shard output targets do not add up to a target on the merged output: not offered yet
       throw new UnsupportedOperationException(
           "output-error targets (estimated, certified --max-error) are not supported over a distributed cache");
@@ -190,6 +191,7 @@ public final class DistributedAttention implements AutoCloseable {
   private final Call call = new Call();
 
   private void run(int layer, float[] q, int keys, AttentionConfig config) {
+    Spread spread = spread(config.modeConfig());
     Striping st = cache.striping();
     int shards = st.shards();
     report.reset(numHeads);
@@ -207,12 +209,12 @@ public final class DistributedAttention implements AutoCloseable {
     double[] skipped = null; // mass bound of the shards not asked, per head (absolute log frame)
     ShardSummaries summaries = cache.summaries();
     boolean bounded = summaries.complete() && wanted.size() > 1;
-    if (config.mode() == AttentionMode.CERTIFIED && bounded) {
+    if (spread == Spread.CERTIFIED_ROUNDS && bounded) {
       skipped = certifiedRounds(layer, q, localKeys, wanted, config.epsilon(), call);
-    } else if (config.mode() == AttentionMode.BUDGETED && config.budgetShare() == 0 && wanted.size() > 1) {
+    } else if (spread == Spread.BUDGET_SPLIT && config.budgetShare() == 0 && wanted.size() > 1) {
       skipped = budgeted(layer, q, localKeys, wanted, config, bounded, call);
     } else {
-      AttentionConfig c = config.mode() == AttentionMode.CERTIFIED && wanted.size() > 1
+      AttentionConfig c = spread == Spread.CERTIFIED_ROUNDS && wanted.size() > 1
           ? AttentionConfig.certified(config.epsilon() / 2) : config;
       for (int s : wanted) {
         call.configs[s] = c;
@@ -231,9 +233,44 @@ public final class DistributedAttention implements AutoCloseable {
     }
     report.asked = call.asked.clone();
     report.configs = call.configs.clone();
-    if (config.mode() == AttentionMode.CERTIFIED || config.mode() == AttentionMode.BUDGETED) {
+    if (spread == Spread.CERTIFIED_ROUNDS || spread == Spread.BUDGET_SPLIT) {
       combineBounds(layer, call, localKeys, skipped);
     }
+  }
+
+  /**
+   * How the coordinator spreads a mode over the shards: the cluster's own per-mode concern, decided
+   * for every mode in {@link #spread} (a pattern switch without a default, so a new mode does not
+   * compile until it is given a plan here).
+   */
+  enum Spread {
+    /** Every shard with keys runs the mode as given; the states merge exactly. */
+    EVERY_SHARD,
+    /** Certified: shards are asked in rounds by their bounds, each at a share of epsilon. */
+    CERTIFIED_ROUNDS,
+    /** Budgeted: a tile or byte budget is split among the shards by their bounds. */
+    BUDGET_SPLIT,
+    /** An output-error target: per-shard targets do not add up to one on the merged output. */
+    UNSUPPORTED
+  }
+
+  static Spread spread(ModeConfig mode) {
+    return switch (mode) {
+      case ModeConfig.Exact e -> Spread.EVERY_SHARD;
+      case ModeConfig.Sampled s -> Spread.EVERY_SHARD;
+      case ModeConfig.Certified c -> c.outputTarget() ? Spread.UNSUPPORTED : Spread.CERTIFIED_ROUNDS;
+      case ModeConfig.CertifiedOracle o -> Spread.CERTIFIED_ROUNDS;
+      case ModeConfig.Budgeted b -> Spread.BUDGET_SPLIT;
+      case ModeConfig.Estimated e -> Spread.UNSUPPORTED;
+    };
+  }
+
+  /**
+   * Whether a distributed cache serves {@code config}: every key (no sinks + window) and no
+   * output-error target (estimated, certified with a target).
+   */
+  public static boolean supports(AttentionConfig config) {
+    return !config.windowed() && spread(config.modeConfig()) != Spread.UNSUPPORTED;
   }
 
   /** Per shard and head, {@code log(n_s) + bound_sh}: the log of the bound on the shard's mass. */

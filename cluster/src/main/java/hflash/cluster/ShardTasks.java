@@ -451,7 +451,7 @@ public final class ShardTasks {
         synchronized (r) {
           DecodeAttention a = r.attention(numHeads, scale);
           if (reply == null) {
-            reply = new DecodeReply(n, numHeads, r.kv.layout().headDim(), configs[0].mode() != AttentionMode.EXACT);
+            reply = new DecodeReply(n, numHeads, r.kv.layout().headDim(), !configs[0].modeConfig().isExact());
           }
           AttentionState state = r.state(numHeads); // reused: one call at a time per copy
           a.decodeState(layer, q, keys[i], configs[i], state);

@@ -111,6 +111,15 @@ public final class AttentionConfig {
     return new AttentionConfig(ModeConfig.Exact.INSTANCE, new SinkWindow(sinks, window));
   }
 
+  /**
+   * Query rows a prefill call computes together against each K/V tile: {@link
+   * DecodeAttention#PREFILL_BLOCK_ROWS} for exact attention over every key (the tiled prefill), 1
+   * otherwise (the other modes and a window prefill row by row, each row a decode call).
+   */
+  public int prefillBlockRows() {
+    return modeConfig.isExact() && sinkWindow == null ? TiledPrefill.BLOCK_ROWS : 1;
+  }
+
   /** Whether this config restricts the keys to sinks plus a recent window. */
   public boolean windowed() {
     return sinkWindow != null;
@@ -197,6 +206,14 @@ public final class AttentionConfig {
    */
   public static AttentionConfig parse(String mode, ModeConfig.Parameters parameters) {
     return of(ModeConfig.parse(mode, parameters));
+  }
+
+  /**
+   * {@code mode} with its default parameters ({@link ModeConfig.Parameters#defaults}): the note's
+   * sampled defaults, certified epsilon 1e-3, budgeted 5 % of the tiles, estimated max error 1e-2.
+   */
+  public static AttentionConfig defaults(AttentionMode mode) {
+    return parse(mode.id(), ModeConfig.Parameters.defaults());
   }
 
   // ------------------------------------------------------------------------- the flat view

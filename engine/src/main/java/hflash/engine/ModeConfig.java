@@ -28,6 +28,83 @@ public sealed interface ModeConfig permits ModeConfig.Exact, ModeConfig.Sampled,
     return false;
   }
 
+  // What a front end, a benchmark or another module needs to know about a mode, asked of the mode
+  // itself: nothing outside the engine compares mode names or switches over the modes, so a new
+  // mode is added here and in its strategy only. A module whose own model differs per mode (the
+  // Ascend cost model, the cluster's shard plan) switches over this sealed type without a default.
+
+  /**
+   * Whether this is the reference computation itself: every key, one online softmax, float32
+   * rounding only. Every other mode is measured against it (a benchmark runs it alongside them).
+   */
+  default boolean isExact() {
+    return false;
+  }
+
+  /** Whether the mode reads the cache's key-sample store (and reports guard firings and estimate misses). */
+  default boolean readsSamples() {
+    return false;
+  }
+
+  /**
+   * Whether the mode may leave keys unread and states a bound on its error (certified: a guarantee;
+   * budgeted: a posteriori; estimated: at a confidence level); the float32-exact modes have none.
+   */
+  default boolean hasErrorBound() {
+    return false;
+  }
+
+  /**
+   * The mode's own parameters by their JSON names, in a fixed order (empty for exact): what a report
+   * prints next to the mode's name. An output-error target is not among them (it is reported as
+   * {@code maxErrorTarget} for every mode).
+   */
+  default java.util.Map<String, Object> parameters() {
+    return java.util.Map.of();
+  }
+
+  /**
+   * A one-line label: the name and the parameters, e.g. {@code "certified eps=1e-3"},
+   * {@code "budgeted 5%"}, {@code "sampled delta=16 r=32 margin=2"}, {@code "exact"}.
+   *
+   * @param spelled the mode's main parameter as the user spelled it ({@code "1e-3"}, {@code "5%"},
+   *     {@code "64K"}), or null to print it from its value
+   */
+  default String label(String spelled) {
+    return id();
+  }
+
+  /**
+   * The main parameter alone, for a point on a plot ({@code "\u03b5=1e-3"}, {@code "5%"},
+   * {@code "E=1e-2"}); empty for a mode without one.
+   *
+   * @param spelled as in {@link #label}
+   */
+  default String pointLabel(String spelled) {
+    return "";
+  }
+
+  /**
+   * Tiles per KV head a call over {@code totalTiles} tiles may open under a budget (a count as is, a
+   * share rounded up, bytes divided by one tile of K and V for every KV head, at least 1); -1 for a
+   * mode without a budget.
+   */
+  default int tileBudget(int totalTiles, long tileBytes, int kvHeads) {
+    return -1;
+  }
+
+  /** {@code v} without a trailing ".0" ({@code 2}, {@code 0.5}, {@code 1.0e-3}): labels print numbers this way. */
+  static String trim(double v) {
+    if (v == Math.rint(v) && Math.abs(v) < 1e9) {
+      return String.valueOf((long) v);
+    }
+    return String.valueOf(v).toLowerCase(Locale.ROOT);
+  }
+
+  private static String spelledOr(String spelled, double v) {
+    return spelled != null ? spelled : trim(v);
+  }
+
   /** Online softmax over every key (FlashAttention/FlashDecoding); float32-exact. */
   record Exact() implements ModeConfig {
     static final Exact INSTANCE = new Exact();
@@ -39,6 +116,11 @@ public sealed interface ModeConfig permits ModeConfig.Exact, ModeConfig.Sampled,
 
     @Override
     public boolean splitsKeys() {
+      return true;
+    }
+
+    @Override
+    public boolean isExact() {
       return true;
     }
   }
@@ -84,6 +166,25 @@ public sealed interface ModeConfig permits ModeConfig.Exact, ModeConfig.Sampled,
     public AttentionMode mode() {
       return AttentionMode.SAMPLED;
     }
+
+    @Override
+    public boolean readsSamples() {
+      return true;
+    }
+
+    @Override
+    public java.util.Map<String, Object> parameters() {
+      java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+      m.put("delta", delta);
+      m.put("radius", radius);
+      m.put("margin", margin);
+      return m;
+    }
+
+    @Override
+    public String label(String spelled) {
+      return "sampled delta=" + delta + " r=" + radius + " margin=" + trim(margin);
+    }
   }
 
   /**
@@ -117,6 +218,27 @@ public sealed interface ModeConfig permits ModeConfig.Exact, ModeConfig.Sampled,
     @Override
     public AttentionMode mode() {
       return AttentionMode.CERTIFIED;
+    }
+
+    @Override
+    public boolean hasErrorBound() {
+      return true;
+    }
+
+    @Override
+    public java.util.Map<String, Object> parameters() {
+      return outputTarget() ? java.util.Map.of() : java.util.Map.of("epsilon", epsilon);
+    }
+
+    @Override
+    public String label(String spelled) {
+      return outputTarget() ? "certified maxError=" + spelledOr(spelled, maxError)
+          : "certified eps=" + spelledOr(spelled, epsilon);
+    }
+
+    @Override
+    public String pointLabel(String spelled) {
+      return "\u03b5=" + spelledOr(spelled, outputTarget() ? maxError : epsilon);
     }
   }
 
@@ -172,6 +294,7 @@ public sealed interface ModeConfig permits ModeConfig.Exact, ModeConfig.Sampled,
     }
 
     /** Tiles per KV head a call may open, given the context's tiles and the K+V bytes of one tile. */
+    @Override
     public int tileBudget(int totalTiles, long tileBytes, int kvHeads) {
       if (tiles > 0) {
         return tiles;
@@ -185,6 +308,36 @@ public sealed interface ModeConfig permits ModeConfig.Exact, ModeConfig.Sampled,
     @Override
     public AttentionMode mode() {
       return AttentionMode.BUDGETED;
+    }
+
+    @Override
+    public boolean hasErrorBound() {
+      return true;
+    }
+
+    /** The budget as the CLI spells it: {@code "12"} (tiles), {@code "5%"} (share), {@code "65536"} (bytes). */
+    public String spelling() {
+      if (tiles > 0) {
+        return String.valueOf(tiles);
+      }
+      return share > 0 ? java.math.BigDecimal.valueOf(share).movePointRight(2).stripTrailingZeros().toPlainString() + "%"
+          : String.valueOf(bytes);
+    }
+
+    @Override
+    public java.util.Map<String, Object> parameters() {
+      return bytes > 0 ? java.util.Map.of("budgetBytes", bytes) : java.util.Map.of("tiles", spelling());
+    }
+
+    @Override
+    public String label(String spelled) {
+      String p = spelled != null ? spelled : spelling();
+      return "budgeted " + (bytes > 0 ? p + " bytes" : share > 0 ? p : p + " tiles");
+    }
+
+    @Override
+    public String pointLabel(String spelled) {
+      return spelled != null ? spelled : spelling();
     }
   }
 
@@ -216,6 +369,29 @@ public sealed interface ModeConfig permits ModeConfig.Exact, ModeConfig.Sampled,
     public AttentionMode mode() {
       return AttentionMode.ESTIMATED;
     }
+
+    @Override
+    public boolean hasErrorBound() {
+      return true;
+    }
+
+    @Override
+    public java.util.Map<String, Object> parameters() {
+      java.util.Map<String, Object> m = new java.util.LinkedHashMap<>();
+      m.put("confidence", confidence);
+      m.put("seed", seed);
+      return m;
+    }
+
+    @Override
+    public String label(String spelled) {
+      return "estimated maxError=" + spelledOr(spelled, maxError) + " confidence=" + trim(confidence);
+    }
+
+    @Override
+    public String pointLabel(String spelled) {
+      return "E=" + spelledOr(spelled, maxError);
+    }
   }
 
   /**
@@ -235,6 +411,26 @@ public sealed interface ModeConfig permits ModeConfig.Exact, ModeConfig.Sampled,
     @Override
     public AttentionMode mode() {
       return AttentionMode.CERTIFIED;
+    }
+
+    @Override
+    public boolean hasErrorBound() {
+      return true;
+    }
+
+    @Override
+    public java.util.Map<String, Object> parameters() {
+      return java.util.Map.of("epsilon", epsilon);
+    }
+
+    @Override
+    public String label(String spelled) {
+      return "certified oracle eps=" + spelledOr(spelled, epsilon);
+    }
+
+    @Override
+    public String pointLabel(String spelled) {
+      return "\u03b5=" + spelledOr(spelled, epsilon);
     }
   }
 

@@ -1,7 +1,6 @@
 package hflash.examples.llama2;
 
 import hflash.engine.AttentionConfig;
-import hflash.engine.AttentionMode;
 import hflash.io.Safetensors;
 import hflash.memory.DType;
 import java.io.IOException;
@@ -118,7 +117,7 @@ public final class QualityEval {
       double exactNll = decode(t, ids, exactArgmax);
       AttentionTotals exactTotals = t.attentionTotals();
       for (Variant variant : variants) {
-        boolean exact = variant.config().mode() == AttentionMode.EXACT; // deterministic: reuse the baseline
+        boolean exact = variant.config().equals(AttentionConfig.exact()); // the baseline's own config: reuse it
         int[] argmax = exact ? exactArgmax : new int[n];
         t.setAttentionConfig(variant.config());
         double nll = exact ? exactNll : decode(t, ids, argmax);

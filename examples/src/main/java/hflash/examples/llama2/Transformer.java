@@ -62,7 +62,7 @@ public final class Transformer implements AutoCloseable {
    * @param model the weights (borrowed)
    */
   public Transformer(Llama2Checkpoint model) {
-    this(model, model.config().seqLen(), DType.F32, AttentionMode.EXACT, 1);
+    this(model, model.config().seqLen(), DType.F32, AttentionConfig.exact(), 1);
   }
 
   /**
@@ -546,12 +546,6 @@ public final class Transformer implements AutoCloseable {
    * epsilon 1e-3 for certified, 5 % of the tiles for budgeted, max error 1e-2 for estimated.
    */
   public static AttentionConfig defaultConfig(AttentionMode mode) {
-    return switch (mode) {
-      case EXACT -> AttentionConfig.exact();
-      case SAMPLED -> AttentionConfig.sampled();
-      case CERTIFIED -> AttentionConfig.certified(1e-3);
-      case BUDGETED -> AttentionConfig.budgetedShare(0.05);
-      case ESTIMATED -> AttentionConfig.estimated(1e-2);
-    };
+    return AttentionConfig.defaults(mode);
   }
 }
