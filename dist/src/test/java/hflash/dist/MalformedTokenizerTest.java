@@ -1,5 +1,6 @@
 package hflash.dist;
 
+import hflash.cli.CliRun;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
