@@ -1,5 +1,6 @@
 package hflash.bench;
 
+import hflash.engine.AttentionConfig;
 import hflash.engine.Scheduler;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -33,23 +34,21 @@ public interface TextGenerator {
    * @param prompt text to continue, empty to start from the beginning-of-sequence token
    * @param steps positions to run, prompt included; 0 = the whole context
    * @param temperature 0 = greedy
-   * @param mode attention mode id: exact, sampled, certified, budgeted or estimated
-   * @param epsilon certified: relative tolerance on the unread softmax mass
-   * @param budget budgeted: tiles per KV head or a share ({@code "5%"})
+   * @param attention every attention call's mode and parameters, as the front end parsed them
+   *     ({@code AttentionConfig.parse}, the one {@code --mode} parser)
    * @param dtype KV cache element type id (f32, bf16, f16, q8_0, q4_0)
    * @param threads attention threads
    * @param scheduler how one attention call spreads over the threads
    * @param hadamard K and V rotated before they are cached
    */
-  record Request(Path model, Path tokenizer, String prompt, int steps, float temperature, long seed, String mode,
-      double epsilon, String budget, String dtype, int threads, Scheduler scheduler, boolean hadamard) {
+  record Request(Path model, Path tokenizer, String prompt, int steps, float temperature, long seed,
+      AttentionConfig attention, String dtype, int threads, Scheduler scheduler, boolean hadamard) {
 
     public Request {
       Objects.requireNonNull(model, "model");
       Objects.requireNonNull(tokenizer, "tokenizer");
       Objects.requireNonNull(prompt, "prompt");
-      Objects.requireNonNull(mode, "mode");
-      Objects.requireNonNull(budget, "budget");
+      Objects.requireNonNull(attention, "attention");
       Objects.requireNonNull(dtype, "dtype");
       Objects.requireNonNull(scheduler, "scheduler");
     }
@@ -57,14 +56,6 @@ public interface TextGenerator {
 
   /** For messages, e.g. {@code "llama2.c"}. */
   String name();
-
-  /**
-   * Checks the budgeted mode's budget ({@code "8"} tiles or a {@code "5%"} share) without reading
-   * any file, so a typo is reported before megabytes of weights are read.
-   *
-   * @throws IllegalArgumentException naming the problem
-   */
-  void checkBudget(String budget);
 
   /**
    * Generates, streaming the text to {@code text} as it is produced, and returns the summary: the

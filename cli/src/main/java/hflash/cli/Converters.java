@@ -1,6 +1,5 @@
 package hflash.cli;
 
-import hflash.engine.AttentionMode;
 import hflash.memory.DType;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.TypeConversionException;
@@ -15,17 +14,6 @@ final class Converters {
     public DType convert(String value) {
       try {
         return DType.parse(value);
-      } catch (IllegalArgumentException e) {
-        throw new TypeConversionException(e.getMessage());
-      }
-    }
-  }
-
-  static final class ModeConverter implements ITypeConverter<AttentionMode> {
-    @Override
-    public AttentionMode convert(String value) {
-      try {
-        return AttentionMode.parse(value);
       } catch (IllegalArgumentException e) {
         throw new TypeConversionException(e.getMessage());
       }

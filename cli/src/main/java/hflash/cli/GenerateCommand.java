@@ -3,8 +3,6 @@ package hflash.cli;
 import hflash.bench.ModeSpec;
 import hflash.bench.Schedulers;
 import hflash.bench.TextGenerator;
-import hflash.engine.AttentionConfig;
-import hflash.engine.AttentionMode;
 import hflash.engine.Scheduler;
 import hflash.io.UsageException;
 import hflash.memory.DType;
@@ -74,27 +72,8 @@ final class GenerateCommand implements Callable<Integer> {
       description = "Sampling seed (default ${DEFAULT-VALUE}).")
   long seed;
 
-  @Option(
-      names = "--mode",
-      defaultValue = "exact",
-      converter = Converters.ModeConverter.class,
-      description = "exact, sampled, certified, budgeted or estimated (sampled and estimated with their defaults) (default"
-          + " ${DEFAULT-VALUE}).")
-  AttentionMode mode;
-
-  @Option(
-      names = "--epsilon",
-      defaultValue = "" + TextGenerator.DEFAULT_EPSILON,
-      paramLabel = "E",
-      description = "certified: relative tolerance on the unread softmax mass (default ${DEFAULT-VALUE}).")
-  double epsilon;
-
-  @Option(
-      names = "--tiles",
-      defaultValue = TextGenerator.DEFAULT_BUDGET,
-      paramLabel = "K",
-      description = "budgeted: tiles per KV head (8) or a share of the tiles (5%%) (default ${DEFAULT-VALUE}).")
-  String tiles;
+  /** {@code --mode} (one mode) and every mode's parameters, as {@code bench} and {@code eval} take them. */
+  @Mixin ModeOptions modeOptions;
 
   @Mixin SharedOptions.Dtype dtypeOption;
 
@@ -130,24 +109,19 @@ final class GenerateCommand implements Callable<Integer> {
     if (!(temperature >= 0) || Float.isInfinite(temperature)) {
       throw new UsageException("--temperature must be finite and >= 0: " + temperature);
     }
-    ModeOptions.config(() -> AttentionConfig.certified(epsilon)); // the engine's message for a bad epsilon
+    ModeSpec mode = modeOptions.one(); // before any file is read: a typo fails at once
     Path modelFile = file("--model", model, "stories260K.bin", "model");
     Path tokenizerFile = file("--tokenizer", tokenizer, "tok512.bin", "tokenizer");
     TextGenerator runtime = TextGenerator.find().orElseThrow(() -> new UsageException(
         "no text-generation runtime on the class path (the examples module's llama2.c runtime, which the"
             + " hflash-cli.jar that ./hflash builds includes)"));
-    try {
-      runtime.checkBudget(tiles);
-    } catch (IllegalArgumentException e) {
-      throw new UsageException("--tiles: " + e.getMessage(), e);
-    }
     TextGenerator.Request request = new TextGenerator.Request(modelFile, tokenizerFile, prompt, steps, temperature,
-        seed, mode.id(), epsilon, tiles, dtype.id(), attentionThreads, sched, rotationOption.hadamard());
+        seed, mode.config(), dtype.id(), attentionThreads, sched, rotationOption.hadamard());
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
     UsageException.positive("--samples", samples);
     if (samples > 1) {
-      return samples(runtime, request, sched, out, err);
+      return samples(runtime, request, mode, sched, out, err);
     }
     String summary;
     try (PrintStream text = new PrintStream(new WriterOutputStream(out), true, StandardCharsets.UTF_8)) {
@@ -160,11 +134,7 @@ final class GenerateCommand implements Callable<Integer> {
     }
     out.println();
     out.flush();
-    String label = switch (mode) {
-      case CERTIFIED -> "certified (epsilon " + ModeSpec.trim(epsilon) + ")";
-      case BUDGETED -> "budgeted (" + tiles.strip() + " of tiles)";
-      default -> mode.id();
-    };
+    String label = mode.label();
     String cache = dtype.id() + (rotationOption.hadamard() ? " (hadamard-rotated)" : "");
     err.println("mode " + label + ", " + cache + " cache, " + attentionThreads + " thread(s), " + sched.id());
     err.println(summary.strip());
@@ -173,8 +143,8 @@ final class GenerateCommand implements Callable<Integer> {
   }
 
   /** {@code --samples N > 1}: the runtime's forked continuations, then its summary (a line per sample, the pool's). */
-  private Integer samples(TextGenerator runtime, TextGenerator.Request request, Scheduler sched, PrintWriter out,
-      PrintWriter err) throws IOException {
+  private Integer samples(TextGenerator runtime, TextGenerator.Request request, ModeSpec mode, Scheduler sched,
+      PrintWriter out, PrintWriter err) throws IOException {
     if (rotationOption.hadamard()) {
       throw new UsageException("--kv-rotation does not apply to --samples yet");
     }
@@ -187,7 +157,7 @@ final class GenerateCommand implements Callable<Integer> {
       }
     }
     out.flush();
-    err.println("mode " + mode.id() + ", " + dtypeOption.dtype.id() + " cache, " + threads + " thread(s), "
+    err.println("mode " + mode.label() + ", " + dtypeOption.dtype.id() + " cache, " + threads + " thread(s), "
         + sched.id() + ", " + samples + " samples");
     err.println(summary.strip());
     err.flush();

@@ -14,7 +14,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.TypeConversionException;
 
 /**
- * The mode flags shared by {@code eval} and {@code bench} (a picocli mixin): {@code --mode} (one or
+ * The mode flags shared by {@code eval}, {@code bench} and {@code generate} (a picocli mixin): {@code --mode} (one or
  * more of exact, sampled, certified, budgeted, comma-separated, or {@code all}) and each mode's
  * parameters. {@link #specs()} validates every parameter once, whatever the modes asked for (so a bad
  * {@code --epsilon} is an error even with {@code --mode exact}: eval and bench use it for the oracle
@@ -97,6 +97,22 @@ final class ModeOptions {
       paramLabel = "X",
       description = "sampled: margin added to the estimated max (default ${DEFAULT-VALUE}).")
   float margin;
+
+  /**
+   * The one mode a command that runs a single mode takes ({@code generate}): {@code --mode} must
+   * name exactly one ({@code all} is not one mode); every parameter is validated as in {@link #specs()}.
+   */
+  ModeSpec one() {
+    if (modes.size() != 1) {
+      throw new UsageException("--mode takes one mode here: " + String.join(",", modes));
+    }
+    try {
+      AttentionMode.parse(modes.get(0));
+    } catch (IllegalArgumentException e) {
+      throw new UsageException(e.getMessage(), e);
+    }
+    return specs().get(0);
+  }
 
   /** The modes asked for, in the order given ({@code all}: every mode in declaration order), each once. */
   List<ModeSpec> specs() {

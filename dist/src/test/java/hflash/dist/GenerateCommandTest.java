@@ -73,7 +73,7 @@ class GenerateCommandTest {
     CliRun r = CliRun.of("generate", "--steps", "8", "--mode", "certified", "--epsilon", "1e-2");
     assertEquals(0, r.code(), r::toString);
     assertTrue(r.out().startsWith("Once"), r::toString);
-    assertTrue(r.err().contains("mode certified (epsilon 0.01)"), r::toString);
+    assertTrue(r.err().contains("mode certified eps=1e-2"), r::toString);
   }
 
   @Test

@@ -37,6 +37,6 @@ class RuntimeSeamTest {
     Path garbage = Files.write(tmp.resolve("garbage.bin"), new byte[] {1, 2, 3});
     CliRun r = CliRun.of("generate", "--model", garbage.toString(), "--tokenizer", garbage.toString(),
         "--mode", "budgeted", "--tiles", "lots");
-    r.assertUsageError("hflash generate: ", "--tiles: budget must be a tile count or a percentage: lots");
+    r.assertUsageError("hflash generate: ", "--tiles expects a count or a share such as 5%: lots");
   }
 }

@@ -80,7 +80,16 @@ public final class Generator {
   public static GenerateResult run(GenerateOptions options, PrintStream out, Scheduler scheduler, boolean hadamard)
       throws IOException {
     // parse first: a typo in --mode, --budget or --dtype fails before megabytes of weights are read
-    AttentionConfig mode = options.attentionConfig();
+    return run(options, options.attentionConfig(), out, scheduler, hadamard);
+  }
+
+  /**
+   * As {@link #run(GenerateOptions, PrintStream, Scheduler, boolean)} with every attention call in
+   * {@code mode} (a front end that parsed its own mode flags); the options' mode, epsilon and budget
+   * are not used.
+   */
+  public static GenerateResult run(GenerateOptions options, AttentionConfig mode, PrintStream out, Scheduler scheduler,
+      boolean hadamard) throws IOException {
     DType dtype = DType.parse(options.dtype());
     Llama2Checkpoint model = Llama2Checkpoint.load(options.model());
     Tokenizer tokenizer = Tokenizer.load(options.tokenizer(), model.config().vocabSize());
@@ -168,16 +177,22 @@ public final class Generator {
    */
   public static SampleRun runSamples(GenerateOptions options, int samples, PrintStream out,
       Scheduler scheduler) throws IOException {
+    return runSamples(options, options.attentionConfig(), samples, out, scheduler);
+  }
+
+  /** As {@link #runSamples(GenerateOptions, int, PrintStream, Scheduler)} with every attention call in {@code mode}. */
+  public static SampleRun runSamples(GenerateOptions options, AttentionConfig mode, int samples, PrintStream out,
+      Scheduler scheduler) throws IOException {
     if (samples < 1) {
       throw new IllegalArgumentException("samples must be >= 1: " + samples);
     }
-    AttentionConfig mode = options.attentionConfig();
     DType dtype = DType.parse(options.dtype());
     Llama2Checkpoint model = Llama2Checkpoint.load(options.model());
     Tokenizer tokenizer = Tokenizer.load(options.tokenizer(), model.config().vocabSize());
     Llama2Checkpoint.Config c = model.config();
     int tile = Transformer.DEFAULT_TILE_TOKENS;
-    int pageTokens = mode.mode() == hflash.engine.AttentionMode.SAMPLED ? PagePool.defaultPageTokens(tile) : tile;
+    // a mode that reads the key-sample store needs pages aligned to its sample blocks
+    int pageTokens = mode.modeConfig().readsSamples() ? PagePool.defaultPageTokens(tile) : tile;
     int capacity = c.seqLen();
     int perSequence = (capacity + pageTokens - 1) / pageTokens;
     var layout = new hflash.memory.KvCacheLayout(c.layers(), c.kvHeads(), c.headDim(), capacity, dtype, tile);

@@ -21,18 +21,13 @@ public final class Llama2TextGenerator implements TextGenerator {
   }
 
   @Override
-  public void checkBudget(String budget) {
-    GenerateOptions.parseBudget(budget);
-  }
-
-  @Override
   public String run(Request r, PrintStream text) throws IOException {
-    return Generator.run(options(r), text, r.scheduler(), r.hadamard()).summary();
+    return Generator.run(options(r), r.attention(), text, r.scheduler(), r.hadamard()).summary();
   }
 
   @Override
   public String runSamples(Request r, int samples, PrintStream text) throws IOException {
-    Generator.SampleRun run = Generator.runSamples(options(r), samples, text, r.scheduler());
+    Generator.SampleRun run = Generator.runSamples(options(r), r.attention(), samples, text, r.scheduler());
     StringBuilder summary = new StringBuilder();
     for (int i = 0; i < run.results().size(); i++) {
       GenerateResult g = run.results().get(i);
@@ -44,7 +39,8 @@ public final class Llama2TextGenerator implements TextGenerator {
   }
 
   private static GenerateOptions options(Request r) {
-    return new GenerateOptions(r.model(), r.tokenizer(), r.prompt(), r.steps(), r.temperature(), r.seed(), r.mode(),
-        r.epsilon(), r.budget(), r.dtype(), r.threads());
+    // the mode comes as the front end parsed it (r.attention()); the options' own mode fields are not read
+    return new GenerateOptions(r.model(), r.tokenizer(), r.prompt(), r.steps(), r.temperature(), r.seed(),
+        r.attention().mode().id(), r.dtype(), r.threads());
   }
 }
