@@ -24,12 +24,28 @@ public final class Resources {
    * @param what what the cache is for, e.g. "the KV cache"
    */
   public static void requireFits(String what, KvCacheLayout layout) {
-    long needed = 2 * layout.segmentBytes();
+    requireFits(what, layout, "try a smaller --context, fewer heads or a smaller --dtype");
+  }
+
+  /**
+   * As {@link #requireFits(String, KvCacheLayout)} with the front end's own {@code advice} ("try a
+   * smaller --dtype") ending the line.
+   */
+  public static void requireFits(String what, KvCacheLayout layout, String advice) {
+    requireFits(what, 2 * layout.segmentBytes(), advice);
+  }
+
+  /**
+   * Throws {@link ResourceException} unless {@code needed} bytes fit in the memory available now.
+   *
+   * @param advice how the user can ask for less, ending the line
+   */
+  public static void requireFits(String what, long needed, String advice) {
     long available = availableBytes();
     if (needed > available) {
       throw new ResourceException(what + " does not fit in memory: needs " + needed + " bytes ("
           + Format.bytes(needed) + "), " + available + " bytes (" + Format.bytes(available)
-          + ") available; try a smaller --context, fewer heads or a smaller --dtype");
+          + ") available; " + advice);
     }
   }
 

@@ -73,6 +73,10 @@ public final class Generator {
     return run(options, out, scheduler, false);
   }
 
+  /** The end of the line refusing a KV cache the machine cannot hold: what generate can ask for instead. */
+  static final String CACHE_ADVICE =
+      "the cache holds the model's whole context (seq_len) of every layer; try a smaller --dtype (bf16, q8_0, q4_0)";
+
   /**
    * As {@link #run(GenerateOptions, PrintStream, Scheduler)}; {@code hadamard} rotates K and V by the default
    * {@link hflash.memory.HadamardRotation} before they are cached (power-of-two head dims only).
@@ -92,8 +96,12 @@ public final class Generator {
       boolean hadamard) throws IOException {
     DType dtype = DType.parse(options.dtype());
     Llama2Checkpoint model = Llama2Checkpoint.load(options.model());
-    Tokenizer tokenizer = Tokenizer.load(options.tokenizer(), model.config().vocabSize());
     int capacity = model.config().seqLen();
+    Llama2Checkpoint.Config c = model.config();
+    // refused here, before anything is allocated: a cache the machine cannot hold exits 1 with one line
+    hflash.bench.Resources.requireFits("the KV cache", new hflash.memory.KvCacheLayout(c.layers(), c.kvHeads(),
+        c.headDim(), capacity, dtype, Transformer.DEFAULT_TILE_TOKENS), CACHE_ADVICE);
+    Tokenizer tokenizer = Tokenizer.load(options.tokenizer(), model.config().vocabSize());
     var rotation = hadamard
         ? hflash.memory.HadamardRotation.of(model.config().headDim(), hflash.memory.HadamardRotation.DEFAULT_SEED)
         : null;
@@ -196,6 +204,8 @@ public final class Generator {
     int capacity = c.seqLen();
     int perSequence = (capacity + pageTokens - 1) / pageTokens;
     var layout = new hflash.memory.KvCacheLayout(c.layers(), c.kvHeads(), c.headDim(), capacity, dtype, tile);
+    hflash.bench.Resources.requireFits("the page pool of " + samples + " samples", Math.multiplyExact(
+        2 * layout.segmentBytes() / capacity * pageTokens, (long) perSequence * (samples + 1)), CACHE_ADVICE);
     try (PagePool pool = PagePool.allocate(layout, pageTokens, perSequence * (samples + 1));
          Transformer root = new Transformer(model, pool, mode, options.threads(), scheduler)) {
       return new Generator(root, tokenizer).samples(options.prompt(), options.steps(), options.temperature(),
