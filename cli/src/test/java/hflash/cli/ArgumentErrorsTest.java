@@ -92,6 +92,12 @@ class ArgumentErrorsTest {
         Arguments.of(new String[] {"generate", "--mode", "all"}, "unknown mode: all (expected exact"),
         Arguments.of(new String[] {"generate", "--steps", "-1"}, "--steps must be >= 0: -1"),
         Arguments.of(new String[] {"generate", "--epsilon", "-1"}, "epsilon must be finite and > 0: -1.0"),
+        // generate parses its mode flags as bench does: one mode, every parameter checked whatever the mode
+        Arguments.of(new String[] {"generate", "--mode", "exact,sampled"}, "--mode takes one mode here: exact,sampled"),
+        Arguments.of(new String[] {"generate", "--max-error", "2"}, "max error must be in (0, 1): 2.0"),
+        Arguments.of(new String[] {"generate", "--tiles", "lots"}, "--tiles expects a count or a share such as 5%: lots"),
+        Arguments.of(new String[] {"ascend", "--context", "1024", "--mode", "estimated"},
+            "the Ascend model covers exact, sampled, certified and budgeted, not estimated"),
         Arguments.of(new String[] {"generate", "--model", tmp.resolve("none.bin").toString(), "--tokenizer", garbage.toString()},
             "no such model file"),
         // the cli module alone has no text-generation runtime (the dist module's jar has the llama2.c one)
