@@ -154,11 +154,21 @@ class PagedDecodeTest {
           separate += a.report().kvBytesRead();
         }
       }
-      for (Scheduler sch : List.of(Scheduler.SERIAL, Scheduler.SPLITK)) {
-        for (int threads : new int[] {1, 2, 3}) {
+      float[] serialBits = null;
+      for (Scheduler sch : Scheduler.values()) {
+        for (int threads : new int[] {1, 2, 3, 4}) {
+          if (sch == Scheduler.PIPELINE && threads < 2) {
+            continue;
+          }
           try (BatchedDecode bd = BatchedDecode.create(pool, HEADS, threads, scale, sch)) {
             float[] out = new float[bsz * row];
             bd.decode(0, seqs, q, out, AttentionConfig.exact());
+            if (sch == Scheduler.SERIAL && threads == 1) {
+              serialBits = out.clone();
+            }
+            if (sch == Scheduler.PIPELINE && threads < 4) { // one pipeline: the serial cascade's operations
+              assertArrayEquals(serialBits, out, dtype.id() + " pipeline t=" + threads);
+            }
             for (int b = 0; b < bsz; b++) {
               double err = 0, ref = 0;
               for (int i = b * row; i < (b + 1) * row; i++) {
@@ -279,8 +289,9 @@ class PagedDecodeTest {
       q[3] = Float.NaN;
       assertThrows(IllegalArgumentException.class,
           () -> bd.decode(0, new KvCache[] {a, a}, q, out, AttentionConfig.exact()));
-      assertThrows(IllegalArgumentException.class,
-          () -> BatchedDecode.create(pool, HEADS, 2, 1f, Scheduler.PIPELINE));
+      e = assertThrows(IllegalArgumentException.class,
+          () -> BatchedDecode.create(pool, HEADS, 1, 1f, Scheduler.PIPELINE));
+      assertEquals("the pipeline scheduler needs at least 2 threads: 1", e.getMessage());
       a.close();
       q[3] = 0;
       assertThrows(IllegalStateException.class,
