@@ -31,9 +31,20 @@ import java.util.function.Consumer;
 public final class SequencesBench {
 
   public record Config(int sequences, int sharedPrefix, int suffix, int heads, int kvHeads, int dim, DType dtype,
-      int threads, int tileTokens, int pageTokens, long seed, int warmup, int iterations) {
+      int threads, int tileTokens, int pageTokens, long seed, int warmup, int iterations, Scheduler scheduler) {
+
+    /** Split-K for the batched and the separate calls. */
+    public Config(int sequences, int sharedPrefix, int suffix, int heads, int kvHeads, int dim, DType dtype,
+        int threads, int tileTokens, int pageTokens, long seed, int warmup, int iterations) {
+      this(sequences, sharedPrefix, suffix, heads, kvHeads, dim, dtype, threads, tileTokens, pageTokens, seed, warmup,
+          iterations, Scheduler.SPLITK);
+    }
 
     public Config {
+      java.util.Objects.requireNonNull(scheduler, "scheduler");
+      if (scheduler == Scheduler.PIPELINE && threads < 2) {
+        throw new UsageException("--scheduler pipeline needs --threads >= 2: " + threads);
+      }
       UsageException.positive("--sequences", sequences);
       if (sharedPrefix < 0 || suffix < 0) {
         throw new UsageException("--shared-prefix and --suffix must be >= 0: " + sharedPrefix + ", " + suffix);
@@ -104,7 +115,7 @@ public final class SequencesBench {
     } catch (IllegalArgumentException e) {
       throw new UsageException("page pool rejected: " + e.getMessage(), e);
     }
-    try (pool; BatchedDecode batch = BatchedDecode.create(pool, c.heads(), c.threads(), scale, Scheduler.SPLITK)) {
+    try (pool; BatchedDecode batch = BatchedDecode.create(pool, c.heads(), c.threads(), scale, c.scheduler())) {
       progress.accept("filling a " + c.sharedPrefix() + "-position prefix, " + c.sequences() + " forks of "
           + c.suffix() + " positions each (" + pages + " pages of " + pageTokens + " positions)");
       try (KvCache root = pool.newSequence()) {
@@ -115,7 +126,7 @@ public final class SequencesBench {
         }
       } // the prefix lives on in the forks' shared pages
       for (KvCache s : seqs) {
-        separate.add(DecodeAttention.create(s, c.heads(), c.threads(), scale, Scheduler.SPLITK));
+        separate.add(DecodeAttention.create(s, c.heads(), c.threads(), scale, c.scheduler()));
       }
       Runnable batched = () -> batch.decode(0, seqs, q, out, AttentionConfig.exact());
       float[] qRow = new float[row], oRow = new float[row];
@@ -255,6 +266,7 @@ public final class SequencesBench {
     m.put("relError", r.relError());
     m.put("poolBytes", r.poolBytes());
     m.put("separateCacheBytes", r.separateCacheBytes());
+    m.put("scheduler", c.scheduler().id());
     m.put("heads", c.heads());
     m.put("kvHeads", c.kvHeads());
     m.put("dim", c.dim());

@@ -250,7 +250,7 @@ final class BenchCommand implements Callable<Integer> {
   /** {@code --sequences B}: {@link SequencesBench}, exact mode, one result. */
   private Integer sequences() {
     var parsed = spec.commandLine().getParseResult();
-    for (String other : List.of("--decode-steps", "--svg", "--scheduler", "--workload", "--kv-rotation", "--prefill",
+    for (String other : List.of("--decode-steps", "--svg", "--workload", "--kv-rotation", "--prefill",
         "--context", "--mode")) {
       if (parsed.hasMatchedOption(other)) {
         throw new UsageException(other + " does not apply to --sequences");
@@ -259,8 +259,11 @@ final class BenchCommand implements Callable<Integer> {
     if (dtypes.size() > 1) {
       throw new UsageException("--sequences takes one --dtype: " + dtypes.size() + " given");
     }
+    if (scheduler.size() != 1) {
+      throw new UsageException("--sequences takes one --scheduler: " + scheduler.size() + " given");
+    }
     var config = new SequencesBench.Config(sequences, sharedPrefix, suffix, shape.heads, shape.kvHeads, shape.dim,
-        dtypes.get(0), threads, tile, pageTokens, seed, warmup, iterations);
+        dtypes.get(0), threads, tile, pageTokens, seed, warmup, iterations, Schedulers.one(scheduler.get(0), threads));
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
     boolean json = jsonOption.json;

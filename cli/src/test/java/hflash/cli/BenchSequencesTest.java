@@ -48,6 +48,20 @@ class BenchSequencesTest {
   }
 
   @Test
+  void thePipelineSchedulerRunsTheBatchToo() throws Exception {
+    CliRun r = CliRun.of("bench", "--sequences", "3", "--shared-prefix", "600", "--suffix", "40", "--heads", "4",
+        "--kv-heads", "2", "--dim", "16", "--dtype", "f16", "--threads", "2", "--tile", "32", "--iterations", "2",
+        "--warmup", "1", "--scheduler", "pipeline", "--json");
+    assertEquals(0, r.code(), r::toString);
+    JsonNode json = new ObjectMapper().readTree(r.out());
+    assertEquals("pipeline", json.get("scheduler").asText(), r::toString);
+    assertTrue(json.get("relError").asDouble() < 1e-5, r::toString);
+    CliRun one = CliRun.of("bench", "--sequences", "3", "--threads", "1", "--scheduler", "pipeline");
+    assertEquals(2, one.code(), one::toString);
+    assertTrue(one.err().contains("needs --threads >= 2"), one::toString);
+  }
+
+  @Test
   void optionsOfOtherBenchesAreRefused() {
     CliRun r = CliRun.of("bench", "--sequences", "2", "--context", "100");
     assertEquals(2, r.code(), r::toString);

@@ -36,7 +36,11 @@ import java.util.function.IntConsumer;
  * cuts the cascade's work units (page x KV head, in page-table order) into {@code threads}
  * contiguous runs of about equal multiply-adds, each thread keeping its own partial state per
  * sequence, merged in thread order at the end: the same bits for the same batch, pool contents and
- * thread count. {@link Scheduler#PIPELINE} has no cascade form and is refused.
+ * thread count. {@link Scheduler#PIPELINE} (at least 2 threads) cuts them into {@code threads / 2}
+ * runs, each run by a pipeline of two threads: unit 1 scores a tile for all the unit's rows and
+ * folds the scores into the running max and sum, unit 2 rescales the accumulators and adds
+ * {@code P . V} and merges the rows into the sequences' states ({@link CascadeHandoff}); one
+ * pipeline gives the serial cascade's bits.
  *
  * <p>Every sequence is {@link hflash.memory.internal.KvCacheInternals#pin pinned} for the call: closing one from another thread
  * frees none of its pages until the call ends. One call at a time per instance.
@@ -53,13 +57,15 @@ public final class BatchedDecode implements AutoCloseable {
   private final TileKernels kernels;
   private final Scheduler scheduler;
   private final WorkerPool workers; // null when threads == 1
-  private final CascadeLane[] lanes;
+  private final CascadeLane[] lanes; // pipeline: lane 2p is unit 1 (K side) of pipeline p, lane 2p + 1 its unit 2
+  private final CascadeHandoff[] handoffs; // (pipelines); empty unless PIPELINE
   private final AtomicBoolean busy = new AtomicBoolean();
   private final DecodeAttention.CancelFlag cancel = new DecodeAttention.CancelFlag();
   // other modes: one instance per sequence (KvCache keeps identity equality); concurrent: cancel() reads it
   private final Map<KvCache, DecodeAttention> single = new java.util.concurrent.ConcurrentHashMap<>();
   private final BatchReport report = new BatchReport();
   private final IntConsumer laneTask = this::runLane;
+  private final IntConsumer pipeTask = this::runPipe;
   private volatile boolean closed;
 
   // the current call, read by the lanes (published by the pool's hand-over)
@@ -71,7 +77,7 @@ public final class BatchedDecode implements AutoCloseable {
   private float[] q;
   private float[] out;
   private AttentionConfig config;
-  private int laneCount;
+  private int laneCount; // work runs: lanes, or pipelines (each two lanes)
   private int[] lengths = new int[0]; // (B) keys of each sequence, read once at the start of the call
   private java.lang.foreign.MemorySegment k; // the pool's K and V, read once at the start of the call
   private java.lang.foreign.MemorySegment v;
@@ -92,18 +98,22 @@ public final class BatchedDecode implements AutoCloseable {
     if (!Float.isFinite(scale) || scale <= 0f) {
       throw new IllegalArgumentException("scale must be finite and positive: " + scale);
     }
-    if (Objects.requireNonNull(scheduler, "scheduler") == Scheduler.PIPELINE) {
-      throw new IllegalArgumentException("a batched decode runs the serial or splitk scheduler, not pipeline");
+    if (Objects.requireNonNull(scheduler, "scheduler") == Scheduler.PIPELINE && threads < 2) {
+      throw new IllegalArgumentException("the pipeline scheduler needs at least 2 threads: " + threads);
     }
     this.numHeads = numHeads;
     this.threads = threads;
     this.scale = scale;
     this.scheduler = scheduler;
     this.kernels = Objects.requireNonNull(kernels, "kernels");
-    int n = scheduler == Scheduler.SERIAL ? 1 : threads;
+    int n = scheduler == Scheduler.SERIAL ? 1 : scheduler == Scheduler.PIPELINE ? threads / 2 * 2 : threads;
     this.lanes = new CascadeLane[n];
     for (int i = 0; i < n; i++) {
       lanes[i] = new CascadeLane(kernels, layout, numHeads);
+    }
+    this.handoffs = new CascadeHandoff[scheduler == Scheduler.PIPELINE ? n / 2 : 0];
+    for (int i = 0; i < handoffs.length; i++) {
+      handoffs[i] = new CascadeHandoff(lanes[0].maxRows(), lanes[0].scoreStride(), cancel);
     }
     this.workers = n > 1 ? new WorkerPool(n, "hflash-batch") : null;
   }
@@ -261,12 +271,27 @@ public final class BatchedDecode implements AutoCloseable {
     }
     units = list;
     scaleQueries(batch);
-    laneCount = lanes.length;
+    boolean piped = handoffs.length > 0;
+    laneCount = piped ? handoffs.length : lanes.length;
     splitUnits();
-    for (int i = 0; i < laneCount; i++) {
-      lanes[i].reset(batch);
+    for (CascadeLane lane : lanes) {
+      lane.reset(batch);
     }
-    if (workers == null || laneCount == 1) {
+    if (piped) {
+      for (CascadeHandoff h : handoffs) {
+        h.reset();
+      }
+      try {
+        workers.run(pipeTask, lanes.length);
+      } catch (CascadeHandoff.Aborted e) { // rethrow what actually failed, not the other unit's abort
+        for (CascadeHandoff h : handoffs) {
+          if (h.failure != null && !(h.failure instanceof CascadeHandoff.Aborted)) {
+            sneakyThrow(h.failure);
+          }
+        }
+        throw e;
+      }
+    } else if (workers == null || laneCount == 1) {
       runLane(0);
     } else {
       workers.run(laneTask, laneCount);
@@ -295,8 +320,33 @@ public final class BatchedDecode implements AutoCloseable {
     }
   }
 
+  /** Lane c of a pipelined call: unit 1 (even c) runs pipeline c / 2's work run, unit 2 consumes it. */
+  private void runPipe(int c) {
+    CascadeHandoff h = handoffs[c / 2];
+    try {
+      if (c % 2 == 0) {
+        lanes[c].handoff = h;
+        runLane(c / 2, lanes[c]);
+        h.finish();
+      } else {
+        lanes[c].consume(h, v);
+      }
+    } catch (Throwable t) {
+      if (h.failure == null) {
+        h.failure = t;
+      }
+      throw t;
+    } finally {
+      lanes[c].handoff = null;
+    }
+  }
+
   private void runLane(int c) {
-    CascadeLane lane = lanes[c];
+    runLane(c, lanes[c]);
+  }
+
+  /** Work run c (its unit x KV head items) on {@code lane}. */
+  private void runLane(int c, CascadeLane lane) {
     for (int i = laneFrom[c]; i < laneFrom[c + 1]; i++) {
       Unit u = units.get(i / kvHeads);
       int tilesPerPage = pool.pageTokens() / layout.tileTokens();
@@ -320,12 +370,16 @@ public final class BatchedDecode implements AutoCloseable {
 
   private void finishCascade(int batch, int shared, long separateBytes) {
     HadamardRotation rotation = seqs[0].rotation();
+    // a pipeline's states are on its unit 2 (odd lanes), its counters on unit 1 (even lanes)
+    int first = handoffs.length > 0 ? 1 : 0;
+    int stride = handoffs.length > 0 ? 2 : 1;
+    int used = handoffs.length > 0 ? lanes.length : laneCount;
     for (int b = 0; b < batch; b++) {
-      AttentionState st = lanes[0].states[b];
+      AttentionState st = lanes[first].states[b];
       AttentionReport r = report.perSequence[b];
-      for (int c = 0; c < laneCount; c++) {
+      for (int c = 0; c < used; c++) {
         CascadeLane lane = lanes[c];
-        if (c > 0) {
+        if (c > first && (c - first) % stride == 0) {
           st.merge(lane.states[b]);
         }
         r.keysScored += lane.keysScored[b];
@@ -421,6 +475,11 @@ public final class BatchedDecode implements AutoCloseable {
       a.close();
     }
     single.clear();
+  }
+
+  @SuppressWarnings("unchecked")
+  private static <T extends Throwable> void sneakyThrow(Throwable t) throws T {
+    throw (T) t;
   }
 
   @Override

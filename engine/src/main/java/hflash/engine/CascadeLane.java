@@ -54,6 +54,7 @@ final class CascadeLane {
   double[] bytesShare = new double[0]; // (batch) K/V bytes attributed: a shared page's bytes / members
   long kvBytes; // K/V bytes this lane actually read
   long rescales;
+  CascadeHandoff handoff; // set while this lane is unit 1 (the K side) of a pipeline, else null
 
   CascadeLane(TileKernels kernels, KvCacheLayout layout, int numHeads) {
     this.kernels = kernels;
@@ -117,28 +118,30 @@ final class CascadeLane {
     }
     unit.reset(0, rows);
     boolean micro = prefill != null && rows > g;
+    CascadeHandoff h = handoff;
     int tilesHere = (keys + tileTokens - 1) / tileTokens;
     for (int t = 0; t < tilesHere; t++) {
       cancel.check();
       int count = Math.min(tileTokens, keys - t * tileTokens);
       long off = hflash.memory.internal.KvCacheInternals.tileOffset(owner, layer, kh, firstTile + t);
+      CascadeHandoff.Slot slot = h == null ? null : h.free();
+      float[] w = slot == null ? s : slot.weights;
       if (micro) {
         prefill.widenKeys(k, off, Encodings.of(layout.dtype()), d, count, kf);
-        prefill.scores(q, 0, rows, d, kf, count, s, sStride);
+        prefill.scores(q, 0, rows, d, kf, count, w, sStride);
       } else {
-        kernels.scores(q, 0, rows, d, k, off, Encodings.of(layout.dtype()), count, s, sStride);
+        kernels.scores(q, 0, rows, d, k, off, Encodings.of(layout.dtype()), count, w, sStride);
       }
-      rescales += unit.absorbScores(kernels, 0, rows, s, sStride, count, null);
-      if (micro) {
-        prefill.widenValues(v, off, Encodings.of(layout.dtype()), d, count, tileTokens, vf);
-        prefill.accumulate(s, sStride, rows, d, vf, tileTokens, count, unit.acc, 0);
+      rescales += unit.absorbScores(kernels, 0, rows, w, sStride, count, slot == null ? null : slot.alphas);
+      if (slot != null) { // unit 2 rescales and adds P . V
+        slot.end = false;
+        slot.rows = rows;
+        slot.count = count;
+        slot.offset = off;
+        slot.micro = micro;
+        h.publish();
       } else {
-        Arrays.fill(tileAcc, 0, rows * d, 0f);
-        kernels.accumulate(s, sStride, rows, d, v, off, Encodings.of(layout.dtype()), count, tileTokens, tileAcc, 0);
-        float[] acc = unit.acc;
-        for (int x = 0; x < rows * d; x++) { // element-wise, as TileLoop.accumulateTile
-          acc[x] += tileAcc[x];
-        }
+        accumulate(v, off, micro, rows, count, s, unit.acc);
       }
       kvBytes += 2L * count * layout.rowBytes();
       double share = 2.0 * count * layout.rowBytes() / m;
@@ -150,12 +153,80 @@ final class CascadeLane {
         bytesShare[b] += share;
       }
     }
+    if (h != null) { // unit 2 merges once it has applied every tile of the pass
+      CascadeHandoff.Slot slot = h.free();
+      slot.end = true;
+      slot.rows = rows;
+      System.arraycopy(unit.m, 0, slot.m, 0, rows);
+      System.arraycopy(unit.l, 0, slot.l, 0, rows);
+      slot.members = members;
+      slot.from = from;
+      slot.to = to;
+      slot.kvHead = kh;
+      h.publish();
+      return;
+    }
+    mergeInto(members, from, to, kh);
+  }
+
+  /** Each member's rows of the unit state into its partial state. */
+  private void mergeInto(int[] members, int from, int to, int kh) {
     for (int i = from; i < to; i++) {
       AttentionState dst = states[members[i]];
       for (int x = 0; x < g; x++) {
         mergeRow(dst, kh * g + x, unit, (i - from) * g + x, d);
       }
     }
+  }
+
+  /** acc (rows, d) += P . V of the tile at {@code off}: the micro-kernels, or the decode kernels' per-tile partial. */
+  private void accumulate(MemorySegment v, long off, boolean micro, int rows, int count, float[] w, float[] acc) {
+    if (micro) {
+      prefill.widenValues(v, off, Encodings.of(layout.dtype()), d, count, tileTokens, vf);
+      prefill.accumulate(w, sStride, rows, d, vf, tileTokens, count, acc, 0);
+    } else {
+      Arrays.fill(tileAcc, 0, rows * d, 0f);
+      kernels.accumulate(w, sStride, rows, d, v, off, Encodings.of(layout.dtype()), count, tileTokens, tileAcc, 0);
+      for (int x = 0; x < rows * d; x++) { // element-wise, as TileLoop.accumulateTile
+        acc[x] += tileAcc[x];
+      }
+    }
+  }
+
+  /**
+   * Unit 2 (the V side) of a pipeline: applies every slot unit 1 publishes on {@code h} until it
+   * finishes: a tile's rescale factors and {@code P . V} into this lane's unit accumulator, a
+   * pass end's max and sum, then the merge into this lane's per-sequence states. The operations
+   * and their order are the serial cascade's.
+   */
+  void consume(CascadeHandoff h, MemorySegment v) {
+    unit.reset();
+    for (CascadeHandoff.Slot slot; (slot = h.next()) != null; h.release()) {
+      int rows = slot.rows;
+      if (slot.end) {
+        System.arraycopy(slot.m, 0, unit.m, 0, rows);
+        System.arraycopy(slot.l, 0, unit.l, 0, rows);
+        mergeInto(slot.members, slot.from, slot.to, slot.kvHead);
+        unit.reset(0, rows);
+        continue;
+      }
+      for (int i = 0; i < rows; i++) {
+        float a = slot.alphas[i];
+        if (a != 1f) {
+          kernels.scale(unit.acc, i * d, d, a);
+        }
+      }
+      accumulate(v, slot.offset, slot.micro, rows, slot.count, slot.weights, unit.acc);
+    }
+  }
+
+  /** Rows of one pass (the hand-off's slot size). */
+  int maxRows() {
+    return unit.m.length;
+  }
+
+  int scoreStride() {
+    return sStride;
   }
 
   /** Row hs of src into row hd of dst: {@link AttentionState#merge}'s rule for one head. */

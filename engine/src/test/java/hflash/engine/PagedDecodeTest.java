@@ -154,11 +154,28 @@ class PagedDecodeTest {
           separate += a.report().kvBytesRead();
         }
       }
-      for (Scheduler sch : List.of(Scheduler.SERIAL, Scheduler.SPLITK)) {
-        for (int threads : new int[] {1, 2, 3}) {
+      double[][] exact = new double[bsz][]; // float64, once per sequence
+      for (int b = 0; b < bsz; b++) {
+        exact[b] = ReferenceAttention.decode(seqs[b], 0, java.util.Arrays.copyOfRange(q, b * row, (b + 1) * row),
+            HEADS, seqs[b].length(0), scale);
+      }
+      float[] serialBits = null;
+      for (Scheduler sch : Scheduler.values()) {
+        int[] threadCounts = switch (sch) { // serial ignores the count; pipeline needs 2; 4 = two pipelines
+          case SERIAL -> new int[] {1};
+          case SPLITK -> new int[] {1, 2, 3};
+          case PIPELINE -> new int[] {2, 3, 4};
+        };
+        for (int threads : threadCounts) {
           try (BatchedDecode bd = BatchedDecode.create(pool, HEADS, threads, scale, sch)) {
             float[] out = new float[bsz * row];
             bd.decode(0, seqs, q, out, AttentionConfig.exact());
+            if (sch == Scheduler.SERIAL && threads == 1) {
+              serialBits = out.clone();
+            }
+            if (sch == Scheduler.PIPELINE && threads < 4) { // one pipeline: the serial cascade's operations
+              assertArrayEquals(serialBits, out, dtype.id() + " pipeline t=" + threads);
+            }
             for (int b = 0; b < bsz; b++) {
               double err = 0, ref = 0;
               for (int i = b * row; i < (b + 1) * row; i++) {
@@ -167,11 +184,9 @@ class PagedDecodeTest {
               }
               assertTrue(err <= CASCADE_TOLERANCE * ref, dtype.id() + " " + sch.id() + " t=" + threads + " seq " + b
                   + ": " + err + " > " + CASCADE_TOLERANCE + " * " + ref);
-              double[] exact = ReferenceAttention.decode(seqs[b], 0, java.util.Arrays.copyOfRange(q, b * row,
-                  (b + 1) * row), HEADS, seqs[b].length(0), scale);
               double e64 = 0;
               for (int i = 0; i < row; i++) {
-                e64 = Math.max(e64, Math.abs(out[b * row + i] - exact[i]));
+                e64 = Math.max(e64, Math.abs(out[b * row + i] - exact[b][i]));
               }
               assertTrue(e64 <= CASCADE_TOLERANCE * ref, "vs float64: " + e64);
               assertEquals((long) seqs[b].length(0) * KV_HEADS, bd.report().perSequence(b).keysScored());
@@ -279,8 +294,9 @@ class PagedDecodeTest {
       q[3] = Float.NaN;
       assertThrows(IllegalArgumentException.class,
           () -> bd.decode(0, new KvCache[] {a, a}, q, out, AttentionConfig.exact()));
-      assertThrows(IllegalArgumentException.class,
-          () -> BatchedDecode.create(pool, HEADS, 2, 1f, Scheduler.PIPELINE));
+      e = assertThrows(IllegalArgumentException.class,
+          () -> BatchedDecode.create(pool, HEADS, 1, 1f, Scheduler.PIPELINE));
+      assertEquals("the pipeline scheduler needs at least 2 threads: 1", e.getMessage());
       a.close();
       q[3] = 0;
       assertThrows(IllegalStateException.class,

@@ -1,6 +1,7 @@
 package hflash.examples.llama2;
 
 import hflash.engine.AttentionConfig;
+import hflash.engine.BatchedDecode;
 import hflash.engine.Scheduler;
 import hflash.memory.DType;
 import hflash.memory.PagePool;
@@ -175,8 +176,9 @@ public final class Generator {
    * {@code samples} continuations of one prompt that share its cached pages: the model and tokenizer of
    * {@code options} are loaded, the prompt is prefilled once into a sequence of a {@link PagePool}, and each sample
    * runs on a fork of it ({@link Transformer#fork()}: the prompt's pages are shared, a page is copied only when a
-   * sample writes into it), sampling with seed {@code options.seed() + i}. Each sample's text (prompt included) is
-   * streamed to {@code out} after a {@code --- sample i ---} line. Pages hold {@link Transformer#DEFAULT_TILE_TOKENS}
+   * sample writes into it), sampling with seed {@code options.seed() + i}; the samples advance together, one batched
+   * decode per layer and step. Each sample's text (prompt included) is printed to {@code out} after a
+   * {@code --- sample i ---} line once every sample has ended. Pages hold {@link Transformer#DEFAULT_TILE_TOKENS}
    * positions (512 in the sampled mode, whose key samples need whole 512-position pages).
    *
    * @return one result per sample (each one's {@code promptSeconds} is the shared prefill's) and the pool's
@@ -215,7 +217,11 @@ public final class Generator {
 
   /**
    * The prompt prefilled once on this generator's transformer (a page-pool sequence), then {@code samples}
-   * continuations, each on its own fork, one after the other.
+   * continuations on forks of it that advance together: every step runs each layer's attention as one batched
+   * decode over the samples still going ({@link Transformer#forwardTogether}), so the prompt's shared pages are read
+   * once per layer and step for all of them. A sample's tokens are those it would draw alone with its seed (the
+   * cascade's attention differs from per-sequence decode by float32 rounding only). The texts are printed when the
+   * last sample ends, one after the other.
    */
   SampleRun samples(String prompt, int steps, float temperature, long seed, int samples, PrintStream out,
       PagePool pool) {
@@ -232,57 +238,101 @@ public final class Generator {
     long start = System.nanoTime();
     float[] promptLogits = transformer.prefill(promptTokens, prefilled, 0).clone();
     double promptSeconds = (System.nanoTime() - start) / 1e9;
-    List<GenerateResult> results = new ArrayList<>();
-    List<Transformer> forks = new ArrayList<>(); // kept open until every sample ran: the pool then holds all
-    try {
+    Transformer[] forks = new Transformer[samples]; // kept open until every sample ran: the pool then holds all
+    long sharedReads = 0;
+    try (BatchedDecode batch = BatchedDecode.create(pool, transformer.config().heads(),
+        transformer.attention().threads(), (float) (1.0 / Math.sqrt(transformer.config().headDim())),
+        transformer.attention().scheduler())) {
       for (int i = 0; i < samples; i++) {
-        if (out != null) {
-          out.print((i == 0 ? "" : "\n") + "--- sample " + i + " ---\n");
+        forks[i] = transformer.fork();
+      }
+      long t0 = System.nanoTime();
+      Sample[] all = new Sample[samples];
+      for (int i = 0; i < samples; i++) {
+        all[i] = new Sample(i, forks[i], new Sampler(temperature, seed + i), positions, promptTokens, prefilled,
+            promptLogits);
+      }
+      Transformer[] active = new Transformer[samples];
+      int[] last = new int[samples];
+      Sample[] going = new Sample[samples];
+      for (int pos = prefilled - 1; pos < positions; pos++) {
+        int count = 0;
+        for (Sample x : all) {
+          if (!x.done) {
+            going[count] = x;
+            active[count] = x.fork;
+            last[count++] = x.tokens[x.n - 1];
+          }
         }
-        Transformer fork = transformer.fork();
-        forks.add(fork);
-        results.add(continueSample(fork, promptTokens, prefilled, positions, promptLogits,
-            new Sampler(temperature, seed + i), promptSeconds, out));
+        if (count == 0) {
+          break;
+        }
+        if (pos >= prefilled) {
+          float[][] logits = Transformer.forwardTogether(active, count, last, pos, batch);
+          sharedReads += batch.report().pagesShared();
+          for (int i = 0; i < count; i++) {
+            going[i].logits = logits[i];
+          }
+        }
+        for (int i = 0; i < count; i++) {
+          Sample x = going[i];
+          int next = pos + 1 < promptTokens.length ? promptTokens[pos + 1] : x.sampler.sample(x.logits);
+          if (next == Tokenizer.BOS) {
+            x.done = true;
+          } else {
+            x.n = emit(x.tokens, x.n, next, x.text, null);
+          }
+        }
+      }
+      double seconds = promptSeconds + (System.nanoTime() - t0) / 1e9;
+      List<GenerateResult> results = new ArrayList<>();
+      for (Sample x : all) {
+        String text = x.text.toString(StandardCharsets.UTF_8);
+        if (out != null) {
+          out.print((x.index == 0 ? "" : "\n") + "--- sample " + x.index + " ---\n" + text);
+        }
+        results.add(new GenerateResult(Arrays.copyOf(x.tokens, x.n), Math.min(promptTokens.length, x.n), text,
+            Math.min(x.n, positions), seconds, x.fork.attentionTotals(), prefilled, promptSeconds));
       }
       if (out != null) {
         out.print("\n");
         out.flush();
       }
       return new SampleRun(results, pool.stats(), PagePool.pageBytes(pool.layout(), pool.pageTokens()),
-          pool.pageTokens());
+          pool.pageTokens(), sharedReads);
     } finally {
       for (Transformer f : forks) {
-        f.close();
+        if (f != null) {
+          f.close();
+        }
       }
     }
   }
 
-  /** One sample on its fork, from the prompt's last logits on; prints the prompt again, then the continuation. */
-  private GenerateResult continueSample(Transformer fork, int[] promptTokens, int prefilled, int positions,
-      float[] promptLogits, Sampler sampler, double promptSeconds, PrintStream out) {
-    long t0 = System.nanoTime();
-    int[] tokens = new int[positions + 1];
-    ByteArrayOutputStream text = new ByteArrayOutputStream(positions * tokenizer.maxTokenLength() + 16);
-    int n = 0;
-    tokens[n++] = promptTokens[0];
-    for (int p = 1; p < prefilled; p++) {
-      n = emit(tokens, n, promptTokens[p], text, out);
-    }
-    float[] logits = promptLogits.clone(); // the sampler overwrites its input: every sample starts from the same logits
-    for (int pos = prefilled - 1; pos < positions; pos++) {
-      if (pos >= prefilled) {
-        logits = fork.forward(tokens[n - 1], pos);
+  /** One continuation's state in {@link #samples}: its tokens so far, its text, its sampler. */
+  private final class Sample {
+    final int index;
+    final Transformer fork;
+    final Sampler sampler;
+    final int[] tokens;
+    final ByteArrayOutputStream text;
+    int n;
+    boolean done;
+    float[] logits; // the sampler overwrites its input: every sample starts from its own copy of the prompt's
+
+    Sample(int index, Transformer fork, Sampler sampler, int positions, int[] promptTokens, int prefilled,
+        float[] promptLogits) {
+      this.index = index;
+      this.fork = fork;
+      this.sampler = sampler;
+      this.tokens = new int[positions + 1];
+      this.text = new ByteArrayOutputStream(positions * tokenizer.maxTokenLength() + 16);
+      tokens[n++] = promptTokens[0];
+      for (int p = 1; p < prefilled; p++) {
+        n = emit(tokens, n, promptTokens[p], text, null);
       }
-      int next = pos + 1 < promptTokens.length ? promptTokens[pos + 1] : sampler.sample(logits);
-      if (next == Tokenizer.BOS) {
-        break;
-      }
-      n = emit(tokens, n, next, text, out);
+      this.logits = promptLogits.clone();
     }
-    double seconds = promptSeconds + (System.nanoTime() - t0) / 1e9;
-    return new GenerateResult(Arrays.copyOf(tokens, n), Math.min(promptTokens.length, n),
-        text.toString(StandardCharsets.UTF_8), Math.min(n, positions), seconds, fork.attentionTotals(), prefilled,
-        promptSeconds);
   }
 
   /**
@@ -292,8 +342,10 @@ public final class Generator {
    * @param pool the pool's occupancy with the prompt and every sample still held
    * @param pageBytes bytes of one page
    * @param pageTokens positions of one page
+   * @param sharedPageReads over every step and layer: pages the batched decode read once for several samples
    */
-  public record SampleRun(List<GenerateResult> results, PagePool.Stats pool, long pageBytes, int pageTokens) {
+  public record SampleRun(List<GenerateResult> results, PagePool.Stats pool, long pageBytes, int pageTokens,
+      long sharedPageReads) {
 
     /**
      * One line: the pages the pool holds (prompt and every sample, shared pages once) against what one flat cache
@@ -306,9 +358,10 @@ public final class Generator {
       }
       return String.format(java.util.Locale.ROOT,
           "page pool: %d pages of %d positions (%.1f KiB) hold the prompt and %d samples, %d of them shared by"
-              + " several; unshared pages would take %d (%.1f KiB)",
+              + " several; unshared pages would take %d (%.1f KiB); the samples advanced together, %d page reads"
+              + " served several samples at once",
           pool.pagesUsed(), pageTokens, pool.pagesUsed() * pageBytes / 1024.0, results.size(), pool.pagesShared(),
-          privatePages, privatePages * pageBytes / 1024.0);
+          privatePages, privatePages * pageBytes / 1024.0, sharedPageReads);
     }
   }
 

@@ -4,6 +4,7 @@ import hflash.engine.AttentionConfig;
 import hflash.engine.AttentionMode;
 import hflash.engine.Scheduler;
 import hflash.engine.AttentionReport;
+import hflash.engine.BatchedDecode;
 import hflash.engine.DecodeAttention;
 import hflash.memory.DType;
 import hflash.memory.KvCache;
@@ -299,6 +300,78 @@ public final class Transformer implements AutoCloseable {
       throw e;
     }
     return logits();
+  }
+
+  /**
+   * One decode step of several transformers over sequences of one page pool, together: each runs token
+   * {@code tokens[i]} at position {@code pos} (as {@link #forward} would), and each layer's attention is one
+   * {@link BatchedDecode} call over all of their sequences, so the pages they share (a prompt they were forked from)
+   * are read once for all of them (the cascade, in exact mode; other modes run per sequence inside the call). The
+   * projections and feed-forward blocks are each transformer's own, operation for operation as in {@link #forward};
+   * the attention output equals per-sequence decode up to float32 rounding (docs/ALGORITHM.md, the cascade).
+   *
+   * @param ts (count) transformers over sequences of {@code batch}'s pool, all at length {@code pos}, all with the
+   *     same attention config
+   * @param batch the batched attention (its thread count and scheduler apply; one call at a time)
+   * @return the logits of each transformer (its own buffer, overwritten by its next step)
+   */
+  public static float[][] forwardTogether(Transformer[] ts, int count, int[] tokens, int pos, BatchedDecode batch) {
+    Objects.requireNonNull(batch, "batch");
+    if (count < 1 || count > ts.length || count > tokens.length) {
+      throw new IllegalArgumentException("count out of range [1, " + Math.min(ts.length, tokens.length) + "]: "
+          + count);
+    }
+    Transformer first = ts[0];
+    KvCache[] seqs = new KvCache[count];
+    for (int i = 0; i < count; i++) {
+      Transformer t = ts[i];
+      if (t.w != first.w || !t.attentionConfig.equals(first.attentionConfig)) {
+        throw new IllegalArgumentException("transformers of one step must share weights and attention config: " + i);
+      }
+      t.checkToken(tokens[i]);
+      if (t.length() != pos) {
+        throw new IndexOutOfBoundsException("position differs from the length of transformer " + i + ": " + pos
+            + " != " + t.length());
+      }
+      t.startAt(pos, 1);
+      seqs[i] = t.cache;
+    }
+    int dim = first.config.dim();
+    float[] qs = new float[count * dim]; // (count, heads, headDim)
+    float[] outs = new float[count * dim];
+    for (int i = 0; i < count; i++) {
+      System.arraycopy(first.w.tokenEmbedding, tokens[i] * dim, ts[i].x, 0, dim);
+      ts[i].ropeAngles(pos);
+    }
+    try {
+      for (int layer = 0; layer < first.config.layers(); layer++) {
+        for (int i = 0; i < count; i++) {
+          Transformer t = ts[i];
+          t.projectQkv(layer);
+          t.cache.append(layer, t.k, t.v);
+          System.arraycopy(t.q, 0, qs, i * dim, dim);
+        }
+        batch.decode(layer, seqs, qs, outs, first.attentionConfig);
+        for (int i = 0; i < count; i++) {
+          Transformer t = ts[i];
+          System.arraycopy(outs, i * dim, t.xb2, 0, dim);
+          batch.report().perSequence(i).addTo(t.totals);
+          t.calls++;
+          t.projectAttention(layer);
+          t.feedForwardBlock(layer);
+        }
+      }
+    } catch (RuntimeException e) {
+      for (int i = 0; i < count; i++) {
+        ts[i].rollBack(pos);
+      }
+      throw e;
+    }
+    float[][] logits = new float[count][];
+    for (int i = 0; i < count; i++) {
+      logits[i] = ts[i].logits();
+    }
+    return logits;
   }
 
   /** Receives the logits of each prefilled position (a buffer reused for the next position). */

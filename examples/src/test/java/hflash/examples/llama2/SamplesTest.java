@@ -10,8 +10,9 @@ import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@code generate --samples N}: N continuations on forks of one page-pool sequence give, token for token, what N
- * separate runs with seeds seed, seed + 1, ... give on plain caches, and the pool holds the prompt once.
+ * {@code generate --samples N}: N continuations on forks of one page-pool sequence, advancing together with one
+ * batched (cascade) decode per layer and step, give token for token what N separate runs with seeds seed, seed + 1,
+ * ... give one after the other on plain caches, and the pool holds the prompt once.
  */
 class SamplesTest {
 
@@ -51,5 +52,9 @@ class SamplesTest {
     }
     assertTrue(run.pool().pagesUsed() < separate + 1, run.poolSummary());
     assertTrue(run.poolSummary().startsWith("page pool: "), run.poolSummary());
+    // the samples advanced together: every layer of every generated step read the prompt's full pages once for all
+    int generatedSteps = run.results().get(0).positions() - promptTokens;
+    assertTrue(run.sharedPageReads() >= (long) generatedSteps * 1 * (promptTokens / run.pageTokens()),
+        run.sharedPageReads() + " shared page reads over " + generatedSteps + " steps");
   }
 }
