@@ -41,11 +41,12 @@ import java.util.UUID;
  * Jlama's {@code KvBufferCache}, and attention runs on hflash: a prompt batch as one tiled prefill
  * call per layer, a generated token as one decode call per layer.
  *
- * <p>Sessions: each Jlama session UUID (and each {@code KvBuffer} a caller makes) gets its own
- * cache of {@link Options#capacity} positions, allocated on its first forward. A forward at a
- * start position below the session's length rewinds it to that position (as Jlama overwrites
- * its buffer); a start past the length is refused. {@link #release} frees one session,
- * {@code model.close()} frees all.
+ * <p>Sessions: each Jlama session UUID (and each {@code KvBuffer} a caller makes) is a sequence
+ * of the model's one page pool ({@link Options#poolCapacity} positions, allocated at the first
+ * forward), of at most {@link Options#capacity} positions; it holds only the pages its positions
+ * need. A forward at a start position below the session's length rewinds it to that position (as
+ * Jlama overwrites its buffer); a start past the length is refused. {@link #release} frees one
+ * session's pages, {@code model.close()} frees the pool.
  */
 public final class HflashJlama {
 
@@ -141,6 +142,14 @@ public final class HflashJlama {
     return sessions(model).length(session);
   }
 
+  /**
+   * The occupancy of {@code model}'s page pool (pages total, used, free, bytes); empty before the
+   * first session's first forward allocated it.
+   */
+  public static Optional<hflash.memory.PagePool.Stats> poolStats(AbstractModel model) {
+    return sessions(model).poolStats();
+  }
+
   /** Live sessions (caches allocated and not yet released) of {@code model}. */
   public static int openSessions(AbstractModel model) {
     return sessions(model).open();
@@ -170,18 +179,21 @@ public final class HflashJlama {
     final AttentionConfig attention;
     final int threads; // 0: Jlama's
     final int capacity; // 0: min(contextLength, 32768)
+    final int poolCapacity; // 0: capacity
     final int tileTokens;
     final DType workingDType;
     final DType workingQType;
     final DType modelQuantization; // null: the weights as stored
 
     private Options(String kvDtype, boolean kvRotation, AttentionConfig attention, int threads,
-        int capacity, int tileTokens, DType workingDType, DType workingQType, DType modelQuantization) {
+        int capacity, int poolCapacity, int tileTokens, DType workingDType, DType workingQType,
+        DType modelQuantization) {
       this.kvDtype = kvDtype;
       this.kvRotation = kvRotation;
       this.attention = attention;
       this.threads = threads;
       this.capacity = capacity;
+      this.poolCapacity = poolCapacity;
       this.tileTokens = tileTokens;
       this.workingDType = workingDType;
       this.workingQType = workingQType;
@@ -190,7 +202,7 @@ public final class HflashJlama {
 
     /** Exact mode, working dtype F32 (quantized working dtype I8, as Jlama's examples), 128-key tiles. */
     public static Options defaults() {
-      return new Options(null, false, AttentionConfig.exact(), 0, 0, 128, DType.F32, DType.I8, null);
+      return new Options(null, false, AttentionConfig.exact(), 0, 0, 0, 128, DType.F32, DType.I8, null);
     }
 
     /** KV cache dtype: f32, bf16, f16, q8_0 or q4_0. */
@@ -198,20 +210,20 @@ public final class HflashJlama {
       Objects.requireNonNull(dtype, "dtype");
       String id = dtype.toLowerCase(Locale.ROOT);
       hflash.memory.DType.parse(id); // fails with the list of dtypes
-      return new Options(id, kvRotation, attention, threads, capacity, tileTokens, workingDType,
+      return new Options(id, kvRotation, attention, threads, capacity, poolCapacity, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
     /** Rotates K and V rows by a seeded Hadamard rotation before they are stored (helps q4_0). */
     public Options kvRotation(boolean rotate) {
-      return new Options(kvDtype, rotate, attention, threads, capacity, tileTokens, workingDType,
+      return new Options(kvDtype, rotate, attention, threads, capacity, poolCapacity, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
     /** The attention mode (exact, budgeted, certified, ...). */
     public Options attention(AttentionConfig config) {
       Objects.requireNonNull(config, "config");
-      return new Options(kvDtype, kvRotation, config, threads, capacity, tileTokens, workingDType,
+      return new Options(kvDtype, kvRotation, config, threads, capacity, poolCapacity, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
@@ -220,7 +232,7 @@ public final class HflashJlama {
       if (n < 1 || n > 1024) {
         throw new IllegalArgumentException("threads out of range [1, 1024]: " + n);
       }
-      return new Options(kvDtype, kvRotation, attention, n, capacity, tileTokens, workingDType,
+      return new Options(kvDtype, kvRotation, attention, n, capacity, poolCapacity, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
@@ -229,7 +241,22 @@ public final class HflashJlama {
       if (positions < 1) {
         throw new IllegalArgumentException("capacity must be >= 1: " + positions);
       }
-      return new Options(kvDtype, kvRotation, attention, threads, positions, tileTokens, workingDType,
+      return new Options(kvDtype, kvRotation, attention, threads, positions, poolCapacity, tileTokens, workingDType,
+          workingQType, modelQuantization);
+    }
+
+    /**
+     * Positions the model's page pool holds over all its sessions (rounded up to whole pages of
+     * 512 positions; default: {@link #capacity}, what one full-length session needs). The pool is
+     * allocated at the first session's first forward; each session then takes pages as its
+     * positions come, and a forward that needs a page when none is free fails with an error
+     * naming the pages needed and free.
+     */
+    public Options poolCapacity(int positions) {
+      if (positions < 1) {
+        throw new IllegalArgumentException("poolCapacity must be >= 1: " + positions);
+      }
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, positions, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
@@ -238,7 +265,7 @@ public final class HflashJlama {
       if (keys < 32 || keys % 32 != 0) {
         throw new IllegalArgumentException("tileTokens must be a positive multiple of 32: " + keys);
       }
-      return new Options(kvDtype, kvRotation, attention, threads, capacity, keys, workingDType,
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, keys, workingDType,
           workingQType, modelQuantization);
     }
 
@@ -246,13 +273,13 @@ public final class HflashJlama {
     public Options workingDTypes(DType working, DType quantized) {
       Objects.requireNonNull(working, "working");
       Objects.requireNonNull(quantized, "quantized");
-      return new Options(kvDtype, kvRotation, attention, threads, capacity, tileTokens, working,
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, tileTokens, working,
           quantized, modelQuantization);
     }
 
     /** Quantize the weights at load (Jlama's {@code modelQuantization}); null keeps them as stored. */
     public Options modelQuantization(DType dtype) {
-      return new Options(kvDtype, kvRotation, attention, threads, capacity, tileTokens, workingDType,
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, tileTokens, workingDType,
           workingQType, dtype);
     }
 
@@ -279,6 +306,11 @@ public final class HflashJlama {
       return capacity;
     }
 
+    /** Pool capacity in positions, or 0 before a model resolved it. */
+    public int poolCapacity() {
+      return poolCapacity;
+    }
+
     public int tileTokens() {
       return tileTokens;
     }
@@ -292,14 +324,15 @@ public final class HflashJlama {
       };
       int cap = capacity > 0 ? capacity : Math.min(c.contextLength, MAX_DEFAULT_CAPACITY);
       int th = threads > 0 ? threads : Math.max(1, jlamaThreads);
-      return new Options(dt, kvRotation, attention, th, cap, tileTokens, workingDType, workingQType,
+      int pool = poolCapacity > 0 ? poolCapacity : cap;
+      return new Options(dt, kvRotation, attention, th, cap, pool, tileTokens, workingDType, workingQType,
           modelQuantization);
     }
 
     @Override
     public String toString() {
       return "Options[kvDtype=" + kvDtype + ", kvRotation=" + kvRotation + ", mode=" + attention.mode().id()
-          + ", threads=" + threads + ", capacity=" + capacity + ", tileTokens=" + tileTokens + "]";
+          + ", threads=" + threads + ", capacity=" + capacity + ", poolCapacity=" + poolCapacity + ", tileTokens=" + tileTokens + "]";
     }
   }
 }

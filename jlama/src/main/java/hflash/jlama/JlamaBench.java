@@ -87,8 +87,9 @@ public final class JlamaBench {
       List<Result> out = new ArrayList<>();
       try (AbstractModel stock = ModelSupport.loadModel(modelDir.toFile(), work.toFile(), DType.F32, DType.I8, Optional.empty(), Optional.empty())) {
         for (int m = 0; m < p.modes().size(); m++) {
+          // the pool holds both adapter sessions: the long one and the 16-position one (a page of its own)
           HflashJlama.Options o = HflashJlama.Options.defaults().kvDtype(p.kvDtype()).threads(p.threads())
-              .capacity(capacity).attention(p.modes().get(m));
+              .capacity(capacity).poolCapacity(capacity + 1024).attention(p.modes().get(m));
           try (AbstractModel ours = HflashJlama.loadModel(modelDir, o)) {
             for (int n : p.contexts()) {
               List<Lane> lanes = List.of(filled(stock, false, FIXED_CONTEXT), filled(ours, true, FIXED_CONTEXT),
@@ -116,8 +117,10 @@ public final class JlamaBench {
     try (AbstractModel stock = ModelSupport.loadModel(modelDir.toFile(), null, DType.F32, DType.I8, Optional.empty(), Optional.empty())) {
       int[] tokens = stock.encodePrompt(PromptContext.of(prompt));
       for (int m = 0; m < p.modes().size(); m++) {
+        // the pool holds both adapter sessions (the prompt and its 16-token head) at their longest
+        int longest = Math.min(stock.getConfig().contextLength, HflashJlama.MAX_DEFAULT_CAPACITY);
         HflashJlama.Options o = HflashJlama.Options.defaults().kvDtype(p.kvDtype()).threads(p.threads())
-            .attention(p.modes().get(m));
+            .poolCapacity(longest + 1024).attention(p.modes().get(m));
         try (AbstractModel ours = HflashJlama.loadModel(modelDir, o)) {
           for (int n : p.contexts().length == 0 ? new int[] {tokens.length} : p.contexts()) {
             int[] use = Arrays.copyOf(tokens, Math.min(n, tokens.length));
