@@ -9,6 +9,8 @@ import com.github.tjake.jlama.tensor.AbstractTensor;
 import com.github.tjake.jlama.tensor.FloatBufferTensor;
 import com.github.tjake.jlama.tensor.KvBufferCache;
 import hflash.engine.AttentionConfig;
+import hflash.engine.DecodeAttention;
+import hflash.memory.KvCache;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -43,7 +45,13 @@ public final class JlamaBench {
   /** One row of results; field names are the CLI's JSON contract. */
   public record Result(int context, int threads, String kvDtype, String mode, double stockMsPerToken,
       double hflashMsPerToken, double speedup, double fixedMsPerToken, double hflashFixedMsPerToken,
-      int tokens, int tokensAgree, String weights, String fill, String model) {}
+      int tokens, int tokensAgree, String weights, String fill, String model, double hflashAttendMsPerToken,
+      double hflashBlockMsPerToken, double engineMsPerToken) {}
+
+  // hflashAttendMsPerToken: median per token of the adapter's append + hflash call (all layers), inside
+  // the hflashMsPerToken tokens; hflashBlockMsPerToken: the whole attention block (projections to
+  // output projection); engineMsPerToken: hflash alone (a flat KvCache holding the same rows, its own
+  // DecodeAttention, one append + decode per layer), timed in the same rounds; NaN for a user's model
 
   // the user-model path runs the model's weights as they are on disk
 
@@ -94,13 +102,13 @@ public final class JlamaBench {
             for (int n : p.contexts()) {
               List<Lane> lanes = List.of(filled(stock, false, FIXED_CONTEXT), filled(ours, true, FIXED_CONTEXT),
                   filled(stock, false, n), filled(ours, true, n));
-              try {
-                alternate(lanes, p);
+              try (EngineLane engine = new EngineLane(ours, n, p.tokens())) {
+                alternate(lanes, engine, p);
+                out.add(result(n, p, HflashJlama.options(ours).kvDtype(), p.modeLabels().get(m), lanes,
+                    "the same seeded K/V rows written into both caches", "random W1 llama, 1 layer", median(engine.times)));
               } finally {
                 lanes.forEach(Lane::close);
               }
-              out.add(result(n, p, HflashJlama.options(ours).kvDtype(), p.modeLabels().get(m), lanes,
-                  "the same seeded K/V rows written into both caches", "random W1 llama, 1 layer"));
             }
           }
         }
@@ -128,12 +136,12 @@ public final class JlamaBench {
             List<Lane> lanes = List.of(prompted(stock, false, fixed), prompted(ours, true, fixed),
                 prompted(stock, false, use), prompted(ours, true, use));
             try {
-              alternate(lanes, p);
+              alternate(lanes, null, p);
             } finally {
               lanes.forEach(Lane::close);
             }
             out.add(result(use.length, p, HflashJlama.options(ours).kvDtype(), p.modeLabels().get(m), lanes,
-                "the prompt's tokens through each side's batch forward", modelDir.toString()));
+                "the prompt's tokens through each side's batch forward", modelDir.toString(), Double.NaN));
           }
         }
       }
@@ -141,7 +149,8 @@ public final class JlamaBench {
     return out;
   }
 
-  private static Result result(int n, Params p, String kvDtype, String mode, List<Lane> l, String fill, String model) {
+  private static Result result(int n, Params p, String kvDtype, String mode, List<Lane> l, String fill, String model,
+      double engine) {
     double fixedStock = median(l.get(0).times);
     double fixedOurs = median(l.get(1).times);
     double stock = median(l.get(2).times);
@@ -151,7 +160,7 @@ public final class JlamaBench {
       agree += l.get(2).tokens[i] == l.get(3).tokens[i] ? 1 : 0;
     }
     return new Result(n, p.threads(), kvDtype, mode, stock, ours, stock / ours, fixedStock, fixedOurs, p.tokens(), agree,
-        p.weights(), fill, model);
+        p.weights(), fill, model, median(l.get(3).attend), median(l.get(3).block), engine);
   }
 
   /** One session being timed: its model, buffer, next token and position, and the times of its tokens. */
@@ -162,6 +171,8 @@ public final class JlamaBench {
     int token;
     int position;
     double[] times;
+    double[] attend; // the adapter's append + hflash call per token (hflash lanes)
+    double[] block; // the adapter's whole attention block per token (hflash lanes)
     int[] tokens;
 
     Lane(AbstractModel model, KvBufferCache.KvBuffer buffer, UUID hflashSession, int token, int position) {
@@ -189,28 +200,19 @@ public final class JlamaBench {
     KvBufferCache.KvBuffer buf = hflash ? HflashJlama.kvBuffer(m, id) : new KvBufferCache(m).getKvBuffer(id);
     Session session = hflash ? ((HflashModel) m).hflashSessions().session(buf) : null;
     int kv = c.kvLength;
-    int chunk = 1024;
-    SplittableRandom rnd = new SplittableRandom(n * 31L + 7);
     try (FloatBufferTensor row = new FloatBufferTensor(1, kv)) {
-      for (int layer = 0; layer < c.dctx().numberOfLayers; layer++) {
-        for (int p0 = 0; p0 < n; p0 += chunk) {
-          int rows = Math.min(chunk, n - p0);
-          float[] k = new float[rows * kv];
-          float[] v = new float[rows * kv];
-          for (int i = 0; i < k.length; i++) {
-            k[i] = (float) gaussian(rnd);
-            v[i] = (float) gaussian(rnd);
+      int[] next = new int[c.dctx().numberOfLayers]; // stock: the next position of each layer
+      fill(kv, n, (layer, rows, k, v) -> {
+        if (hflash) {
+          session.appendRows(layer, rows, k, v);
+        } else {
+          for (int r = 0; r < rows; r++) {
+            put(row, k, r * kv, kv, buf.getKeyTensorForPosition(layer, next[layer] + r));
+            put(row, v, r * kv, kv, buf.getValTensorForPosition(layer, next[layer] + r));
           }
-          if (hflash) {
-            session.appendRows(layer, rows, k, v);
-          } else {
-            for (int r = 0; r < rows; r++) {
-              put(row, k, r * kv, kv, buf.getKeyTensorForPosition(layer, p0 + r));
-              put(row, v, r * kv, kv, buf.getValTensorForPosition(layer, p0 + r));
-            }
-          }
+          next[layer] += rows;
         }
-      }
+      }, c.dctx().numberOfLayers);
     }
     buf.setCurrentContextPosition(n);
     return new Lane(m, buf, hflash ? id : null, 10, n);
@@ -235,13 +237,18 @@ public final class JlamaBench {
    * Warm-up tokens, then {@code tokens} tokens of every lane in turn (lane 0, 1, 2, 3, 0, 1, ...):
    * the same load, whatever it is, falls on every lane alike.
    */
-  private static void alternate(List<Lane> lanes, Params p) {
+  private static void alternate(List<Lane> lanes, EngineLane engine, Params p) {
     for (Lane l : lanes) {
       l.times = new double[p.tokens()];
+      l.attend = new double[p.tokens()];
+      l.block = new double[p.tokens()];
       l.tokens = new int[p.tokens()];
     }
     for (int i = 0; i < p.warmup() + p.tokens(); i++) {
       for (Lane l : lanes) {
+        Session s = l.hflashSession == null ? null : ((HflashModel) l.model).hflashSessions().session(l.buffer);
+        long a0 = s == null ? 0 : s.attendNanos;
+        long b0 = s == null ? 0 : s.blockNanos;
         long t0 = System.nanoTime();
         AbstractTensor a = l.model.forward(l.token, l.position, l.buffer, Optional.empty());
         long t1 = System.nanoTime();
@@ -250,7 +257,100 @@ public final class JlamaBench {
         if (i >= p.warmup()) {
           l.times[i - p.warmup()] = (t1 - t0) / 1e6;
           l.tokens[i - p.warmup()] = l.token;
+          l.attend[i - p.warmup()] = s == null ? Double.NaN : (s.attendNanos - a0) / 1e6;
+          l.block[i - p.warmup()] = s == null ? Double.NaN : (s.blockNanos - b0) / 1e6;
         }
+      }
+      if (engine != null) {
+        engine.step(i - p.warmup());
+      }
+    }
+  }
+
+  /**
+   * hflash alone, for the same shape and rows: a flat {@code KvCache} filled with the rows the
+   * adapter's long session got, its own {@code DecodeAttention} (the adapter's threads, scale and
+   * mode), and per round one appended row and one decode per layer, as the adapter does for a
+   * token. What the adapter's attention costs above this is the adapter's (or the model's
+   * surroundings': Jlama's thread pool, caches evicted by the rest of the layer).
+   */
+  private static final class EngineLane implements AutoCloseable {
+    final KvCache cache;
+    final DecodeAttention attention;
+    final AttentionConfig config;
+    final float[] q; // (numHeads, headDim)
+    final float[] out; // (numHeads, headDim)
+    final float[] k; // (kvHeads, headDim)
+    final float[] v;
+    final double[] times;
+    final int layers;
+
+    EngineLane(AbstractModel ours, int n, int tokens) {
+      var c = ours.getConfig();
+      HflashJlama.Options o = HflashJlama.options(ours);
+      this.layers = c.dctx().numberOfLayers;
+      this.config = o.attention;
+      this.cache = KvCache.allocate(Session.layout(layers, c.numberOfKeyValueHeads, c.headSize, o),
+          o.kvRotation ? hflash.memory.HadamardRotation.of(c.headSize, hflash.memory.HadamardRotation.DEFAULT_SEED) : null);
+      float scale = c.attentionMultiplier != null ? c.attentionMultiplier : (float) (1.0 / StrictMath.sqrt(c.headSize));
+      this.attention = DecodeAttention.create(cache, c.numberOfHeads, o.threads, scale);
+      fill(c.kvLength, n, (layer, rows, kr, vr) -> cache.append(layer, rows, kr, vr), layers);
+      SplittableRandom r = new SplittableRandom(99);
+      this.q = new float[c.numberOfHeads * c.headSize];
+      this.out = new float[q.length];
+      this.k = new float[c.kvLength];
+      this.v = new float[c.kvLength];
+      for (int i = 0; i < q.length; i++) {
+        q[i] = (float) gaussian(r);
+      }
+      for (int i = 0; i < k.length; i++) {
+        k[i] = (float) gaussian(r);
+        v[i] = (float) gaussian(r);
+      }
+      this.times = new double[tokens];
+    }
+
+    void step(int timed) {
+      long t0 = System.nanoTime();
+      for (int layer = 0; layer < layers; layer++) {
+        cache.append(layer, k, v);
+        attention.decode(layer, q, out, cache.length(layer), config);
+      }
+      long t1 = System.nanoTime();
+      if (timed >= 0) {
+        times[timed] = (t1 - t0) / 1e6;
+      }
+    }
+
+    @Override
+    public void close() {
+      try {
+        attention.close();
+      } finally {
+        cache.close();
+      }
+    }
+  }
+
+  /** Where seeded rows go: {@code rows} K and V rows of {@code layer}, (rows, kvHeads, headDim) each. */
+  private interface RowSink {
+    void accept(int layer, int rows, float[] k, float[] v);
+  }
+
+  /** The same seeded K/V rows for every cache of {@code n} positions (stock pages, adapter, engine alone). */
+  private static void fill(int kv, int n, RowSink sink, int layers) {
+    int chunk = 1024;
+    SplittableRandom rnd = new SplittableRandom(n * 31L + 7);
+    for (int layer = 0; layer < layers; layer++) {
+      for (int p0 = 0; p0 < n; p0 += chunk) {
+        int rows = Math.min(chunk, n - p0);
+        float[] k = new float[rows * kv];
+        float[] v = new float[rows * kv];
+        for (int i = 0; i < k.length; i++) {
+          k[i] = (float) gaussian(rnd);
+          v[i] = (float) gaussian(rnd);
+        }
+        sink.accept(layer, rows, k, v);
       }
     }
   }

@@ -35,6 +35,8 @@ final class Session implements AutoCloseable {
   private Scratch scratch;
   long prefillCalls; // hflash calls made, for tests: a prompt batch is one prefill per layer
   long decodeCalls;
+  long attendNanos; // wall time in append + the hflash call, all layers (the benchmark splits a token's time with it)
+  long blockNanos; // wall time in the whole attention block (projections to output projection), all layers
 
   /** Per-forward arrays of exactly one batch size (the last one used; a decode step reuses them). */
   static final class Scratch {
@@ -109,11 +111,13 @@ final class Session implements AutoCloseable {
   /** Appends rows {@code [start, start + n)} of layer {@code layer} and attends them (see the class comment). */
   void attend(int layer, int start, int n, float[] q, float[] k, float[] v, float[] out) {
     checkRange(layer, start, n);
+    long t0 = System.nanoTime();
     if (start < cache.length(layer)) {
       cache.truncate(layer, start);
     }
     append(layer, n, k, v);
     run(layer, start, n, q, out);
+    attendNanos += System.nanoTime() - t0;
   }
 
   private void append(int layer, int n, float[] k, float[] v) {
