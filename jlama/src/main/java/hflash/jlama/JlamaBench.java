@@ -46,11 +46,11 @@ public final class JlamaBench {
   public record Result(int context, int threads, String kvDtype, String mode, double stockMsPerToken,
       double hflashMsPerToken, double speedup, double fixedMsPerToken, double hflashFixedMsPerToken,
       int tokens, int tokensAgree, String weights, String fill, String model, double hflashAttendMsPerToken,
-      double hflashBlockMsPerToken, double engineMsPerToken) {}
+      double hflashBlockMsPerToken, double engineMsPerToken, double hflashFixedBlockMsPerToken) {}
 
   // hflashAttendMsPerToken: median per token of the adapter's append + hflash call (all layers), inside
   // the hflashMsPerToken tokens; hflashBlockMsPerToken: the whole attention block (projections to
-  // output projection); engineMsPerToken: hflash alone (a flat KvCache holding the same rows, its own
+  // output projection; hflashFixedBlockMsPerToken: the same at 16 positions); engineMsPerToken: hflash alone (a flat KvCache holding the same rows, its own
   // DecodeAttention, one append + decode per layer), timed in the same rounds; NaN for a user's model
 
   // the user-model path runs the model's weights as they are on disk
@@ -160,7 +160,7 @@ public final class JlamaBench {
       agree += l.get(2).tokens[i] == l.get(3).tokens[i] ? 1 : 0;
     }
     return new Result(n, p.threads(), kvDtype, mode, stock, ours, stock / ours, fixedStock, fixedOurs, p.tokens(), agree,
-        p.weights(), fill, model, median(l.get(3).attend), median(l.get(3).block), engine);
+        p.weights(), fill, model, median(l.get(3).attend), median(l.get(3).block), engine, median(l.get(1).block));
   }
 
   /** One session being timed: its model, buffer, next token and position, and the times of its tokens. */
