@@ -121,6 +121,7 @@ final class Session implements AutoCloseable {
   }
 
   private void append(int layer, int n, float[] k, float[] v) {
+    int length = cache.length(layer);
     try {
       if (n == 1) {
         cache.append(layer, k, v);
@@ -128,16 +129,22 @@ final class Session implements AutoCloseable {
         cache.append(layer, n, k, v);
       }
     } catch (IllegalStateException e) {
-      String msg = e.getMessage();
-      if (pool.isClosed() || msg == null || !msg.startsWith("page pool is full")) {
+      if (pool.isClosed() || cache.isClosed()) {
         throw e;
       }
-      // the pool's message names the pages needed and free; say which option sizes the pool
+      // say it in the adapter's terms (pages needed and free, the option that sizes the pool) when
+      // the pool is what is short; the pool's own exception is the cause either way
+      int pageTokens = pool.pageTokens();
+      int needed = Math.ceilDiv(length + n, pageTokens) - cache.pageIds().length;
       PagePool.Stats st = pool.stats();
-      throw new IllegalStateException("the sessions' " + msg + "; "
-          + st.sequences() + " sessions hold " + st.pagesUsed() + " pages of " + pool.pageTokens()
-          + " positions (raise HflashJlama.Options.poolCapacity, now " + (long) pool.pages() * pool.pageTokens()
-          + " positions, or release sessions)", e);
+      if (needed <= st.pagesFree()) {
+        throw e;
+      }
+      throw new IllegalStateException("the sessions' page pool is full: " + n + " positions at " + length + " (layer="
+          + layer + ") need " + needed + " pages, " + st.pagesFree() + " free of " + st.pagesTotal() + " ("
+          + pageTokens + " positions each, " + st.sequences() + " sessions hold " + st.pagesUsed()
+          + "); raise HflashJlama.Options.poolCapacity (now " + (long) st.pagesTotal() * pageTokens
+          + " positions) or release sessions", e);
     }
   }
 
