@@ -138,6 +138,7 @@ final class JlamaBenchCommand implements Callable<Integer> {
         o.put("hflashAttendMsPerToken", Format.finite(r.hflashAttendMsPerToken()));
         o.put("hflashBlockMsPerToken", Format.finite(r.hflashBlockMsPerToken()));
         o.put("engineMsPerToken", Format.finite(r.engineMsPerToken()));
+        o.put("enginePagedMsPerToken", Format.finite(r.enginePagedMsPerToken()));
         o.put("hflashFixedBlockMsPerToken", Format.finite(r.hflashFixedBlockMsPerToken()));
         o.put("tokens", r.tokens());
         o.put("tokensAgree", r.tokensAgree());
@@ -151,8 +152,9 @@ final class JlamaBenchCommand implements Callable<Integer> {
             r.threads(), r.stockMsPerToken(), r.hflashMsPerToken(), r.speedup(), r.fixedMsPerToken(),
             r.hflashFixedMsPerToken(), r.tokensAgree(), r.tokens());
         out.printf(Locale.ROOT, "               hflash token: attention block %.2f ms (%.2f at 16 positions), of which append + hflash"
-            + " call %.2f ms; hflash alone on the same rows %.2f ms%n", r.hflashBlockMsPerToken(), r.hflashFixedBlockMsPerToken(),
-            r.hflashAttendMsPerToken(), r.engineMsPerToken());
+            + " call %.2f ms; hflash alone on the same rows %.2f ms (flat cache), %.2f ms (page-pool sequence)%n",
+            r.hflashBlockMsPerToken(), r.hflashFixedBlockMsPerToken(), r.hflashAttendMsPerToken(), r.engineMsPerToken(),
+            r.enginePagedMsPerToken());
       }
     }
     out.flush();

@@ -171,7 +171,8 @@ public final class HflashJlama {
   /**
    * Load options; immutable, every builder returns a copy. {@link #defaults()}: exact mode, the KV
    * dtype of the model's working dtype, Jlama's thread count, capacity = the config's context
-   * length capped at {@value HflashJlama#MAX_DEFAULT_CAPACITY} positions.
+   * length capped at {@value HflashJlama#MAX_DEFAULT_CAPACITY} positions, a page pool of that
+   * capacity for all sessions together.
    */
   public static final class Options {
     final String kvDtype; // null: the working dtype's
@@ -236,7 +237,7 @@ public final class HflashJlama {
           workingQType, modelQuantization);
     }
 
-    /** Positions per session; a forward past it fails with an error naming the limit. */
+    /** Positions per session at most; a forward past it fails with an error naming the limit. */
     public Options capacity(int positions) {
       if (positions < 1) {
         throw new IllegalArgumentException("capacity must be >= 1: " + positions);

@@ -11,6 +11,8 @@ import com.github.tjake.jlama.tensor.KvBufferCache;
 import hflash.engine.AttentionConfig;
 import hflash.engine.DecodeAttention;
 import hflash.memory.KvCache;
+import hflash.memory.KvCacheLayout;
+import hflash.memory.PagePool;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -46,11 +48,13 @@ public final class JlamaBench {
   public record Result(int context, int threads, String kvDtype, String mode, double stockMsPerToken,
       double hflashMsPerToken, double speedup, double fixedMsPerToken, double hflashFixedMsPerToken,
       int tokens, int tokensAgree, String weights, String fill, String model, double hflashAttendMsPerToken,
-      double hflashBlockMsPerToken, double engineMsPerToken, double hflashFixedBlockMsPerToken) {}
+      double hflashBlockMsPerToken, double engineMsPerToken, double hflashFixedBlockMsPerToken,
+      double enginePagedMsPerToken) {}
 
   // hflashAttendMsPerToken: median per token of the adapter's append + hflash call (all layers), inside
   // the hflashMsPerToken tokens; hflashBlockMsPerToken: the whole attention block (projections to
-  // output projection; hflashFixedBlockMsPerToken: the same at 16 positions); engineMsPerToken: hflash alone (a flat KvCache holding the same rows, its own
+  // output projection; hflashFixedBlockMsPerToken: the same at 16 positions); enginePagedMsPerToken: as
+  // engineMsPerToken on a page-pool sequence, as the adapter's sessions are; engineMsPerToken: hflash alone (a flat KvCache holding the same rows, its own
   // DecodeAttention, one append + decode per layer), timed in the same rounds; NaN for a user's model
 
   // the user-model path runs the model's weights as they are on disk
@@ -102,10 +106,11 @@ public final class JlamaBench {
             for (int n : p.contexts()) {
               List<Lane> lanes = List.of(filled(stock, false, FIXED_CONTEXT), filled(ours, true, FIXED_CONTEXT),
                   filled(stock, false, n), filled(ours, true, n));
-              try (EngineLane engine = new EngineLane(ours, n, p.tokens())) {
-                alternate(lanes, engine, p);
+              try (EngineLane engine = new EngineLane(ours, n, p.tokens(), false);
+                  EngineLane paged = new EngineLane(ours, n, p.tokens(), true)) {
+                alternate(lanes, List.of(engine, paged), p);
                 out.add(result(n, p, HflashJlama.options(ours).kvDtype(), p.modeLabels().get(m), lanes,
-                    "the same seeded K/V rows written into both caches", "random W1 llama, 1 layer", median(engine.times)));
+                    "the same seeded K/V rows written into both caches", "random W1 llama, 1 layer", median(engine.times), median(paged.times)));
               } finally {
                 lanes.forEach(Lane::close);
               }
@@ -136,12 +141,12 @@ public final class JlamaBench {
             List<Lane> lanes = List.of(prompted(stock, false, fixed), prompted(ours, true, fixed),
                 prompted(stock, false, use), prompted(ours, true, use));
             try {
-              alternate(lanes, null, p);
+              alternate(lanes, List.of(), p);
             } finally {
               lanes.forEach(Lane::close);
             }
             out.add(result(use.length, p, HflashJlama.options(ours).kvDtype(), p.modeLabels().get(m), lanes,
-                "the prompt's tokens through each side's batch forward", modelDir.toString(), Double.NaN));
+                "the prompt's tokens through each side's batch forward", modelDir.toString(), Double.NaN, Double.NaN));
           }
         }
       }
@@ -150,7 +155,7 @@ public final class JlamaBench {
   }
 
   private static Result result(int n, Params p, String kvDtype, String mode, List<Lane> l, String fill, String model,
-      double engine) {
+      double engine, double enginePaged) {
     double fixedStock = median(l.get(0).times);
     double fixedOurs = median(l.get(1).times);
     double stock = median(l.get(2).times);
@@ -160,7 +165,8 @@ public final class JlamaBench {
       agree += l.get(2).tokens[i] == l.get(3).tokens[i] ? 1 : 0;
     }
     return new Result(n, p.threads(), kvDtype, mode, stock, ours, stock / ours, fixedStock, fixedOurs, p.tokens(), agree,
-        p.weights(), fill, model, median(l.get(3).attend), median(l.get(3).block), engine, median(l.get(1).block));
+        p.weights(), fill, model, median(l.get(3).attend), median(l.get(3).block), engine, median(l.get(1).block),
+        enginePaged);
   }
 
   /** One session being timed: its model, buffer, next token and position, and the times of its tokens. */
@@ -237,7 +243,7 @@ public final class JlamaBench {
    * Warm-up tokens, then {@code tokens} tokens of every lane in turn (lane 0, 1, 2, 3, 0, 1, ...):
    * the same load, whatever it is, falls on every lane alike.
    */
-  private static void alternate(List<Lane> lanes, EngineLane engine, Params p) {
+  private static void alternate(List<Lane> lanes, List<EngineLane> engines, Params p) {
     for (Lane l : lanes) {
       l.times = new double[p.tokens()];
       l.attend = new double[p.tokens()];
@@ -261,20 +267,21 @@ public final class JlamaBench {
           l.block[i - p.warmup()] = s == null ? Double.NaN : (s.blockNanos - b0) / 1e6;
         }
       }
-      if (engine != null) {
-        engine.step(i - p.warmup());
+      for (EngineLane e : engines) {
+        e.step(i - p.warmup());
       }
     }
   }
 
   /**
-   * hflash alone, for the same shape and rows: a flat {@code KvCache} filled with the rows the
+   * hflash alone, for the same shape and rows: a flat {@code KvCache} (or a page-pool sequence) filled with the rows the
    * adapter's long session got, its own {@code DecodeAttention} (the adapter's threads, scale and
    * mode), and per round one appended row and one decode per layer, as the adapter does for a
    * token. What the adapter's attention costs above this is the adapter's (or the model's
    * surroundings': Jlama's thread pool, caches evicted by the rest of the layer).
    */
   private static final class EngineLane implements AutoCloseable {
+    final PagePool pool; // null: a flat cache
     final KvCache cache;
     final DecodeAttention attention;
     final AttentionConfig config;
@@ -285,12 +292,14 @@ public final class JlamaBench {
     final double[] times;
     final int layers;
 
-    EngineLane(AbstractModel ours, int n, int tokens) {
+    EngineLane(AbstractModel ours, int n, int tokens, boolean paged) {
       var c = ours.getConfig();
       HflashJlama.Options o = HflashJlama.options(ours);
       this.layers = c.dctx().numberOfLayers;
       this.config = o.attention;
-      this.cache = KvCache.allocate(Session.layout(layers, c.numberOfKeyValueHeads, c.headSize, o),
+      KvCacheLayout layout = Session.layout(layers, c.numberOfKeyValueHeads, c.headSize, o);
+      this.pool = paged ? Session.pool(layout, o) : null; // the session's pool size: capacity positions
+      this.cache = paged ? pool.newSequence() : KvCache.allocate(layout,
           o.kvRotation ? hflash.memory.HadamardRotation.of(c.headSize, hflash.memory.HadamardRotation.DEFAULT_SEED) : null);
       float scale = c.attentionMultiplier != null ? c.attentionMultiplier : (float) (1.0 / StrictMath.sqrt(c.headSize));
       this.attention = DecodeAttention.create(cache, c.numberOfHeads, o.threads, scale);
@@ -328,6 +337,9 @@ public final class JlamaBench {
         attention.close();
       } finally {
         cache.close();
+        if (pool != null) {
+          pool.close();
+        }
       }
     }
   }
