@@ -66,12 +66,19 @@ final class JlamaBenchCommand implements Callable<Integer> {
   @Option(names = "--prompt-file", paramLabel = "F", description = "With --model: the prompt that fills both sessions.")
   Path promptFile;
 
+  @Option(names = "--page-tokens", defaultValue = "0", paramLabel = "N", description = "Positions per page of the"
+      + " adapter's session pool, a multiple of 128 (default: the adapter's, 512).")
+  int pageTokens;
+
   @Mixin SharedOptions.Json jsonOption;
 
   @Spec CommandSpec spec;
 
   @Override
   public Integer call() throws IOException {
+    if (pageTokens < 0 || pageTokens % 128 != 0) {
+      throw new UsageException("--page-tokens must be a multiple of 128: " + pageTokens);
+    }
     if (tokens < 16) {
       throw new UsageException("--tokens must be >= 16: " + tokens);
     }
@@ -108,7 +115,7 @@ final class JlamaBenchCommand implements Callable<Integer> {
     }
     JlamaBench.Params p = new JlamaBench.Params(cs.stream().mapToInt(Integer::intValue).toArray(), threads,
         kvDtype.toLowerCase(Locale.ROOT), configs, labels, tokens, warmup, weights,
-        Path.of(System.getProperty("java.io.tmpdir")));
+        Path.of(System.getProperty("java.io.tmpdir")), pageTokens);
     List<JlamaBench.Result> results;
     if (model != null) {
       if (!Files.isRegularFile(promptFile)) {

@@ -181,13 +181,14 @@ public final class HflashJlama {
     final int threads; // 0: Jlama's
     final int capacity; // 0: min(contextLength, 32768)
     final int poolCapacity; // 0: capacity
+    final int pageTokens; // 0: PagePool.defaultPageTokens(tileTokens), 512 for 128-key tiles
     final int tileTokens;
     final DType workingDType;
     final DType workingQType;
     final DType modelQuantization; // null: the weights as stored
 
     private Options(String kvDtype, boolean kvRotation, AttentionConfig attention, int threads,
-        int capacity, int poolCapacity, int tileTokens, DType workingDType, DType workingQType,
+        int capacity, int poolCapacity, int pageTokens, int tileTokens, DType workingDType, DType workingQType,
         DType modelQuantization) {
       this.kvDtype = kvDtype;
       this.kvRotation = kvRotation;
@@ -195,6 +196,7 @@ public final class HflashJlama {
       this.threads = threads;
       this.capacity = capacity;
       this.poolCapacity = poolCapacity;
+      this.pageTokens = pageTokens;
       this.tileTokens = tileTokens;
       this.workingDType = workingDType;
       this.workingQType = workingQType;
@@ -203,7 +205,7 @@ public final class HflashJlama {
 
     /** Exact mode, working dtype F32 (quantized working dtype I8, as Jlama's examples), 128-key tiles. */
     public static Options defaults() {
-      return new Options(null, false, AttentionConfig.exact(), 0, 0, 0, 128, DType.F32, DType.I8, null);
+      return new Options(null, false, AttentionConfig.exact(), 0, 0, 0, 0, 128, DType.F32, DType.I8, null);
     }
 
     /** KV cache dtype: f32, bf16, f16, q8_0 or q4_0. */
@@ -211,20 +213,20 @@ public final class HflashJlama {
       Objects.requireNonNull(dtype, "dtype");
       String id = dtype.toLowerCase(Locale.ROOT);
       hflash.memory.DType.parse(id); // fails with the list of dtypes
-      return new Options(id, kvRotation, attention, threads, capacity, poolCapacity, tileTokens, workingDType,
+      return new Options(id, kvRotation, attention, threads, capacity, poolCapacity, pageTokens, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
     /** Rotates K and V rows by a seeded Hadamard rotation before they are stored (helps q4_0). */
     public Options kvRotation(boolean rotate) {
-      return new Options(kvDtype, rotate, attention, threads, capacity, poolCapacity, tileTokens, workingDType,
+      return new Options(kvDtype, rotate, attention, threads, capacity, poolCapacity, pageTokens, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
     /** The attention mode (exact, budgeted, certified, ...). */
     public Options attention(AttentionConfig config) {
       Objects.requireNonNull(config, "config");
-      return new Options(kvDtype, kvRotation, config, threads, capacity, poolCapacity, tileTokens, workingDType,
+      return new Options(kvDtype, kvRotation, config, threads, capacity, poolCapacity, pageTokens, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
@@ -233,7 +235,7 @@ public final class HflashJlama {
       if (n < 1 || n > 1024) {
         throw new IllegalArgumentException("threads out of range [1, 1024]: " + n);
       }
-      return new Options(kvDtype, kvRotation, attention, n, capacity, poolCapacity, tileTokens, workingDType,
+      return new Options(kvDtype, kvRotation, attention, n, capacity, poolCapacity, pageTokens, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
@@ -242,7 +244,7 @@ public final class HflashJlama {
       if (positions < 1) {
         throw new IllegalArgumentException("capacity must be >= 1: " + positions);
       }
-      return new Options(kvDtype, kvRotation, attention, threads, positions, poolCapacity, tileTokens, workingDType,
+      return new Options(kvDtype, kvRotation, attention, threads, positions, poolCapacity, pageTokens, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
@@ -257,8 +259,23 @@ public final class HflashJlama {
       if (positions < 1) {
         throw new IllegalArgumentException("poolCapacity must be >= 1: " + positions);
       }
-      return new Options(kvDtype, kvRotation, attention, threads, capacity, positions, tileTokens, workingDType,
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, positions, pageTokens, tileTokens, workingDType,
           workingQType, modelQuantization);
+    }
+
+    /**
+     * Positions per page of the sessions' pool, a multiple of {@link #tileTokens} (default 512 for
+     * 128-key tiles: the smallest page that keeps the sampled mode's key samples). Larger pages
+     * give each KV head's stream longer contiguous runs (a decode reads a page's tiles of one head
+     * in one run, then jumps to the next page) at the price of a coarser memory grain per session;
+     * pages that are not a multiple of 512 cannot run the sampled mode.
+     */
+    public Options pageTokens(int positions) {
+      if (positions < 1) {
+        throw new IllegalArgumentException("pageTokens must be >= 1: " + positions);
+      }
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, positions, tileTokens,
+          workingDType, workingQType, modelQuantization);
     }
 
     /** Keys per cache tile, a positive multiple of 32 (default 128). */
@@ -266,7 +283,7 @@ public final class HflashJlama {
       if (keys < 32 || keys % 32 != 0) {
         throw new IllegalArgumentException("tileTokens must be a positive multiple of 32: " + keys);
       }
-      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, keys, workingDType,
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, pageTokens, keys, workingDType,
           workingQType, modelQuantization);
     }
 
@@ -274,13 +291,13 @@ public final class HflashJlama {
     public Options workingDTypes(DType working, DType quantized) {
       Objects.requireNonNull(working, "working");
       Objects.requireNonNull(quantized, "quantized");
-      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, tileTokens, working,
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, pageTokens, tileTokens, working,
           quantized, modelQuantization);
     }
 
     /** Quantize the weights at load (Jlama's {@code modelQuantization}); null keeps them as stored. */
     public Options modelQuantization(DType dtype) {
-      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, tileTokens, workingDType,
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, pageTokens, tileTokens, workingDType,
           workingQType, dtype);
     }
 
@@ -312,6 +329,11 @@ public final class HflashJlama {
       return poolCapacity;
     }
 
+    /** Positions per pool page, or 0 before a model resolved it. */
+    public int pageTokens() {
+      return pageTokens;
+    }
+
     public int tileTokens() {
       return tileTokens;
     }
@@ -326,14 +348,15 @@ public final class HflashJlama {
       int cap = capacity > 0 ? capacity : Math.min(c.contextLength, MAX_DEFAULT_CAPACITY);
       int th = threads > 0 ? threads : Math.max(1, jlamaThreads);
       int pool = poolCapacity > 0 ? poolCapacity : cap;
-      return new Options(dt, kvRotation, attention, th, cap, pool, tileTokens, workingDType, workingQType,
+      int page = pageTokens > 0 ? pageTokens : hflash.memory.PagePool.defaultPageTokens(tileTokens);
+      return new Options(dt, kvRotation, attention, th, cap, pool, page, tileTokens, workingDType, workingQType,
           modelQuantization);
     }
 
     @Override
     public String toString() {
       return "Options[kvDtype=" + kvDtype + ", kvRotation=" + kvRotation + ", mode=" + attention.mode().id()
-          + ", threads=" + threads + ", capacity=" + capacity + ", poolCapacity=" + poolCapacity + ", tileTokens=" + tileTokens + "]";
+          + ", threads=" + threads + ", capacity=" + capacity + ", poolCapacity=" + poolCapacity + ", pageTokens=" + pageTokens + ", tileTokens=" + tileTokens + "]";
     }
   }
 }

@@ -61,7 +61,20 @@ public final class JlamaBench {
 
   /** Settings of a run. */
   public record Params(int[] contexts, int threads, String kvDtype, List<AttentionConfig> modes,
-      List<String> modeLabels, int tokens, int warmup, String weights, Path workDir) {}
+      List<String> modeLabels, int tokens, int warmup, String weights, Path workDir, int pageTokens) {
+
+    /** Without a page size: the adapter's default. */
+    public Params(int[] contexts, int threads, String kvDtype, List<AttentionConfig> modes,
+        List<String> modeLabels, int tokens, int warmup, String weights, Path workDir) {
+      this(contexts, threads, kvDtype, modes, modeLabels, tokens, warmup, weights, workDir, 0);
+    }
+
+    /** The adapter's options for this run's dtype, threads and page size, mode {@code mode}. */
+    HflashJlama.Options options(AttentionConfig mode) {
+      HflashJlama.Options o = HflashJlama.Options.defaults().kvDtype(kvDtype).threads(threads).attention(mode);
+      return pageTokens > 0 ? o.pageTokens(pageTokens) : o;
+    }
+  }
 
   private static final int FIXED_CONTEXT = 16;
 
@@ -99,9 +112,8 @@ public final class JlamaBench {
       List<Result> out = new ArrayList<>();
       try (AbstractModel stock = ModelSupport.loadModel(modelDir.toFile(), work.toFile(), DType.F32, DType.I8, Optional.empty(), Optional.empty())) {
         for (int m = 0; m < p.modes().size(); m++) {
-          // the pool holds both adapter sessions: the long one and the 16-position one (a page of its own)
-          HflashJlama.Options o = HflashJlama.Options.defaults().kvDtype(p.kvDtype()).threads(p.threads())
-              .capacity(capacity).poolCapacity(capacity + 1024).attention(p.modes().get(m));
+          // the pool holds both adapter sessions: the long one and the 16-position one (a page of its own, <= 4096)
+          HflashJlama.Options o = p.options(p.modes().get(m)).capacity(capacity).poolCapacity(capacity + 4096);
           try (AbstractModel ours = HflashJlama.loadModel(modelDir, o)) {
             for (int n : p.contexts()) {
               List<Lane> lanes = List.of(filled(stock, false, FIXED_CONTEXT), filled(ours, true, FIXED_CONTEXT),
@@ -132,8 +144,7 @@ public final class JlamaBench {
       for (int m = 0; m < p.modes().size(); m++) {
         // the pool holds both adapter sessions (the prompt and its 16-token head) at their longest
         int longest = Math.min(stock.getConfig().contextLength, HflashJlama.MAX_DEFAULT_CAPACITY);
-        HflashJlama.Options o = HflashJlama.Options.defaults().kvDtype(p.kvDtype()).threads(p.threads())
-            .poolCapacity(longest + 1024).attention(p.modes().get(m));
+        HflashJlama.Options o = p.options(p.modes().get(m)).poolCapacity(longest + 4096);
         try (AbstractModel ours = HflashJlama.loadModel(modelDir, o)) {
           for (int n : p.contexts().length == 0 ? new int[] {tokens.length} : p.contexts()) {
             int[] use = Arrays.copyOf(tokens, Math.min(n, tokens.length));

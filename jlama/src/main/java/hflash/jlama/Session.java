@@ -79,7 +79,7 @@ final class Session implements AutoCloseable {
 
   /** The page pool every session of a model lives in: {@code o.poolCapacity} positions in whole pages. */
   static PagePool pool(KvCacheLayout layout, HflashJlama.Options o) {
-    int pageTokens = PagePool.defaultPageTokens(layout.tileTokens());
+    int pageTokens = o.pageTokens;
     int pages = Math.ceilDiv(o.poolCapacity, pageTokens);
     HadamardRotation rotation = o.kvRotation ? HadamardRotation.of(layout.headDim(), HadamardRotation.DEFAULT_SEED) : null;
     return PagePool.allocate(layout, pageTokens, pages, rotation);

@@ -58,8 +58,12 @@ final class Sessions extends KvBufferCache {
     Config c = model.getConfig();
     // the cache layout, the pool's page count and the rotation are checked at load, not at a session's first forward
     KvCacheLayout layout = Session.layout(c.dctx().numberOfLayers, c.numberOfKeyValueHeads, c.headSize, resolved);
-    Math.multiplyExact(PagePool.pageBytes(layout, PagePool.defaultPageTokens(layout.tileTokens())),
-        (long) Math.ceilDiv(resolved.poolCapacity, PagePool.defaultPageTokens(layout.tileTokens())));
+    if (resolved.pageTokens % layout.tileTokens() != 0) {
+      throw new IllegalArgumentException("pageTokens must be a multiple of tileTokens " + layout.tileTokens() + ": "
+          + resolved.pageTokens);
+    }
+    Math.multiplyExact(PagePool.pageBytes(layout, resolved.pageTokens),
+        (long) Math.ceilDiv(resolved.poolCapacity, resolved.pageTokens));
     if (resolved.kvRotation) {
       hflash.memory.HadamardRotation.of(c.headSize, hflash.memory.HadamardRotation.DEFAULT_SEED);
     }

@@ -204,6 +204,10 @@ class HflashJlamaSessionTest {
       assertTrue(gap.getMessage().contains("past the session's length: 50 > 0"), gap.getMessage());
     }
     assertEquals(1024, HflashJlama.options(ours).capacity(), "default: the context length, under 32768");
+    assertEquals(512, HflashJlama.options(ours).pageTokens(), "default: the smallest page that keeps the key samples");
+    IllegalArgumentException page = assertThrows(IllegalArgumentException.class,
+        () -> HflashJlama.loadModel(modelDir, HflashJlama.Options.defaults().pageTokens(100)));
+    assertEquals("pageTokens must be a multiple of tileTokens 128: 100", page.getMessage());
   }
 
   @Test
