@@ -66,12 +66,19 @@ final class JlamaBenchCommand implements Callable<Integer> {
   @Option(names = "--prompt-file", paramLabel = "F", description = "With --model: the prompt that fills both sessions.")
   Path promptFile;
 
+  @Option(names = "--page-tokens", defaultValue = "0", paramLabel = "N", description = "Positions per page of the"
+      + " adapter's session pool, a multiple of 128 (default: the adapter's, 512).")
+  int pageTokens;
+
   @Mixin SharedOptions.Json jsonOption;
 
   @Spec CommandSpec spec;
 
   @Override
   public Integer call() throws IOException {
+    if (pageTokens < 0 || pageTokens % 128 != 0) {
+      throw new UsageException("--page-tokens must be a multiple of 128: " + pageTokens);
+    }
     if (tokens < 16) {
       throw new UsageException("--tokens must be >= 16: " + tokens);
     }
@@ -108,7 +115,7 @@ final class JlamaBenchCommand implements Callable<Integer> {
     }
     JlamaBench.Params p = new JlamaBench.Params(cs.stream().mapToInt(Integer::intValue).toArray(), threads,
         kvDtype.toLowerCase(Locale.ROOT), configs, labels, tokens, warmup, weights,
-        Path.of(System.getProperty("java.io.tmpdir")));
+        Path.of(System.getProperty("java.io.tmpdir")), pageTokens);
     List<JlamaBench.Result> results;
     if (model != null) {
       if (!Files.isRegularFile(promptFile)) {
@@ -134,6 +141,12 @@ final class JlamaBenchCommand implements Callable<Integer> {
         // the attention's share alone: each side's time at N minus its own time at 16 positions
         o.put("attentionSpeedup", Format.finite((r.stockMsPerToken() - r.fixedMsPerToken())
             / (r.hflashMsPerToken() - r.hflashFixedMsPerToken())));
+        // where the adapter's token goes, and hflash alone on the same rows in the same rounds
+        o.put("hflashAttendMsPerToken", Format.finite(r.hflashAttendMsPerToken()));
+        o.put("hflashBlockMsPerToken", Format.finite(r.hflashBlockMsPerToken()));
+        o.put("engineMsPerToken", Format.finite(r.engineMsPerToken()));
+        o.put("enginePagedMsPerToken", Format.finite(r.enginePagedMsPerToken()));
+        o.put("hflashFixedBlockMsPerToken", Format.finite(r.hflashFixedBlockMsPerToken()));
         o.put("tokens", r.tokens());
         o.put("tokensAgree", r.tokensAgree());
         o.put("weights", r.weights());
@@ -145,6 +158,10 @@ final class JlamaBenchCommand implements Callable<Integer> {
             + "  (fixed at 16 positions: stock %.2f, hflash %.2f ms; %d/%d tokens agree)%n", r.context(), r.mode(), r.kvDtype(),
             r.threads(), r.stockMsPerToken(), r.hflashMsPerToken(), r.speedup(), r.fixedMsPerToken(),
             r.hflashFixedMsPerToken(), r.tokensAgree(), r.tokens());
+        out.printf(Locale.ROOT, "               hflash token: attention block %.2f ms (%.2f at 16 positions), of which append + hflash"
+            + " call %.2f ms; hflash alone on the same rows %.2f ms (flat cache), %.2f ms (page-pool sequence)%n",
+            r.hflashBlockMsPerToken(), r.hflashFixedBlockMsPerToken(), r.hflashAttendMsPerToken(), r.engineMsPerToken(),
+            r.enginePagedMsPerToken());
       }
     }
     out.flush();

@@ -28,7 +28,7 @@ class JlamaBenchCommandTest {
     assertEquals(0, r.code(), r::toString);
     JsonNode o = new ObjectMapper().readTree(r.out().lines().filter(l -> l.startsWith("{")).findFirst().orElseThrow());
     for (String f : new String[] {"context", "threads", "kvDtype", "mode", "stockMsPerToken", "hflashMsPerToken", "speedup",
-        "fixedMsPerToken"}) {
+        "fixedMsPerToken", "hflashAttendMsPerToken", "hflashBlockMsPerToken", "hflashFixedBlockMsPerToken"}) {
       assertTrue(o.has(f), f + " missing: " + r.out());
     }
     assertEquals(1 + 3 * 43, o.get("context").asInt(), "BOS + one token per character: " + r.out());

@@ -87,6 +87,16 @@ final class HflashAttention extends CausalSelfAttention {
     Session s = hm.hflashSessions().session(kvMem);
     s.checkRange(layer, startPosition, n);
     checkRope(startPosition + n - 1);
+    long t0 = System.nanoTime();
+    try {
+      return attention(input, startPosition, n, s, tensorReducer);
+    } finally {
+      s.blockNanos += System.nanoTime() - t0;
+    }
+  }
+
+  private AbstractTensor attention(AbstractTensor input, int startPosition, int n, Session s,
+      Optional<Consumer<List<AbstractTensor>>> tensorReducer) {
     try (AbstractTensor queryBatch = m.makeDenseTensor(n, attentionLength);
         AbstractTensor keyBatch = m.makeDenseTensor(n, c.kvLength);
         AbstractTensor valBatch = m.makeDenseTensor(n, c.kvLength);

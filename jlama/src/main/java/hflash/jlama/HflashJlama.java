@@ -41,11 +41,12 @@ import java.util.UUID;
  * Jlama's {@code KvBufferCache}, and attention runs on hflash: a prompt batch as one tiled prefill
  * call per layer, a generated token as one decode call per layer.
  *
- * <p>Sessions: each Jlama session UUID (and each {@code KvBuffer} a caller makes) gets its own
- * cache of {@link Options#capacity} positions, allocated on its first forward. A forward at a
- * start position below the session's length rewinds it to that position (as Jlama overwrites
- * its buffer); a start past the length is refused. {@link #release} frees one session,
- * {@code model.close()} frees all.
+ * <p>Sessions: each Jlama session UUID (and each {@code KvBuffer} a caller makes) is a sequence
+ * of the model's one page pool ({@link Options#poolCapacity} positions, allocated at the first
+ * forward), of at most {@link Options#capacity} positions; it holds only the pages its positions
+ * need. A forward at a start position below the session's length rewinds it to that position (as
+ * Jlama overwrites its buffer); a start past the length is refused. {@link #release} frees one
+ * session's pages, {@code model.close()} frees the pool.
  */
 public final class HflashJlama {
 
@@ -141,6 +142,14 @@ public final class HflashJlama {
     return sessions(model).length(session);
   }
 
+  /**
+   * The occupancy of {@code model}'s page pool (pages total, used, free, bytes); empty before the
+   * first session's first forward allocated it.
+   */
+  public static Optional<hflash.memory.PagePool.Stats> poolStats(AbstractModel model) {
+    return sessions(model).poolStats();
+  }
+
   /** Live sessions (caches allocated and not yet released) of {@code model}. */
   public static int openSessions(AbstractModel model) {
     return sessions(model).open();
@@ -162,7 +171,8 @@ public final class HflashJlama {
   /**
    * Load options; immutable, every builder returns a copy. {@link #defaults()}: exact mode, the KV
    * dtype of the model's working dtype, Jlama's thread count, capacity = the config's context
-   * length capped at {@value HflashJlama#MAX_DEFAULT_CAPACITY} positions.
+   * length capped at {@value HflashJlama#MAX_DEFAULT_CAPACITY} positions, a page pool of that
+   * capacity for all sessions together.
    */
   public static final class Options {
     final String kvDtype; // null: the working dtype's
@@ -170,18 +180,23 @@ public final class HflashJlama {
     final AttentionConfig attention;
     final int threads; // 0: Jlama's
     final int capacity; // 0: min(contextLength, 32768)
+    final int poolCapacity; // 0: capacity
+    final int pageTokens; // 0: PagePool.defaultPageTokens(tileTokens), 512 for 128-key tiles
     final int tileTokens;
     final DType workingDType;
     final DType workingQType;
     final DType modelQuantization; // null: the weights as stored
 
     private Options(String kvDtype, boolean kvRotation, AttentionConfig attention, int threads,
-        int capacity, int tileTokens, DType workingDType, DType workingQType, DType modelQuantization) {
+        int capacity, int poolCapacity, int pageTokens, int tileTokens, DType workingDType, DType workingQType,
+        DType modelQuantization) {
       this.kvDtype = kvDtype;
       this.kvRotation = kvRotation;
       this.attention = attention;
       this.threads = threads;
       this.capacity = capacity;
+      this.poolCapacity = poolCapacity;
+      this.pageTokens = pageTokens;
       this.tileTokens = tileTokens;
       this.workingDType = workingDType;
       this.workingQType = workingQType;
@@ -190,7 +205,7 @@ public final class HflashJlama {
 
     /** Exact mode, working dtype F32 (quantized working dtype I8, as Jlama's examples), 128-key tiles. */
     public static Options defaults() {
-      return new Options(null, false, AttentionConfig.exact(), 0, 0, 128, DType.F32, DType.I8, null);
+      return new Options(null, false, AttentionConfig.exact(), 0, 0, 0, 0, 128, DType.F32, DType.I8, null);
     }
 
     /** KV cache dtype: f32, bf16, f16, q8_0 or q4_0. */
@@ -198,20 +213,20 @@ public final class HflashJlama {
       Objects.requireNonNull(dtype, "dtype");
       String id = dtype.toLowerCase(Locale.ROOT);
       hflash.memory.DType.parse(id); // fails with the list of dtypes
-      return new Options(id, kvRotation, attention, threads, capacity, tileTokens, workingDType,
+      return new Options(id, kvRotation, attention, threads, capacity, poolCapacity, pageTokens, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
     /** Rotates K and V rows by a seeded Hadamard rotation before they are stored (helps q4_0). */
     public Options kvRotation(boolean rotate) {
-      return new Options(kvDtype, rotate, attention, threads, capacity, tileTokens, workingDType,
+      return new Options(kvDtype, rotate, attention, threads, capacity, poolCapacity, pageTokens, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
     /** The attention mode (exact, budgeted, certified, ...). */
     public Options attention(AttentionConfig config) {
       Objects.requireNonNull(config, "config");
-      return new Options(kvDtype, kvRotation, config, threads, capacity, tileTokens, workingDType,
+      return new Options(kvDtype, kvRotation, config, threads, capacity, poolCapacity, pageTokens, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
@@ -220,17 +235,47 @@ public final class HflashJlama {
       if (n < 1 || n > 1024) {
         throw new IllegalArgumentException("threads out of range [1, 1024]: " + n);
       }
-      return new Options(kvDtype, kvRotation, attention, n, capacity, tileTokens, workingDType,
+      return new Options(kvDtype, kvRotation, attention, n, capacity, poolCapacity, pageTokens, tileTokens, workingDType,
           workingQType, modelQuantization);
     }
 
-    /** Positions per session; a forward past it fails with an error naming the limit. */
+    /** Positions per session at most; a forward past it fails with an error naming the limit. */
     public Options capacity(int positions) {
       if (positions < 1) {
         throw new IllegalArgumentException("capacity must be >= 1: " + positions);
       }
-      return new Options(kvDtype, kvRotation, attention, threads, positions, tileTokens, workingDType,
+      return new Options(kvDtype, kvRotation, attention, threads, positions, poolCapacity, pageTokens, tileTokens, workingDType,
           workingQType, modelQuantization);
+    }
+
+    /**
+     * Positions the model's page pool holds over all its sessions (rounded up to whole pages of
+     * 512 positions; default: {@link #capacity}, what one full-length session needs). The pool is
+     * allocated at the first session's first forward; each session then takes pages as its
+     * positions come, and a forward that needs a page when none is free fails with an error
+     * naming the pages needed and free.
+     */
+    public Options poolCapacity(int positions) {
+      if (positions < 1) {
+        throw new IllegalArgumentException("poolCapacity must be >= 1: " + positions);
+      }
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, positions, pageTokens, tileTokens, workingDType,
+          workingQType, modelQuantization);
+    }
+
+    /**
+     * Positions per page of the sessions' pool, a multiple of {@link #tileTokens} (default 512 for
+     * 128-key tiles: the smallest page that keeps the sampled mode's key samples). Larger pages
+     * give each KV head's stream longer contiguous runs (a decode reads a page's tiles of one head
+     * in one run, then jumps to the next page) at the price of a coarser memory grain per session;
+     * pages that are not a multiple of 512 cannot run the sampled mode.
+     */
+    public Options pageTokens(int positions) {
+      if (positions < 1) {
+        throw new IllegalArgumentException("pageTokens must be >= 1: " + positions);
+      }
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, positions, tileTokens,
+          workingDType, workingQType, modelQuantization);
     }
 
     /** Keys per cache tile, a positive multiple of 32 (default 128). */
@@ -238,7 +283,7 @@ public final class HflashJlama {
       if (keys < 32 || keys % 32 != 0) {
         throw new IllegalArgumentException("tileTokens must be a positive multiple of 32: " + keys);
       }
-      return new Options(kvDtype, kvRotation, attention, threads, capacity, keys, workingDType,
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, pageTokens, keys, workingDType,
           workingQType, modelQuantization);
     }
 
@@ -246,13 +291,13 @@ public final class HflashJlama {
     public Options workingDTypes(DType working, DType quantized) {
       Objects.requireNonNull(working, "working");
       Objects.requireNonNull(quantized, "quantized");
-      return new Options(kvDtype, kvRotation, attention, threads, capacity, tileTokens, working,
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, pageTokens, tileTokens, working,
           quantized, modelQuantization);
     }
 
     /** Quantize the weights at load (Jlama's {@code modelQuantization}); null keeps them as stored. */
     public Options modelQuantization(DType dtype) {
-      return new Options(kvDtype, kvRotation, attention, threads, capacity, tileTokens, workingDType,
+      return new Options(kvDtype, kvRotation, attention, threads, capacity, poolCapacity, pageTokens, tileTokens, workingDType,
           workingQType, dtype);
     }
 
@@ -279,6 +324,16 @@ public final class HflashJlama {
       return capacity;
     }
 
+    /** Pool capacity in positions, or 0 before a model resolved it. */
+    public int poolCapacity() {
+      return poolCapacity;
+    }
+
+    /** Positions per pool page, or 0 before a model resolved it. */
+    public int pageTokens() {
+      return pageTokens;
+    }
+
     public int tileTokens() {
       return tileTokens;
     }
@@ -292,14 +347,16 @@ public final class HflashJlama {
       };
       int cap = capacity > 0 ? capacity : Math.min(c.contextLength, MAX_DEFAULT_CAPACITY);
       int th = threads > 0 ? threads : Math.max(1, jlamaThreads);
-      return new Options(dt, kvRotation, attention, th, cap, tileTokens, workingDType, workingQType,
+      int pool = poolCapacity > 0 ? poolCapacity : cap;
+      int page = pageTokens > 0 ? pageTokens : hflash.memory.PagePool.defaultPageTokens(tileTokens);
+      return new Options(dt, kvRotation, attention, th, cap, pool, page, tileTokens, workingDType, workingQType,
           modelQuantization);
     }
 
     @Override
     public String toString() {
       return "Options[kvDtype=" + kvDtype + ", kvRotation=" + kvRotation + ", mode=" + attention.mode().id()
-          + ", threads=" + threads + ", capacity=" + capacity + ", tileTokens=" + tileTokens + "]";
+          + ", threads=" + threads + ", capacity=" + capacity + ", poolCapacity=" + poolCapacity + ", pageTokens=" + pageTokens + ", tileTokens=" + tileTokens + "]";
     }
   }
 }

@@ -9,6 +9,10 @@ import com.github.tjake.jlama.tensor.AbstractTensor;
 import com.github.tjake.jlama.tensor.FloatBufferTensor;
 import com.github.tjake.jlama.tensor.KvBufferCache;
 import hflash.engine.AttentionConfig;
+import hflash.engine.DecodeAttention;
+import hflash.memory.KvCache;
+import hflash.memory.KvCacheLayout;
+import hflash.memory.PagePool;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -43,13 +47,34 @@ public final class JlamaBench {
   /** One row of results; field names are the CLI's JSON contract. */
   public record Result(int context, int threads, String kvDtype, String mode, double stockMsPerToken,
       double hflashMsPerToken, double speedup, double fixedMsPerToken, double hflashFixedMsPerToken,
-      int tokens, int tokensAgree, String weights, String fill, String model) {}
+      int tokens, int tokensAgree, String weights, String fill, String model, double hflashAttendMsPerToken,
+      double hflashBlockMsPerToken, double engineMsPerToken, double hflashFixedBlockMsPerToken,
+      double enginePagedMsPerToken) {}
+
+  // hflashAttendMsPerToken: median per token of the adapter's append + hflash call (all layers), inside
+  // the hflashMsPerToken tokens; hflashBlockMsPerToken: the whole attention block (projections to
+  // output projection; hflashFixedBlockMsPerToken: the same at 16 positions); enginePagedMsPerToken: as
+  // engineMsPerToken on a page-pool sequence, as the adapter's sessions are; engineMsPerToken: hflash alone (a flat KvCache holding the same rows, its own
+  // DecodeAttention, one append + decode per layer), timed in the same rounds; NaN for a user's model
 
   // the user-model path runs the model's weights as they are on disk
 
   /** Settings of a run. */
   public record Params(int[] contexts, int threads, String kvDtype, List<AttentionConfig> modes,
-      List<String> modeLabels, int tokens, int warmup, String weights, Path workDir) {}
+      List<String> modeLabels, int tokens, int warmup, String weights, Path workDir, int pageTokens) {
+
+    /** Without a page size: the adapter's default. */
+    public Params(int[] contexts, int threads, String kvDtype, List<AttentionConfig> modes,
+        List<String> modeLabels, int tokens, int warmup, String weights, Path workDir) {
+      this(contexts, threads, kvDtype, modes, modeLabels, tokens, warmup, weights, workDir, 0);
+    }
+
+    /** The adapter's options for this run's dtype, threads and page size, mode {@code mode}. */
+    HflashJlama.Options options(AttentionConfig mode) {
+      HflashJlama.Options o = HflashJlama.Options.defaults().kvDtype(kvDtype).threads(threads).attention(mode);
+      return pageTokens > 0 ? o.pageTokens(pageTokens) : o;
+    }
+  }
 
   private static final int FIXED_CONTEXT = 16;
 
@@ -87,19 +112,20 @@ public final class JlamaBench {
       List<Result> out = new ArrayList<>();
       try (AbstractModel stock = ModelSupport.loadModel(modelDir.toFile(), work.toFile(), DType.F32, DType.I8, Optional.empty(), Optional.empty())) {
         for (int m = 0; m < p.modes().size(); m++) {
-          HflashJlama.Options o = HflashJlama.Options.defaults().kvDtype(p.kvDtype()).threads(p.threads())
-              .capacity(capacity).attention(p.modes().get(m));
+          // the pool holds both adapter sessions: the long one and the 16-position one (a page of its own, <= 4096)
+          HflashJlama.Options o = p.options(p.modes().get(m)).capacity(capacity).poolCapacity(capacity + 4096);
           try (AbstractModel ours = HflashJlama.loadModel(modelDir, o)) {
             for (int n : p.contexts()) {
               List<Lane> lanes = List.of(filled(stock, false, FIXED_CONTEXT), filled(ours, true, FIXED_CONTEXT),
                   filled(stock, false, n), filled(ours, true, n));
-              try {
-                alternate(lanes, p);
+              try (EngineLane engine = new EngineLane(ours, n, p.tokens(), false);
+                  EngineLane paged = new EngineLane(ours, n, p.tokens(), true)) {
+                alternate(lanes, List.of(engine, paged), p);
+                out.add(result(n, p, HflashJlama.options(ours).kvDtype(), p.modeLabels().get(m), lanes,
+                    "the same seeded K/V rows written into both caches", "random W1 llama, 1 layer", median(engine.times), median(paged.times)));
               } finally {
                 lanes.forEach(Lane::close);
               }
-              out.add(result(n, p, HflashJlama.options(ours).kvDtype(), p.modeLabels().get(m), lanes,
-                  "the same seeded K/V rows written into both caches", "random W1 llama, 1 layer"));
             }
           }
         }
@@ -116,8 +142,9 @@ public final class JlamaBench {
     try (AbstractModel stock = ModelSupport.loadModel(modelDir.toFile(), null, DType.F32, DType.I8, Optional.empty(), Optional.empty())) {
       int[] tokens = stock.encodePrompt(PromptContext.of(prompt));
       for (int m = 0; m < p.modes().size(); m++) {
-        HflashJlama.Options o = HflashJlama.Options.defaults().kvDtype(p.kvDtype()).threads(p.threads())
-            .attention(p.modes().get(m));
+        // the pool holds both adapter sessions (the prompt and its 16-token head) at their longest
+        int longest = Math.min(stock.getConfig().contextLength, HflashJlama.MAX_DEFAULT_CAPACITY);
+        HflashJlama.Options o = p.options(p.modes().get(m)).poolCapacity(longest + 4096);
         try (AbstractModel ours = HflashJlama.loadModel(modelDir, o)) {
           for (int n : p.contexts().length == 0 ? new int[] {tokens.length} : p.contexts()) {
             int[] use = Arrays.copyOf(tokens, Math.min(n, tokens.length));
@@ -125,12 +152,12 @@ public final class JlamaBench {
             List<Lane> lanes = List.of(prompted(stock, false, fixed), prompted(ours, true, fixed),
                 prompted(stock, false, use), prompted(ours, true, use));
             try {
-              alternate(lanes, p);
+              alternate(lanes, List.of(), p);
             } finally {
               lanes.forEach(Lane::close);
             }
             out.add(result(use.length, p, HflashJlama.options(ours).kvDtype(), p.modeLabels().get(m), lanes,
-                "the prompt's tokens through each side's batch forward", modelDir.toString()));
+                "the prompt's tokens through each side's batch forward", modelDir.toString(), Double.NaN, Double.NaN));
           }
         }
       }
@@ -138,7 +165,8 @@ public final class JlamaBench {
     return out;
   }
 
-  private static Result result(int n, Params p, String kvDtype, String mode, List<Lane> l, String fill, String model) {
+  private static Result result(int n, Params p, String kvDtype, String mode, List<Lane> l, String fill, String model,
+      double engine, double enginePaged) {
     double fixedStock = median(l.get(0).times);
     double fixedOurs = median(l.get(1).times);
     double stock = median(l.get(2).times);
@@ -148,7 +176,8 @@ public final class JlamaBench {
       agree += l.get(2).tokens[i] == l.get(3).tokens[i] ? 1 : 0;
     }
     return new Result(n, p.threads(), kvDtype, mode, stock, ours, stock / ours, fixedStock, fixedOurs, p.tokens(), agree,
-        p.weights(), fill, model);
+        p.weights(), fill, model, median(l.get(3).attend), median(l.get(3).block), engine, median(l.get(1).block),
+        enginePaged);
   }
 
   /** One session being timed: its model, buffer, next token and position, and the times of its tokens. */
@@ -159,6 +188,8 @@ public final class JlamaBench {
     int token;
     int position;
     double[] times;
+    double[] attend; // the adapter's append + hflash call per token (hflash lanes)
+    double[] block; // the adapter's whole attention block per token (hflash lanes)
     int[] tokens;
 
     Lane(AbstractModel model, KvBufferCache.KvBuffer buffer, UUID hflashSession, int token, int position) {
@@ -186,28 +217,19 @@ public final class JlamaBench {
     KvBufferCache.KvBuffer buf = hflash ? HflashJlama.kvBuffer(m, id) : new KvBufferCache(m).getKvBuffer(id);
     Session session = hflash ? ((HflashModel) m).hflashSessions().session(buf) : null;
     int kv = c.kvLength;
-    int chunk = 1024;
-    SplittableRandom rnd = new SplittableRandom(n * 31L + 7);
     try (FloatBufferTensor row = new FloatBufferTensor(1, kv)) {
-      for (int layer = 0; layer < c.dctx().numberOfLayers; layer++) {
-        for (int p0 = 0; p0 < n; p0 += chunk) {
-          int rows = Math.min(chunk, n - p0);
-          float[] k = new float[rows * kv];
-          float[] v = new float[rows * kv];
-          for (int i = 0; i < k.length; i++) {
-            k[i] = (float) gaussian(rnd);
-            v[i] = (float) gaussian(rnd);
+      int[] next = new int[c.dctx().numberOfLayers]; // stock: the next position of each layer
+      fill(kv, n, (layer, rows, k, v) -> {
+        if (hflash) {
+          session.appendRows(layer, rows, k, v);
+        } else {
+          for (int r = 0; r < rows; r++) {
+            put(row, k, r * kv, kv, buf.getKeyTensorForPosition(layer, next[layer] + r));
+            put(row, v, r * kv, kv, buf.getValTensorForPosition(layer, next[layer] + r));
           }
-          if (hflash) {
-            session.appendRows(layer, rows, k, v);
-          } else {
-            for (int r = 0; r < rows; r++) {
-              put(row, k, r * kv, kv, buf.getKeyTensorForPosition(layer, p0 + r));
-              put(row, v, r * kv, kv, buf.getValTensorForPosition(layer, p0 + r));
-            }
-          }
+          next[layer] += rows;
         }
-      }
+      }, c.dctx().numberOfLayers);
     }
     buf.setCurrentContextPosition(n);
     return new Lane(m, buf, hflash ? id : null, 10, n);
@@ -232,13 +254,19 @@ public final class JlamaBench {
    * Warm-up tokens, then {@code tokens} tokens of every lane in turn (lane 0, 1, 2, 3, 0, 1, ...):
    * the same load, whatever it is, falls on every lane alike.
    */
-  private static void alternate(List<Lane> lanes, Params p) {
+  private static void alternate(List<Lane> lanes, List<EngineLane> engines, Params p) {
     for (Lane l : lanes) {
       l.times = new double[p.tokens()];
+      l.attend = new double[p.tokens()];
+      l.block = new double[p.tokens()];
       l.tokens = new int[p.tokens()];
     }
     for (int i = 0; i < p.warmup() + p.tokens(); i++) {
-      for (Lane l : lanes) {
+      for (int li = 0; li < lanes.size(); li++) {
+        Lane l = lanes.get(li);
+        Session s = l.hflashSession == null ? null : ((HflashModel) l.model).hflashSessions().session(l.buffer);
+        long a0 = s == null ? 0 : s.attendNanos;
+        long b0 = s == null ? 0 : s.blockNanos;
         long t0 = System.nanoTime();
         AbstractTensor a = l.model.forward(l.token, l.position, l.buffer, Optional.empty());
         long t1 = System.nanoTime();
@@ -247,7 +275,109 @@ public final class JlamaBench {
         if (i >= p.warmup()) {
           l.times[i - p.warmup()] = (t1 - t0) / 1e6;
           l.tokens[i - p.warmup()] = l.token;
+          l.attend[i - p.warmup()] = s == null ? Double.NaN : (s.attendNanos - a0) / 1e6;
+          l.block[i - p.warmup()] = s == null ? Double.NaN : (s.blockNanos - b0) / 1e6;
         }
+        // the hflash-alone lanes run after stock at 16 positions and after the adapter at N, never right
+        // after another lane's multi-threaded hflash call, whose worker still spins for a moment after it
+        int e = li == 0 ? 0 : li == lanes.size() - 1 ? 1 : -1;
+        if (e >= 0 && e < engines.size()) {
+          engines.get(e).step(i - p.warmup());
+        }
+      }
+    }
+  }
+
+  /**
+   * hflash alone, for the same shape and rows: a flat {@code KvCache} (or a page-pool sequence) filled with the rows the
+   * adapter's long session got, its own {@code DecodeAttention} (the adapter's threads, scale and
+   * mode), and per round one appended row and one decode per layer, as the adapter does for a
+   * token. What the adapter's attention costs above this is the adapter's (or the model's
+   * surroundings': Jlama's thread pool, caches evicted by the rest of the layer).
+   */
+  private static final class EngineLane implements AutoCloseable {
+    final PagePool pool; // null: a flat cache
+    final KvCache cache;
+    final DecodeAttention attention;
+    final AttentionConfig config;
+    final float[] q; // (numHeads, headDim)
+    final float[] out; // (numHeads, headDim)
+    final float[] k; // (kvHeads, headDim)
+    final float[] v;
+    final double[] times;
+    final int layers;
+
+    EngineLane(AbstractModel ours, int n, int tokens, boolean paged) {
+      var c = ours.getConfig();
+      HflashJlama.Options o = HflashJlama.options(ours);
+      this.layers = c.dctx().numberOfLayers;
+      this.config = o.attention;
+      KvCacheLayout layout = Session.layout(layers, c.numberOfKeyValueHeads, c.headSize, o);
+      this.pool = paged ? Session.pool(layout, o) : null; // the session's pool size: capacity positions
+      this.cache = paged ? pool.newSequence() : KvCache.allocate(layout,
+          o.kvRotation ? hflash.memory.HadamardRotation.of(c.headSize, hflash.memory.HadamardRotation.DEFAULT_SEED) : null);
+      float scale = c.attentionMultiplier != null ? c.attentionMultiplier : (float) (1.0 / StrictMath.sqrt(c.headSize));
+      this.attention = DecodeAttention.create(cache, c.numberOfHeads, o.threads, scale);
+      fill(c.kvLength, n, (layer, rows, kr, vr) -> cache.append(layer, rows, kr, vr), layers);
+      SplittableRandom r = new SplittableRandom(99);
+      this.q = new float[c.numberOfHeads * c.headSize];
+      this.out = new float[q.length];
+      this.k = new float[c.kvLength];
+      this.v = new float[c.kvLength];
+      for (int i = 0; i < q.length; i++) {
+        q[i] = (float) gaussian(r);
+      }
+      for (int i = 0; i < k.length; i++) {
+        k[i] = (float) gaussian(r);
+        v[i] = (float) gaussian(r);
+      }
+      this.times = new double[tokens];
+    }
+
+    void step(int timed) {
+      long t0 = System.nanoTime();
+      for (int layer = 0; layer < layers; layer++) {
+        cache.append(layer, k, v);
+        attention.decode(layer, q, out, cache.length(layer), config);
+      }
+      long t1 = System.nanoTime();
+      if (timed >= 0) {
+        times[timed] = (t1 - t0) / 1e6;
+      }
+    }
+
+    @Override
+    public void close() {
+      try {
+        attention.close();
+      } finally {
+        cache.close();
+        if (pool != null) {
+          pool.close();
+        }
+      }
+    }
+  }
+
+  /** Where seeded rows go: {@code rows} K and V rows of {@code layer}, (rows, kvHeads, headDim) each. */
+  private interface RowSink {
+    void accept(int layer, int rows, float[] k, float[] v);
+  }
+
+  /** The same seeded K/V rows for every cache of {@code n} positions (stock pages, adapter, engine alone). */
+  private static void fill(int kv, int n, RowSink sink, int layers) {
+    int chunk = 1024;
+    SplittableRandom rnd = new SplittableRandom(n * 31L + 7);
+    for (int layer = 0; layer < layers; layer++) {
+      for (int p0 = 0; p0 < n; p0 += chunk) {
+        int rows = Math.min(chunk, n - p0);
+        float[] k = new float[rows * kv];
+        float[] v = new float[rows * kv];
+        for (int i = 0; i < k.length; i++) {
+          k[i] = (float) gaussian(rnd);
+          v[i] = (float) gaussian(rnd);
+        }
+        sink.accept(layer, rows, k, v);
       }
     }
   }

@@ -6,10 +6,16 @@ import hflash.memory.DType;
 import hflash.memory.HadamardRotation;
 import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
+import hflash.memory.PagePool;
 
 /**
- * One session's hflash cache and attention: the only class of this module that calls hflash's
- * engine and cache API, so a change of that API is adapted here.
+ * One session's hflash cache and attention: with {@link Sessions}, the only code of this module
+ * that calls hflash's engine and cache API, so a change of that API is adapted here.
+ *
+ * <p>The cache is a sequence of the model's one {@link PagePool}: it holds only the pages its
+ * positions need (a page per {@code pageTokens} positions, every layer), a rewind truncates it
+ * (the pages past the new length go back to the pool once every layer is rewound), and closing it
+ * hands all its pages back.
  *
  * <p>Per layer, a forward of {@code n} rows at {@code start}: rewind the layer to {@code start}
  * when it holds more (Jlama overwrites its buffer from {@code start} on), append the rows' K and
@@ -19,7 +25,8 @@ import hflash.memory.KvCacheLayout;
  */
 final class Session implements AutoCloseable {
 
-  private final KvCache cache;
+  private final PagePool pool; // shared by every session of the model; closed by Sessions only
+  private final KvCache cache; // a sequence of pool
   private final DecodeAttention attention;
   private final AttentionConfig config;
   private final int capacity;
@@ -28,6 +35,8 @@ final class Session implements AutoCloseable {
   private Scratch scratch;
   long prefillCalls; // hflash calls made, for tests: a prompt batch is one prefill per layer
   long decodeCalls;
+  long attendNanos; // wall time in append + the hflash call, all layers (the benchmark splits a token's time with it)
+  long blockNanos; // wall time in the whole attention block (projections to output projection), all layers
 
   /** Per-forward arrays of exactly one batch size (the last one used; a decode step reuses them). */
   static final class Scratch {
@@ -46,14 +55,15 @@ final class Session implements AutoCloseable {
     }
   }
 
-  Session(int layers, int heads, int kvHeads, int headDim, float scale, HflashJlama.Options o) {
-    this.capacity = o.capacity;
+  /** A new, empty session: a sequence of {@code pool} (whose layout gives the shape and the capacity). */
+  Session(PagePool pool, int heads, float scale, HflashJlama.Options o) {
+    KvCacheLayout layout = pool.layout();
+    this.capacity = layout.capacity();
     this.heads = heads;
-    this.kvLength = kvHeads * headDim;
+    this.kvLength = layout.kvHeads() * layout.headDim();
     this.config = o.attention;
-    KvCacheLayout layout = new KvCacheLayout(layers, kvHeads, headDim, o.capacity, DType.parse(o.kvDtype), o.tileTokens);
-    HadamardRotation rotation = o.kvRotation ? HadamardRotation.of(headDim, HadamardRotation.DEFAULT_SEED) : null;
-    this.cache = KvCache.allocate(layout, rotation);
+    this.pool = pool;
+    this.cache = pool.newSequence();
     try {
       this.attention = DecodeAttention.create(cache, heads, o.threads, scale);
     } catch (RuntimeException | Error e) {
@@ -62,10 +72,17 @@ final class Session implements AutoCloseable {
     }
   }
 
-  /** Bytes a session of this shape reserves for K and V (what {@code KvCache.allocate} touches). */
-  static long bytesPerSession(int layers, int kvHeads, int headDim, HflashJlama.Options o) {
-    KvCacheLayout layout = new KvCacheLayout(layers, kvHeads, headDim, o.capacity, DType.parse(o.kvDtype), o.tileTokens);
-    return 2L * layout.segmentBytes();
+  /** The layout of every session of a model: its shape, the KV dtype and capacity of {@code o}. */
+  static KvCacheLayout layout(int layers, int kvHeads, int headDim, HflashJlama.Options o) {
+    return new KvCacheLayout(layers, kvHeads, headDim, o.capacity, DType.parse(o.kvDtype), o.tileTokens);
+  }
+
+  /** The page pool every session of a model lives in: {@code o.poolCapacity} positions in whole pages. */
+  static PagePool pool(KvCacheLayout layout, HflashJlama.Options o) {
+    int pageTokens = o.pageTokens;
+    int pages = Math.ceilDiv(o.poolCapacity, pageTokens);
+    HadamardRotation rotation = o.kvRotation ? HadamardRotation.of(layout.headDim(), HadamardRotation.DEFAULT_SEED) : null;
+    return PagePool.allocate(layout, pageTokens, pages, rotation);
   }
 
   /** Fails before any work when rows {@code [start, start + n)} cannot go into layer {@code layer}. */
@@ -94,18 +111,40 @@ final class Session implements AutoCloseable {
   /** Appends rows {@code [start, start + n)} of layer {@code layer} and attends them (see the class comment). */
   void attend(int layer, int start, int n, float[] q, float[] k, float[] v, float[] out) {
     checkRange(layer, start, n);
+    long t0 = System.nanoTime();
     if (start < cache.length(layer)) {
       cache.truncate(layer, start);
     }
     append(layer, n, k, v);
     run(layer, start, n, q, out);
+    attendNanos += System.nanoTime() - t0;
   }
 
   private void append(int layer, int n, float[] k, float[] v) {
-    if (n == 1) {
-      cache.append(layer, k, v);
-    } else {
-      cache.append(layer, n, k, v);
+    int length = cache.length(layer);
+    try {
+      if (n == 1) {
+        cache.append(layer, k, v);
+      } else {
+        cache.append(layer, n, k, v);
+      }
+    } catch (IllegalStateException e) {
+      if (pool.isClosed() || cache.isClosed()) {
+        throw e;
+      }
+      // say it in the adapter's terms (pages needed and free, the option that sizes the pool) when
+      // the pool is what is short; the pool's own exception is the cause either way
+      int pageTokens = pool.pageTokens();
+      int needed = Math.ceilDiv(length + n, pageTokens) - cache.pageIds().length;
+      PagePool.Stats st = pool.stats();
+      if (needed <= st.pagesFree()) {
+        throw e;
+      }
+      throw new IllegalStateException("the sessions' page pool is full: " + n + " positions at " + length + " (layer="
+          + layer + ") need " + needed + " pages, " + st.pagesFree() + " free of " + st.pagesTotal() + " ("
+          + pageTokens + " positions each, " + st.sequences() + " sessions hold " + st.pagesUsed()
+          + "); raise HflashJlama.Options.poolCapacity (now " + (long) st.pagesTotal() * pageTokens
+          + " positions) or release sessions", e);
     }
   }
 
@@ -133,7 +172,7 @@ final class Session implements AutoCloseable {
     return cache.length(0);
   }
 
-  /** K+V bytes reserved. */
+  /** K+V bytes of the pages this session holds. */
   long bytesReserved() {
     return cache.bytesReserved();
   }

@@ -4,10 +4,13 @@ import com.github.tjake.jlama.model.AbstractModel;
 import com.github.tjake.jlama.safetensors.Config;
 import com.github.tjake.jlama.tensor.KvBufferCache;
 import com.github.tjake.jlama.util.PhysicalCoreExecutor;
+import hflash.memory.KvCacheLayout;
+import hflash.memory.PagePool;
 import java.lang.ref.Cleaner;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.UUID;
 import java.util.WeakHashMap;
 import java.util.concurrent.ConcurrentHashMap;
@@ -17,7 +20,8 @@ import java.util.concurrent.ConcurrentMap;
  * The model's {@code KvBufferCache}, replaced: Jlama still hands a {@code KvBuffer} to every
  * forward (it keeps the session's position counter), but no Jlama page is ever allocated, since
  * the attention never asks the buffer for one. Each buffer is mapped to its own hflash
- * {@link Session}, created on its first forward.
+ * {@link Session}, created on its first forward: a sequence of the model's one {@link PagePool},
+ * which is allocated (and zeroed) with the first session, so loading a model reserves no K/V.
  *
  * <p>Buffers by UUID live until {@link #release} or {@link #close}. Any other buffer (Jlama's
  * ephemeral ones, or one a caller made with its own {@code KvBufferCache}) is tracked weakly: its
@@ -33,14 +37,17 @@ final class Sessions extends KvBufferCache {
   private final Config c;
   private final HflashJlama.Options options; // every default resolved
   private final float scale;
+  private final KvCacheLayout layout; // of every session: shape, KV dtype, capacity
+  private PagePool pool; // null until the first session; guarded by this
   private final ConcurrentMap<UUID, KvBuffer> buffers = new ConcurrentHashMap<>();
   private final Map<KvBuffer, Entry> sessions = new WeakHashMap<>(); // KvBuffer keeps identity equals; guarded by this
   private boolean closed; // guarded by this
 
-  private Sessions(AbstractModel model, HflashJlama.Options options) {
+  private Sessions(AbstractModel model, HflashJlama.Options options, KvCacheLayout layout) {
     super(model);
     this.c = model.getConfig();
     this.options = options;
+    this.layout = layout;
     // Jlama 0.8.4's scale: attentionMultiplier when the config has one, else 1/sqrt(d) in double, rounded once
     this.scale = c.attentionMultiplier != null ? c.attentionMultiplier : (float) (1.0 / StrictMath.sqrt(c.headSize));
   }
@@ -49,12 +56,18 @@ final class Sessions extends KvBufferCache {
     int jlamaThreads = PhysicalCoreExecutor.instance.get().getCoreCount();
     HflashJlama.Options resolved = options.resolve(model.getConfig(), model.getWorkingDType(), jlamaThreads);
     Config c = model.getConfig();
-    // the cache layout and the rotation are checked at load, not at a session's first forward
-    Session.bytesPerSession(c.dctx().numberOfLayers, c.numberOfKeyValueHeads, c.headSize, resolved);
+    // the cache layout, the pool's page count and the rotation are checked at load, not at a session's first forward
+    KvCacheLayout layout = Session.layout(c.dctx().numberOfLayers, c.numberOfKeyValueHeads, c.headSize, resolved);
+    if (resolved.pageTokens % layout.tileTokens() != 0) {
+      throw new IllegalArgumentException("pageTokens must be a multiple of tileTokens " + layout.tileTokens() + ": "
+          + resolved.pageTokens);
+    }
+    Math.multiplyExact(PagePool.pageBytes(layout, resolved.pageTokens),
+        (long) Math.ceilDiv(resolved.poolCapacity, resolved.pageTokens));
     if (resolved.kvRotation) {
       hflash.memory.HadamardRotation.of(c.headSize, hflash.memory.HadamardRotation.DEFAULT_SEED);
     }
-    return new Sessions(model, resolved);
+    return new Sessions(model, resolved, layout);
   }
 
   HflashJlama.Options options() {
@@ -72,7 +85,10 @@ final class Sessions extends KvBufferCache {
     ensureOpen();
     Entry e = sessions.get(buffer);
     if (e == null) {
-      Session s = new Session(c.dctx().numberOfLayers, c.numberOfHeads, c.numberOfKeyValueHeads, c.headSize, scale, options);
+      if (pool == null) {
+        pool = Session.pool(layout, options);
+      }
+      Session s = new Session(pool, c.numberOfHeads, scale, options);
       e = new Entry(s, CLEANER.register(buffer, s::close));
       sessions.put(buffer, e);
     }
@@ -102,6 +118,10 @@ final class Sessions extends KvBufferCache {
     KvBuffer b = buffers.get(session);
     Entry e = b == null ? null : sessions.get(b);
     return e == null ? null : e.session();
+  }
+
+  synchronized Optional<PagePool.Stats> poolStats() {
+    return pool == null || pool.isClosed() ? Optional.empty() : Optional.of(pool.stats());
   }
 
   synchronized int open() {
@@ -134,6 +154,9 @@ final class Sessions extends KvBufferCache {
           first.addSuppressed(ex);
         }
       }
+    }
+    if (pool != null) {
+      pool.close(); // every session closed above; this frees the pages
     }
     super.close();
     if (first != null) {

@@ -30,11 +30,14 @@ class HflashJlamaExactTest {
   @TempDir Path dir;
 
   static Stream<Arguments> models() {
+    // the scalar execution (hflash.vectorBitSize=0) runs the first two: a GQA group of 2 and MHA give the
+    // scalar kernels both group shapes; mistral and qwen2 differ from them in Jlama's code, not in hflash's
+    long n = Integer.getInteger("hflash.vectorBitSize", -1) == 0 ? 2 : 4;
     return Stream.of(
         Arguments.of("llama-gqa", new RandomModel("llama", 128, 4, 2, 2, 96, 300, 1024, 3f, 11)),
         Arguments.of("llama-mha", new RandomModel("llama", 64, 2, 2, 2, 96, 300, 1024, 3f, 12)),
         Arguments.of("mistral", new RandomModel("mistral", 128, 4, 1, 2, 96, 300, 1024, 3f, 13)),
-        Arguments.of("qwen2-bias", new RandomModel("qwen2", 128, 4, 2, 2, 96, 300, 1024, 3f, 14)));
+        Arguments.of("qwen2-bias", new RandomModel("qwen2", 128, 4, 2, 2, 96, 300, 1024, 3f, 14))).limit(n);
   }
 
   @ParameterizedTest(name = "{0}")

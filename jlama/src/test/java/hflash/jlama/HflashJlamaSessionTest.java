@@ -12,6 +12,7 @@ import com.github.tjake.jlama.safetensors.DType;
 import com.github.tjake.jlama.safetensors.prompt.PromptContext;
 import com.github.tjake.jlama.tensor.AbstractTensor;
 import com.github.tjake.jlama.tensor.KvBufferCache;
+import hflash.memory.PagePool;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Optional;
@@ -35,7 +36,8 @@ class HflashJlamaSessionTest {
   static void load() throws Exception {
     modelDir = SPEC.write(dir.resolve("llama"));
     stock = ModelSupport.loadModel(modelDir.toFile(), DType.F32, DType.I8);
-    ours = HflashJlama.loadModel(modelDir, HflashJlama.Options.defaults().threads(2));
+    // room for every session the tests below leave open (pages of 512 positions)
+    ours = HflashJlama.loadModel(modelDir, HflashJlama.Options.defaults().threads(2).poolCapacity(8 * 1024));
   }
 
   @AfterAll
@@ -78,8 +80,10 @@ class HflashJlamaSessionTest {
     int[] pb = Runs.prompt(77, SPEC.vocab(), 42);
     Runs.Greedy sa = Runs.greedy(stock, stockBuffer(), pa, 0, 24);
     Runs.Greedy sb = Runs.greedy(stock, stockBuffer(), pb, 0, 24);
-    KvBufferCache.KvBuffer a = HflashJlama.kvBuffer(ours, UUID.randomUUID());
-    KvBufferCache.KvBuffer b = HflashJlama.kvBuffer(ours, UUID.randomUUID());
+    UUID ia = UUID.randomUUID();
+    UUID ib = UUID.randomUUID();
+    KvBufferCache.KvBuffer a = HflashJlama.kvBuffer(ours, ia);
+    KvBufferCache.KvBuffer b = HflashJlama.kvBuffer(ours, ib);
     int vocab = SPEC.vocab();
     int[] ta = new int[24];
     int[] tb = new int[24];
@@ -93,6 +97,49 @@ class HflashJlamaSessionTest {
     }
     assertArrayEquals(sa.tokens(), ta);
     assertArrayEquals(sb.tokens(), tb);
+    HflashJlama.release(ours, ia);
+    HflashJlama.release(ours, ib);
+  }
+
+  @Test
+  void sessionsTakePagesAsTheyGrowAndGiveThemBack() {
+    // one layer's worth of a session: every layer's K and V of 512 positions per page
+    try (AbstractModel m = HflashJlama.loadModel(modelDir, HflashJlama.Options.defaults().threads(1).poolCapacity(1024))) {
+      assertTrue(HflashJlama.poolStats(m).isEmpty(), "no pool before the first forward");
+      UUID a = UUID.randomUUID();
+      UUID b = UUID.randomUUID();
+      KvBufferCache.KvBuffer ka = HflashJlama.kvBuffer(m, a);
+      KvBufferCache.KvBuffer kb = HflashJlama.kvBuffer(m, b);
+      m.batchForward(Runs.prompt(520, SPEC.vocab(), 61), 0, ka).close();
+      PagePool.Stats st = HflashJlama.poolStats(m).orElseThrow();
+      assertEquals(2, st.pagesTotal());
+      assertEquals(2, st.pagesUsed(), "520 positions take 2 pages: " + st);
+      // a full pool: the error names the pages needed and free, and the option that sizes the pool
+      IllegalStateException full = assertThrows(IllegalStateException.class,
+          () -> m.batchForward(Runs.prompt(10, SPEC.vocab(), 62), 0, kb));
+      assertTrue(full.getMessage().startsWith("the sessions' page pool is full: 10 positions at 0 (layer=0) need 1 pages, 0 free of 2")
+          && full.getMessage().contains("HflashJlama.Options.poolCapacity"), full.getMessage());
+      assertEquals(0, HflashJlama.sessionLength(m, b));
+      assertEquals(520, HflashJlama.sessionLength(m, a), "a full pool changes no session");
+      // a rewind truncates: back to position 100, the second page goes back to the pool
+      int[] more = Runs.prompt(10, SPEC.vocab(), 63);
+      more[0] = 9;
+      m.batchForward(more, 100, ka).close();
+      assertEquals(110, HflashJlama.sessionLength(m, a));
+      assertEquals(1, HflashJlama.poolStats(m).orElseThrow().pagesUsed());
+      m.batchForward(Runs.prompt(10, SPEC.vocab(), 62), 0, kb).close();
+      assertEquals(new PagePool.Stats(2, 2, 0, 0, st.bytes(), HflashJlama.poolStats(m).orElseThrow().bytesUsed(), 2),
+          HflashJlama.poolStats(m).orElseThrow());
+      HflashJlama.release(m, a);
+      assertEquals(1, HflashJlama.poolStats(m).orElseThrow().pagesUsed(), "release gives the session's pages back");
+      assertEquals(10, HflashJlama.sessionLength(m, b));
+      HflashJlama.release(m, b);
+      PagePool.Stats empty = HflashJlama.poolStats(m).orElseThrow();
+      assertEquals(0, empty.pagesUsed());
+      assertEquals(0, empty.sequences());
+      m.close();
+      assertTrue(HflashJlama.poolStats(m).isEmpty(), "closing the model frees the pool");
+    }
   }
 
   private static int first(AbstractTensor last, AbstractTensor logits) {
@@ -157,6 +204,10 @@ class HflashJlamaSessionTest {
       assertTrue(gap.getMessage().contains("past the session's length: 50 > 0"), gap.getMessage());
     }
     assertEquals(1024, HflashJlama.options(ours).capacity(), "default: the context length, under 32768");
+    assertEquals(512, HflashJlama.options(ours).pageTokens(), "default: the smallest page that keeps the key samples");
+    IllegalArgumentException page = assertThrows(IllegalArgumentException.class,
+        () -> HflashJlama.loadModel(modelDir, HflashJlama.Options.defaults().pageTokens(100)));
+    assertEquals("pageTokens must be a multiple of tileTokens 128: 100", page.getMessage());
   }
 
   @Test
