@@ -15,7 +15,38 @@ import java.util.function.IntConsumer;
  */
 final class WorkerPool implements AutoCloseable {
 
-  private static final int SPINS = 20_000;
+  /**
+   * How long a waiting thread spins before it parks, in nanoseconds ({@code -Dhflash.spinMicros},
+   * default 50 us). Spinning makes back-to-back calls start without a wake-up, but a runtime does
+   * other work between two attention calls (projections, MLP on its own threads): every spun
+   * microsecond then takes a core from that work. 20,000 pause instructions (0.35-0.44 ms on a
+   * Zen 5) cost a Jlama layer more than the wake-up they saved; 50 us covers a wake-up's latency.
+   */
+  static final long SPIN_NANOS = spinNanos(System.getProperty("hflash.spinMicros"));
+
+  static long spinNanos(String micros) {
+    if (micros == null) {
+      return 50_000L;
+    }
+    long us;
+    try {
+      us = Long.parseLong(micros.trim());
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException("hflash.spinMicros must be a whole number of microseconds: " + micros);
+    }
+    if (us < 0 || us > 1_000_000) {
+      throw new IllegalArgumentException("hflash.spinMicros must be in [0, 1000000]: " + us);
+    }
+    return us * 1000L;
+  }
+
+  /** Spins (checking the clock every 64 pauses) until {@code SPIN_NANOS} have passed since {@code start}. */
+  private static boolean spinOn(int spin, long start) {
+    if ((spin & 63) != 0) {
+      return true;
+    }
+    return System.nanoTime() - start < SPIN_NANOS;
+  }
 
   private final Thread[] workers; // worker i runs task index i + 1
   private final AtomicInteger pending = new AtomicInteger();
@@ -76,8 +107,10 @@ final class WorkerPool implements AutoCloseable {
   }
 
   private void awaitWorkers() {
-    for (int spin = 0; pending.get() != 0; spin++) {
-      if (spin < SPINS) {
+    long start = System.nanoTime();
+    boolean spinning = SPIN_NANOS > 0;
+    for (int spin = 1; pending.get() != 0; spin++) {
+      if (spinning && (spinning = spinOn(spin, start))) {
         Thread.onSpinWait();
       } else {
         LockSupport.park(this);
@@ -88,8 +121,10 @@ final class WorkerPool implements AutoCloseable {
   private void loop(int index) {
     int seen = 0;
     while (true) {
-      for (int spin = 0; generation == seen && !closed; spin++) {
-        if (spin < SPINS) {
+      long start = System.nanoTime();
+      boolean spinning = SPIN_NANOS > 0;
+      for (int spin = 1; generation == seen && !closed; spin++) {
+        if (spinning && (spinning = spinOn(spin, start))) {
           Thread.onSpinWait();
         } else {
           LockSupport.park(this);
