@@ -6,28 +6,32 @@
 # builds in alternating order, round after round, in the same window, and prints the median of
 # the rounds per build and its ratio to the first build. Records `uptime` before every round.
 #
-#   docs/perf/kernels-ab.sh                                # the default builds below, 3 rounds
+#   docs/perf/kernels-ab.sh                                # before vs after, 3 rounds, 512 and 256 bits
+#   docs/perf/kernels-ab.sh before=98e39ba main=cc5b53f:inline after=HEAD   # also the helper version
 #   ROUNDS=5 WIDTHS="512" docs/perf/kernels-ab.sh before=98e39ba after=HEAD
 #
 # A build is label=ref, or label=ref:inline to run it with the JIT flags the launcher of that era
-# passed (-XX:CompileCommand=inline,hflash.tiles.VectorLoads::*). Default builds:
-#   before = 98e39ba  the per-dtype kernels (403e616) plus KernelRowBench itself
+# passed (-XX:CompileCommand=inline,hflash.tiles.VectorLoads::*). The builds of interest:
+#   before = 98e39ba  the per-dtype kernels (403e616) plus KernelRowBench itself (default)
 #   main   = cc5b53f  one body per shape with VectorLoads helpers, run with the inline flag
 #   after  = HEAD     the load step written out in each shape (no helper returns a vector), no flag
-# Takes about 8-10 minutes on a quiet 2-core machine (3 rounds x 2 widths x 3 builds x ~25 s,
-# plus the builds). Output: a table on stdout, raw JMH CSVs under $OUT (default /tmp/kernels-ab).
+#                     (default)
+# The ratio columns are each build's median over the rounds divided by the first build's.
+# Takes about 8-10 minutes on a quiet 2-core machine with the defaults (2 builds of ~2 min, then
+# 3 rounds x 2 widths x 2 builds x ~35 s); a third build adds ~4 minutes. Output: a table on stdout,
+# raw JMH CSVs and logs under $OUT (default /tmp/kernels-ab; built jars are reused by label and sha).
 set -euo pipefail
 
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 OUT=${OUT:-/tmp/kernels-ab}
 ROUNDS=${ROUNDS:-3}
 WIDTHS=${WIDTHS:-"512 256"}
-JMH_OPTS=${JMH_OPTS:-"-f 1 -wi 3 -w 500ms -i 4 -r 500ms"}
+JMH_OPTS=${JMH_OPTS:-"-f 1 -wi 2 -w 400ms -i 3 -r 400ms"}
 INLINE_FLAGS="-XX:CompileCommand=quiet -XX:CompileCommand=inline,hflash.tiles.VectorLoads::*"
 export JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 JAVA="$JAVA_HOME/bin/java"
 if [ $# -eq 0 ]; then
-  set -- before=98e39ba main=cc5b53f:inline after=HEAD
+  set -- before=98e39ba after=HEAD
 fi
 mkdir -p "$OUT"
 
