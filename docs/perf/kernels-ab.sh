@@ -26,7 +26,10 @@ ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 OUT=${OUT:-/tmp/kernels-ab}
 ROUNDS=${ROUNDS:-3}
 WIDTHS=${WIDTHS:-"512 256"}
-JMH_OPTS=${JMH_OPTS:-"-f 1 -wi 2 -w 400ms -i 3 -r 400ms"}
+# sample mode: every invocation (64 kernel calls on 64-key tiles) is timed and the table takes the
+# median sample, which a loaded machine's preemptions barely move (an average over an iteration
+# does: one descheduled stretch inflates it many times)
+JMH_OPTS=${JMH_OPTS:-"-f 1 -bm sample -wi 2 -w 400ms -i 3 -r 400ms"}
 INLINE_FLAGS="-XX:CompileCommand=quiet -XX:CompileCommand=inline,hflash.tiles.VectorLoads::*"
 export JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 JAVA="$JAVA_HOME/bin/java"
@@ -82,7 +85,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 echo "# after: $(uptime)"
 
-# table: median over rounds of each build's score, ratio to the first build
+# table: per build, the median over the rounds of each run's median sample (p0.50), and its ratio
+# to the first build's
 python3 - "$OUT" "$ROUNDS" "$WIDTHS" "${labels[@]}" <<'EOF'
 import csv, statistics, sys
 out, rounds, widths, labels = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
@@ -92,11 +96,15 @@ for r in range(1, rounds + 1):
         for lab in labels:
             with open(f"{out}/r{r}-w{w}-{lab}.csv") as f:
                 for row in csv.DictReader(f):
-                    bench = row["Benchmark"].rsplit(".", 1)[1]
+                    name = row["Benchmark"].rsplit(".", 1)[1]
+                    if not name.endswith("p0.50"):
+                        continue
+                    bench = name.split(":")[0].split("\u00b7")[0]
                     key = (w, bench, row["Param: dtype"])
                     vals.setdefault(key, {}).setdefault(lab, []).append(float(row["Score"]))
 head = "| bits | kernel | dtype | " + " | ".join(f"{l} ns/row" for l in labels) + " | " + \
     " | ".join(f"{l}/{labels[0]}" for l in labels[1:]) + " |"
+print("median sample, ns per key row")
 print(head)
 print("|" + "---|" * (3 + 2 * len(labels) - 1))
 for key in sorted(vals, key=lambda k: (-int(k[0]), k[1], ["f32", "bf16", "f16", "q8_0", "q4_0"].index(k[2]))):
