@@ -19,17 +19,20 @@
 # The ratio columns are each build's median over the rounds divided by the first build's.
 # Takes about 8-10 minutes on a quiet 2-core machine with the defaults (2 builds of ~2 min, then
 # 3 rounds x 2 widths x 2 builds x ~35 s); a third build adds ~4 minutes. Output: a table on stdout,
-# raw JMH CSVs and logs under $OUT (default /tmp/kernels-ab; built jars are reused by label and sha).
+# raw JMH JSON and logs under $OUT (default /tmp/kernels-ab; built jars are reused by label and sha).
 set -euo pipefail
 
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 OUT=${OUT:-/tmp/kernels-ab}
 ROUNDS=${ROUNDS:-3}
 WIDTHS=${WIDTHS:-"512 256"}
-# sample mode: every invocation (64 kernel calls on 64-key tiles) is timed and the table takes the
-# median sample, which a loaded machine's preemptions barely move (an average over an iteration
-# does: one descheduled stretch inflates it many times)
-JMH_OPTS=${JMH_OPTS:-"-f 1 -bm sample -wi 2 -w 400ms -i 3 -r 400ms"}
+# many short iterations, and the table takes the median iteration: a loaded machine's preemptions
+# inflate some iterations' averages many times, but not the median (sample mode would be robust
+# too, but it records whole nanoseconds per key row, too coarse at 5-20 ns for a 3 % question)
+# -Xbatch (in the fork's flags below): a warm-up iteration waits for each compilation, so a loaded
+# machine cannot leave the kernels interpreted or in C1 code into the measurement (seen: 1000x
+# figures with background compilation at load 16 on 2 cores)
+JMH_OPTS=${JMH_OPTS:-"-f 1 -wi 2 -w 400ms -i 10 -r 200ms"}
 INLINE_FLAGS="-XX:CompileCommand=quiet -XX:CompileCommand=inline,hflash.tiles.VectorLoads::*"
 export JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 JAVA="$JAVA_HOME/bin/java"
@@ -75,36 +78,34 @@ for ((r = 1; r <= ROUNDS; r++)); do
       # alternate the order every round so no build always runs first or last
       label=${labels[$(( (i + r) % n ))]}
       jarvar="jar_$label"
-      csv="$OUT/r$r-w$w-$label.csv"
+      json="$OUT/r$r-w$w-$label.json"
       # shellcheck disable=SC2086
-      "$JAVA" -jar "${!jarvar}" KernelRowBench -p headDim=128 $JMH_OPTS -rf csv -rff "$csv" \
-        -jvmArgsAppend "-Xms1g -Xmx1g -Dhflash.vectorBitSize=$w ${flags[$label]}" >"$OUT/r$r-w$w-$label.txt" 2>&1 \
+      "$JAVA" -jar "${!jarvar}" KernelRowBench -p headDim=128 $JMH_OPTS -rf json -rff "$json" \
+        -jvmArgsAppend "-Xms1g -Xmx1g -Xbatch -Dhflash.vectorBitSize=$w ${flags[$label]}" >"$OUT/r$r-w$w-$label.txt" 2>&1 \
         || { echo "run $label w=$w failed, see $OUT/r$r-w$w-$label.txt" >&2; exit 1; }
     done
   done
 done
 echo "# after: $(uptime)"
 
-# table: per build, the median over the rounds of each run's median sample (p0.50), and its ratio
-# to the first build's
+# table: per build, the median over the rounds of each run's median iteration, and its ratio to
+# the first build's
 python3 - "$OUT" "$ROUNDS" "$WIDTHS" "${labels[@]}" <<'EOF'
-import csv, statistics, sys
+import json, statistics, sys
 out, rounds, widths, labels = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
 vals = {}
 for r in range(1, rounds + 1):
     for w in widths:
         for lab in labels:
-            with open(f"{out}/r{r}-w{w}-{lab}.csv") as f:
-                for row in csv.DictReader(f):
-                    name = row["Benchmark"].rsplit(".", 1)[1]
-                    if not name.endswith("p0.50"):
-                        continue
-                    bench = name.split(":")[0].split("\u00b7")[0]
-                    key = (w, bench, row["Param: dtype"])
-                    vals.setdefault(key, {}).setdefault(lab, []).append(float(row["Score"]))
+            with open(f"{out}/r{r}-w{w}-{lab}.json") as f:
+                for res in json.load(f):
+                    bench = res["benchmark"].rsplit(".", 1)[1]
+                    key = (w, bench, res["params"]["dtype"])
+                    iters = [x for fork in res["primaryMetric"]["rawData"] for x in fork]
+                    vals.setdefault(key, {}).setdefault(lab, []).append(statistics.median(iters))
 head = "| bits | kernel | dtype | " + " | ".join(f"{l} ns/row" for l in labels) + " | " + \
     " | ".join(f"{l}/{labels[0]}" for l in labels[1:]) + " |"
-print("median sample, ns per key row")
+print("ns per key row: median over the rounds of each run's median iteration")
 print(head)
 print("|" + "---|" * (3 + 2 * len(labels) - 1))
 for key in sorted(vals, key=lambda k: (-int(k[0]), k[1], ["f32", "bf16", "f16", "q8_0", "q4_0"].index(k[2]))):
