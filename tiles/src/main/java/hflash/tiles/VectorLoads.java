@@ -1,43 +1,34 @@
 package hflash.tiles;
 
-import static jdk.incubator.vector.VectorOperators.ASHR;
-import static jdk.incubator.vector.VectorOperators.B2F;
 import static jdk.incubator.vector.VectorOperators.EQ;
-import static jdk.incubator.vector.VectorOperators.LSHL;
-import static jdk.incubator.vector.VectorOperators.LSHR;
-import static jdk.incubator.vector.VectorOperators.S2I;
-import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 
-import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The load step of every vector kernel: one chunk of a K or V tile in its stored encoding, widened
- * to L float lanes. The register-blocked kernels are written once per shape and call these helpers
- * inside their hot loop with the encoding as an argument (Lucene's op/opBody split): the helpers
- * are small, so C2 inlines them, folds the encoding tests against the branch profile (a process
- * that reads one dtype keeps one path) and keeps every vector in a register. Nothing here may grow
- * big: a helper C2 has already compiled into more than {@code InlineSmallCode} bytes is no longer
- * inlined, and its FloatVector result is then boxed on the heap.
+ * The constants of the load-and-widen step of every vector kernel, and the f16 rebias of q or p.
+ * The step itself is written out inside each register-blocked shape's loop, never in a helper
+ * method: a Vector that crosses a call C2 does not inline is boxed on the heap, and C2 may refuse
+ * any call in user code (docs/KERNELS.md, "Inlining"). So this class holds only scalars.
  *
- * <p>Encodings of a float tile ({@link #F32}, {@link #BF16}, {@link #F16}) are read by
- * {@link #word}, {@link #low} and {@link #high}; the block dtypes' code bytes ({@link #Q8}, {@link #Q4_LOW}, {@link #Q4_HIGH}) by
- * {@link #codes}.
+ * <p>Encodings of a float tile: {@link #F32}, {@link #BF16}, {@link #F16}; of a block tile's code
+ * bytes: {@link #Q8}, {@link #Q4_LOW}, {@link #Q4_HIGH}.
  *
- * <p><b>16-bit widening.</b> Full 16-bit runs are paired ({@code TileEncoding.PAIR_SPAN}): a
- * 32-bit word holds elements w (low half) and w + 16 (high half). bf16: {@code lo = x << 16},
- * {@code hi = x & 0xffff0000}, exact. f16: {@code lo = ((x << 16) >> 3) & 0x8fffe000},
- * {@code hi = (x >> 3) & 0x8fffe000} (arithmetic shifts: the sign lands in bit 31 and its copies
- * are masked off, exponent and mantissa move to f32 position), which is the half times 2^-112,
- * exact for normal and subnormal halves; the kernels fold the 2^112 into a copy of q or p
- * ({@link #F16_EXP_SHIFT}). Natural-order runs ({@link #halves}) sign-extend shorts to ints and
- * shift by 13 instead of 16 then 3.
+ * <p><b>16-bit widening.</b> Full 16-bit runs are paired ({@code TileFormat.PAIR_SPAN}): a 32-bit
+ * word x holds elements w (low half) and w + 16 (high half). bf16: {@code lo = x << 16},
+ * {@code hi = x & 0xffff0000} ({@link #BF16_HIGH}), exact. f16: {@code lo = ((x << 16) >> 3) &
+ * 0x8fffe000}, {@code hi = (x >> 3) & 0x8fffe000} ({@link #F16_MASK}; arithmetic shifts: the sign
+ * lands in bit 31 and its copies are masked off, exponent and mantissa move to f32 position),
+ * which is the half times 2^-112, exact for normal and subnormal halves; the kernels fold the
+ * 2^112 into a copy of q or p ({@link #rebias}). f32 pairs are two consecutive vectors. Natural-order
+ * runs (the narrow last V block, box summaries) sign-extend shorts to ints ({@code S2I}) and
+ * shift by 16 (bf16) or by 13 then mask (f16).
+ *
+ * <p><b>Block codes.</b> L code bytes from {@link #B}, widened to float lanes (part 0, or part 1
+ * for the upper half of a 64-bit byte vector at 128 bits): q8_0 {@code B2F}; q4_0
+ * {@code ZERO_EXTEND_B2I}, then {@code x & 15} ({@link #Q4_LOW}) or {@code x >>> 4}
+ * ({@link #Q4_HIGH}), or'ed into {@link #Q4_MAGIC} and minus {@link #Q4_BIAS}: the nibble minus 8.
  */
 final class VectorLoads {
 
@@ -65,12 +56,11 @@ final class VectorLoads {
   static final float Q4_BIAS = 0x1p23f + 8f;
 
   private static final VectorSpecies<Float> F = VectorConstants.FLOATS;
-  private static final VectorSpecies<Integer> I = VectorConstants.INTS;
-  private static final VectorSpecies<Short> S = VectorConstants.SHORTS;
   private static final int L = F.length();
   /** Bytes with L lanes (64 bits at least: 8 lanes when L = 4, widened as two parts). */
   static final VectorSpecies<Byte> B = VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, 8 * L)));
-  private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+  /** The byte offset of the high vector of an f32 pair: the next L floats. */
+  static final long F32_HIGH = (long) L * Float.BYTES;
 
   private VectorLoads() {}
 
@@ -82,61 +72,6 @@ final class VectorLoads {
       case F16 -> F16;
       default -> throw new IllegalArgumentException("not a float tile encoding: " + e.id());
     };
-  }
-
-  /**
-   * The first load of a vector pair of a float tile at {@code at}: L 32-bit lanes (f32 elements,
-   * or L paired 16-bit words). A pair is two float vectors: {@link #low} and {@link #high} of this
-   * word vector. Loading the word once per pair matters: two loads of the same address, one per
-   * half, were not merged by C2 (a second load and bounds check per step).
-   */
-  static IntVector word(MemorySegment seg, long at) {
-    return IntVector.fromMemorySegment(I, seg, at, LE);
-  }
-
-  /** The low vector of the pair whose {@link #word} is {@code x}: the f32 elements, or the low halves. */
-  static FloatVector low(int enc, IntVector x) {
-    return enc == F32 ? x.reinterpretAsFloats() : paired(x, enc == BF16, false);
-  }
-
-  /**
-   * The high vector of the pair at {@code at} whose {@link #word} is {@code x}: the next L f32
-   * elements (a second load at a constant offset), or the high halves of the words.
-   */
-  static FloatVector high(int enc, IntVector x, MemorySegment seg, long at) {
-    return enc == F32 ? FloatVector.fromMemorySegment(F, seg, at + (long) L * Float.BYTES, LE)
-        : paired(x, enc == BF16, true);
-  }
-
-  /** The low or high halves of paired 16-bit words as floats (f16 times 2^-112). */
-  static FloatVector paired(IntVector x, boolean bf16, boolean high) {
-    if (bf16) {
-      return (high ? x.and(BF16_HIGH) : x.lanewise(LSHL, 16)).reinterpretAsFloats();
-    }
-    return (high ? x : x.lanewise(LSHL, 16)).lanewise(ASHR, 3).and(F16_MASK).reinterpretAsFloats();
-  }
-
-  /**
-   * L consecutive 16-bit values in natural order at {@code at} (the narrow last V block, a box
-   * summary) as floats: bf16 exact, f16 times 2^-112.
-   */
-  static FloatVector halves(MemorySegment seg, long at, boolean bf16) {
-    IntVector bits = (IntVector) ShortVector.fromMemorySegment(S, seg, at, LE).convertShape(S2I, I, 0);
-    return (bf16 ? bits.lanewise(LSHL, 16) : bits.lanewise(LSHL, 13).and(F16_MASK)).reinterpretAsFloats();
-  }
-
-  /**
-   * L code bytes of a block dtype widened to floats: the bytes from {@code at}, lanes of part
-   * {@code part} (0, or 1 for the upper half of a 64-bit byte vector at 128 bits); q8_0 as signed
-   * values, q4_0 as nibble minus 8 ({@link #Q4_LOW} or {@link #Q4_HIGH}).
-   */
-  static FloatVector codes(int enc, MemorySegment seg, long at, int part) {
-    ByteVector x = ByteVector.fromMemorySegment(B, seg, at, LE);
-    if (enc == Q8) {
-      return (FloatVector) x.convertShape(B2F, F, part);
-    }
-    IntVector u = (IntVector) x.convertShape(ZERO_EXTEND_B2I, I, part);
-    return (enc == Q4_LOW ? u.and(15) : u.lanewise(LSHR, 4)).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
   }
 
   /** Per-thread copy of q or p scaled by 2^112 (see {@link #rebias}): grown on demand, then reused. */

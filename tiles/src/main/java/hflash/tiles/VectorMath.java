@@ -52,7 +52,9 @@ final class VectorMath {
         e.intoArray(x, off + i);
         acc = acc.add(e);
       }
-      sum = sumLanes(acc);
+      float[] lanes = LANES.get();
+      acc.intoArray(lanes, 0);
+      sum = sumLanes(lanes);
     }
     for (; i < n; i++) {
       float e = (float) Math.exp(x[off + i] - m);
@@ -72,14 +74,19 @@ final class VectorMath {
   /** Per-thread lane scratch of {@link #sumLanes}: created once per thread, then reused. */
   private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
 
+  /** This thread's scratch of L floats: a caller stores a vector there, then calls {@link #sumLanes}. */
+  static float[] lanes() {
+    return LANES.get();
+  }
+
   /**
-   * Sum of the lanes in lane order, in scalar. Used instead of {@code reduceLanes(ADD)}, whose
-   * order differs between the interpreter and C2; and instead of a slice-and-add tree, which C2
-   * did not always intrinsify (seen as ~160 bytes allocated per call in a warmed-up JVM).
+   * Sum of {@code lanes[0 .. L)} in lane order, in scalar: the lanes of a vector the caller stored
+   * there (the vector itself never crosses this call: a vector argument of a call C2 keeps out of
+   * line is boxed). Used instead of {@code reduceLanes(ADD)}, whose order differs between the
+   * interpreter and C2; and instead of a slice-and-add tree, which C2 did not always intrinsify
+   * (seen as ~160 bytes allocated per call in a warmed-up JVM).
    */
-  static float sumLanes(FloatVector v) {
-    float[] lanes = LANES.get();
-    v.intoArray(lanes, 0);
+  static float sumLanes(float[] lanes) {
     float sum = 0f;
     for (int i = 0; i < L; i++) {
       sum += lanes[i];

@@ -1,10 +1,17 @@
 package hflash.tiles;
 
+import static hflash.tiles.VectorLoads.BF16_HIGH;
+import static hflash.tiles.VectorLoads.F16_MASK;
+import static jdk.incubator.vector.VectorOperators.ASHR;
+import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.S2I;
+
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -27,6 +34,7 @@ final class VectorPrefillKernels implements PrefillKernels {
 
   private static final VectorSpecies<Float> F = VectorConstants.FLOATS;
   private static final VectorSpecies<Integer> I = VectorConstants.INTS;
+  private static final VectorSpecies<Short> S = VectorConstants.SHORTS;
   private static final int L = F.length();
   private static final int KC = KEY_CHUNK;
   private static final int KB = TileFormat.KEY_BLOCK;
@@ -89,8 +97,9 @@ final class VectorPrefillKernels implements PrefillKernels {
             if (f32) {
               FloatVector.fromMemorySegment(F, v, src + 4L * i, LE).intoArray(vf, dst + i);
             } else {
-              FloatVector y = VectorLoads.halves(v, src + 2L * i, bf16);
-              (bf16 ? y : y.mul(F16_EXP_SHIFT)).intoArray(vf, dst + i);
+              IntVector y = (IntVector) ShortVector.fromMemorySegment(S, v, src + 2L * i, LE).convertShape(S2I, I, 0);
+              (bf16 ? y.lanewise(LSHL, 16).reinterpretAsFloats()
+                  : y.lanewise(LSHL, 13).and(F16_MASK).reinterpretAsFloats().mul(F16_EXP_SHIFT)).intoArray(vf, dst + i);
             }
           }
           for (; i < w; i++) {
@@ -115,8 +124,10 @@ final class VectorPrefillKernels implements PrefillKernels {
     }
     for (int w = 0; w < SPAN; w += L) { // word w holds elements w (low half) and w + 16 (high half)
       IntVector x = IntVector.fromMemorySegment(I, seg, src + 4L * w, LE);
-      FloatVector lo = VectorLoads.paired(x, bf16, false);
-      FloatVector hi = VectorLoads.paired(x, bf16, true);
+      // widening written out (VectorLoads): a helper returning the vectors would be boxed when not inlined
+      FloatVector lo = bf16 ? x.lanewise(LSHL, 16).reinterpretAsFloats()
+          : x.lanewise(LSHL, 16).lanewise(ASHR, 3).and(F16_MASK).reinterpretAsFloats();
+      FloatVector hi = bf16 ? x.and(BF16_HIGH).reinterpretAsFloats() : x.lanewise(ASHR, 3).and(F16_MASK).reinterpretAsFloats();
       (bf16 ? lo : lo.mul(F16_EXP_SHIFT)).intoArray(dst, at + w);
       (bf16 ? hi : hi.mul(F16_EXP_SHIFT)).intoArray(dst, at + SPAN + w);
     }

@@ -2,18 +2,26 @@ package hflash.tiles;
 
 import static hflash.tiles.VectorLoads.Q4_HIGH;
 import static hflash.tiles.VectorLoads.Q4_LOW;
+import static hflash.tiles.VectorLoads.Q4_BIAS;
+import static hflash.tiles.VectorLoads.Q4_MAGIC;
 import static hflash.tiles.VectorLoads.Q8;
+import static jdk.incubator.vector.VectorOperators.B2F;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Vector score and p.V kernels over q8_0/q4_0 tiles, bit-equal to {@link ScalarQuantKernels}. Each
- * register-blocked shape is written once for both block encodings; the code bytes are loaded and
- * widened by {@link VectorLoads#codes}.
+ * register-blocked shape is written once for both block encodings; the load step (code bytes
+ * widened to floats, {@link VectorLoads}) is written out in each shape's loop: a helper returning
+ * the vectors would be boxed whenever C2 keeps it out of line (see {@link VectorFloatShapes}).
  *
  * <p><b>Scores.</b> In a K group one code byte of the 32 keys is one 32-byte run
  * ({@link TileFormat}), so a byte vector of keys widens ({@code B2F}) into float lanes of keys,
@@ -47,6 +55,8 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorQuantKernels {
 
   private static final VectorSpecies<Float> F = VectorConstants.FLOATS;
+  private static final VectorSpecies<Integer> I = VectorConstants.INTS;
+  private static final VectorSpecies<Byte> B = VectorLoads.B;
   private static final int L = F.length();
   /** True at 128 bits: one byte vector widens into two float vectors (parts 0 and 1). */
   private static final boolean TWO_PARTS = VectorLoads.B.length() == 2 * L;
@@ -172,10 +182,21 @@ final class VectorQuantKernels {
       int qa = q0 + pass * half, qb = qa + d, qc = qb + d, qd = qc + d;
       for (int e = 0; e < n; e++) {
         long row = at + (long) e * G;
-        FloatVector k0 = VectorLoads.codes(enc, k, row, 0);
-        FloatVector k1 = VectorLoads.codes(enc, k, row + o1, 0);
-        FloatVector k2 = VectorLoads.codes(enc, k, row + o2, 0);
-        FloatVector k3 = VectorLoads.codes(enc, k, row + o3, 0);
+        // load step, written out (VectorLoads): 4 byte vectors, widened as the pass's encoding says
+        ByteVector x0 = ByteVector.fromMemorySegment(B, k, row, LE), x1 = ByteVector.fromMemorySegment(B, k, row + o1, LE);
+        ByteVector x2 = ByteVector.fromMemorySegment(B, k, row + o2, LE), x3 = ByteVector.fromMemorySegment(B, k, row + o3, LE);
+        FloatVector k0 = enc == Q8 ? (FloatVector) x0.convertShape(B2F, F, 0)
+            : (enc == Q4_LOW ? ((IntVector) x0.convertShape(ZERO_EXTEND_B2I, I, 0)).and(15)
+                : ((IntVector) x0.convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4)).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        FloatVector k1 = enc == Q8 ? (FloatVector) x1.convertShape(B2F, F, 0)
+            : (enc == Q4_LOW ? ((IntVector) x1.convertShape(ZERO_EXTEND_B2I, I, 0)).and(15)
+                : ((IntVector) x1.convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4)).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        FloatVector k2 = enc == Q8 ? (FloatVector) x2.convertShape(B2F, F, 0)
+            : (enc == Q4_LOW ? ((IntVector) x2.convertShape(ZERO_EXTEND_B2I, I, 0)).and(15)
+                : ((IntVector) x2.convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4)).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        FloatVector k3 = enc == Q8 ? (FloatVector) x3.convertShape(B2F, F, 0)
+            : (enc == Q4_LOW ? ((IntVector) x3.convertShape(ZERO_EXTEND_B2I, I, 0)).and(15)
+                : ((IntVector) x3.convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4)).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
         FloatVector b = FloatVector.broadcast(F, q[qa + e]);
         a00 = k0.fma(b, a00);
         a01 = k1.fma(b, a01);
@@ -238,8 +259,15 @@ final class VectorQuantKernels {
       int qa = q0 + pass * half, qb = qa + d, qc = qb + d, qd = qc + d;
       for (int e = 0; e < n; e++) {
         long row = at + (long) e * G;
-        FloatVector k0 = VectorLoads.codes(enc, k, row, 0);
-        FloatVector k1 = VectorLoads.codes(enc, k, row + SECOND_BYTES, SECOND_PART);
+        // load step, written out (VectorLoads); at 128 bits both vectors are parts of one byte vector
+        ByteVector x0 = ByteVector.fromMemorySegment(B, k, row, LE);
+        ByteVector x1 = TWO_PARTS ? x0 : ByteVector.fromMemorySegment(B, k, row + SECOND_BYTES, LE);
+        FloatVector k0 = enc == Q8 ? (FloatVector) x0.convertShape(B2F, F, 0)
+            : (enc == Q4_LOW ? ((IntVector) x0.convertShape(ZERO_EXTEND_B2I, I, 0)).and(15)
+                : ((IntVector) x0.convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4)).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        FloatVector k1 = enc == Q8 ? (FloatVector) x1.convertShape(B2F, F, SECOND_PART)
+            : (enc == Q4_LOW ? ((IntVector) x1.convertShape(ZERO_EXTEND_B2I, I, SECOND_PART)).and(15)
+                : ((IntVector) x1.convertShape(ZERO_EXTEND_B2I, I, SECOND_PART)).lanewise(LSHR, 4)).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
         FloatVector b = FloatVector.broadcast(F, q[qa + e]);
         a00 = k0.fma(b, a00);
         a01 = k1.fma(b, a01);
@@ -278,8 +306,17 @@ final class VectorQuantKernels {
       for (int e = 0; e < n; e++) {
         long row = at + (long) e * G;
         FloatVector b = FloatVector.broadcast(F, q[qa + e]);
-        a00 = VectorLoads.codes(enc, k, row, 0).fma(b, a00);
-        a01 = VectorLoads.codes(enc, k, row + SECOND_BYTES, SECOND_PART).fma(b, a01);
+        // load step, written out (VectorLoads); at 128 bits both vectors are parts of one byte vector
+        ByteVector x0 = ByteVector.fromMemorySegment(B, k, row, LE);
+        ByteVector x1 = TWO_PARTS ? x0 : ByteVector.fromMemorySegment(B, k, row + SECOND_BYTES, LE);
+        FloatVector k0 = enc == Q8 ? (FloatVector) x0.convertShape(B2F, F, 0)
+            : (enc == Q4_LOW ? ((IntVector) x0.convertShape(ZERO_EXTEND_B2I, I, 0)).and(15)
+                : ((IntVector) x0.convertShape(ZERO_EXTEND_B2I, I, 0)).lanewise(LSHR, 4)).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        FloatVector k1 = enc == Q8 ? (FloatVector) x1.convertShape(B2F, F, SECOND_PART)
+            : (enc == Q4_LOW ? ((IntVector) x1.convertShape(ZERO_EXTEND_B2I, I, SECOND_PART)).and(15)
+                : ((IntVector) x1.convertShape(ZERO_EXTEND_B2I, I, SECOND_PART)).lanewise(LSHR, 4)).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        a00 = k0.fma(b, a00);
+        a01 = k1.fma(b, a01);
       }
     }
     FloatVector s0 = FloatVector.fromArray(F, sc, jj), s1 = FloatVector.fromArray(F, sc, jj + L);
@@ -306,8 +343,18 @@ final class VectorQuantKernels {
       float scale = Float.float16ToFloat(v.get(I16_LE, at));
       long row = at + 2 + codeOff;
       // q4_0: one load of L code bytes, low and high nibbles; q8_0: 2L code bytes
-      FloatVector k0 = q4 ? VectorLoads.codes(Q4_LOW, v, row, 0) : VectorLoads.codes(Q8, v, row, 0);
-      FloatVector k1 = q4 ? VectorLoads.codes(Q4_HIGH, v, row, 0) : VectorLoads.codes(Q8, v, row + SECOND_BYTES, SECOND_PART);
+      // load step, written out (VectorLoads): q4_0 one byte vector, low and high nibbles; q8_0 2L bytes
+      ByteVector x0 = ByteVector.fromMemorySegment(B, v, row, LE);
+      FloatVector k0, k1;
+      if (q4) {
+        IntVector u = (IntVector) x0.convertShape(ZERO_EXTEND_B2I, I, 0);
+        k0 = u.and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = u.lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+      } else {
+        ByteVector x1 = TWO_PARTS ? x0 : ByteVector.fromMemorySegment(B, v, row + SECOND_BYTES, LE);
+        k0 = (FloatVector) x0.convertShape(B2F, F, 0);
+        k1 = (FloatVector) x1.convertShape(B2F, F, SECOND_PART);
+      }
       FloatVector w = FloatVector.broadcast(F, p[p0 + j] * scale);
       a00 = k0.fma(w, a00);
       a01 = k1.fma(w, a01);
@@ -339,8 +386,18 @@ final class VectorQuantKernels {
       long at = col + j * blockBytes;
       float scale = Float.float16ToFloat(v.get(I16_LE, at));
       long row = at + 2 + codeOff;
-      FloatVector k0 = q4 ? VectorLoads.codes(Q4_LOW, v, row, 0) : VectorLoads.codes(Q8, v, row, 0);
-      FloatVector k1 = q4 ? VectorLoads.codes(Q4_HIGH, v, row, 0) : VectorLoads.codes(Q8, v, row + SECOND_BYTES, SECOND_PART);
+      // load step, written out (VectorLoads): q4_0 one byte vector, low and high nibbles; q8_0 2L bytes
+      ByteVector x0 = ByteVector.fromMemorySegment(B, v, row, LE);
+      FloatVector k0, k1;
+      if (q4) {
+        IntVector u = (IntVector) x0.convertShape(ZERO_EXTEND_B2I, I, 0);
+        k0 = u.and(15).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+        k1 = u.lanewise(LSHR, 4).or(Q4_MAGIC).reinterpretAsFloats().sub(Q4_BIAS);
+      } else {
+        ByteVector x1 = TWO_PARTS ? x0 : ByteVector.fromMemorySegment(B, v, row + SECOND_BYTES, LE);
+        k0 = (FloatVector) x0.convertShape(B2F, F, 0);
+        k1 = (FloatVector) x1.convertShape(B2F, F, SECOND_PART);
+      }
       FloatVector w = FloatVector.broadcast(F, p[p0 + j] * scale);
       a00 = k0.fma(w, a00);
       a01 = k1.fma(w, a01);

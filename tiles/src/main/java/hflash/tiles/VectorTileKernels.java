@@ -1,11 +1,17 @@
 package hflash.tiles;
 
+import static hflash.tiles.VectorLoads.F16_EXP_SHIFT;
+import static hflash.tiles.VectorLoads.F16_MASK;
+import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.MAX;
+import static jdk.incubator.vector.VectorOperators.S2I;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -20,8 +26,8 @@ import jdk.incubator.vector.VectorSpecies;
  * (float tiles) and {@link VectorQuantKernels} (q8_0, q4_0), which pick their shape: 4 vectors x
  * 4 heads where the JIT has 32 vector registers ({@link VectorConstants#WIDE}), 2 x 4 where it has
  * 16 (AVX2, SSE), and at 512 bits the 4 x 4 shape takes two blocks at once (a block row is two
- * vectors there). Every load and widening step is in {@link VectorLoads}: full 16-bit runs are
- * paired ({@link TileFormat}) and widened with shifts and masks on 32-bit words; f16 comes out
+ * vectors there). Every load and widening step is written out in the kernel loops (no helper
+ * returns a vector; {@link VectorLoads} holds the constants): full 16-bit runs are paired ({@link TileFormat}) and widened with shifts and masks on 32-bit words; f16 comes out
  * times 2^-112, with the 2^112 folded into a copy of q or p ({@link VectorLoads#rebias}), exact for
  * normal and subnormal halves (the cache never stores Inf/NaN, see {@code KvCache}). When that copy
  * would overflow the call goes to the scalar reference, which gives the same bits.
@@ -29,6 +35,8 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorTileKernels implements TileKernels {
 
   private static final VectorSpecies<Float> F = VectorConstants.FLOATS;
+  private static final VectorSpecies<Integer> I = VectorConstants.INTS;
+  private static final VectorSpecies<Short> S = VectorConstants.SHORTS;
   private static final int L = F.length();
   private static final int KB = TileFormat.KEY_BLOCK;
   /** 4 x 4 kernel shapes: the register file holds 16 accumulators (see VectorConstants). */
@@ -139,27 +147,37 @@ final class VectorTileKernels implements TileKernels {
       for (; c < bound; c += L) {
         FloatVector qc = FloatVector.fromArray(F, q, qOff + c);
         long loAt = box + (long) c * b, hiAt = box + (long) (d + c) * b;
-        FloatVector lo = f32 ? FloatVector.fromMemorySegment(F, rec, loAt, LE) : box(rec, loAt, bf16);
-        FloatVector hi = f32 ? FloatVector.fromMemorySegment(F, rec, hiAt, LE) : box(rec, hiAt, bf16);
+        // load step written out (no helper returns a vector, see VectorFloatShapes): f32, or
+        // natural-order 16-bit bounds widened exactly (f16: the widening times 2^112)
+        FloatVector lo, hi;
+        if (f32) {
+          lo = FloatVector.fromMemorySegment(F, rec, loAt, LE);
+          hi = FloatVector.fromMemorySegment(F, rec, hiAt, LE);
+        } else {
+          IntVector l16 = (IntVector) ShortVector.fromMemorySegment(S, rec, loAt, LE).convertShape(S2I, I, 0);
+          IntVector h16 = (IntVector) ShortVector.fromMemorySegment(S, rec, hiAt, LE).convertShape(S2I, I, 0);
+          lo = bf16 ? l16.lanewise(LSHL, 16).reinterpretAsFloats()
+              : l16.lanewise(LSHL, 13).and(F16_MASK).reinterpretAsFloats().mul(F16_EXP_SHIFT);
+          hi = bf16 ? h16.lanewise(LSHL, 16).reinterpretAsFloats()
+              : h16.lanewise(LSHL, 13).and(F16_MASK).reinterpretAsFloats().mul(F16_EXP_SHIFT);
+        }
         FloatVector ce = FloatVector.fromMemorySegment(F, rec, ball + (long) c * Float.BYTES, LE);
         bx = bx.add(qc.mul(lo).max(qc.mul(hi)));
         m = qc.abs().fma(lo.abs().max(hi.abs()), m);
         t = qc.fma(ce, t);
       }
-      boxSum = VectorMath.sumLanes(bx);
-      magnitude = VectorMath.sumLanes(m);
-      dot = VectorMath.sumLanes(t);
+      float[] lanes = VectorMath.lanes();
+      bx.intoArray(lanes, 0);
+      boxSum = VectorMath.sumLanes(lanes);
+      m.intoArray(lanes, 0);
+      magnitude = VectorMath.sumLanes(lanes);
+      t.intoArray(lanes, 0);
+      dot = VectorMath.sumLanes(lanes);
     }
     out[o] = boxSum;
     out[o + 1] = magnitude;
     out[o + 2] = dot;
     ScalarTileKernels.addNodeBounds(q, qOff, d, rec, box, ball, dtype, c, out, o); // scalar tail
-  }
-
-  /** L 16-bit box bounds at {@code off} as exact floats (the f16 widening times 2^112). */
-  private static FloatVector box(MemorySegment seg, long off, boolean bf16) {
-    FloatVector x = VectorLoads.halves(seg, off, bf16);
-    return bf16 ? x : x.mul(VectorLoads.F16_EXP_SHIFT);
   }
 
   @Override
@@ -207,7 +225,9 @@ final class VectorTileKernels implements TileKernels {
             a = FloatVector.fromArray(F, q, qh + c)
                 .fma(FloatVector.fromMemorySegment(F, rows, row + (long) c * Float.BYTES, LE), a);
           }
-          dot = VectorMath.sumLanes(a);
+          float[] one = VectorMath.lanes();
+          a.intoArray(one, 0);
+          dot = VectorMath.sumLanes(one);
         }
         s[h * sStride + j] = rowTail(q, qh, d, bound, rows, row, dot);
       }
