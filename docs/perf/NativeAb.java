@@ -64,6 +64,7 @@ public class NativeAb {
     List<Runnable> ops = new ArrayList<>();
     List<String> names = new ArrayList<>();
     float[] out = new float[q.length];
+    float[] q1 = Arrays.copyOf(q, heads * d), out1 = new float[heads * d]; // one decode row
     for (String dt : dts) {
       KvCache c = KvCache.allocate(new KvCacheLayout(1, kvHeads, d, n, DType.parse(dt), tile));
       int batch = 1024;
@@ -85,7 +86,7 @@ public class NativeAb {
             ops.add(() -> att.prefill(0, q, out, n - prefillRows, prefillRows, AttentionConfig.exact()));
           } else {
             AttentionConfig cfg = AttentionConfig.parse(mode, ModeConfig.Parameters.defaults());
-            ops.add(() -> att.decode(0, q, out, n, cfg));
+            ops.add(() -> att.decode(0, q1, out1, n, cfg));
           }
         }
       }

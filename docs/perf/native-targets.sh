@@ -10,17 +10,23 @@
 #     iterations (the "before" of each mode is the Java path: its bits are pinned by ModeBitsTest); target >= 1.0.
 #  4. the downcall's own cost.
 # Everything it measures goes to a log under /tmp; the table goes to stdout. Needs cc with OpenMP.
+# NATIVE_TARGETS_SIZES="32768" limits part 1 to those contexts; NATIVE_TARGETS_CP=<class path> skips the jar build.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-2}
 LOG=$(mktemp /tmp/native-targets.XXXXXX.log)
 DP=/tmp/decodepeak-native-targets
-SRC=../shared/tools/decodepeak.c
-[ -f "$SRC" ] || { echo "no $SRC" >&2; exit 1; }
+SRC=${DECODEPEAK_SRC:-../shared/tools/decodepeak.c}
+[ -f "$SRC" ] || SRC=../../shared/tools/decodepeak.c # from a worktree under /work/wt
+[ -f "$SRC" ] || { echo "no decodepeak.c (set DECODEPEAK_SRC)" >&2; exit 1; }
 cc -O3 -march=native -fopenmp "$SRC" -o "$DP" -lm
-./hflash probe --threads 1 >/dev/null # builds the CLI jar when sources changed
 JAVA_BIN=$(HFLASH_FIND_JAVA_ONLY=1 ./hflash)/bin/java
-JAR=dist/target/hflash-cli.jar
+if [ -n "${NATIVE_TARGETS_CP:-}" ]; then # a class path to use as is (e.g. memory, tiles, engine target/classes)
+  JAR=$NATIVE_TARGETS_CP
+else
+  ./hflash probe --threads 1 >/dev/null # builds the CLI jar when sources changed
+  JAR=dist/target/hflash-cli.jar
+fi
 AB=("$JAVA_BIN" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx10g
     -XX:CompileCommand=quiet "-XX:CompileCommand=inline,hflash.tiles.VectorLoads::*" -cp "$JAR" docs/perf/NativeAb.java)
 echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD) $(lscpu | grep 'Model name' | sed 's/  */ /g')" | tee -a "$LOG"
@@ -30,7 +36,8 @@ echo "# load at start: $(uptime | sed 's/.*load average: //')" | tee -a "$LOG"
 med() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 # 1. against decodepeak
-for n in 131072 32768; do
+SIZES=${NATIVE_TARGETS_SIZES:-131072 32768}
+for n in $SIZES; do
   for t in 1 2; do
     for r in $(seq "$ROUNDS"); do
       for dt in f16 f32; do
@@ -52,7 +59,7 @@ field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p"; }
 echo
 echo "| target | case | hflash native median ms | yardstick median ms | ratio | goal |"
 echo "|---|---|---:|---:|---:|---|"
-for n in 131072 32768; do
+for n in $SIZES; do
   for t in 1 2; do
     for dt in f16 f32; do
       ratios=""
