@@ -228,89 +228,163 @@ public final class BenchRunner {
 
   /** Runs every mode and scheduler of the config; {@code progress} receives short status lines (may be a no-op). */
   public static List<Result> run(Config c, Consumer<String> progress) {
-    KvCacheLayout layout = c.layout(c.context());
-    Workload workload = c.makeWorkload(c.context());
-    float[] q = workload.query(); // (heads, dim)
-    float[] out = new float[c.heads() * c.dim()]; // (heads, dim) the mode's output
-    float[] exactOut = new float[c.heads() * c.dim()]; // (heads, dim)
-    int n = c.context();
-    int totalTiles = (n + c.tileTokens() - 1) / c.tileTokens();
-    long tileBytes = 2L * c.tileTokens() * layout.rowBytes();
-    List<Measured> measured = new ArrayList<>();
+    return runDtypes(c, List.of(c.dtype()), progress).get(0);
+  }
+
+  /**
+   * The config's bench once per dtype (the config's own dtype is ignored), every dtype's cache
+   * filled from the same workload and held at once, and every (dtype, scheduler) call timed in
+   * alternating iterations in one {@link Stopwatch#timeAll} per mode: the ratios between dtypes
+   * ({@code speedupVsFirstDtype}) are same-window ratios, as those between schedulers and modes are.
+   * Returns one result list per dtype, in the order given.
+   */
+  public static List<List<Result>> runDtypes(Config base, List<DType> dtypes, Consumer<String> progress) {
+    List<Lane> lanes = new ArrayList<>();
+    try {
+      for (DType dt : dtypes) {
+        Config c = withDtype(base, dt);
+        KvCacheLayout layout = c.layout(c.context());
+        Resources.requireFits("the KV cache" + (dtypes.size() > 1 ? " (" + dt.id() + ")" : ""), layout);
+        Lane lane = new Lane(c, c.makeWorkload(c.context()));
+        lanes.add(lane);
+        lane.open(progress);
+      }
+      Stopwatch stopwatch = new Stopwatch(10_000_000L, 3, base.maxWarmup(), base.iterations());
+      int n = base.context();
+      for (ModeSpec spec : base.modes()) {
+        boolean exact = spec.isExact();
+        List<Runnable> ops = new ArrayList<>();
+        for (Lane lane : lanes) {
+          for (DecodeAttention a : lane.attentions) {
+            ops.add(() -> a.decode(0, lane.q, lane.out, n, spec.config()));
+            if (!exact) {
+              ops.add(() -> a.decode(0, lane.q, lane.exactOut, n, ModeSpec.EXACT.config()));
+            }
+          }
+        }
+        progress.accept("timing " + spec.label() + (exact ? "" : " and exact") + " under "
+            + Schedulers.ids(base.schedulers()) + (lanes.size() > 1 ? " for " + lanes.size() + " dtypes" : "")
+            + ", in turn (" + base.iterations() + " measured iterations each after warm-up)");
+        List<Stopwatch.Result> timings = stopwatch.timeAll(ops);
+        int per = (exact ? 1 : 2) * base.schedulers().size();
+        for (int li = 0; li < lanes.size(); li++) {
+          lanes.get(li).check(spec, timings.subList(li * per, li * per + per), progress);
+        }
+      }
+    } finally {
+      for (Lane lane : lanes) {
+        lane.close();
+      }
+    }
+    long probeBytes = StreamProbe.probeBytes(withDtype(base, dtypes.get(0)).kvBytes());
+    progress.accept("streaming-read probe over " + Format.bytes(probeBytes) + " with " + base.threads() + " thread(s)");
+    double probeGBps;
+    try (StreamProbe probe = new StreamProbe(probeBytes, base.threads())) {
+      probeGBps = probe.bestGBps(8, 300_000_000L);
+    }
+    progress.accept("compute probe (register-resident FMA loops) with " + base.threads() + " thread(s)");
+    ComputeProbe.Result computeProbe = ComputeProbe.measure(base.threads());
+    List<List<Result>> all = new ArrayList<>();
+    for (Lane lane : lanes) {
+      Config c = lane.c;
+      List<Result> results = new ArrayList<>();
+      for (Measured m : lane.measured) {
+        AttentionFigures f = m.figures();
+        results.add(new Result(
+            c, m.spec(), m.scheduler(), m.timing().samples(), m.exactSamples(), m.serialSamples(),
+            m.timing().warmupIterations(), m.timing().callsPerIteration(), f.bytesRead(), f.kvBytesRead(),
+            f.summaryBytesRead(), f.sampleBytesRead(), f.keysScored(), f.keysInContext(), f.tilesRead(),
+            f.guardFirings(), f.maxEstimateMiss(), m.errors().group(), m.errors().headMax(), m.errors().boundMax(),
+            m.errors().heads(), m.oracleTiles(), m.oracleBytes(), m.tileBudget(), m.byHeadType(), probeBytes,
+            probeGBps, lane.fillSeconds, f.fmas(), computeProbe, m.errors().coverage()));
+      }
+      all.add(results);
+    }
+    return all;
+  }
+
+  /** The same bench with another dtype. */
+  static Config withDtype(Config c, DType dt) {
+    return new Config(new ArrayList<>(c.modes()), c.workload(), c.context(), c.heads(), c.kvHeads(), c.dim(), dt,
+        c.threads(), c.schedulers(), c.tileTokens(), c.seed(), c.maxWarmup(), c.iterations(), c.oracleEpsilon(),
+        c.hadamard());
+  }
+
+  /** One dtype's cache, reference, attentions (one per scheduler) and what was measured on them. */
+  private static final class Lane implements AutoCloseable {
+    final Config c;
+    final Workload workload;
+    final float[] q; // (heads, dim)
+    final float[] out; // (heads, dim) the mode's output
+    final float[] exactOut; // (heads, dim)
+    final List<DecodeAttention> attentions = new ArrayList<>();
+    final List<Measured> measured = new ArrayList<>();
+    KvCache cache;
+    BenchReference refs;
     double fillSeconds;
-    Resources.requireFits("the KV cache", layout);
-    try (KvCache cache = KvCache.allocate(layout, c.rotation())) {
+
+    Lane(Config c, Workload workload) {
+      this.c = c;
+      this.workload = workload;
+      this.q = workload.query();
+      this.out = new float[c.heads() * c.dim()];
+      this.exactOut = new float[c.heads() * c.dim()];
+    }
+
+    void open(Consumer<String> progress) {
+      cache = KvCache.allocate(c.layout(c.context()), c.rotation());
       long t0 = System.nanoTime();
       workload.fill(cache, 0, progress);
       fillSeconds = (System.nanoTime() - t0) / 1e9;
       StructuredWorkload.HeadType[] types = BenchReference.headTypes(workload, c.kvHeads());
-      List<DecodeAttention> attentions = new ArrayList<>();
-      try (BenchReference refs = BenchReference.of(cache, c, q, types, progress)) {
-        for (Scheduler s : c.schedulers()) {
-          attentions.add(DecodeAttention.create(cache, c.heads(), c.threads(), c.scale(), s));
-        }
-        Stopwatch stopwatch = new Stopwatch(10_000_000L, 3, c.maxWarmup(), c.iterations());
-        for (ModeSpec spec : c.modes()) {
-          boolean exact = spec.isExact();
-          List<Runnable> ops = new ArrayList<>();
-          for (DecodeAttention a : attentions) {
-            ops.add(() -> a.decode(0, q, out, n, spec.config()));
-            if (!exact) {
-              ops.add(() -> a.decode(0, q, exactOut, n, ModeSpec.EXACT.config()));
-            }
-          }
-          progress.accept("timing " + spec.label() + (exact ? "" : " and exact") + " under "
-              + Schedulers.ids(c.schedulers()) + ", in turn (" + c.iterations() + " measured iterations each after warm-up)");
-          List<Stopwatch.Result> timings = stopwatch.timeAll(ops);
-          int per = exact ? 1 : 2;
-          int serial = c.schedulers().indexOf(Scheduler.SERIAL);
-          long oracleTiles = attentions.get(0).oracleTiles(0, q, n, c.oracleEpsilon());
-          long oracleBytes = attentions.get(0).report().kvBytesRead();
-          if (!Double.isNaN(spec.maxError())) { // an output-error target: the output-error oracle
-            progress.accept("output-error oracle at maxError=" + spec.param());
-            oracleBytes = OutputOracle.bytes(cache, 0, q, c.heads(), n, c.scale(), spec.maxError());
-            oracleTiles = oracleBytes / tileBytes;
-          }
-          refs.replay(spec, progress);
-          progress.accept("checking " + spec.id() + " against the float64 reference");
-          for (int i = 0; i < attentions.size(); i++) {
-            DecodeAttention a = attentions.get(i);
-            a.decode(0, q, out, n, spec.config());
-            AttentionFigures f = AttentionFigures.of(a.report(), c.heads());
-            BenchReference.Errors errors = refs.errors(out, f.errorBound(), spec.maxError());
-            Stopwatch.Result timing = timings.get(i * per);
-            measured.add(new Measured(spec, c.schedulers().get(i), timing,
-                timings.get(i * per + per - 1).samples(), serial < 0 ? null : timings.get(serial * per).samples(),
-                f, errors, oracleTiles, oracleBytes, spec.tileBudget(totalTiles, tileBytes, c.kvHeads()),
-                refs.byHeadType(spec, errors, f)));
-          }
-        }
-      } finally {
-        for (DecodeAttention a : attentions) {
-          a.close();
-        }
+      refs = BenchReference.of(cache, c, q, types, progress);
+      for (Scheduler s : c.schedulers()) {
+        attentions.add(DecodeAttention.create(cache, c.heads(), c.threads(), c.scale(), s));
       }
     }
-    long probeBytes = StreamProbe.probeBytes(c.kvBytes());
-    progress.accept("streaming-read probe over " + Format.bytes(probeBytes) + " with " + c.threads() + " thread(s)");
-    double probeGBps;
-    try (StreamProbe probe = new StreamProbe(probeBytes, c.threads())) {
-      probeGBps = probe.bestGBps(8, 300_000_000L);
+
+    /** The oracles and the float64 check of one mode, with its timings (per scheduler: the mode's, then exact's). */
+    void check(ModeSpec spec, List<Stopwatch.Result> timings, Consumer<String> progress) {
+      int n = c.context();
+      int totalTiles = (n + c.tileTokens() - 1) / c.tileTokens();
+      long tileBytes = 2L * c.tileTokens() * c.layout(n).rowBytes();
+      int per = spec.isExact() ? 1 : 2;
+      int serial = c.schedulers().indexOf(Scheduler.SERIAL);
+      long oracleTiles = attentions.get(0).oracleTiles(0, q, n, c.oracleEpsilon());
+      long oracleBytes = attentions.get(0).report().kvBytesRead();
+      if (!Double.isNaN(spec.maxError())) { // an output-error target: the output-error oracle
+        progress.accept("output-error oracle at maxError=" + spec.param());
+        oracleBytes = OutputOracle.bytes(cache, 0, q, c.heads(), n, c.scale(), spec.maxError());
+        oracleTiles = oracleBytes / tileBytes;
+      }
+      refs.replay(spec, progress);
+      progress.accept("checking " + spec.id() + (c.dtype() == null ? "" : " (" + c.dtype().id() + ")")
+          + " against the float64 reference");
+      for (int i = 0; i < attentions.size(); i++) {
+        DecodeAttention a = attentions.get(i);
+        a.decode(0, q, out, n, spec.config());
+        AttentionFigures f = AttentionFigures.of(a.report(), c.heads());
+        BenchReference.Errors errors = refs.errors(out, f.errorBound(), spec.maxError());
+        Stopwatch.Result timing = timings.get(i * per);
+        measured.add(new Measured(spec, c.schedulers().get(i), timing,
+            timings.get(i * per + per - 1).samples(), serial < 0 ? null : timings.get(serial * per).samples(),
+            f, errors, oracleTiles, oracleBytes, spec.tileBudget(totalTiles, tileBytes, c.kvHeads()),
+            refs.byHeadType(spec, errors, f)));
+      }
     }
-    progress.accept("compute probe (register-resident FMA loops) with " + c.threads() + " thread(s)");
-    ComputeProbe.Result computeProbe = ComputeProbe.measure(c.threads());
-    List<Result> results = new ArrayList<>();
-    for (Measured m : measured) {
-      AttentionFigures f = m.figures();
-      results.add(new Result(
-          c, m.spec(), m.scheduler(), m.timing().samples(), m.exactSamples(), m.serialSamples(),
-          m.timing().warmupIterations(), m.timing().callsPerIteration(), f.bytesRead(), f.kvBytesRead(),
-          f.summaryBytesRead(), f.sampleBytesRead(), f.keysScored(), f.keysInContext(), f.tilesRead(),
-          f.guardFirings(), f.maxEstimateMiss(), m.errors().group(), m.errors().headMax(), m.errors().boundMax(),
-          m.errors().heads(), m.oracleTiles(), m.oracleBytes(), m.tileBudget(), m.byHeadType(), probeBytes,
-          probeGBps, fillSeconds, f.fmas(), computeProbe, m.errors().coverage()));
+
+    @Override
+    public void close() {
+      for (DecodeAttention a : attentions) {
+        a.close();
+      }
+      if (refs != null) {
+        refs.close();
+      }
+      if (cache != null) {
+        cache.close();
+      }
     }
-    return results;
   }
 
   /** Least time {@code bytes} can stream at {@code gbps} (1e9 bytes/s), in ms: the roofline's memory side. */

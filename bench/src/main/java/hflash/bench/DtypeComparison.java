@@ -7,9 +7,10 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * {@code bench --dtype a,b,c}: the same bench (same workload, seed, modes, schedulers) run once per
- * dtype, in the order given, in one process. Each dtype's cache is filled from the same keys and
- * values (the workload is regenerated from the seed) and freed before the next one. Every JSON line
+ * {@code bench --dtype a,b,c}: the same bench (same workload, seed, modes, schedulers) for each
+ * dtype, in one process. Each dtype's cache is filled from the same keys and values (the workload is
+ * regenerated from the seed); all are held at once and timed in alternating iterations
+ * ({@link BenchRunner#runDtypes}), so the ratios between dtypes come from one time window. Every JSON line
  * keeps the single-dtype fields and adds {@code speedupVsFirstDtype} (the first dtype's median of
  * the same mode and scheduler over this one's) and {@code bytesPerToken} (K and V bytes per
  * position per layer, sample store and summaries included: {@link KvCache#bytesPerPosition}).

@@ -401,6 +401,10 @@ final class BenchCommand implements Callable<Integer> {
     m.put("relErrorHeads", r.relErrorHeads());
     m.put("kernels", hflash.tiles.TileKernelsProvider.get().name());
     m.put("kernelShape", hflash.tiles.TileKernelsProvider.get().shape());
+    // the native decode kernel's variant (exact's tile runs, the opened tiles of the bounded and estimated
+    // modes), or null; the status line says why not
+    m.put("nativeLibrary", hflash.tiles.TileKernelsProvider.get().nativeVariant());
+    m.put("nativeLibraryStatus", hflash.tiles.NativeKernels.status());
     m.put("java", Runtime.version().toString());
     return m;
   }

@@ -10,8 +10,9 @@ import java.util.Map;
 import java.util.function.Consumer;
 
 /**
- * {@code bench --dtype a,b,c}: runs {@link DtypeComparison}'s benches one dtype after another and
- * prints each result as it comes (a JSON line, or a row of one table at the end).
+ * {@code bench --dtype a,b,c}: the dtypes' caches timed in alternating iterations
+ * ({@link BenchRunner#runDtypes}), so {@code speedupVsFirstDtype} is a same-window ratio; prints
+ * every result (a JSON line each, or one table).
  */
 final class DtypeTable {
 
@@ -22,15 +23,17 @@ final class DtypeTable {
     List<BenchRunner.Result> first = null;
     Format.Table table = new Format.Table("dtype", "mode", "scheduler", "median ms", "vs first dtype",
         "bytes/token", "ratio to roofline", "relError");
-    for (DType dt : dtypes) {
-      progress.accept("dtype " + dt.id());
-      List<BenchRunner.Result> rs = BenchRunner.run(DtypeComparison.with(base, dt), progress);
+    List<List<BenchRunner.Result>> all = BenchRunner.runDtypes(base, dtypes, progress);
+    for (int di = 0; di < dtypes.size(); di++) {
+      DType dt = dtypes.get(di);
+      List<BenchRunner.Result> rs = all.get(di);
       if (first == null) {
         first = rs;
       }
       for (int i = 0; i < rs.size(); i++) {
         BenchRunner.Result r = rs.get(i);
         Map<String, Object> m = DtypeComparison.withDtypeFields(BenchCommand.toJson(r), r, first.get(i));
+        m.put("dtypesTimedInTurn", dtypes.stream().map(DType::id).toList()); // one window: alternating iterations
         if (json) {
           out.print(JsonLine.of(m) + "\n");
           out.flush();

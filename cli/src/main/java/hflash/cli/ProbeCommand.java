@@ -57,6 +57,8 @@ final class ProbeCommand implements Callable<Integer> {
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("threads", threads);
     m.put("kernels", TileKernelsProvider.get().name());
+    m.put("nativeLibrary", TileKernelsProvider.get().nativeVariant());
+    m.put("nativeLibraryStatus", hflash.tiles.NativeKernels.status());
     m.put("probeGBps", Format.finite(gbps));
     m.put("probeReader", reader);
     m.put("probeBytes", bytes);
@@ -69,6 +71,7 @@ final class ProbeCommand implements Callable<Integer> {
     } else {
       out.print(new Format.Table("probe", "value")
           .row("kernels", TileKernelsProvider.get().name())
+          .row("native decode kernel", hflash.tiles.NativeKernels.status())
           .row("stream read GB/s (" + reader + ", " + Format.bytes(bytes) + ", " + threads + " thread(s))", Format.fixed(gbps, 2))
           .row("FMA GFMA/s (" + compute.shape() + ", " + threads + " thread(s))", Format.fixed(compute.gfmas(), 1))
           + "\n");

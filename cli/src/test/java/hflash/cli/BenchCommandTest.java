@@ -54,7 +54,7 @@ class BenchCommandTest {
    * speedupVsFirstDtype and bytesPerToken; relError is over the stored (dequantized) values, float rounding only.
    */
   @Test
-  void dtypeListTimesEachDtypeInTurn() throws Exception {
+  void dtypeListTimesTheDtypesInAlternatingIterations() throws Exception {
     CliRun r = CliRun.of("bench", "--context", "300", "--heads", "4", "--kv-heads", "2", "--dim", "64", "--dtype",
         "f16,q8_0,q4_0", "--kv-rotation", "hadamard", "--mode", "exact", "--json");
     assertEquals(0, r.code(), r::toString);
@@ -77,6 +77,10 @@ class BenchCommandTest {
       double speedup = json.get("speedupVsFirstDtype").asDouble();
       assertTrue(i == 0 ? speedup == 1.0 : speedup > 0, lines[i]);
       assertTrue(json.get("relError").asDouble() < 1e-5, lines[i]);
+      assertEquals("[\"f16\",\"q8_0\",\"q4_0\"]", json.get("dtypesTimedInTurn").toString(), lines[i]);
+      String variant = hflash.tiles.TileKernelsProvider.get().nativeVariant();
+      assertEquals(variant, json.get("nativeLibrary").isNull() ? null : json.get("nativeLibrary").asText(), lines[i]);
+      assertEquals(hflash.tiles.NativeKernels.status(), json.get("nativeLibraryStatus").asText(), lines[i]);
     }
   }
 

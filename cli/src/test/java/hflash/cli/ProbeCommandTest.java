@@ -18,6 +18,9 @@ class ProbeCommandTest {
     JsonNode json = new ObjectMapper().readTree(r.out());
     assertEquals(2, json.get("threads").asInt());
     assertEquals(TileKernelsProvider.get().name(), json.get("kernels").asText());
+    assertEquals(TileKernelsProvider.get().nativeVariant(),
+        json.get("nativeLibrary").isNull() ? null : json.get("nativeLibrary").asText(), r::toString);
+    assertEquals(hflash.tiles.NativeKernels.status(), json.get("nativeLibraryStatus").asText(), r::toString);
     assertTrue(json.get("probeGBps").asDouble() > 0, r::toString);
     assertTrue(json.get("computeProbeGFmas").asDouble() > 0, r::toString);
     String prefix = TileKernelsProvider.get().bitSize() == 0 ? "scalar-x" : TileKernelsProvider.get().name() + "x";

@@ -136,6 +136,12 @@ public final class DecodeAttention implements AutoCloseable {
     return new DecodeAttention(cache, numHeads, threads, scale, kernels, Scheduler.SPLITK);
   }
 
+  /** Attention with explicit kernels and scheduler (tests that pin one kernel path, benchmarks). */
+  public static DecodeAttention create(KvCache cache, int numHeads, int threads, float scale,
+      TileKernels kernels, Scheduler scheduler) {
+    return new DecodeAttention(cache, numHeads, threads, scale, kernels, scheduler);
+  }
+
   /** The scheduler of this instance. */
   public Scheduler scheduler() {
     return scheduler;

@@ -6,6 +6,7 @@ import hflash.engine.pass.Tiles;
 import hflash.memory.KvCacheLayout;
 import hflash.memory.TileSummaries;
 import hflash.memory.ValueSummaries;
+import hflash.tiles.NativeKernels;
 import hflash.tiles.TileKernels;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -24,6 +25,10 @@ final class TileLoop implements Tiles {
   private final int d;
   private final int g;
   private final int tileTokens;
+  private final int tilesPerCall; // coarse kernel: tiles per decodeTiles call
+  private final long[] runOffsets; // (tilesPerCall): byte offsets of the tiles of one coarse call
+  private final int[] runCounts; // (tilesPerCall): their keys
+  private final float[] runScratch; // (g * tileTokens + g * d): decodeTiles' scores and tile accumulator
   final AttentionState state; // (numHeads)
   private final float[] own; // (g, tileTokens): this worker's score scratch
   final float[] tileAcc; // (g, d): p.V of the current tile before it joins the running sum
@@ -53,6 +58,10 @@ final class TileLoop implements Tiles {
     this.own = new float[Math.multiplyExact(group, tileTokens)];
     this.tileAcc = new float[Math.multiplyExact(group, layout.headDim())];
     this.s = own;
+    this.tilesPerCall = Math.max(1, NativeKernels.MAX_KEYS_PER_CALL / tileTokens);
+    this.runOffsets = new long[tilesPerCall];
+    this.runCounts = new int[tilesPerCall];
+    this.runScratch = new float[Math.multiplyExact(group, tileTokens + layout.headDim())];
     this.opened = new boolean[(int) (layout.paddedCapacity() / tileTokens)];
     this.strategies = new Strategies(kernels, layout, numHeads, group);
   }
@@ -275,7 +284,55 @@ final class TileLoop implements Tiles {
   }
 
   @Override
+  public boolean coarse() {
+    return handoff == null && kernels.nativeVariant() != null;
+  }
+
+  @Override
+  public void decodeRun(int kh, int from, int to) {
+    if (!coarse()) {
+      for (int vt = from; vt < to; vt++) {
+        int t = call.plan.tile(vt);
+        absorbAndAccumulate(kh, t, score(kh, t));
+      }
+      return;
+    }
+    for (int vt = from; vt < to; vt += tilesPerCall) {
+      int n = Math.min(tilesPerCall, to - vt);
+      for (int i = 0; i < n; i++) {
+        int t = call.plan.tile(vt + i);
+        runOffsets[i] = call.tileOffset(kh, t);
+        runCounts[i] = Math.min(tileTokens, call.keys() - t * tileTokens);
+      }
+      coarseCall(kh, n);
+    }
+  }
+
+  /** One coarse kernel call over the first n entries of runOffsets/runCounts; counts as the per-tile path does. */
+  private void coarseCall(int kh, int n) {
+    call.cancel.check();
+    int h0 = kh * g;
+    rescales += kernels.decodeTiles(call.qs, h0 * d, g, d, call.k(), call.v(), Encodings.of(layout.dtype()),
+        tileTokens, runOffsets, runCounts, n, state.m, state.l, h0, state.acc, h0 * d, runScratch);
+    long keys = 0;
+    for (int i = 0; i < n; i++) {
+      keys += runCounts[i];
+    }
+    keysScored += keys;
+    kvBytes += 2 * keys * layout.rowBytes();
+    fmas += keys * g * (2L * d + AttentionReport.EXP_FMAS);
+    tilesRead += n;
+  }
+
+  @Override
   public int open(int kh, int t) {
+    if (coarse()) { // the bounded and estimated modes' opened tiles: one coarse call each
+      runOffsets[0] = call.tileOffset(kh, t);
+      runCounts[0] = Math.min(tileTokens, call.keys() - t * tileTokens);
+      coarseCall(kh, 1);
+      opened[t] = true;
+      return 1;
+    }
     int count = score(kh, t);
     absorbAndAccumulate(kh, t, count);
     opened[t] = true;

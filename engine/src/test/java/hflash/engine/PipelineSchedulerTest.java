@@ -29,6 +29,14 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class PipelineSchedulerTest {
 
+  /**
+   * The Java kernels: the pipeline always runs them (its units split a tile's scores and p.V, which
+   * a whole-tile native call cannot), so its bits equal the serial and split-K bits of the Java
+   * kernels; with the native kernel loaded, serial and split-K run it instead (NativeEngineTest).
+   */
+  private static final hflash.tiles.TileKernels JAVA = hflash.tiles.TileKernelsProvider.javaOnly();
+
+
   @AfterEach
   void clearHook() {
     Handoff.testDelay = null;
@@ -42,7 +50,7 @@ class PipelineSchedulerTest {
 
   private static float[] run(KvCache cache, float[] q, int n, int threads, Scheduler scheduler,
       AttentionConfig cfg, long[] counters) {
-    try (DecodeAttention att = DecodeAttention.create(cache, 4, threads, 0.125f, scheduler)) {
+    try (DecodeAttention att = DecodeAttention.create(cache, 4, threads, 0.125f, JAVA, scheduler)) {
       float[] out = new float[4 * 64];
       att.decode(0, q, out, n, cfg);
       AttentionReport r = att.report();
@@ -81,8 +89,8 @@ class PipelineSchedulerTest {
     Random r = new Random(5);
     int n = 2000;
     try (KvCache cache = KvCache.allocate(new KvCacheLayout(1, 2, 64, n, DType.F32, 64));
-        DecodeAttention serial = DecodeAttention.create(cache, 4, 1, 0.125f, Scheduler.SERIAL);
-        DecodeAttention pipe = DecodeAttention.create(cache, 4, 2, 0.125f, Scheduler.PIPELINE)) {
+        DecodeAttention serial = DecodeAttention.create(cache, 4, 1, 0.125f, JAVA, Scheduler.SERIAL);
+        DecodeAttention pipe = DecodeAttention.create(cache, 4, 2, 0.125f, JAVA, Scheduler.PIPELINE)) {
       float[] q = HierarchicalModesTest.fill(cache, HierarchicalModesTest.Kind.CLUSTERED, n, r);
       float[] want = new float[256], got = new float[256];
       Random jitter = new Random(99);
@@ -113,7 +121,7 @@ class PipelineSchedulerTest {
     Random r = new Random(6);
     int n = 3000;
     try (KvCache cache = KvCache.allocate(new KvCacheLayout(1, 2, 64, n, DType.F32, 64));
-        DecodeAttention pipe = DecodeAttention.create(cache, 4, 2, 0.125f, Scheduler.PIPELINE)) {
+        DecodeAttention pipe = DecodeAttention.create(cache, 4, 2, 0.125f, JAVA, Scheduler.PIPELINE)) {
       float[] q = HierarchicalModesTest.fill(cache, HierarchicalModesTest.Kind.RANDOM, n, r);
       float[] want = new float[256], got = new float[256];
       pipe.decode(0, q, want, n, AttentionConfig.exact());
@@ -139,7 +147,7 @@ class PipelineSchedulerTest {
     Random r = new Random(7);
     int n = 4000;
     try (KvCache cache = KvCache.allocate(new KvCacheLayout(1, 2, 64, n, DType.F32, 64));
-        DecodeAttention pipe = DecodeAttention.create(cache, 4, 2, 0.125f, Scheduler.PIPELINE)) {
+        DecodeAttention pipe = DecodeAttention.create(cache, 4, 2, 0.125f, JAVA, Scheduler.PIPELINE)) {
       float[] q = HierarchicalModesTest.fill(cache, HierarchicalModesTest.Kind.RANDOM, n, r);
       float[] want = new float[256], got = new float[256];
       pipe.decode(0, q, want, n, AttentionConfig.exact());

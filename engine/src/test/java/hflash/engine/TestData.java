@@ -113,4 +113,27 @@ final class TestData {
     }
     return m;
   }
+
+  /**
+   * A prefill row against its decode call. With the Java kernels: the same bits (prefill is the
+   * decode computation over blocks of rows). With a native decode kernel, which only decode uses,
+   * the two paths round differently (FMA order, the kernel's exp polynomial), so within float32
+   * rounding: every element within {@code 4e-6 * max|expected|} (about 64 ulps of the row's largest
+   * value; each path is separately held to {@code 3e-6} relative error against float64).
+   */
+  static void assertDecodeBits(hflash.tiles.TileKernels kernels, float[] expected, float[] actual, String what) {
+    if (kernels.nativeVariant() == null) {
+      org.junit.jupiter.api.Assertions.assertArrayEquals(expected, actual, what);
+      return;
+    }
+    double max = 0;
+    for (float x : expected) {
+      max = Math.max(max, Math.abs(x));
+    }
+    for (int i = 0; i < expected.length; i++) {
+      double diff = Math.abs(expected[i] - actual[i]);
+      org.junit.jupiter.api.Assertions.assertTrue(diff <= 4e-6 * max,
+          what + " [" + i + "]: " + expected[i] + " vs " + actual[i] + " (native " + kernels.nativeVariant() + ")");
+    }
+  }
 }

@@ -184,8 +184,23 @@ class RealTraceTest {
             System.arraycopy(q, t * heads * d, qRow, 0, heads * d);
             rows.decode(layer, qRow, oRow, t + 1);
             int row = t, lay = layer;
-            assertArrayEquals(oRow, java.util.Arrays.copyOfRange(out, t * heads * d, (t + 1) * heads * d),
-                () -> name + " " + dtype + " layer " + lay + " row " + row);
+            float[] got = java.util.Arrays.copyOfRange(out, t * heads * d, (t + 1) * heads * d);
+            if (rows.kernels().nativeVariant() == null) {
+              assertArrayEquals(oRow, got, () -> name + " " + dtype + " layer " + lay + " row " + row);
+            } else { // the native decode kernel rounds differently from the Java prefill: float32 rounding,
+              // every element within 4e-6 of the row's largest (about 64 ulps)
+              double max = 0;
+              for (float x : oRow) {
+                max = Math.max(max, Math.abs(x));
+              }
+              for (int i = 0; i < got.length; i++) {
+                int at = i;
+                double tol = 4e-6 * max;
+                org.junit.jupiter.api.Assertions.assertTrue(Math.abs(oRow[i] - got[i]) <= tol,
+                    () -> name + " " + dtype + " layer " + lay + " row " + row + " [" + at + "]: " + oRow[at] + " vs "
+                        + got[at]);
+              }
+            }
             for (int h = 0; h < heads; h++) {
               for (int c = 0; c < d; c++) {
                 stored[h * d + c] = oa[((layer * heads + h) * n + t) * d + c];

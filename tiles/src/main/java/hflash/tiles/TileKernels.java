@@ -90,4 +90,67 @@ public interface TileKernels {
    */
   void rowScores(float[] q, int qOff, int g, int d, MemorySegment rows, long off,
       long rowStrideBytes, int count, float[] s, int sStride);
+
+  /**
+   * Which native decode kernel {@link #decodeTiles} runs: {@code "avx512"}, {@code "avx2"}, or
+   * null for the Java composition of the kernels above.
+   */
+  default String nativeVariant() {
+    return null;
+  }
+
+  /**
+   * Exact online softmax over a list of whole tiles of one KV head for its group of {@code g} query
+   * heads, in list order: per tile, the scores ({@link #scores}), each head's max raised (rescaling
+   * {@code l} and {@code acc} by {@code exp(m - m')} when they hold mass), the weights
+   * {@code exp(s - m')} summed into {@code l} ({@link #max}, {@link #expSum}, {@link #scale}), and
+   * their p.V summed into a zeroed per-tile buffer that is then added to {@code acc}
+   * ({@link #accumulate}). This default composes those kernels in exactly that order (the engine's
+   * per-tile loop, bit for bit); a native implementation does the whole list in one downcall,
+   * prefetching the next listed tile.
+   *
+   * <p>Listed tile {@code i} starts at byte {@code offsets[i]} of {@code k} and of {@code v} (a
+   * paged sequence's tiles lie wherever its page table put them) and holds {@code counts[i]} keys
+   * (1 to {@code tileTokens}).
+   *
+   * @param q (g, d) at {@code qOff}, already multiplied by the softmax scale
+   * @param offsets (n) byte offsets of the listed tiles
+   * @param counts (n) keys of the listed tiles
+   * @param m running max of head i at {@code m[mOff + i]}; {@code l} likewise
+   * @param acc (g, d) at {@code accOff}
+   * @param scratch at least {@code g * tileTokens + g * d} floats
+   * @return how many (tile, head) steps rescaled a non-empty accumulator
+   */
+  default int decodeTiles(float[] q, int qOff, int g, int d, MemorySegment k, MemorySegment v, TileEncoding enc,
+      int tileTokens, long[] offsets, int[] counts, int n, float[] m, float[] l, int mOff, float[] acc, int accOff,
+      float[] scratch) {
+    int tileAcc = g * tileTokens;
+    int gd = g * d;
+    int rescales = 0;
+    for (int i = 0; i < n; i++) {
+      int cnt = counts[i];
+      long off = offsets[i];
+      scores(q, qOff, g, d, k, off, enc, cnt, scratch, tileTokens);
+      for (int h = 0; h < g; h++) {
+        float tileMax = max(scratch, h * tileTokens, cnt);
+        int mh = mOff + h;
+        if (tileMax > m[mh]) {
+          if (l[mh] != 0f) { // the accumulator holds mass: rescale it to the new max
+            float alpha = (float) Math.exp(m[mh] - tileMax);
+            l[mh] *= alpha;
+            scale(acc, accOff + h * d, d, alpha);
+            rescales++;
+          }
+          m[mh] = tileMax;
+        }
+        l[mh] += expSum(scratch, h * tileTokens, cnt, m[mh]);
+      }
+      java.util.Arrays.fill(scratch, tileAcc, tileAcc + gd, 0f);
+      accumulate(scratch, tileTokens, g, d, v, off, enc, cnt, tileTokens, scratch, tileAcc);
+      for (int c = 0; c < gd; c++) { // element-wise: C2 vectorizes it, same bits in every tier
+        acc[accOff + c] += scratch[tileAcc + c];
+      }
+    }
+    return rescales;
+  }
 }

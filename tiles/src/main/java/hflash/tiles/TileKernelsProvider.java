@@ -19,6 +19,8 @@ import java.lang.System.Logger.Level;
  *       streams) instead of the 2 x 4 shape over one block; default true except on AMD CPUs,
  *       where two streams measured slower from DRAM. Ignored at other widths. Anything else
  *       throws {@link IllegalArgumentException}.
+ *   <li>{@code hflash.native}: whether {@link TileKernels#decodeTiles} runs a native variant
+ *       on top of the Java kernels chosen here ({@link NativeKernels}).
  *   <li>{@code hflash.requireProvider} = {@code vector} or {@code scalar}: fail with
  *       {@link IllegalStateException} when the other one was picked (used by the tests to prove the
  *       run they are in uses the kernels they think it does).
@@ -42,6 +44,24 @@ public final class TileKernelsProvider {
   /** The kernels of this JVM. */
   public static TileKernels get() {
     return Holder.INSTANCE;
+  }
+
+  /**
+   * The Java kernels {@link #get()} wraps when a native decode kernel is loaded (the same object
+   * otherwise): for same-run native-versus-Java comparisons and for tests that pin the Java
+   * kernels' bits.
+   */
+  public static TileKernels javaOnly() {
+    TileKernels k = Holder.INSTANCE;
+    return k instanceof NativeTileKernels n ? n.java() : k;
+  }
+
+  /**
+   * {@code java} with {@link TileKernels#decodeTiles} done by the native variant {@code variant}
+   * (the tests hold every runnable variant to the Java kernels this way).
+   */
+  public static TileKernels withNative(TileKernels java, NativeKernels.Variant variant) {
+    return new NativeTileKernels(java, variant);
   }
 
   /** The scalar reference kernels (always available). */
@@ -109,6 +129,10 @@ public final class TileKernelsProvider {
 
   private static TileKernels lookup() {
     TileKernels chosen = pick();
+    java.util.Optional<NativeKernels.Variant> nat = NativeKernels.variant();
+    if (nat.isPresent()) {
+      chosen = new NativeTileKernels(chosen, nat.get());
+    }
     String required = System.getProperty("hflash.requireProvider");
     if (required != null && !required.isBlank()) {
       boolean vector = chosen.bitSize() > 0;

@@ -122,6 +122,11 @@ public final class TilePlan {
     return !windowed || key < sinks || key >= windowStart;
   }
 
+  /** Whether any key of [first, end) is masked (falls in the gap between sinks and window). */
+  public boolean masksAny(int first, int end) {
+    return windowed && first < windowStart && end > sinks;
+  }
+
   /** Budgeted: tiles per KV head the call may open; -1 for the other modes. */
   public int tileBudget() {
     return tileBudget;

@@ -93,6 +93,21 @@ public interface Tiles {
    */
   void absorbWithReference(int kh, int t, int count, float guard, float[] trueMax);
 
+  /**
+   * Whether {@link #decodeRun} runs one coarse kernel call per run of tiles (the native decode
+   * kernel, on a worker without a pipeline hand-off); false: it scores and absorbs tile by tile.
+   */
+  boolean coarse();
+
+  /**
+   * Exact online softmax over the plan's virtual tiles [from, to) of KV head kh, none of whose
+   * keys is masked: per tile, what {@link #score} then {@link #absorbAndAccumulate} do, but as one
+   * kernel call ({@link TileKernels#decodeTiles}) per run of tiles with each tile's own byte
+   * offset, so a paged sequence's tiles need not be adjacent. Counts what the per-tile path counts
+   * and checks cancellation between calls.
+   */
+  void decodeRun(int kh, int from, int to);
+
   /** Reads tile t exactly into the state (score, absorb, p.V) and marks it opened; returns 1. */
   int open(int kh, int t);
 
