@@ -28,7 +28,7 @@ else
   JAR=dist/target/hflash-cli.jar
 fi
 AB=("$JAVA_BIN" --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xmx10g
-    -XX:CompileCommand=quiet "-XX:CompileCommand=inline,hflash.tiles.VectorLoads::*" -cp "$JAR" docs/perf/NativeAb.java)
+    -cp "$JAR" docs/perf/NativeAb.java)
 echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD) $(lscpu | grep 'Model name' | sed 's/  */ /g')" | tee -a "$LOG"
 echo "# load at start: $(uptime | sed 's/.*load average: //')" | tee -a "$LOG"
 "${AB[@]}" overhead >>"$LOG" 2>&1 || true
