@@ -188,6 +188,11 @@ public final class NativeKernels {
       Linker linker = Linker.nativeLinker();
       // the library stays loaded for the life of the JVM, like the classes that call it
       SymbolLookup lookup = SymbolLookup.libraryLookup(lib, Arena.global());
+      if (override == null || override.isBlank()) {
+        // Linux keeps the mapping of an unlinked library: removing the extracted copy now leaves no
+        // file behind even when the JVM ends without running its exit hooks (killed, halted)
+        Files.deleteIfExists(lib);
+      }
       int abi = (int) invokeInt(linker, lookup, ABI_SYMBOL);
       if (abi != ABI) {
         REASON = lib + " has ABI " + abi + ", this code expects " + ABI;
