@@ -18,6 +18,9 @@ if [ ! -f "$LIB" ]; then
 fi
 PRELOAD="$($CC -print-file-name=libasan.so) $($CC -print-file-name=libubsan.so)"
 cd "$ROOT"
+# the JDK the launcher finds (JAVA_HOME when it is 25 or newer, else the usual folders)
+JAVA_HOME=$(HFLASH_FIND_JAVA_ONLY=1 ./hflash)
+export JAVA_HOME
 mvn -B -q -o -Pnative-asan -pl tiles -am -DskipVectorTests=true -DskipScalarTests=true \
   -Dtest=NativeDecodeTilesTest -Dsurefire.failIfNoSpecifiedTests=false \
   "-Dhflash.asan.preload=$PRELOAD" "-Dhflash.asan.library=$LIB" test
