@@ -76,17 +76,17 @@ final class VectorScoreKernels {
       for (; h + 4 <= g; h += 4) {
         int q0 = qOff + h * d, j = h * sStride + b * KB;
         if (unit == 2) {
-          VectorFloatShapes.fma4Vec4Heads(enc, q, q0, d, d, k, at, blockBytes, rowBytes, s, sStride, j, j + hiKeys,
-              j + KB, j + KB + hiKeys, false);
+          VectorFloatShapes.scores4Vec4Heads(enc, q, q0, d, d, k, at, blockBytes, rowBytes, s, sStride, j, j + hiKeys,
+              j + KB, j + KB + hiKeys);
         } else if (WIDE && words >= 2 * pairWords) { // 4 x 4 inside one block: 256 and 128 bits
           for (int w = 0; w < words; w += 2 * pairWords) {
-            VectorFloatShapes.fma4Vec4Heads(enc, q, q0, d, d, k, at + 4L * w, 4L * pairWords, rowBytes, s, sStride,
-                j + w, j + w + hiKeys, j + w + pairWords, j + w + pairWords + hiKeys, false);
+            VectorFloatShapes.scores4Vec4Heads(enc, q, q0, d, d, k, at + 4L * w, 4L * pairWords, rowBytes, s, sStride,
+                j + w, j + w + hiKeys, j + w + pairWords, j + w + pairWords + hiKeys);
           }
         } else {
           for (int w = 0; w < words; w += pairWords) {
-            VectorFloatShapes.fma2Vec4Heads(enc, q, q0, d, d, k, at + 4L * w, rowBytes, s, sStride, j + w,
-                j + w + hiKeys, false);
+            VectorFloatShapes.scores2Vec4Heads(enc, q, q0, d, d, k, at + 4L * w, rowBytes, s, sStride, j + w,
+                j + w + hiKeys);
           }
         }
       }
@@ -94,8 +94,8 @@ final class VectorScoreKernels {
         for (int u = 0; u < unit; u++) {
           int q0 = qOff + h * d, j = h * sStride + (b + u) * KB;
           for (int w = 0; w < words; w += pairWords) {
-            VectorFloatShapes.fma2Vec1Head(enc, q, q0, d, k, at + u * blockBytes + 4L * w, rowBytes, s, j + w,
-                j + w + hiKeys, false);
+            VectorFloatShapes.scores2Vec1Head(enc, q, q0, d, k, at + u * blockBytes + 4L * w, rowBytes, s, j + w,
+                j + w + hiKeys);
           }
         }
       }

@@ -85,18 +85,18 @@ final class VectorValueKernels {
       for (; h + 4 <= g; h += 4) {
         int p0 = h * pStride, a0 = accOff + h * d;
         if (unit == 2) {
-          VectorFloatShapes.fma4Vec4Heads(enc, p, p0, pStride, count, v, at, blockBytes, rowBytes, acc, d, a0 + c0,
-              a0 + c0 + hiCols, a0 + c0 + CB, a0 + c0 + CB + hiCols, true);
+          VectorFloatShapes.accumulate4Vec4Heads(enc, p, p0, pStride, count, v, at, blockBytes, rowBytes, acc, d, a0 + c0,
+              a0 + c0 + hiCols, a0 + c0 + CB, a0 + c0 + CB + hiCols);
         } else if (WIDE && words >= 2 * pairWords) { // 4 x 4 inside one block: 256 and 128 bits
           for (int x = 0; x < words; x += 2 * pairWords) {
             int c = c0 + x;
-            VectorFloatShapes.fma4Vec4Heads(enc, p, p0, pStride, count, v, at + 4L * x, 4L * pairWords, rowBytes,
-                acc, d, a0 + c, a0 + c + hiCols, a0 + c + pairWords, a0 + c + pairWords + hiCols, true);
+            VectorFloatShapes.accumulate4Vec4Heads(enc, p, p0, pStride, count, v, at + 4L * x, 4L * pairWords, rowBytes,
+                acc, d, a0 + c, a0 + c + hiCols, a0 + c + pairWords, a0 + c + pairWords + hiCols);
           }
         } else {
           for (int x = 0; x < words; x += pairWords) {
-            VectorFloatShapes.fma2Vec4Heads(enc, p, p0, pStride, count, v, at + 4L * x, rowBytes, acc, d,
-                a0 + c0 + x, a0 + c0 + x + hiCols, true);
+            VectorFloatShapes.accumulate2Vec4Heads(enc, p, p0, pStride, count, v, at + 4L * x, rowBytes, acc, d,
+                a0 + c0 + x, a0 + c0 + x + hiCols);
           }
         }
       }
@@ -104,8 +104,8 @@ final class VectorValueKernels {
         for (int u = 0; u < unit; u++) {
           int a = accOff + h * d + c0 + u * CB;
           for (int x = 0; x < words; x += pairWords) {
-            VectorFloatShapes.fma2Vec1Head(enc, p, h * pStride, count, v, at + u * blockBytes + 4L * x, rowBytes,
-                acc, a + x, a + x + hiCols, true);
+            VectorFloatShapes.accumulate2Vec1Head(enc, p, h * pStride, count, v, at + u * blockBytes + 4L * x, rowBytes,
+                acc, a + x, a + x + hiCols);
           }
         }
       }
