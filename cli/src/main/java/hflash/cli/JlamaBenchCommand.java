@@ -1,8 +1,10 @@
 package hflash.cli;
 
+import com.github.tjake.jlama.tensor.operations.TensorOperationsProvider;
 import com.github.tjake.jlama.util.PhysicalCoreExecutor;
 import hflash.bench.Format;
 import hflash.bench.ModeSpec;
+import hflash.bench.ResourceException;
 import hflash.engine.AttentionConfig;
 import hflash.io.UsageException;
 import hflash.jlama.JlamaBench;
@@ -66,6 +68,11 @@ final class JlamaBenchCommand implements Callable<Integer> {
   @Option(names = "--prompt-file", paramLabel = "F", description = "With --model: the prompt that fills both sessions.")
   Path promptFile;
 
+  @Option(names = "--jlama-ops", defaultValue = "panama", paramLabel = "OPS", description = "Jlama's tensor operations,"
+      + " the same for both sides: panama (its Vector API code) or native (its C library jlama-native, linux-x86_64,"
+      + " shipped with the CLI; faster projections, slower stock attention) (default ${DEFAULT-VALUE}).")
+  String jlamaOps;
+
   @Option(names = "--page-tokens", defaultValue = "0", paramLabel = "N", description = "Positions per page of the"
       + " adapter's session pool, a multiple of 128 (default: the adapter's, 512).")
   int pageTokens;
@@ -76,6 +83,10 @@ final class JlamaBenchCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
+    String ops = jlamaOps.toLowerCase(Locale.ROOT);
+    if (!ops.equals("panama") && !ops.equals("native")) {
+      throw new UsageException("--jlama-ops must be panama or native: " + jlamaOps);
+    }
     if (pageTokens < 0 || pageTokens % 128 != 0) {
       throw new UsageException("--page-tokens must be a multiple of 128: " + pageTokens);
     }
@@ -104,6 +115,14 @@ final class JlamaBenchCommand implements Callable<Integer> {
       if (n < 1) {
         throw new UsageException("--context must be >= 1: " + n);
       }
+    }
+    // read by Jlama's TensorOperationsProvider when it first loads (once per JVM: a second run in the same JVM
+    // keeps the first one's operations, and says so in jlamaOps)
+    System.setProperty("jlama.force_panama_tensor_operations", Boolean.toString(ops.equals("panama")));
+    String loaded = TensorOperationsProvider.get().name();
+    if (ops.equals("native") && !loaded.toLowerCase(Locale.ROOT).contains("native")) {
+      throw new ResourceException("--jlama-ops native: Jlama's native library did not load (Jlama runs " + loaded
+          + "); it needs linux-x86_64 and a CPU with AVX2, and must be asked for before Jlama's first use in the JVM");
     }
     try {
       PhysicalCoreExecutor.overrideThreadCount(threads); // Jlama's pool, before its first use
@@ -147,6 +166,7 @@ final class JlamaBenchCommand implements Callable<Integer> {
         o.put("engineMsPerToken", Format.finite(r.engineMsPerToken()));
         o.put("enginePagedMsPerToken", Format.finite(r.enginePagedMsPerToken()));
         o.put("hflashFixedBlockMsPerToken", Format.finite(r.hflashFixedBlockMsPerToken()));
+        o.put("jlamaOps", loaded);
         o.put("tokens", r.tokens());
         o.put("tokensAgree", r.tokensAgree());
         o.put("weights", r.weights());
@@ -155,9 +175,9 @@ final class JlamaBenchCommand implements Callable<Integer> {
         out.println(JsonLine.of(o));
       } else {
         out.printf(Locale.ROOT, "context %6d  %-10s kv %-5s threads %d  stock %8.2f ms/token  hflash %8.2f ms/token  speedup %5.2fx"
-            + "  (fixed at 16 positions: stock %.2f, hflash %.2f ms; %d/%d tokens agree)%n", r.context(), r.mode(), r.kvDtype(),
-            r.threads(), r.stockMsPerToken(), r.hflashMsPerToken(), r.speedup(), r.fixedMsPerToken(),
-            r.hflashFixedMsPerToken(), r.tokensAgree(), r.tokens());
+            + "  (fixed at 16 positions: stock %.2f, hflash %.2f ms; %d/%d tokens agree; Jlama ops %s)%n", r.context(), r.mode(),
+            r.kvDtype(), r.threads(), r.stockMsPerToken(), r.hflashMsPerToken(), r.speedup(), r.fixedMsPerToken(),
+            r.hflashFixedMsPerToken(), r.tokensAgree(), r.tokens(), loaded);
         out.printf(Locale.ROOT, "               hflash token: attention block %.2f ms (%.2f at 16 positions), of which append + hflash"
             + " call %.2f ms; hflash alone on the same rows %.2f ms (flat cache), %.2f ms (page-pool sequence)%n",
             r.hflashBlockMsPerToken(), r.hflashFixedBlockMsPerToken(), r.hflashAttendMsPerToken(), r.engineMsPerToken(),

@@ -36,6 +36,7 @@ class JlamaBenchCommandTest {
     assertEquals("exact", o.get("mode").asText());
     assertEquals(16, o.get("tokensAgree").asInt(), "exact f32 generates stock Jlama's tokens: " + r.out());
     assertTrue(o.get("speedup").asDouble() > 0, r.out());
+    assertEquals("Panama Vector Operations", o.get("jlamaOps").asText(), "the default --jlama-ops: " + r.out());
   }
 
   @Test
@@ -49,5 +50,8 @@ class JlamaBenchCommandTest {
     CliRun dtype = CliRun.of("jlama-bench", "--kv-dtype", "f8");
     assertEquals(2, dtype.code(), dtype::toString);
     assertTrue(dtype.err().contains("unknown dtype: f8"), dtype.err());
+    CliRun ops = CliRun.of("jlama-bench", "--jlama-ops", "cuda");
+    assertEquals(2, ops.code(), ops::toString);
+    assertTrue(ops.err().contains("--jlama-ops must be panama or native: cuda"), ops.err());
   }
 }
