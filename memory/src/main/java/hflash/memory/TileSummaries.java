@@ -147,7 +147,7 @@ public final class TileSummaries {
   // ------------------------------------------------------------------ maintenance (KvCache)
 
   /** Folds stored position {@code pos} of (layer, kvHead) into its tile's lo/hi. */
-  void addKey(KvCache cache, int layer, int kvHead, int pos) {
+  void addKey(Placement cache, int layer, int kvHead, int pos) {
     int d = layout.headDim();
     int t = pos / layout.tileTokens();
     boolean first = pos % layout.tileTokens() == 0;
@@ -170,7 +170,7 @@ public final class TileSummaries {
   }
 
   /** Computes centroid, radius and vmax of a tile whose T positions are all stored. */
-  void complete(KvCache cache, int layer, int kvHead, int tile) {
+  void complete(Placement cache, int layer, int kvHead, int tile) {
     int d = layout.headDim();
     int tt = layout.tileTokens();
     long rec = ballOffset(layer, kvHead, tile);
@@ -260,7 +260,7 @@ public final class TileSummaries {
   }
 
   /** Recomputes lo/hi of the tile holding positions [tileStart, length) after a truncate. */
-  void rebuildOpenTile(KvCache cache, int layer, int kvHead, int length) {
+  void rebuildOpenTile(Placement cache, int layer, int kvHead, int length) {
     int tt = layout.tileTokens();
     if (length % tt == 0) {
       return; // no open tile: every tile below length is complete and unchanged

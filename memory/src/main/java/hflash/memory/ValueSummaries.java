@@ -93,7 +93,7 @@ public final class ValueSummaries {
   }
 
   /** Computes the record of a tile whose T positions are all stored (and its block's when it is the last). */
-  void complete(KvCache cache, int layer, int kvHead, int tile) {
+  void complete(Placement cache, int layer, int kvHead, int tile) {
     int d = layout.headDim();
     int tt = layout.tileTokens();
     long rec = tileOffset(layer, kvHead, tile);
