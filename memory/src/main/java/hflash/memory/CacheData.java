@@ -90,6 +90,12 @@ final class CacheData {
     return at.sample(layer, kvHead, i, c);
   }
 
+  /** A fork's start: the parent's lengths and its pending rebuilds of open tiles. */
+  void copyLengths(CacheData parent) {
+    System.arraycopy(parent.lengths, 0, lengths, 0, lengths.length);
+    derived.copyPending(parent.derived);
+  }
+
   /** Throws if the pages keep no key samples (the sampled mode needs them). */
   void checkSampled(KvCache owner) {
     if (!derived.sampled) {

@@ -14,6 +14,7 @@ final class DerivedStores {
   final TileSummaries summaries; // per-tile key/value bounds, current with the lengths
   final ValueSummaries valueSummaries; // per-tile value balls, current with the lengths
   final boolean sampled; // keeps the sample store (false: a sequence whose pages hold none)
+  private final boolean[] rebuild; // (layers) a sequence's open tile whose lo/hi a truncate left to the next append
 
   DerivedStores(Placement at, TileSummaries summaries, ValueSummaries valueSummaries, boolean sampled) {
     this.layout = at.layout;
@@ -21,6 +22,7 @@ final class DerivedStores {
     this.summaries = summaries;
     this.valueSummaries = valueSummaries;
     this.sampled = sampled;
+    this.rebuild = new boolean[layout.layers()];
   }
 
   /**
@@ -32,6 +34,10 @@ final class DerivedStores {
     int d = layout.headDim();
     MemorySegment keys = at.keys;
     MemorySegment samples = at.samples;
+    if (rebuild[layer]) { // the page is this sequence's own now: the append made it writable
+      rebuild[layer] = false;
+      rebuildOpenTile(layer, position0);
+    }
     for (int h = 0; h < layout.kvHeads(); h++) {
       for (int pos = position0; pos < position0 + count; pos++) {
         summaries.addKey(at, layer, h, pos);
@@ -56,14 +62,30 @@ final class DerivedStores {
     }
   }
 
-  /** Copies the summaries into a fork's (same layout). */
-  void copyTo(DerivedStores other) {
-    MemorySegment.copy(summaries.data(), 0, other.summaries.data(), 0, summaries.bytesReserved());
-    valueSummaries.copyTo(other.valueSummaries);
+  /** A fork's pending rebuilds are its parent's (their pages hold the same summaries). */
+  void copyPending(DerivedStores parent) {
+    System.arraycopy(parent.rebuild, 0, rebuild, 0, rebuild.length);
   }
 
-  /** After a layer was shortened to {@code length}: lo/hi of its open tile over what is left. */
+  /**
+   * After a layer was shortened to {@code length}: lo/hi of its open tile over what is left. A
+   * sequence whose open tile is in a page another sequence shares must not write it (the other
+   * still holds the longer data): it marks the layer, and its next append, which copies the page
+   * first, rebuilds them. Until then the open tile's lo/hi are too wide, never too narrow, and no
+   * reader uses an open tile's summaries (the engine scores the open tile's keys).
+   */
   void truncated(int layer, int length) {
+    if (length % layout.tileTokens() == 0) {
+      rebuild[layer] = false; // no open tile: the next append starts a fresh one
+    } else if (at.pages != null && at.pages.isSharedAt(length)) {
+      rebuild[layer] = true;
+    } else {
+      rebuild[layer] = false;
+      rebuildOpenTile(layer, length);
+    }
+  }
+
+  private void rebuildOpenTile(int layer, int length) {
     for (int h = 0; h < layout.kvHeads(); h++) {
       summaries.rebuildOpenTile(at, layer, h, length);
     }

@@ -21,10 +21,9 @@ import hflash.memory.internal.KvCacheInternals;
  * from another thread meanwhile marks the cache closed and frees the memory after the last pin.
  * Anything else racing with close fails with an {@code IllegalStateException}, never a JVM crash.
  *
- * <p><b>Sequences.</b> A cache made by {@link PagePool#newSequence()} keeps its tiles and samples in
- * the pool's pages through a page table (its tile offsets), shares them with its forks
- * ({@link #fork()}, copy-on-write) and holds only its summaries itself; everything else in this
- * class reads the same. Its append, truncate, fork and close take the sequence's lock (so appends
+ * <p><b>Sequences.</b> A cache made by {@link PagePool#newSequence()} keeps its tiles, samples and
+ * tile summaries in the pool's pages through a page table (its tile offsets) and shares them with
+ * its forks ({@link #fork()}, copy-on-write); everything else in this class reads the same. Its append, truncate, fork and close take the sequence's lock (so appends
  * to different layers of one sequence run one after the other); different sequences are
  * independent, also when they share pages (docs/MEMORY.md section 8).
  *
@@ -68,10 +67,12 @@ public final class KvCache implements AutoCloseable {
     Arena a = Arena.ofShared();
     try {
       Placement at = pages == null ? Placement.flat(layout, a) : Placement.paged(layout, pages);
-      TileSummaries summaries = new TileSummaries(layout, a);
-      this.data = new CacheData(at, new Appender(at, rotation), new DerivedStores(at, summaries,
-          new ValueSummaries(layout, a), pages == null || pages.pool.hasSamples()));
-      this.summariesView = summaries.data().asReadOnly();
+      // a sequence's summaries live in the pool's pages with its tiles (shared by forks, copied on write)
+      TileSummaries summaries = pages == null ? new TileSummaries(layout, a) : pages.pool.tileSummaries(pages);
+      ValueSummaries values = pages == null ? new ValueSummaries(layout, a) : pages.pool.valueSummaries(pages);
+      this.data = new CacheData(at, new Appender(at, rotation), new DerivedStores(at, summaries, values,
+          pages == null || pages.pool.hasSamples()));
+      this.summariesView = pages == null ? summaries.data().asReadOnly() : pages.pool.summariesView();
     } catch (RuntimeException | Error e) {
       a.close();
       throw e;
@@ -115,13 +116,13 @@ public final class KvCache implements AutoCloseable {
     return opened(new KvCache(table.pool.layout(), table.pool.rotation(), table), null);
   }
 
-  /** Registers a new sequence with its pool (with a copy of {@code lengths} if not null); closes it on failure. */
-  private static KvCache opened(KvCache c, int[] lengths) {
+  /** Registers a new sequence with its pool (with {@code parent}'s lengths if not null); closes it on failure. */
+  private static KvCache opened(KvCache c, CacheData parent) {
     try {
-      if (lengths != null) {
-        System.arraycopy(lengths, 0, c.data.lengths, 0, lengths.length);
+      if (parent != null) {
+        c.data.copyLengths(parent);
       }
-      c.pages.pool.opened(c, c.summaryBytes());
+      c.pages.pool.opened(c);
     } catch (RuntimeException | Error e) {
       c.close();
       throw e;
@@ -129,16 +130,12 @@ public final class KvCache implements AutoCloseable {
     return c;
   }
 
-  /** Bytes of this cache's own summary records (for a sequence: all it keeps outside the pool's pages). */
-  private long summaryBytes() {
-    return data.derived.summaries.bytesReserved() + data.derived.valueSummaries.bytesReserved();
-  }
-
   /**
    * A new sequence with this one's contents: it shares every page (one more reference each, no
-   * bytes copied) and gets a copy of the tile summaries; lengths and rotation are the same. Either
-   * sequence's first write into a page they still share copies that page first (copy-on-write),
-   * so neither ever sees the other's later appends. Only a full pool can make a later append fail.
+   * bytes copied, the tile summaries included: they live in the pages); lengths and rotation are
+   * the same. Either sequence's first write into a page they still share copies that page first
+   * (copy-on-write, summaries too), so neither ever sees the other's later appends. Only a full pool
+   * can make a later append fail.
    *
    * @throws IllegalStateException if closed, or this is not a sequence of a {@link PagePool}
    */
@@ -148,14 +145,7 @@ public final class KvCache implements AutoCloseable {
     }
     synchronized (pages) {
       ensureOpen();
-      KvCache child = new KvCache(layout, rotation, pages.share());
-      try {
-        data.derived.copyTo(child.data.derived);
-      } catch (RuntimeException | Error e) {
-        child.close();
-        throw e;
-      }
-      return opened(child, data.lengths);
+      return opened(new KvCache(layout, rotation, pages.share()), data);
     }
   }
 
@@ -455,7 +445,7 @@ public final class KvCache implements AutoCloseable {
   }
 
   /**
-   * Frees the memory (a sequence: releases its page references and its summaries). Idempotent and
+   * Frees the memory (a sequence: releases its page references). Idempotent and
    * thread-safe. A decode that {@link #pin pinned} the cache keeps the memory until it ends.
    */
   @Override
@@ -477,7 +467,7 @@ public final class KvCache implements AutoCloseable {
     synchronized (pages) {
       pages.releaseAll();
     }
-    pages.pool.closed(this, summaryBytes());
+    pages.pool.closed(this);
   }
 
   @Override

@@ -97,6 +97,11 @@ final class PageTable {
     }
   }
 
+  /** True when the page holding {@code position} is held by another sequence too. */
+  boolean isSharedAt(int position) {
+    return pool.isShared(pages[position / pageTokens]);
+  }
+
   /** The page ids, in position order (a snapshot). */
   int[] ids() {
     return Arrays.copyOf(pages, count);
