@@ -23,9 +23,10 @@ import hflash.memory.internal.KvCacheInternals;
  *
  * <p><b>Sequences.</b> A cache made by {@link PagePool#newSequence()} keeps its tiles, samples and
  * tile summaries in the pool's pages through a page table (its tile offsets) and shares them with
- * its forks ({@link #fork()}, copy-on-write); everything else in this class reads the same. Its append, truncate, fork and close take the sequence's lock (so appends
- * to different layers of one sequence run one after the other); different sequences are
- * independent, also when they share pages (docs/MEMORY.md section 8).
+ * its forks ({@link #fork()}, copy-on-write); everything else in this class reads the same. Its
+ * append, truncate, fork and close take the sequence's lock (so appends to different layers of one
+ * sequence run one after the other); different sequences are independent, also when they share
+ * pages (docs/MEMORY.md section 8).
  *
  * <p><b>Threads.</b> Appends and truncates of one layer must not run concurrently with each other
  * or with a decode that reads that layer; the caller orders them (a decode loop does naturally).

@@ -15,12 +15,12 @@ import java.util.Set;
  * <p><b>Pages.</b> A page holds {@link #pageTokens()} consecutive positions of one sequence, for
  * every layer and KV head: their K tiles, their V tiles, their key samples (the sampled mode's
  * store) and the summaries of their tiles (and of each block of 16 tiles whose last tile is in the
- * page) that the bounded and estimated modes read. {@code pageTokens} is a whole number of tiles, so no tile straddles two pages; when it
- * is also a whole number of sample blocks (512 positions: 32 samples of each of the two phases of
- * every 8th key) the pages keep the samples too ({@link #hasSamples()}), else the sequences cannot
- * run the sampled mode (smaller pages share prompts at a finer grain). One arena owns four
- * segments, K, V, samples and summaries, each {@code pages} equal slots; page {@code p} is slot
- * {@code p} of all four:
+ * page) that the bounded and estimated modes read. {@code pageTokens} is a whole number of tiles,
+ * so no tile straddles two pages; when it is also a whole number of sample blocks (512 positions:
+ * 32 samples of each of the two phases of every 8th key) the pages keep the samples too
+ * ({@link #hasSamples()}), else the sequences cannot run the sampled mode (smaller pages share
+ * prompts at a finer grain). One arena owns four segments, K, V, samples and summaries, each
+ * {@code pages} equal slots; page {@code p} is slot {@code p} of all four:
  *
  * <pre>
  *   K/V tile (layer, kvHead, tile i of the page) at  p * pageKvBytes + ((layer * kvHeads + kvHead) * tilesPerPage + i) * tileBytes

@@ -40,7 +40,8 @@ final class Placement {
     MemorySegment k = HugePages.allocate(arena, layout.segmentBytes(), 64);
     MemorySegment v = HugePages.allocate(arena, layout.segmentBytes(), 64);
     MemorySegment s = arena.allocate(Math.multiplyExact((long) layout.layers() * layout.kvHeads()
-        * KvCache.SAMPLE_PHASES * KvCache.samplePhaseBlocks(layout), (long) TileLayout.KEY_BLOCK * layout.rowBytes()), 64);
+        * KvCache.SAMPLE_PHASES * KvCache.samplePhaseBlocks(layout),
+        (long) TileLayout.KEY_BLOCK * layout.rowBytes()), 64);
     return new Placement(layout, null, k, v, s, k.asReadOnly(), v.asReadOnly(), s.asReadOnly());
   }
 

@@ -36,7 +36,9 @@ import java.nio.ByteOrder;
  * sequence of a {@link PagePool} keeps them in its pages: each page's slot holds the four regions
  * above for the page's tiles and for the blocks whose last tile is in the page, and the offsets go
  * through the page table, so forks share them and copy-on-write copies them with the page. A run
- * of consecutive records then ends with its page ({@link #ballRun}). Memory: {@code 2d * bytes(dtype) + 4d + 12} bytes per tile per KV head, e.g. 8.1 bytes per
+ * of consecutive records then ends with its page ({@link #ballRun}).
+ *
+ * <p>Memory: {@code 2d * bytes(dtype) + 4d + 12} bytes per tile per KV head, e.g. 8.1 bytes per
  * key and KV head for an f16 cache at d = 128, T = 128 (1.6 % of an f16 K+V row), plus 1/16 of
  * that for the block level.
  */
@@ -227,7 +229,7 @@ public final class TileSummaries {
     return boxBytes + ballBytes;
   }
 
-  /** Bytes reserved for all summaries: a flat cache's segment; 0 for a sequence (its summaries are in the pool's pages). */
+  /** Bytes reserved for all summaries: a flat cache's segment; 0 for a sequence (they are in the pool's pages). */
   public long bytesReserved() {
     return pages == null ? data.byteSize() : 0;
   }

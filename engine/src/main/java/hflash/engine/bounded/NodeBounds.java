@@ -124,7 +124,8 @@ public final class NodeBounds {
     // a paged sequence keeps each page's records apart: one run per page (each row's score is its own, same bits)
     for (int j = 0, run; j < count; j += run) {
       run = sum.ballRun(index + j, count - j, block);
-      long ball = block ? sum.blockBallOffset(tiles.layer(), kh, index + j) : sum.ballOffset(tiles.layer(), kh, index + j);
+      long ball = block ? sum.blockBallOffset(tiles.layer(), kh, index + j)
+          : sum.ballOffset(tiles.layer(), kh, index + j);
       float[] out = run == count ? centroidScores : pageRun;
       kernels.rowScores(tiles.queries(), kh * g * d, g, d, tiles.summarySegment(), ball, sum.ballBytes(), run, out,
           run);
