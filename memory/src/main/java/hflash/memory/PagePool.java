@@ -13,25 +13,30 @@ import java.util.Set;
  * every tile the engine reads is still one contiguous run in one segment.
  *
  * <p><b>Pages.</b> A page holds {@link #pageTokens()} consecutive positions of one sequence, for
- * every layer and KV head: their K tiles, their V tiles and their key samples (the sampled mode's
- * store). {@code pageTokens} is a whole number of tiles, so no tile straddles two pages; when it
- * is also a whole number of sample blocks (512 positions: 32 samples of each of the two phases of
- * every 8th key) the pages keep the samples too ({@link #hasSamples()}), else the sequences cannot
- * run the sampled mode (smaller pages share prompts at a finer grain). One arena owns three segments, K, V and samples, each {@code pages} equal slots; page
- * {@code p} is slot {@code p} of all three:
+ * every layer and KV head: their K tiles, their V tiles, their key samples (the sampled mode's
+ * store) and the summaries of their tiles (and of each block of 16 tiles whose last tile is in the
+ * page) that the bounded and estimated modes read. {@code pageTokens} is a whole number of tiles,
+ * so no tile straddles two pages; when it is also a whole number of sample blocks (512 positions:
+ * 32 samples of each of the two phases of every 8th key) the pages keep the samples too
+ * ({@link #hasSamples()}), else the sequences cannot run the sampled mode (smaller pages share
+ * prompts at a finer grain). One arena owns four segments, K, V, samples and summaries, each
+ * {@code pages} equal slots; page {@code p} is slot {@code p} of all four:
  *
  * <pre>
  *   K/V tile (layer, kvHead, tile i of the page) at  p * pageKvBytes + ((layer * kvHeads + kvHead) * tilesPerPage + i) * tileBytes
  *   sample block (layer, kvHead, phase, block b)  at  p * pageSampleBytes + (((layer * kvHeads + kvHead) * 2 + phase) * blocksPerPage + b) * 32 * rowBytes
  * </pre>
  *
- * K and V use the same offset in their own segment, exactly as in a flat {@link KvCache}.
+ * K and V use the same offset in their own segment, exactly as in a flat {@link KvCache}. A page's
+ * summary slot holds its key records ({@link TileSummaries}) then its value records
+ * ({@link ValueSummaries}), each ordered (layer, kvHead, index) as in a flat cache.
  *
  * <p><b>Sequences.</b> {@link #newSequence()} returns a {@link KvCache} whose tiles live in pages
  * through a page table: the whole {@code KvCache} contract (appends, lengths, truncate, close, the
- * decode engine in every mode) plus {@link KvCache#fork()}. Its tile summaries are its own (about
- * 2.5 % of an f16 K+V row per position, reserved for the maximum length, copied by a fork), see
- * docs/MEMORY.md for why.
+ * decode engine in every mode) plus {@link KvCache#fork()}. Its tile summaries are in its pages,
+ * so a fork shares them with the pages (nothing copied) and a copy-on-write copies them with the
+ * page; a sequence keeps no memory outside its pages ({@link #stats()} counts whole pages), see
+ * docs/MEMORY.md section 8.
  *
  * <p><b>Threads.</b> Every method of the pool is thread-safe. Page allocation, reference counts and
  * {@link #stats()} are guarded by one lock held only for bookkeeping (never while page bytes are
@@ -55,10 +60,14 @@ public final class PagePool implements AutoCloseable {
   private final long tileBytes;
   private final long pageKvBytes; // bytes of one page in the K segment (the same in V)
   private final long pageSampleBytes;
+  private final long pageSummaryBytes; // one page's slot of tile and block summaries (keys, then values)
+  private final long valueSummaryBase; // where the value summaries start inside the slot
   private final Arena arena;
   private final MemorySegment keys; // (pages, layers, kvHeads, tilesPerPage) tiles
   private final MemorySegment values;
   private final MemorySegment samples; // (pages, layers, kvHeads, phases, blocksPerPage) sample blocks
+  private final MemorySegment summaries; // (pages) slots of TileSummaries then ValueSummaries records
+  private final MemorySegment summariesView;
   private final MemorySegment keysView;
   private final MemorySegment valuesView;
   private final MemorySegment samplesView;
@@ -68,7 +77,6 @@ public final class PagePool implements AutoCloseable {
   private final ArrayDeque<Integer> free = new ArrayDeque<>();
   private int shared; // pages with refs > 1
   private final Set<KvCache> open = Collections.newSetFromMap(new IdentityHashMap<>());
-  private long summaryBytes; // the summaries of the open sequences
   private boolean closed;
 
   private PagePool(KvCacheLayout layout, int pageTokens, int pages, HadamardRotation rotation) {
@@ -83,6 +91,8 @@ public final class PagePool implements AutoCloseable {
     this.pageKvBytes = Math.multiplyExact(heads * tilesPerPage, tileBytes);
     this.pageSampleBytes = Math.multiplyExact(heads * KvCache.SAMPLE_PHASES * sampleBlocksPerPage,
         TileLayout.KEY_BLOCK * layout.rowBytes());
+    this.valueSummaryBase = align(TileSummaries.slotBytes(layout, tilesPerPage));
+    this.pageSummaryBytes = summaryBytes(layout, pageTokens);
     this.refs = new int[pages];
     for (int p = 0; p < pages; p++) {
       free.add(p);
@@ -92,6 +102,7 @@ public final class PagePool implements AutoCloseable {
       this.keys = HugePages.allocate(a, Math.multiplyExact(pageKvBytes, (long) pages), 64);
       this.values = HugePages.allocate(a, Math.multiplyExact(pageKvBytes, (long) pages), 64);
       this.samples = a.allocate(Math.max(1, Math.multiplyExact(pageSampleBytes, (long) pages)), 64);
+      this.summaries = a.allocate(Math.multiplyExact(pageSummaryBytes, (long) pages), 64);
     } catch (RuntimeException | Error e) {
       a.close();
       throw e;
@@ -100,6 +111,18 @@ public final class PagePool implements AutoCloseable {
     this.keysView = keys.asReadOnly();
     this.valuesView = values.asReadOnly();
     this.samplesView = samples.asReadOnly();
+    this.summariesView = summaries.asReadOnly();
+  }
+
+  private static long align(long bytes) {
+    return Math.addExact(bytes, 63) & -64L;
+  }
+
+  /** One page's slot of summaries: its tiles' and blocks' key records, then their value records, 64-byte aligned. */
+  private static long summaryBytes(KvCacheLayout layout, int pageTokens) {
+    int tilesPerPage = pageTokens / layout.tileTokens();
+    return Math.addExact(align(TileSummaries.slotBytes(layout, tilesPerPage)),
+        align(ValueSummaries.slotBytes(layout, tilesPerPage)));
   }
 
   /**
@@ -144,13 +167,16 @@ public final class PagePool implements AutoCloseable {
   }
 
   /**
-   * Bytes one page takes: K, V and (when pageTokens is a multiple of {@link #SAMPLE_SPAN}) samples of
-   * {@code pageTokens} positions of every layer and KV head.
+   * Bytes one page takes: K, V, (when pageTokens is a multiple of {@link #SAMPLE_SPAN}) samples, and
+   * the tile summaries of {@code pageTokens} positions of every layer and KV head. The summaries are
+   * the key and value records of the page's tiles and of the blocks of 16 tiles whose last tile is
+   * in the page: a page of fewer than 16 tiles reserves one block record per layer and KV head, used
+   * by every (16 / tiles per page)-th page.
    */
   public static long pageBytes(KvCacheLayout layout, int pageTokens) {
     long heads = (long) layout.layers() * layout.kvHeads();
     long samples = pageTokens % SAMPLE_SPAN == 0 ? heads * pageTokens / KvCache.SAMPLE_STRIDE * layout.rowBytes() : 0;
-    return heads * pageTokens * layout.rowBytes() * 2 + samples;
+    return heads * pageTokens * layout.rowBytes() * 2 + samples + summaryBytes(layout, pageTokens);
   }
 
   /**
@@ -196,8 +222,10 @@ public final class PagePool implements AutoCloseable {
    * @param pagesUsed pages some sequence holds
    * @param pagesShared pages two or more sequences hold
    * @param pagesFree pages no sequence holds
-   * @param bytes everything the pool reserved: {@code pagesTotal * pageBytes}
-   * @param bytesUsed what the open sequences take: {@code pagesUsed * pageBytes} plus their summaries
+   * @param bytes everything the pool reserved: {@code pagesTotal * pageBytes} (K, V, samples and the
+   *     tile summaries: they live in the pages)
+   * @param bytesUsed what the open sequences take: {@code pagesUsed * pageBytes}, summaries included (a
+   *     sequence keeps nothing outside its pages, a fork copies nothing)
    * @param sequences sequences open
    */
   public record Stats(int pagesTotal, int pagesUsed, int pagesShared, int pagesFree, long bytes, long bytesUsed,
@@ -207,7 +235,7 @@ public final class PagePool implements AutoCloseable {
   public synchronized Stats stats() {
     int used = pageCount - free.size();
     long page = pageBytes(layout, pageTokens);
-    return new Stats(pageCount, used, shared, free.size(), page * pageCount, page * used + summaryBytes, open.size());
+    return new Stats(pageCount, used, shared, free.size(), page * pageCount, page * used, open.size());
   }
 
   /** Frees the pages after closing every sequence still open. Idempotent and thread-safe. */
@@ -267,6 +295,24 @@ public final class PagePool implements AutoCloseable {
 
   MemorySegment samplesView() {
     return samplesView;
+  }
+
+  MemorySegment summaries() {
+    return summaries;
+  }
+
+  MemorySegment summariesView() {
+    return summariesView;
+  }
+
+  /** A sequence's key summaries over its page table (see {@link TileSummaries}). */
+  TileSummaries tileSummaries(PageTable table) {
+    return new TileSummaries(layout, summaries, table, pageSummaryBytes, 0, tilesPerPage);
+  }
+
+  /** A sequence's value summaries over its page table. */
+  ValueSummaries valueSummaries(PageTable table) {
+    return new ValueSummaries(layout, summaries, table, pageSummaryBytes, valueSummaryBase, tilesPerPage);
   }
 
   int tilesPerPage() {
@@ -338,24 +384,22 @@ public final class PagePool implements AutoCloseable {
     return refs[page] > 1;
   }
 
-  synchronized void opened(KvCache c, long summaryBytes) {
+  synchronized void opened(KvCache c) {
     ensureOpen();
     open.add(c);
-    this.summaryBytes += summaryBytes;
   }
 
-  synchronized void closed(KvCache c, long summaryBytes) {
-    if (open.remove(c)) {
-      this.summaryBytes -= summaryBytes;
-    }
+  synchronized void closed(KvCache c) {
+    open.remove(c);
   }
 
-  /** Copies the bytes of page {@code from} (K, V, samples) into page {@code to}. */
+  /** Copies the bytes of page {@code from} (K, V, samples, summaries) into page {@code to}. */
   void copyPage(int from, int to) {
     MemorySegment.copy(keys, from * pageKvBytes, keys, to * pageKvBytes, pageKvBytes);
     MemorySegment.copy(values, from * pageKvBytes, values, to * pageKvBytes, pageKvBytes);
     if (pageSampleBytes > 0) {
       MemorySegment.copy(samples, from * pageSampleBytes, samples, to * pageSampleBytes, pageSampleBytes);
     }
+    MemorySegment.copy(summaries, from * pageSummaryBytes, summaries, to * pageSummaryBytes, pageSummaryBytes);
   }
 }

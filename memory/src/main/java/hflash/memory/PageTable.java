@@ -97,6 +97,31 @@ final class PageTable {
     }
   }
 
+  /** True when the page holding {@code position} is held by another sequence too. */
+  boolean isSharedAt(int position) {
+    return pool.isShared(pages[position / pageTokens]);
+  }
+
+  /** The page ids, in position order (a snapshot). */
+  int[] ids() {
+    return Arrays.copyOf(pages, count);
+  }
+
+  /** K plus V bytes of the pages held (shared ones included). */
+  long kvBytes() {
+    KvCacheLayout l = pool.layout();
+    return 2L * count * pageTokens * l.kvHeads() * l.layers() * l.rowBytes();
+  }
+
+  /** Releases the pages past the longest of {@code lengths} (positions per layer). */
+  void shrinkTo(int[] lengths) {
+    int longest = 0;
+    for (int len : lengths) {
+      longest = Math.max(longest, len);
+    }
+    shrink((longest + pageTokens - 1) / pageTokens);
+  }
+
   /** Releases the pages past the first {@code keep}. */
   void shrink(int keep) {
     if (keep < count) {

@@ -30,7 +30,15 @@ import java.nio.ByteOrder;
  * the bounds hold for what the kernels actually score. lo/hi are maintained per append in O(d);
  * centroid, radius and vmax are computed once, when a tile's last position is appended (the tile
  * becomes complete). The last, incomplete tile of a layer has lo/hi only: the engine always reads
- * it. Memory: {@code 2d * bytes(dtype) + 4d + 12} bytes per tile per KV head, e.g. 8.1 bytes per
+ * it.
+ *
+ * <p>Where: a flat cache keeps all records in one segment of its own, reserved for its capacity. A
+ * sequence of a {@link PagePool} keeps them in its pages: each page's slot holds the four regions
+ * above for the page's tiles and for the blocks whose last tile is in the page, and the offsets go
+ * through the page table, so forks share them and copy-on-write copies them with the page. A run
+ * of consecutive records then ends with its page ({@link #ballRun}).
+ *
+ * <p>Memory: {@code 2d * bytes(dtype) + 4d + 12} bytes per tile per KV head, e.g. 8.1 bytes per
  * key and KV head for an f16 cache at d = 128, T = 128 (1.6 % of an f16 K+V row), plus 1/16 of
  * that for the block level.
  */
@@ -43,32 +51,74 @@ public final class TileSummaries {
   public static final int BLOCK_TILES = 16;
 
   private final KvCacheLayout layout;
-  private final MemorySegment data; // tile boxes, block boxes, tile balls, block balls
+  private final MemorySegment data; // a flat cache's own segment, or the pool's summary segment
   private final DType dtype; // of lo/hi: the cache's (f32 for the block dtypes)
-  private final int tiles; // tiles per (layer, kvHead)
-  private final int blocks; // complete-able blocks per (layer, kvHead): tiles / BLOCK_TILES
+  private final int blocks; // complete-able blocks per (layer, kvHead): tiles of the capacity / BLOCK_TILES
   private final long boxBytes;
   private final long ballBytes;
-  private final long blockBoxBase; // byte offsets of the regions after the tile boxes
-  private final long tileBallBase;
-  private final long blockBallBase;
   private final long tailAt; // byte offset of radius, vmax, cnorm inside a ball record
   private final double[] centroid; // (d) scratch of complete(): appends are not concurrent
+  // Where the records are. A flat cache has one slot holding every tile and block; a sequence one
+  // slot per pool page, holding that page's tiles and the blocks whose last tile is in it.
+  private final int slotTiles; // tiles per (layer, kvHead) in a slot
+  private final int slotBlocks; // blocks per (layer, kvHead) in a slot
+  private final long blockBoxBase; // byte offsets, inside a slot, of the regions after the tile boxes
+  private final long tileBallBase;
+  private final long blockBallBase;
+  private final PageTable pages; // a sequence's page table; null: flat
+  private final long pageStride; // bytes of one page's slot in the pool's summary segment
+  private final long partBase; // where the key summaries start inside a page's slot
 
+  /** A flat cache's summaries, in their own segment from {@code arena}. */
   TileSummaries(KvCacheLayout layout, Arena arena) {
+    this(layout, null, null, 0, 0, (int) (layout.paddedCapacity() / layout.tileTokens()), arena);
+  }
+
+  /**
+   * A sequence's summaries: in {@code pool}, the slot of page {@code p} (for {@code pages}' entries)
+   * starts at {@code p * pageStride + partBase} and holds {@link #slotBytes} bytes.
+   */
+  TileSummaries(KvCacheLayout layout, MemorySegment pool, PageTable pages, long pageStride, long partBase,
+      int tilesPerPage) {
+    this(layout, pool, pages, pageStride, partBase, tilesPerPage, null);
+  }
+
+  private TileSummaries(KvCacheLayout layout, MemorySegment pool, PageTable pages, long pageStride, long partBase,
+      int slotTiles, Arena arena) {
     this.layout = layout;
     this.dtype = layout.dtype().summaryDType();
-    this.tiles = (int) (layout.paddedCapacity() / layout.tileTokens());
     this.boxBytes = boxBytes(layout.headDim(), dtype);
     this.ballBytes = ballBytes(layout.headDim());
     this.tailAt = (long) layout.headDim() * Float.BYTES;
     this.centroid = new double[layout.headDim()];
-    this.blocks = tiles / BLOCK_TILES;
+    this.blocks = (int) (layout.paddedCapacity() / layout.tileTokens()) / BLOCK_TILES;
+    this.slotTiles = slotTiles;
+    this.slotBlocks = pages == null ? slotTiles / BLOCK_TILES : slotBlocks(slotTiles);
+    this.pages = pages;
+    this.pageStride = pageStride;
+    this.partBase = partBase;
     long heads = (long) layout.layers() * layout.kvHeads();
-    this.blockBoxBase = Math.multiplyExact(heads * tiles, boxBytes);
-    this.tileBallBase = Math.addExact(blockBoxBase, Math.multiplyExact(heads * blocks, boxBytes));
-    this.blockBallBase = Math.addExact(tileBallBase, Math.multiplyExact(heads * tiles, ballBytes));
-    this.data = arena.allocate(Math.addExact(blockBallBase, Math.multiplyExact(heads * blocks, ballBytes)), 64);
+    this.blockBoxBase = Math.multiplyExact(heads * slotTiles, boxBytes);
+    this.tileBallBase = Math.addExact(blockBoxBase, Math.multiplyExact(heads * slotBlocks, boxBytes));
+    this.blockBallBase = Math.addExact(tileBallBase, Math.multiplyExact(heads * slotTiles, ballBytes));
+    long slot = Math.addExact(blockBallBase, Math.multiplyExact(heads * slotBlocks, ballBytes));
+    this.data = pages == null ? arena.allocate(slot, 64) : pool;
+  }
+
+  /**
+   * Blocks per (layer, kvHead) a page of {@code tilesPerPage} tiles keeps: those whose last tile is
+   * in the page, at most {@code ceil(tilesPerPage / 16)} (so a page of fewer than 16 tiles keeps one
+   * block slot, used by every 16/tilesPerPage-th page).
+   */
+  static int slotBlocks(int tilesPerPage) {
+    return (tilesPerPage + BLOCK_TILES - 1) / BLOCK_TILES;
+  }
+
+  /** Bytes of one pool page's key summaries: box and ball records of its tiles and blocks, every layer and KV head. */
+  static long slotBytes(KvCacheLayout layout, int tilesPerPage) {
+    long heads = (long) layout.layers() * layout.kvHeads();
+    return Math.multiplyExact(heads * (tilesPerPage + slotBlocks(tilesPerPage)),
+        recordBytes(layout.headDim(), layout.dtype()));
   }
 
   /** Bytes of both records of one node: {@code 2d * bytes(dtype) + 4d + 12}. */
@@ -89,7 +139,7 @@ public final class TileSummaries {
     return (long) headDim * Float.BYTES + 3L * Float.BYTES;
   }
 
-  /** The whole summary segment (read-only view handed out by {@link KvCache#summaries()}). */
+  /** The segment every offset indexes: the cache's own, or the pool's for a sequence (engine reads a view of it). */
   MemorySegment data() {
     return data;
   }
@@ -98,14 +148,54 @@ public final class TileSummaries {
     return ((long) layer * layout.kvHeads() + kvHead) * perHead + i;
   }
 
+  /** Start of the slot holding tile {@code tile}'s records. */
+  private long tileSlot(int tile) {
+    return pages == null ? 0 : pages.page(tile / slotTiles) * pageStride + partBase;
+  }
+
+  /** Start of the slot holding block {@code block}'s records: the page of its last tile. */
+  private long blockSlot(int block) {
+    return pages == null ? 0 : pages.page((block * BLOCK_TILES + BLOCK_TILES - 1) / slotTiles) * pageStride + partBase;
+  }
+
+  /** Index of tile {@code tile} in its slot. */
+  private int tileIndex(int tile) {
+    return pages == null ? tile : tile % slotTiles;
+  }
+
+  /** Index of block {@code block} in its slot. */
+  private int blockIndex(int block) {
+    return pages == null ? block : (block * BLOCK_TILES + BLOCK_TILES - 1) % slotTiles / BLOCK_TILES;
+  }
+
+  /**
+   * How many of the {@code count} tiles (blocks when {@code block}) from {@code index} on have their
+   * ball records one after the other, {@link #ballBytes()} apart, as a run from the first's offset:
+   * all of them for a flat cache; for a sequence those in the same page.
+   */
+  public int ballRun(int index, int count, boolean block) {
+    if (pages == null || count <= 1) {
+      return count;
+    }
+    if (!block) {
+      return Math.min(count, slotTiles - index % slotTiles);
+    }
+    int page = (index * BLOCK_TILES + BLOCK_TILES - 1) / slotTiles;
+    int run = 1;
+    while (run < count && ((index + run) * BLOCK_TILES + BLOCK_TILES - 1) / slotTiles == page) {
+      run++;
+    }
+    return run;
+  }
+
   /** Byte offset of the box record (lo, hi) of (layer, kvHead, tile). */
   public long boxOffset(int layer, int kvHead, int tile) {
-    return index(layer, kvHead, tile, tiles) * boxBytes;
+    return tileSlot(tile) + index(layer, kvHead, tileIndex(tile), slotTiles) * boxBytes;
   }
 
   /** Byte offset of the ball record (centroid, radius, vmax, ||c||) of (layer, kvHead, tile). */
   public long ballOffset(int layer, int kvHead, int tile) {
-    return tileBallBase + index(layer, kvHead, tile, tiles) * ballBytes;
+    return tileSlot(tile) + tileBallBase + index(layer, kvHead, tileIndex(tile), slotTiles) * ballBytes;
   }
 
   /**
@@ -116,12 +206,12 @@ public final class TileSummaries {
    * tiles' max.
    */
   public long blockBoxOffset(int layer, int kvHead, int block) {
-    return blockBoxBase + index(layer, kvHead, block, blocks) * boxBytes;
+    return blockSlot(block) + blockBoxBase + index(layer, kvHead, blockIndex(block), slotBlocks) * boxBytes;
   }
 
   /** Byte offset of the ball record of block {@code block} of (layer, kvHead). */
   public long blockBallOffset(int layer, int kvHead, int block) {
-    return blockBallBase + index(layer, kvHead, block, blocks) * ballBytes;
+    return blockSlot(block) + blockBallBase + index(layer, kvHead, blockIndex(block), slotBlocks) * ballBytes;
   }
 
   /** Bytes of one box record. */
@@ -139,15 +229,15 @@ public final class TileSummaries {
     return boxBytes + ballBytes;
   }
 
-  /** Bytes reserved for all summaries. */
+  /** Bytes reserved for all summaries: a flat cache's segment; 0 for a sequence (they are in the pool's pages). */
   public long bytesReserved() {
-    return data.byteSize();
+    return pages == null ? data.byteSize() : 0;
   }
 
   // ------------------------------------------------------------------ maintenance (KvCache)
 
   /** Folds stored position {@code pos} of (layer, kvHead) into its tile's lo/hi. */
-  void addKey(KvCache cache, int layer, int kvHead, int pos) {
+  void addKey(Placement cache, int layer, int kvHead, int pos) {
     int d = layout.headDim();
     int t = pos / layout.tileTokens();
     boolean first = pos % layout.tileTokens() == 0;
@@ -170,7 +260,7 @@ public final class TileSummaries {
   }
 
   /** Computes centroid, radius and vmax of a tile whose T positions are all stored. */
-  void complete(KvCache cache, int layer, int kvHead, int tile) {
+  void complete(Placement cache, int layer, int kvHead, int tile) {
     int d = layout.headDim();
     int tt = layout.tileTokens();
     long rec = ballOffset(layer, kvHead, tile);
@@ -260,7 +350,7 @@ public final class TileSummaries {
   }
 
   /** Recomputes lo/hi of the tile holding positions [tileStart, length) after a truncate. */
-  void rebuildOpenTile(KvCache cache, int layer, int kvHead, int length) {
+  void rebuildOpenTile(Placement cache, int layer, int kvHead, int length) {
     int tt = layout.tileTokens();
     if (length % tt == 0) {
       return; // no open tile: every tile below length is complete and unchanged

@@ -21,7 +21,9 @@ import java.nio.ByteOrder;
  *
  * A block's centroid is the mean of its tiles' centroids and its radius
  * {@code max_t (||c_t - c_B|| + r_t)}, rounded up, so the block's ball holds every tile's ball. Two
- * regions: tile records, then block records, each ordered (layer, kvHead, index). A separate class
+ * regions: tile records, then block records, each ordered (layer, kvHead, index): in a flat cache's
+ * own segment, or, for a sequence of a {@link PagePool}, in each page's slot for the page's tiles
+ * and the blocks whose last tile is in it (as {@link TileSummaries}). A separate class
  * from {@link TileSummaries} (key bounds): the two are read by different stages.
  */
 public final class ValueSummaries {
@@ -29,23 +31,54 @@ public final class ValueSummaries {
   private static final ValueLayout.OfFloat F32 =
       ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
-  private final KvCacheLayout layout;
-  private final MemorySegment data; // tile records, then block records
-  private final int tiles; // tiles per (layer, kvHead)
-  private final int blocks; // blocks per (layer, kvHead)
-  private final long recordBytes;
-  private final long blockBase;
-  private final double[] centroid; // (d) scratch: appends are not concurrent within a layer's head
+  private static final int BLOCK_TILES = TileSummaries.BLOCK_TILES;
 
+  private final KvCacheLayout layout;
+  private final MemorySegment data; // a flat cache's own segment (tile records, then block records), or the pool's
+  private final int blocks; // complete-able blocks per (layer, kvHead) of the capacity
+  private final long recordBytes;
+  private final double[] centroid; // (d) scratch: appends are not concurrent within a layer's head
+  // Where the records are: as in TileSummaries, one slot for a flat cache, one per pool page for a sequence
+  private final int slotTiles;
+  private final int slotBlocks;
+  private final long blockBase; // inside a slot
+  private final PageTable pages; // null: flat
+  private final long pageStride;
+  private final long partBase; // where the value summaries start inside a page's slot
+
+  /** A flat cache's records, in their own segment from {@code arena}. */
   ValueSummaries(KvCacheLayout layout, Arena arena) {
+    this(layout, null, null, 0, 0, (int) (layout.paddedCapacity() / layout.tileTokens()), arena);
+  }
+
+  /** A sequence's records: page {@code p}'s slot at {@code p * pageStride + partBase} of {@code pool}. */
+  ValueSummaries(KvCacheLayout layout, MemorySegment pool, PageTable pages, long pageStride, long partBase,
+      int tilesPerPage) {
+    this(layout, pool, pages, pageStride, partBase, tilesPerPage, null);
+  }
+
+  private ValueSummaries(KvCacheLayout layout, MemorySegment pool, PageTable pages, long pageStride, long partBase,
+      int slotTiles, Arena arena) {
     this.layout = layout;
-    this.tiles = (int) (layout.paddedCapacity() / layout.tileTokens());
-    this.blocks = tiles / TileSummaries.BLOCK_TILES;
+    this.blocks = (int) (layout.paddedCapacity() / layout.tileTokens()) / BLOCK_TILES;
     this.recordBytes = recordBytes(layout.headDim());
+    this.slotTiles = slotTiles;
+    this.slotBlocks = pages == null ? slotTiles / BLOCK_TILES : TileSummaries.slotBlocks(slotTiles);
+    this.pages = pages;
+    this.pageStride = pageStride;
+    this.partBase = partBase;
     long heads = (long) layout.layers() * layout.kvHeads();
-    this.blockBase = Math.multiplyExact(heads * tiles, recordBytes);
-    this.data = arena.allocate(Math.addExact(blockBase, Math.multiplyExact(heads * blocks, recordBytes)), 64);
+    this.blockBase = Math.multiplyExact(heads * slotTiles, recordBytes);
+    long slot = Math.addExact(blockBase, Math.multiplyExact(heads * slotBlocks, recordBytes));
+    this.data = pages == null ? arena.allocate(slot, 64) : pool;
     this.centroid = new double[layout.headDim()];
+  }
+
+  /** Bytes of one pool page's value records: its tiles and blocks, every layer and KV head. */
+  static long slotBytes(KvCacheLayout layout, int tilesPerPage) {
+    long heads = (long) layout.layers() * layout.kvHeads();
+    return Math.multiplyExact(heads * (tilesPerPage + TileSummaries.slotBlocks(tilesPerPage)),
+        recordBytes(layout.headDim()));
   }
 
   /** Bytes of one record: f32 centroid and radius, {@code 4d + 4}. */
@@ -58,9 +91,9 @@ public final class ValueSummaries {
     return recordBytes;
   }
 
-  /** Bytes reserved for all records. */
+  /** Bytes reserved for all records: a flat cache's segment; 0 for a sequence (its records are in the pool's pages). */
   public long bytesReserved() {
-    return data.byteSize();
+    return pages == null ? data.byteSize() : 0;
   }
 
   private long index(int layer, int kvHead, int i, int perHead) {
@@ -69,12 +102,21 @@ public final class ValueSummaries {
 
   /** Byte offset of the record of (layer, kvHead, tile). */
   public long tileOffset(int layer, int kvHead, int tile) {
-    return index(layer, kvHead, tile, tiles) * recordBytes;
+    if (pages == null) {
+      return index(layer, kvHead, tile, slotTiles) * recordBytes;
+    }
+    return pages.page(tile / slotTiles) * pageStride + partBase + index(layer, kvHead, tile % slotTiles, slotTiles)
+        * recordBytes;
   }
 
   /** Byte offset of the record of block {@code block} (tiles {@code [16 block, 16 block + 16)}). */
   public long blockOffset(int layer, int kvHead, int block) {
-    return blockBase + index(layer, kvHead, block, blocks) * recordBytes;
+    if (pages == null) {
+      return blockBase + index(layer, kvHead, block, slotBlocks) * recordBytes;
+    }
+    int last = block * BLOCK_TILES + BLOCK_TILES - 1; // a block's records are in the page of its last tile
+    return pages.page(last / slotTiles) * pageStride + partBase + blockBase
+        + index(layer, kvHead, last % slotTiles / BLOCK_TILES, slotBlocks) * recordBytes;
   }
 
   /** Element c of the value centroid of the record at {@code offset}. */
@@ -93,7 +135,7 @@ public final class ValueSummaries {
   }
 
   /** Computes the record of a tile whose T positions are all stored (and its block's when it is the last). */
-  void complete(KvCache cache, int layer, int kvHead, int tile) {
+  void complete(Placement cache, int layer, int kvHead, int tile) {
     int d = layout.headDim();
     int tt = layout.tileTokens();
     long rec = tileOffset(layer, kvHead, tile);
@@ -123,11 +165,6 @@ public final class ValueSummaries {
         && tile / TileSummaries.BLOCK_TILES < blocks) {
       completeBlock(layer, kvHead, tile / TileSummaries.BLOCK_TILES);
     }
-  }
-
-  /** Copies every record into {@code other} (a fork's summaries; same layout). */
-  void copyTo(ValueSummaries other) {
-    MemorySegment.copy(data, 0, other.data, 0, data.byteSize());
   }
 
   private void completeBlock(int layer, int kvHead, int block) {

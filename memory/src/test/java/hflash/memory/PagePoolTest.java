@@ -305,4 +305,105 @@ class PagePoolTest {
       assertEquals(200, pool.stats().pagesFree());
     }
   }
+  /**
+   * A fork shares its parent's summaries with the pages: nothing is copied or reserved per fork
+   * ({@code stats()} counts whole pages and nothing else), both read the same records, and a
+   * copy-on-write page carries its records to the writer's copy.
+   */
+  @Test
+  void forkSharesTheSummariesOfItsPages() {
+    KvCacheLayout l = layout(4096, DType.F16);
+    Random r = new Random(21);
+    try (PagePool pool = PagePool.allocate(l, 512, 32); KvCache flat = KvCache.allocate(l)) {
+      long page = PagePool.pageBytes(l, 512);
+      KvCache parent = pool.newSequence();
+      for (int layer = 0; layer < 2; layer++) {
+        float[] k = rows(r, 1200, l), v = rows(r, 1200, l); // 37 full tiles (2 blocks) and an open one
+        parent.append(layer, 1200, k, v);
+        flat.append(layer, 1200, k, v);
+      }
+      PagePool.Stats before = pool.stats();
+      assertEquals(3 * page, before.bytesUsed());
+      KvCache child = parent.fork();
+      PagePool.Stats after = pool.stats();
+      assertEquals(before.bytesUsed(), after.bytesUsed(), "a fork reserves no summaries of its own");
+      assertEquals(before.pagesUsed(), after.pagesUsed());
+      assertEquals(0, child.tileSummaries().bytesReserved() + child.valueSummaries().bytesReserved());
+      TileSummaries sp = parent.tileSummaries(), sc = child.tileSummaries();
+      for (int t = 0; t < 37; t++) { // the same records, not copies
+        assertEquals(sp.ballOffset(1, 1, t), sc.ballOffset(1, 1, t));
+        assertEquals(sp.boxOffset(1, 1, t), sc.boxOffset(1, 1, t));
+      }
+      assertEquals(sp.blockBallOffset(0, 1, 1), sc.blockBallOffset(0, 1, 1));
+      assertSameContents(child, flat, "fresh fork");
+
+      float[] k = rows(r, 100, l), v = rows(r, 100, l);
+      child.append(0, 100, k, v); // copies the shared partial page (tiles 32..47), then completes tiles 37..39
+      assertEquals(4 * page, pool.stats().bytesUsed());
+      assertNotEquals(sp.boxOffset(0, 0, 33), sc.boxOffset(0, 0, 33)); // the child's own copy of page 2
+      assertEquals(sp.boxOffset(0, 0, 31), sc.boxOffset(0, 0, 31)); // page 1 stays shared
+      try (KvCache flatChild = KvCache.allocate(l)) {
+        for (int layer = 0; layer < 2; layer++) {
+          flatChild.append(layer, 1200, readAll(parent, layer, true), readAll(parent, layer, false));
+        }
+        flatChild.append(0, 100, k, v);
+        assertSameContents(child, flatChild, "child after copy-on-write");
+        assertSameContents(parent, flat, "parent after the child's write");
+      }
+      child.close();
+      parent.close();
+      assertEquals(0, pool.stats().bytesUsed());
+    }
+  }
+
+  /**
+   * A truncate into a page another sequence shares leaves that page's records alone (the other
+   * still holds the longer rows); the next append copies the page and rebuilds the open tile's
+   * lo/hi, so both sequences then hold exactly a flat cache's summaries for their rows.
+   */
+  @ParameterizedTest
+  @EnumSource(value = DType.class, names = {"F32", "F16", "Q8_0"})
+  void truncateThenAppendRederivesTheSummaries(DType dtype) {
+    KvCacheLayout l = layout(4096, dtype);
+    Random r = new Random(23);
+    try (PagePool pool = PagePool.allocate(l, 512, 32)) {
+      KvCache root = pool.newSequence();
+      float[][] k = new float[2][], v = new float[2][];
+      for (int layer = 0; layer < 2; layer++) {
+        k[layer] = rows(r, 1200, l);
+        v[layer] = rows(r, 1200, l);
+        root.append(layer, 1200, k[layer], v[layer]);
+      }
+      KvCache cut = root.fork();
+      cut.truncate(700); // open tile 21 (positions 672..699) in page 1, which root shares
+      KvCache again = cut.fork(); // inherits the pending rebuild
+      float[] k2 = rows(r, 150, l), v2 = rows(r, 150, l);
+      cut.append(0, 150, k2, v2); // copies page 1, rebuilds tile 21's lo/hi, then completes tiles 21..26
+      cut.append(1, 150, k2, v2);
+      again.append(1, 3, rows(r, 3, l), rows(r, 3, l)); // layer 1 only: layer 0 keeps its pending rebuild
+      float[] k3 = rows(r, 40, l), v3 = rows(r, 40, l);
+      again.append(0, 40, k3, v3);
+      try (KvCache flatRoot = KvCache.allocate(l); KvCache flatCut = KvCache.allocate(l)) {
+        for (int layer = 0; layer < 2; layer++) {
+          flatRoot.append(layer, 1200, k[layer], v[layer]);
+          flatCut.append(layer, 700, java.util.Arrays.copyOf(k[layer], 700 * 80),
+              java.util.Arrays.copyOf(v[layer], 700 * 80));
+          flatCut.append(layer, 150, k2, v2);
+        }
+        assertSameContents(root, flatRoot, dtype.id() + " root");
+        assertSameContents(cut, flatCut, dtype.id() + " cut");
+        flatCut.truncate(700);
+        flatCut.append(0, 40, k3, v3);
+        for (int t = 0; t < 22; t++) { // layer 0 of the second fork: the same rows as flatCut's
+          for (int c = 0; c < l.headDim(); c++) {
+            assertEquals(flatCut.tileSummaries().lo(0, 1, t, c), again.tileSummaries().lo(0, 1, t, c));
+            assertEquals(flatCut.tileSummaries().hi(0, 1, t, c), again.tileSummaries().hi(0, 1, t, c));
+          }
+        }
+      }
+      root.close();
+      cut.close();
+      again.close();
+    }
+  }
 }

@@ -24,6 +24,7 @@ public final class NodeBounds {
   private final Frontier frontier;
   private final float[] nb = new float[3];
   private final float[] centroidScores; // (g, count): q_h . centroid of a run of nodes being bounded
+  private final float[] pageRun; // (g, run): the same for the part of a run in one page of a paged sequence
   private boolean oracle; // the call's kind of bound, see mode()
   private boolean budgeted;
 
@@ -37,6 +38,7 @@ public final class NodeBounds {
     this.maxTiles = frontier.maxTiles;
     this.maxBlocks = frontier.maxBlocks;
     this.centroidScores = new float[group * Math.max(maxBlocks, TileSummaries.BLOCK_TILES)];
+    this.pageRun = new float[centroidScores.length];
   }
 
   /** The bound a call uses: true maxima (oracle), the ball alone (budgeted), else min(box, ball). */
@@ -118,9 +120,19 @@ public final class NodeBounds {
   void ballScores(Tiles tiles, int kh, int node, int count) {
     TileSummaries sum = tiles.summaries();
     boolean block = node >= maxTiles;
-    long ball = block ? sum.blockBallOffset(tiles.layer(), kh, node - maxTiles) : sum.ballOffset(tiles.layer(), kh, node);
-    kernels.rowScores(tiles.queries(), kh * g * d, g, d, tiles.summarySegment(), ball, sum.ballBytes(), count,
-        centroidScores, count);
+    int index = block ? node - maxTiles : node;
+    // a paged sequence keeps each page's records apart: one run per page (each row's score is its own, same bits)
+    for (int j = 0, run; j < count; j += run) {
+      run = sum.ballRun(index + j, count - j, block);
+      long ball = block ? sum.blockBallOffset(tiles.layer(), kh, index + j)
+          : sum.ballOffset(tiles.layer(), kh, index + j);
+      float[] out = run == count ? centroidScores : pageRun;
+      kernels.rowScores(tiles.queries(), kh * g * d, g, d, tiles.summarySegment(), ball, sum.ballBytes(), run, out,
+          run);
+      for (int i = 0; out == pageRun && i < g; i++) {
+        System.arraycopy(pageRun, i * run, centroidScores, i * count + j, run);
+      }
+    }
     tiles.countSummaryBytes(count * sum.ballBytes());
     tiles.countFmas((long) count * g * d);
   }

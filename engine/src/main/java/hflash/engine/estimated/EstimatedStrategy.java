@@ -165,8 +165,8 @@ public final class EstimatedStrategy implements ModeStrategy<ModeConfig.Estimate
   private void bound(Tiles tiles, int kh, int full) {
     TileSummaries sum = tiles.summaries();
     int h0 = kh * g;
-    for (int t0 = 0; t0 < full; t0 += RUN) {
-      int count = Math.min(RUN, full - t0);
+    for (int t0 = 0, count; t0 < full; t0 += count) {
+      count = sum.ballRun(t0, Math.min(RUN, full - t0), false); // a paged sequence's run ends with its page
       kernels.rowScores(tiles.queries(), h0 * d, g, d, tiles.summarySegment(), sum.ballOffset(tiles.layer(), kh, t0),
           sum.ballBytes(), count, runScores, count);
       tiles.countSummaryBytes(count * sum.ballBytes());
