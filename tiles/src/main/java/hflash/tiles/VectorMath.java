@@ -24,6 +24,11 @@ final class VectorMath {
    * (each FMA exactly rounded in every tier), so every tier gives the same bits.
    */
   static float expSum(float[] x, int off, int n, float m) {
+    return expSum(x, off, n, m, LANES.get());
+  }
+
+  /** {@link #expSum} with this thread's lane scratch ({@link #lanes}) passed in. */
+  private static float expSum(float[] x, int off, int n, float m, float[] lanes) {
     // The whole loop lives here, exp written out inside it, so no FloatVector ever crosses a
     // method boundary: a vector argument or result of a call C2 does not inline (for instance
     // because the callee was already compiled on its own into a big method) is boxed on the heap,
@@ -52,7 +57,6 @@ final class VectorMath {
         e.intoArray(x, off + i);
         acc = acc.add(e);
       }
-      float[] lanes = LANES.get();
       acc.intoArray(lanes, 0);
       sum = sumLanes(lanes);
     }
@@ -64,6 +68,18 @@ final class VectorMath {
     return sum;
   }
 
+
+  /**
+   * {@link #expSum} of rows {@code r < rows} of s (row r from {@code r * sStride}, max
+   * {@code m[mOff + r]}), the sums into {@code sums[0 .. rows)}: the same loop per row, so the same
+   * bits, with one scratch look-up per call instead of one per row.
+   */
+  static void expRows(float[] s, int sStride, int rows, int count, float[] m, int mOff, float[] sums) {
+    float[] lanes = LANES.get();
+    for (int r = 0; r < rows; r++) {
+      sums[r] = expSum(s, r * sStride, count, m[mOff + r], lanes);
+    }
+  }
 
   private static final float LOG2E = 1.44269504f;
   private static final float LN2_HI = 0.693145751953125f; // ln 2 with 12 trailing zero bits
