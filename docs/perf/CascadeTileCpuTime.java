@@ -19,8 +19,11 @@ import java.util.Random;
  * alternated round by round in one JVM:
  *
  * <pre>
- * scores   widen K + scores                                   (old API: comparable across builds)
+ * wk, wv   widen K, widen V alone                             (old API: comparable across builds)
+ * scores   widen K + scores                                   (old API)
  * pv       widen V + P.V                                      (old API)
+ * copy     copy one tile's real scores into s (32 KiB)
+ * exp      copy + one expRows call over them (their row maxima)
  * old      the whole tile as CascadeLane did it: scores, then per row max + expSum, then widen V + P.V
  * new      the whole tile with the row max from the score kernel and one expRows call (builds that have them)
  * </pre>
@@ -69,8 +72,15 @@ public class CascadeTileCpuTime {
     float[] m = new float[ROWS];
     float[] l = new float[ROWS];
     float[] sums = new float[ROWS];
-    String[] variants = scoresMax != null && expRows != null ? new String[] {"scores", "pv", "old", "new"}
-        : new String[] {"scores", "pv", "old"};
+    float[] s0 = new float[ROWS * sStride]; // one tile's real scores, and their row maxima
+    float[] m0 = new float[ROWS];
+    pk.widenKeys(k, 0, TileEncoding.F16, D, T, kf);
+    pk.scores(q, 0, ROWS, D, kf, T, s0, sStride);
+    for (int h = 0; h < ROWS; h++) {
+      m0[h] = kernels.max(s0, h * sStride, T);
+    }
+    String[] variants = scoresMax != null && expRows != null ? new String[] {"wk", "wv", "scores", "pv", "copy", "exp", "old", "new"}
+        : new String[] {"wk", "wv", "scores", "pv", "old"};
     double[][] us = new double[variants.length][ROUNDS];
     float sink = 0;
     for (int round = -WARM; round < ROUNDS; round++) {
@@ -83,6 +93,13 @@ public class CascadeTileCpuTime {
             long off = t * tileBytes;
             Arrays.fill(m, -1e30f); // a finite max below every score: every row absorbs, none rescales
             switch (var) {
+              case "wk" -> pk.widenKeys(k, off, TileEncoding.F16, D, T, kf);
+              case "copy" -> System.arraycopy(s0, 0, s, 0, s.length);
+              case "exp" -> { // the weights of real scores: copy them in, then one expRows call
+                System.arraycopy(s0, 0, s, 0, s.length);
+                expRows.invoke(pk, s, sStride, ROWS, T, m0, 0, sums);
+              }
+              case "wv" -> pk.widenValues(v, off, TileEncoding.F16, D, T, T, vf);
               case "scores" -> {
                 pk.widenKeys(k, off, TileEncoding.F16, D, T, kf);
                 pk.scores(q, 0, ROWS, D, kf, T, s, sStride);

@@ -100,8 +100,7 @@ final class VectorPrefillScores {
   /**
    * {@link #scores6Rows4Vec} that also raises {@code mx[m0 + r]} to the max of row r's 4 * L
    * scores, taken from the registers (a max is exact: the number a separate pass finds). A
-   * method of its own rather than a flag: a branch that one caller takes and another never does
-   * makes C2 deoptimize the shared kernel when the callers alternate.
+   * method of its own rather than a flag, so no caller's kernel carries a branch it never takes.
    */
   static void scores6Rows4VecMax(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0, int sStride,
       float[] mx, int m0) {
@@ -244,8 +243,7 @@ final class VectorPrefillScores {
   /**
    * {@link #scores4Rows4Vec} that also raises {@code mx[m0 + r]} to the max of row r's 4 * L
    * scores, taken from the registers (a max is exact: the number a separate pass finds). A
-   * method of its own rather than a flag: a branch that one caller takes and another never does
-   * makes C2 deoptimize the shared kernel when the callers alternate.
+   * method of its own rather than a flag, so no caller's kernel carries a branch it never takes.
    */
   static void scores4Rows4VecMax(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0, int sStride,
       float[] mx, int m0) {
@@ -344,8 +342,7 @@ final class VectorPrefillScores {
   /**
    * {@link #scores2Rows4Vec} that also raises {@code mx[m0 + r]} to the max of row r's 4 * L
    * scores, taken from the registers (a max is exact: the number a separate pass finds). A
-   * method of its own rather than a flag: a branch that one caller takes and another never does
-   * makes C2 deoptimize the shared kernel when the callers alternate.
+   * method of its own rather than a flag, so no caller's kernel carries a branch it never takes.
    */
   static void scores2Rows4VecMax(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0, int sStride,
       float[] mx, int m0) {
@@ -410,8 +407,7 @@ final class VectorPrefillScores {
   /**
    * {@link #scores1Row4Vec} that also raises {@code mx[m0 + r]} to the max of row r's 4 * L
    * scores, taken from the registers (a max is exact: the number a separate pass finds). A
-   * method of its own rather than a flag: a branch that one caller takes and another never does
-   * makes C2 deoptimize the shared kernel when the callers alternate.
+   * method of its own rather than a flag, so no caller's kernel carries a branch it never takes.
    */
   static void scores1Row4VecMax(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0, int sStride,
       float[] mx, int m0) {
@@ -477,8 +473,7 @@ final class VectorPrefillScores {
   /**
    * {@link #scores4Rows2Vec} that also raises {@code mx[m0 + r]} to the max of row r's 2 * L
    * scores, taken from the registers (a max is exact: the number a separate pass finds). A
-   * method of its own rather than a flag: a branch that one caller takes and another never does
-   * makes C2 deoptimize the shared kernel when the callers alternate.
+   * method of its own rather than a flag, so no caller's kernel carries a branch it never takes.
    */
   static void scores4Rows2VecMax(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0, int sStride,
       float[] mx, int m0) {
@@ -547,8 +542,7 @@ final class VectorPrefillScores {
   /**
    * {@link #scores2Rows2Vec} that also raises {@code mx[m0 + r]} to the max of row r's 2 * L
    * scores, taken from the registers (a max is exact: the number a separate pass finds). A
-   * method of its own rather than a flag: a branch that one caller takes and another never does
-   * makes C2 deoptimize the shared kernel when the callers alternate.
+   * method of its own rather than a flag, so no caller's kernel carries a branch it never takes.
    */
   static void scores2Rows2VecMax(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0, int sStride,
       float[] mx, int m0) {
@@ -596,8 +590,7 @@ final class VectorPrefillScores {
   /**
    * {@link #scores1Row2Vec} that also raises {@code mx[m0 + r]} to the max of row r's 2 * L
    * scores, taken from the registers (a max is exact: the number a separate pass finds). A
-   * method of its own rather than a flag: a branch that one caller takes and another never does
-   * makes C2 deoptimize the shared kernel when the callers alternate.
+   * method of its own rather than a flag, so no caller's kernel carries a branch it never takes.
    */
   static void scores1Row2VecMax(float[] q, int q0, int d, float[] kf, int kAt, float[] s, int s0, int sStride,
       float[] mx, int m0) {
