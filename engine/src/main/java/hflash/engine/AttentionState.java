@@ -1,5 +1,6 @@
 package hflash.engine;
 
+import hflash.tiles.PrefillKernels;
 import hflash.tiles.TileKernels;
 import java.util.Arrays;
 
@@ -108,6 +109,28 @@ public final class AttentionState {
       float tileMax = kernels.max(s, i * sStride, count);
       rescales += raiseMax(kernels, h, i, tileMax, alphas);
       l[h] += kernels.expSum(s, i * sStride, count, m[h]);
+    }
+    return rescales;
+  }
+
+  /**
+   * {@link #absorbScores} of heads {@code [0, rows)} for a tile whose row maxima the prefill score
+   * kernel already took ({@link PrefillKernels#scores(float[], int, int, int, float[], int, float[],
+   * int, float[])}), the weights and sums formed by one {@link PrefillKernels#expRows} call. Per head
+   * the operations are absorbScores' (raise the max, then {@code l += sum exp(s - m')}), so the
+   * bits are the same.
+   *
+   * @param sums (rows) scratch for the row sums
+   */
+  int absorbRows(TileKernels kernels, PrefillKernels prefill, int rows, float[] s, int sStride, int count,
+      float[] rowMax, float[] sums, float[] alphas) {
+    int rescales = 0;
+    for (int h = 0; h < rows; h++) {
+      rescales += raiseMax(kernels, h, h, rowMax[h], alphas);
+    }
+    prefill.expRows(s, sStride, rows, count, m, 0, sums);
+    for (int h = 0; h < rows; h++) {
+      l[h] += sums[h];
     }
     return rescales;
   }

@@ -47,6 +47,8 @@ final class CascadeLane {
   private final float[] vf;
   private final float[] tileAcc; // (MAX_ROWS, d) decode kernels' per-tile partial
   private final AttentionState unit; // (MAX_ROWS) rows of the current unit
+  private final float[] rowMax; // (MAX_ROWS) each row's max over the current tile
+  private final float[] rowSums; // (MAX_ROWS) each row's sum of weights over the current tile
   AttentionState[] states = new AttentionState[0]; // (batch) this lane's partial state per sequence
   long[] keysScored = new long[0]; // (batch)
   long[] fmas = new long[0];
@@ -72,6 +74,8 @@ final class CascadeLane {
     this.vf = new float[prefill == null ? 0 : PrefillKernels.valueScratch(tileTokens, d)];
     this.tileAcc = new float[rows * d];
     this.unit = new AttentionState(rows, d);
+    this.rowMax = new float[rows];
+    this.rowSums = new float[rows];
   }
 
   /** Sizes and resets the per-sequence states and counters for a batch of {@code batch}. */
@@ -126,13 +130,15 @@ final class CascadeLane {
       long off = hflash.memory.internal.KvCacheInternals.tileOffset(owner, layer, kh, firstTile + t);
       CascadeHandoff.Slot slot = h == null ? null : h.free();
       float[] w = slot == null ? s : slot.weights;
-      if (micro) {
+      float[] alphas = slot == null ? null : slot.alphas;
+      if (micro) { // the row maxima come out of the score kernel, the weights out of one call for all rows
         prefill.widenKeys(k, off, Encodings.of(layout.dtype()), d, count, kf);
-        prefill.scores(q, 0, rows, d, kf, count, w, sStride);
+        prefill.scores(q, 0, rows, d, kf, count, w, sStride, rowMax);
+        rescales += unit.absorbRows(kernels, prefill, rows, w, sStride, count, rowMax, rowSums, alphas);
       } else {
         kernels.scores(q, 0, rows, d, k, off, Encodings.of(layout.dtype()), count, w, sStride);
+        rescales += unit.absorbScores(kernels, 0, rows, w, sStride, count, alphas);
       }
-      rescales += unit.absorbScores(kernels, 0, rows, w, sStride, count, slot == null ? null : slot.alphas);
       if (slot != null) { // unit 2 rescales and adds P . V
         slot.end = false;
         slot.rows = rows;

@@ -204,6 +204,8 @@ final class TiledPrefill {
     private final float[] tileAcc = new float[prefill == null ? maxRows * d : 0];
     private final float[] kf = new float[prefill == null ? 0 : PrefillKernels.keyScratch(tileTokens, d)];
     private final float[] vf = new float[prefill == null ? 0 : PrefillKernels.valueScratch(tileTokens, d)];
+    private final float[] rowMax = new float[maxRows]; // each row's max over the current tile
+    private final float[] rowSums = new float[maxRows]; // each row's sum of weights over the current tile
     private final AttentionState state = new AttentionState(maxRows, d); // (Bq*g) rows
     long keysScored;
     long tilesRead;
@@ -249,11 +251,13 @@ final class TiledPrefill {
         long off = hflash.memory.internal.KvCacheInternals.tileOffset(cache, layer, kh, t);
         if (prefill != null) { // K widened once for the block's hb rows
           prefill.widenKeys(k, off, Encodings.of(layout.dtype()), d, keys, kf);
-          prefill.scores(qb, 0, hb, d, kf, keys, s, sStride);
+          prefill.scores(qb, 0, hb, d, kf, keys, s, sStride, rowMax); // the row maxima of unmasked tiles
         } else {
           kernels.scores(qb, 0, hb, d, k, off, Encodings.of(layout.dtype()), keys, s, sStride);
         }
-        if (t < fullTiles) {
+        if (t < fullTiles && prefill != null) { // the cascade's absorb: same operations per row, same bits
+          rescales += state.absorbRows(kernels, prefill, hb, s, sStride, keys, rowMax, rowSums, null);
+        } else if (t < fullTiles) {
           for (int h = 0; h < hb; h++) {
             absorb(h, keys, keys);
           }

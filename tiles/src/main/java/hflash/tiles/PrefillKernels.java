@@ -74,6 +74,20 @@ public interface PrefillKernels {
   void scores(float[] q, int qOff, int rows, int d, float[] kf, int count, float[] s, int sStride);
 
   /**
+   * {@link #scores} that also writes each row's max over its keys {@code [0, count)} into
+   * {@code rowMax[0 .. rows)}: the number {@link TileKernels#max} finds over the row (a max is
+   * exact), taken from the score registers before they are stored instead of in a second pass.
+   */
+  void scores(float[] q, int qOff, int rows, int d, float[] kf, int count, float[] s, int sStride, float[] rowMax);
+
+  /**
+   * Per row r &lt; rows in one call: {@code s[r*sStride + j] = exp(s[r*sStride + j] - m[mOff + r])}
+   * for j &lt; count and {@code sums[r]} = their sum; each row gives the bits of
+   * {@link TileKernels#expSum} of the decode kernels these prefill kernels go with ({@link #of}).
+   */
+  void expRows(float[] s, int sStride, int rows, int count, float[] m, int mOff, float[] sums);
+
+  /**
    * {@code acc[accOff + r*d + c] += sum_j p[r*pStride + j] * V[j][c]} for {@code r < rows},
    * {@code c < d}, the sum over {@code j < count} formed first (fma in key order from 0) and then
    * added to acc: the decode path's per-tile partial. vf holds a tile of {@code tileTokens} keys.
@@ -110,6 +124,6 @@ public interface PrefillKernels {
         && kernels.bitSize() == VectorProbe.kernelBitSize()) {
       return VectorProbe.createPrefill();
     }
-    return new ScalarPrefillKernels();
+    return new ScalarPrefillKernels(kernels);
   }
 }

@@ -7,6 +7,23 @@ public final class ScalarPrefillKernels implements PrefillKernels {
 
   private static final int KC = KEY_CHUNK;
 
+  /** The decode kernels whose {@link TileKernels#expSum} {@link #expRows} gives row by row. */
+  private final TileKernels decode;
+
+  /** The spec: its {@link #expRows} is the scalar reference's {@code expSum} per row. */
+  public ScalarPrefillKernels() {
+    this(TileKernelsProvider.scalar());
+  }
+
+  /**
+   * The scalar loops next to {@code decode} (what {@link PrefillKernels#of} returns for decode
+   * kernels without vector prefill kernels of their width): {@link #expRows} calls
+   * {@code decode.expSum} per row, so a row's weights keep the decode path's bits.
+   */
+  ScalarPrefillKernels(TileKernels decode) {
+    this.decode = decode;
+  }
+
   @Override
   public String name() {
     return "prefill-scalar";
@@ -49,6 +66,26 @@ public final class ScalarPrefillKernels implements PrefillKernels {
         }
         s[r * sStride + j] = dot;
       }
+    }
+  }
+
+  @Override
+  public void scores(float[] q, int qOff, int rows, int d, float[] kf, int count, float[] s, int sStride,
+      float[] rowMax) {
+    scores(q, qOff, rows, d, kf, count, s, sStride);
+    for (int r = 0; r < rows; r++) { // ScalarTileKernels.max of the row
+      float m = Float.NEGATIVE_INFINITY;
+      for (int j = 0; j < count; j++) {
+        m = Math.max(m, s[r * sStride + j]);
+      }
+      rowMax[r] = m;
+    }
+  }
+
+  @Override
+  public void expRows(float[] s, int sStride, int rows, int count, float[] m, int mOff, float[] sums) {
+    for (int r = 0; r < rows; r++) {
+      sums[r] = decode.expSum(s, r * sStride, count, m[mOff + r]);
     }
   }
 

@@ -24,6 +24,11 @@ final class VectorMath {
    * (each FMA exactly rounded in every tier), so every tier gives the same bits.
    */
   static float expSum(float[] x, int off, int n, float m) {
+    return expSum(x, off, n, m, LANES.get());
+  }
+
+  /** {@link #expSum} with this thread's lane scratch ({@link #lanes}) passed in. */
+  private static float expSum(float[] x, int off, int n, float m, float[] lanes) {
     // The whole loop lives here, exp written out inside it, so no FloatVector ever crosses a
     // method boundary: a vector argument or result of a call C2 does not inline (for instance
     // because the callee was already compiled on its own into a big method) is boxed on the heap,
@@ -52,7 +57,6 @@ final class VectorMath {
         e.intoArray(x, off + i);
         acc = acc.add(e);
       }
-      float[] lanes = LANES.get();
       acc.intoArray(lanes, 0);
       sum = sumLanes(lanes);
     }
@@ -64,6 +68,80 @@ final class VectorMath {
     return sum;
   }
 
+
+  /**
+   * {@link #expSum} of rows {@code r < rows} of s (row r from {@code r * sStride}, max
+   * {@code m[mOff + r]}), the sums into {@code sums[0 .. rows)}. Two rows at a time in one loop:
+   * each row's operations and their order are expSum's (same bits), but the two rows' independent
+   * chains fill the pipeline slots one row's dependent polynomial leaves empty.
+   */
+  static void expRows(float[] s, int sStride, int rows, int count, float[] m, int mOff, float[] sums) {
+    float[] lanes = LANES.get();
+    int bound = F.loopBound(count);
+    int r = 0;
+    for (; r + 2 <= rows && bound > 0; r += 2) {
+      int offA = r * sStride, offB = offA + sStride;
+      float mAf = m[mOff + r], mBf = m[mOff + r + 1];
+      FloatVector mA = FloatVector.broadcast(F, mAf);
+      FloatVector mB = FloatVector.broadcast(F, mBf);
+      FloatVector accA = FloatVector.zero(F);
+      FloatVector accB = FloatVector.zero(F);
+      int i = 0;
+      for (; i < bound; i += L) {
+        FloatVector xA = FloatVector.fromArray(F, s, offA + i).sub(mA);
+        FloatVector xB = FloatVector.fromArray(F, s, offB + i).sub(mB);
+        FloatVector cA = xA.max(-88f);
+        FloatVector cB = xB.max(-88f);
+        FloatVector tA = cA.mul(LOG2E).add(ROUND_MAGIC);
+        FloatVector tB = cB.mul(LOG2E).add(ROUND_MAGIC);
+        FloatVector nA = tA.sub(ROUND_MAGIC);
+        FloatVector nB = tB.sub(ROUND_MAGIC);
+        FloatVector rA = nA.fma(FloatVector.broadcast(F, -LN2_HI), cA);
+        FloatVector rB = nB.fma(FloatVector.broadcast(F, -LN2_HI), cB);
+        rA = nA.fma(FloatVector.broadcast(F, -LN2_LO), rA);
+        rB = nB.fma(FloatVector.broadcast(F, -LN2_LO), rB);
+        FloatVector pA = FloatVector.broadcast(F, 1f / 720).fma(rA, FloatVector.broadcast(F, 1f / 120));
+        FloatVector pB = FloatVector.broadcast(F, 1f / 720).fma(rB, FloatVector.broadcast(F, 1f / 120));
+        pA = pA.fma(rA, FloatVector.broadcast(F, 1f / 24));
+        pB = pB.fma(rB, FloatVector.broadcast(F, 1f / 24));
+        pA = pA.fma(rA, FloatVector.broadcast(F, 1f / 6));
+        pB = pB.fma(rB, FloatVector.broadcast(F, 1f / 6));
+        pA = pA.fma(rA, FloatVector.broadcast(F, 0.5f));
+        pB = pB.fma(rB, FloatVector.broadcast(F, 0.5f));
+        pA = pA.fma(rA, FloatVector.broadcast(F, 1f));
+        pB = pB.fma(rB, FloatVector.broadcast(F, 1f));
+        pA = pA.fma(rA, FloatVector.broadcast(F, 1f));
+        pB = pB.fma(rB, FloatVector.broadcast(F, 1f));
+        IntVector bA = tA.reinterpretAsInts().sub(ROUND_MAGIC_BITS).add(127).lanewise(LSHL, 23);
+        IntVector bB = tB.reinterpretAsInts().sub(ROUND_MAGIC_BITS).add(127).lanewise(LSHL, 23);
+        FloatVector eA = pA.mul(bA.reinterpretAsFloats()).blend(0f, xA.lt(-87.3f));
+        FloatVector eB = pB.mul(bB.reinterpretAsFloats()).blend(0f, xB.lt(-87.3f));
+        eA.intoArray(s, offA + i);
+        eB.intoArray(s, offB + i);
+        accA = accA.add(eA);
+        accB = accB.add(eB);
+      }
+      accA.intoArray(lanes, 0);
+      float sumA = sumLanes(lanes);
+      accB.intoArray(lanes, 0);
+      float sumB = sumLanes(lanes);
+      for (int j = i; j < count; j++) { // expSum's scalar tail, per row
+        float e = (float) Math.exp(s[offA + j] - mAf);
+        s[offA + j] = e;
+        sumA += e;
+      }
+      for (int j = i; j < count; j++) {
+        float e = (float) Math.exp(s[offB + j] - mBf);
+        s[offB + j] = e;
+        sumB += e;
+      }
+      sums[r] = sumA;
+      sums[r + 1] = sumB;
+    }
+    for (; r < rows; r++) {
+      sums[r] = expSum(s, r * sStride, count, m[mOff + r], lanes);
+    }
+  }
 
   private static final float LOG2E = 1.44269504f;
   private static final float LN2_HI = 0.693145751953125f; // ln 2 with 12 trailing zero bits

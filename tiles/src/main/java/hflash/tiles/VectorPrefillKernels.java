@@ -140,24 +140,99 @@ final class VectorPrefillKernels implements PrefillKernels {
     int chunks = (count + KC - 1) / KC;
     for (int ch = 0; ch < chunks; ch++) {
       for (int sub = 0; sub < KC; sub += C * L) {
+        block(q, qOff, rows, d, kf, ch * d * KC + sub, s, sStride, ch * KC + sub);
+      }
+    }
+  }
+
+  /** Scores of keys [j0, j0 + C * L) (widened K from k0) for every row, by register blocks. */
+  private static void block(float[] q, int qOff, int rows, int d, float[] kf, int k0, float[] s, int sStride, int j0) {
+    int r = 0;
+    if (WIDE) {
+      for (; r + R <= rows; r += R) {
+        VectorPrefillScores.scores6Rows4Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride);
+      }
+      if (r + 4 <= rows) { // rows mod 6 = 4 or 5 (W1's 16 sequences x 4 heads: 64 = 10 x 6 + 4)
+        VectorPrefillScores.scores4Rows4Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride);
+        r += 4;
+      }
+      if (r + 2 <= rows) {
+        VectorPrefillScores.scores2Rows4Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride);
+        r += 2;
+      }
+      if (r < rows) {
+        VectorPrefillScores.scores1Row4Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride);
+      }
+    } else {
+      for (; r + R <= rows; r += R) {
+        VectorPrefillScores.scores4Rows2Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride);
+      }
+      if (r + 2 <= rows) {
+        VectorPrefillScores.scores2Rows2Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride);
+        r += 2;
+      }
+      if (r < rows) {
+        VectorPrefillScores.scores1Row2Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride);
+      }
+    }
+  }
+
+  @Override
+  public void scores(float[] q, int qOff, int rows, int d, float[] kf, int count, float[] s, int sStride,
+      float[] rowMax) {
+    Arrays.fill(rowMax, 0, rows, Float.NEGATIVE_INFINITY);
+    int chunks = (count + KC - 1) / KC;
+    for (int ch = 0; ch < chunks; ch++) {
+      for (int sub = 0; sub < KC; sub += C * L) {
         int k0 = ch * d * KC + sub, j0 = ch * KC + sub;
-        int r = 0;
-        for (; r + R <= rows; r += R) {
-          if (WIDE) {
-            VectorPrefillScores.scores6Rows4Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride);
-          } else {
-            VectorPrefillScores.scores4Rows2Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride);
+        if (j0 + C * L > count) { // a block reaching into the padding keys: its max over the valid keys
+          block(q, qOff, rows, d, kf, k0, s, sStride, j0);
+          for (int x = 0; x < rows; x++) {
+            float m = rowMax[x];
+            for (int j = j0; j < count; j++) {
+              m = Math.max(m, s[x * sStride + j]);
+            }
+            rowMax[x] = m;
           }
+          continue;
         }
-        for (; r < rows; r++) {
-          if (WIDE) {
-            VectorPrefillScores.scores1Row4Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0);
-          } else {
-            VectorPrefillScores.scores1Row2Vec(q, qOff + r * d, d, kf, k0, s, r * sStride + j0);
+        int r = 0;
+        if (WIDE) {
+          for (; r + R <= rows; r += R) {
+            VectorPrefillScores.scores6Rows4VecMax(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride, rowMax, r);
+          }
+          if (r + 4 <= rows) { // rows mod 6 = 4 or 5 (W1's 16 sequences x 4 heads: 64 = 10 x 6 + 4)
+            VectorPrefillScores.scores4Rows4VecMax(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride, rowMax, r);
+            r += 4;
+          }
+          if (r + 2 <= rows) {
+            VectorPrefillScores.scores2Rows4VecMax(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride, rowMax, r);
+            r += 2;
+          }
+          if (r < rows) {
+            VectorPrefillScores.scores1Row4VecMax(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride, rowMax, r);
+          }
+        } else {
+          for (; r + R <= rows; r += R) {
+            VectorPrefillScores.scores4Rows2VecMax(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride, rowMax, r);
+          }
+          if (r + 2 <= rows) {
+            VectorPrefillScores.scores2Rows2VecMax(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride, rowMax, r);
+            r += 2;
+          }
+          if (r < rows) {
+            VectorPrefillScores.scores1Row2VecMax(q, qOff + r * d, d, kf, k0, s, r * sStride + j0, sStride, rowMax, r);
           }
         }
       }
     }
+  }
+
+  // ------------------------------------------------------------------------------ softmax
+
+  @Override
+  public void expRows(float[] s, int sStride, int rows, int count, float[] m, int mOff, float[] sums) {
+    VectorMath.expRows(s, sStride, rows, count, m, mOff, sums);
   }
 
   // ---------------------------------------------------------------------------------- p.V
@@ -173,17 +248,30 @@ final class VectorPrefillKernels implements PrefillKernels {
       for (; c + C * L <= cw; c += C * L) {
         int v0 = base + c, a0 = accOff + cc * KC + c;
         int r = 0;
-        for (; r + R <= rows; r += R) {
-          if (WIDE) {
+        if (WIDE) {
+          for (; r + R <= rows; r += R) {
             VectorPrefillValues.accumulate6Rows4Vec(p, r * pStride, pStride, vf, v0, count, acc, a0 + r * d, d);
-          } else {
+          }
+          if (r + 4 <= rows) {
+            VectorPrefillValues.accumulate4Rows4Vec(p, r * pStride, pStride, vf, v0, count, acc, a0 + r * d, d);
+            r += 4;
+          }
+          if (r + 2 <= rows) {
+            VectorPrefillValues.accumulate2Rows4Vec(p, r * pStride, pStride, vf, v0, count, acc, a0 + r * d, d);
+            r += 2;
+          }
+          if (r < rows) {
+            VectorPrefillValues.accumulate1Row4Vec(p, r * pStride, vf, v0, count, acc, a0 + r * d);
+          }
+        } else {
+          for (; r + R <= rows; r += R) {
             VectorPrefillValues.accumulate4Rows2Vec(p, r * pStride, pStride, vf, v0, count, acc, a0 + r * d, d);
           }
-        }
-        for (; r < rows; r++) {
-          if (WIDE) {
-            VectorPrefillValues.accumulate1Row4Vec(p, r * pStride, vf, v0, count, acc, a0 + r * d);
-          } else {
+          if (r + 2 <= rows) {
+            VectorPrefillValues.accumulate2Rows2Vec(p, r * pStride, pStride, vf, v0, count, acc, a0 + r * d, d);
+            r += 2;
+          }
+          if (r < rows) {
             VectorPrefillValues.accumulate1Row2Vec(p, r * pStride, vf, v0, count, acc, a0 + r * d);
           }
         }
