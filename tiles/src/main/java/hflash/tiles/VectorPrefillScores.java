@@ -10,6 +10,9 @@ import jdk.incubator.vector.VectorSpecies;
  * accumulators must be locals of one method for C2 to keep them in registers. Per lane the
  * arithmetic is {@code acc = fma(k_c, q_c, acc)} over c = 0 .. d-1 from
  * zero, the order of {@link ScalarPrefillKernels}, so the bits are the same.
+ *
+ * <p>Over 500 lines because it is hand-unrolled: 7 register blocks, each with and without the row
+ * max, as separate bodies (one body with a max flag made C2 deoptimize them when callers alternated).
  */
 final class VectorPrefillScores {
 
