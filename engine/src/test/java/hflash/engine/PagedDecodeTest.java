@@ -43,24 +43,29 @@ class PagedDecodeTest {
     c.append(0, n, k, v);
   }
 
-  /** Copies every stored row of a sequence into a flat cache. */
-  private static KvCache flatCopy(KvCache s) {
+  /**
+   * Copies every stored row of layer 0 of a sequence into a flat cache with the same layout and
+   * rotation (f16 and the block dtypes store again exactly what they read back). Shared by the
+   * paged tests.
+   */
+  static KvCache flatCopy(KvCache s) {
     KvCacheLayout l = s.layout();
-    KvCache flat = KvCache.allocate(l, s.rotation() == null ? null : s.rotation());
+    int kvHeads = l.kvHeads(), d = l.headDim();
+    KvCache flat = KvCache.allocate(l, s.rotation());
     int n = s.length(0);
-    float[] k = new float[n * KV_HEADS * D], v = new float[k.length];
+    float[] k = new float[n * kvHeads * d], v = new float[k.length];
     for (int p = 0; p < n; p++) {
-      for (int h = 0; h < KV_HEADS; h++) {
-        for (int c = 0; c < D; c++) {
-          k[(p * KV_HEADS + h) * D + c] = s.key(0, h, p, c);
-          v[(p * KV_HEADS + h) * D + c] = s.value(0, h, p, c);
+      for (int h = 0; h < kvHeads; h++) {
+        for (int c = 0; c < d; c++) {
+          k[(p * kvHeads + h) * d + c] = s.key(0, h, p, c);
+          v[(p * kvHeads + h) * d + c] = s.value(0, h, p, c);
         }
       }
     }
     if (s.rotation() != null) { // stored rows are rotated: append the unrotated ones
-      for (int r = 0; r < n * KV_HEADS; r++) {
-        s.rotation().rotateBack(k, r * D);
-        s.rotation().rotateBack(v, r * D);
+      for (int r = 0; r < n * kvHeads; r++) {
+        s.rotation().rotateBack(k, r * d);
+        s.rotation().rotateBack(v, r * d);
       }
     }
     flat.append(0, n, k, v);

@@ -35,28 +35,11 @@ class PagedSummariesTest {
     return new float[][] {k, v};
   }
 
-  /** A flat cache holding the stored rows of layer 0 of {@code s} (f16: re-storing is exact). */
-  private static KvCache flatCopy(KvCache s) {
-    int n = s.length(0);
-    float[] k = new float[n * KV_HEADS * D], v = new float[k.length];
-    for (int p = 0; p < n; p++) {
-      for (int h = 0; h < KV_HEADS; h++) {
-        for (int c = 0; c < D; c++) {
-          k[(p * KV_HEADS + h) * D + c] = s.key(0, h, p, c);
-          v[(p * KV_HEADS + h) * D + c] = s.value(0, h, p, c);
-        }
-      }
-    }
-    KvCache flat = KvCache.allocate(s.layout());
-    flat.append(0, n, k, v);
-    return flat;
-  }
-
   private static void assertFlatBits(KvCache seq, float[] q, String where) {
     List<AttentionConfig> modes = List.of(AttentionConfig.certified(1e-3), AttentionConfig.certifiedMaxError(1e-2),
         AttentionConfig.budgetedTiles(9), AttentionConfig.budgetedTiles(40), AttentionConfig.estimated(1e-2));
     float scale = (float) (1 / Math.sqrt(D));
-    try (KvCache flat = flatCopy(seq);
+    try (KvCache flat = PagedDecodeTest.flatCopy(seq);
          DecodeAttention onSeq = DecodeAttention.create(seq, HEADS, 1, scale, Scheduler.SERIAL);
          DecodeAttention onFlat = DecodeAttention.create(flat, HEADS, 1, scale, Scheduler.SERIAL)) {
       for (AttentionConfig m : modes) {
