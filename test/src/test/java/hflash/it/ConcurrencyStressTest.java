@@ -84,17 +84,9 @@ class ConcurrencyStressTest {
 
   private static final int MODES = 7;
 
-  /** One failure, with everything needed to replay it. */
-  private record Failure(String where, String what) {
-    @Override
-    public String toString() {
-      return where + ": " + what;
-    }
-  }
-
   @Test
   void manyThreadsKeepEveryPromiseAndReleaseMemory() throws Exception {
-    List<Failure> failures = Collections.synchronizedList(new ArrayList<>());
+    List<StressFailure> failures = Collections.synchronizedList(new ArrayList<>());
     round(-1, failures); // warm-up: JIT, worker pools, heap; the memory baseline is taken after it
     System.gc();
     long before = residentBytes();
@@ -124,7 +116,7 @@ class ConcurrencyStressTest {
    *
    * @return the K and V bytes the round's caches reserved
    */
-  private static long round(int round, List<Failure> failures) throws Exception {
+  private static long round(int round, List<StressFailure> failures) throws Exception {
     long reserved = 0;
     Random plan = new Random(SEED * 31 + round);
     List<KvCache> caches = new ArrayList<>();
@@ -154,11 +146,11 @@ class ConcurrencyStressTest {
         try {
           futures.get(i).get(ROUND_DEADLINE_SECONDS, TimeUnit.SECONDS);
         } catch (TimeoutException e) {
-          failures.add(new Failure("round " + round + " worker " + i, "did not finish within "
+          failures.add(new StressFailure("round " + round + " worker " + i, "did not finish within "
               + ROUND_DEADLINE_SECONDS + " s (deadlock?); threads:\n" + threadDump()));
           break;
         } catch (ExecutionException e) {
-          failures.add(new Failure("round " + round + " worker " + i, "threw " + e.getCause()));
+          failures.add(new StressFailure("round " + round + " worker " + i, "threw " + e.getCause()));
         }
       }
     } finally {
@@ -188,14 +180,14 @@ class ConcurrencyStressTest {
     private final AtomicReferenceArray<DecodeAttention> instances; // every worker's instance, for cross-thread cancel
     private final int slot;
     private final int layer;
-    private final List<Failure> failures;
+    private final List<StressFailure> failures;
     private final Random r;
     private final int closeAt;
     private DecodeAttention attention;
     private boolean instanceClosed;
 
     Worker(int round, int c, int w, KvCache cache, AtomicBoolean closing,
-        AtomicReferenceArray<DecodeAttention> instances, List<Failure> failures, Random r, int closeAt) {
+        AtomicReferenceArray<DecodeAttention> instances, List<StressFailure> failures, Random r, int closeAt) {
       this.name = "seed " + SEED + " round " + round + " cache " + c + " worker " + w;
       this.cache = cache;
       this.closing = closing;
@@ -238,7 +230,7 @@ class ConcurrencyStressTest {
         } catch (IllegalStateException e) {
           expectClosedOrFull(what, e);
         } catch (RuntimeException | Error e) {
-          failures.add(new Failure(name, what + " threw " + e));
+          failures.add(new StressFailure(name, what + " threw " + e));
         }
       }
     }
@@ -281,10 +273,10 @@ class ConcurrencyStressTest {
       k[r.nextInt(k.length)] = r.nextBoolean() ? Float.NaN : Float.POSITIVE_INFINITY;
       try {
         cache.append(layer, k, rows(1, 1f));
-        failures.add(new Failure(name, what + ": a non-finite key was accepted"));
+        failures.add(new StressFailure(name, what + ": a non-finite key was accepted"));
       } catch (IllegalArgumentException expected) {
         if (cache.length(layer) != before) {
-          failures.add(new Failure(name, what + ": a rejected append changed the length"));
+          failures.add(new StressFailure(name, what + ": a rejected append changed the length"));
         }
       }
     }
@@ -357,7 +349,7 @@ class ConcurrencyStressTest {
         instanceClosed = true;
         try {
           attention.decode(layer, query(), new float[HEADS * DIM]);
-          failures.add(new Failure(name, "a closed DecodeAttention decoded"));
+          failures.add(new StressFailure(name, "a closed DecodeAttention decoded"));
         } catch (IllegalStateException expected) {
           // documented
         }
@@ -391,7 +383,7 @@ class ConcurrencyStressTest {
         for (int c = 0; c < DIM; c++) {
           double o = out[h * DIM + c];
           if (!Double.isFinite(o)) {
-            failures.add(new Failure(name, what + " head " + h + ": non-finite output " + o));
+            failures.add(new StressFailure(name, what + " head " + h + ": non-finite output " + o));
             return;
           }
           double d = o - ref[h * DIM + c];
@@ -402,7 +394,7 @@ class ConcurrencyStressTest {
         err = Math.sqrt(err);
         double tol = 1e-4 * (Math.sqrt(norm) + maxValueNorm) + 1e-6;
         if (Math.sqrt(outNorm) > maxValueNorm * (1 + 1e-4) + 1e-6) {
-          failures.add(new Failure(name, what + " head " + h + ": output norm " + Math.sqrt(outNorm)
+          failures.add(new StressFailure(name, what + " head " + h + ": output norm " + Math.sqrt(outNorm)
               + " outside the values' ball " + maxValueNorm));
         }
         boolean promised = switch (config.mode()) {
@@ -414,7 +406,7 @@ class ConcurrencyStressTest {
         double limit = config.mode() == AttentionMode.EXACT || config.mode() == AttentionMode.SAMPLED
             ? tol : bounds[h] + 4 * tol;
         if (promised && err > limit) {
-          failures.add(new Failure(name, what + " head " + h + ": error " + err + " > " + limit
+          failures.add(new StressFailure(name, what + " head " + h + ": error " + err + " > " + limit
               + " (bound " + bounds[h] + ", max bound " + maxBound + ")"));
         }
       }
@@ -437,7 +429,7 @@ class ConcurrencyStressTest {
 
     private void expectClosed(String what, IllegalStateException e) {
       if (!closing.get() && !instanceClosed) {
-        failures.add(new Failure(name, what + " threw " + e + " while nothing was closed"));
+        failures.add(new StressFailure(name, what + " threw " + e + " while nothing was closed"));
       }
     }
 

@@ -79,16 +79,9 @@ class PagePoolStressTest {
     return a == null ? 0 : a.sum();
   }
 
-  private record Failure(String where, String what) {
-    @Override
-    public String toString() {
-      return where + ": " + what;
-    }
-  }
-
   @Test
   void forksAppendsDecodesAndClosesKeepEveryPromise() throws Exception {
-    List<Failure> failures = Collections.synchronizedList(new ArrayList<>());
+    List<StressFailure> failures = Collections.synchronizedList(new ArrayList<>());
     for (int r = 0; r < ROUNDS; r++) {
       long before = directBytes();
       round(r, failures);
@@ -107,7 +100,7 @@ class PagePoolStressTest {
     }
   }
 
-  private static void round(int round, List<Failure> failures) throws Exception {
+  private static void round(int round, List<StressFailure> failures) throws Exception {
     DType dtype = new DType[] {DType.F16, DType.F32, DType.BF16}[round % 3];
     KvCacheLayout layout = new KvCacheLayout(LAYERS, KV_HEADS, DIM, MAX_LENGTH, dtype, TILE);
     PagePool pool = PagePool.allocate(layout, PAGE, PAGES);
@@ -129,11 +122,11 @@ class PagePoolStressTest {
         try {
           futures.get(i).get(ROUND_DEADLINE_SECONDS, TimeUnit.SECONDS);
         } catch (TimeoutException e) {
-          failures.add(new Failure("round " + round + " worker " + i, "did not finish within "
+          failures.add(new StressFailure("round " + round + " worker " + i, "did not finish within "
               + ROUND_DEADLINE_SECONDS + " s (deadlock?)"));
           break;
         } catch (ExecutionException e) {
-          failures.add(new Failure("round " + round + " worker " + i, "threw " + e.getCause()));
+          failures.add(new StressFailure("round " + round + " worker " + i, "threw " + e.getCause()));
         }
       }
     } finally {
@@ -161,12 +154,12 @@ class PagePoolStressTest {
     private final String name;
     private final PagePool pool;
     private final List<KvCache> published;
-    private final List<Failure> failures;
+    private final List<StressFailure> failures;
     private final Random r;
     private final List<KvCache> mine = new ArrayList<>(); // sequences only this worker appends to and decodes
     private BatchedDecode batch;
 
-    Worker(String name, PagePool pool, List<KvCache> published, List<Failure> failures, Random r) {
+    Worker(String name, PagePool pool, List<KvCache> published, List<StressFailure> failures, Random r) {
       this.name = name;
       this.pool = pool;
       this.published = published;
@@ -195,13 +188,13 @@ class PagePoolStressTest {
             default -> closeAnyones();
           }
         } catch (CancellationException e) {
-          failures.add(new Failure(name, what + " was cancelled, though nobody cancels here: " + e));
+          failures.add(new StressFailure(name, what + " was cancelled, though nobody cancels here: " + e));
         } catch (IllegalStateException e) {
           if (!closedOrFull(e)) {
-            failures.add(new Failure(name, what + " threw " + e + " while nothing it used was closed"));
+            failures.add(new StressFailure(name, what + " threw " + e + " while nothing it used was closed"));
           }
         } catch (RuntimeException | Error e) {
-          failures.add(new Failure(name, what + " threw " + e));
+          failures.add(new StressFailure(name, what + " threw " + e));
         }
       }
     }
@@ -270,7 +263,7 @@ class PagePoolStressTest {
             done("pool full");
           }
           if (String.valueOf(e.getMessage()).contains("page pool is full") && s.length(layer) != before) {
-            failures.add(new Failure(name, what + ": a refused append changed the length " + before + " -> "
+            failures.add(new StressFailure(name, what + ": a refused append changed the length " + before + " -> "
                 + s.length(layer)));
           }
           throw e;
@@ -432,7 +425,7 @@ class PagePoolStressTest {
         for (int c = 0; c < DIM; c++) {
           double o = out[off + h * DIM + c];
           if (!Double.isFinite(o)) {
-            failures.add(new Failure(name, what + " head " + h + ": non-finite output " + o));
+            failures.add(new StressFailure(name, what + " head " + h + ": non-finite output " + o));
             return;
           }
           double d = o - ref.out()[h * DIM + c];
@@ -443,7 +436,7 @@ class PagePoolStressTest {
         err = Math.sqrt(err);
         double tol = 1e-4 * (Math.sqrt(norm) + ref.maxValueNorm()) + 1e-6;
         if (Math.sqrt(outNorm) > ref.maxValueNorm() * (1 + 1e-4) + 1e-6) {
-          failures.add(new Failure(name, what + " head " + h + ": output norm " + Math.sqrt(outNorm)
+          failures.add(new StressFailure(name, what + " head " + h + ": output norm " + Math.sqrt(outNorm)
               + " outside the values' ball " + ref.maxValueNorm()));
         }
         boolean promised = switch (config.mode()) {
@@ -454,7 +447,7 @@ class PagePoolStressTest {
         double limit = config.mode() == AttentionMode.EXACT || config.mode() == AttentionMode.SAMPLED
             ? tol : bounds[h] + 4 * tol;
         if (promised && err > limit) {
-          failures.add(new Failure(name, what + " head " + h + ": error " + err + " > " + limit + " (bound "
+          failures.add(new StressFailure(name, what + " head " + h + ": error " + err + " > " + limit + " (bound "
               + bounds[h] + ")"));
         }
       }
