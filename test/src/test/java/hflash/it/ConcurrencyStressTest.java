@@ -15,7 +15,6 @@ import hflash.memory.KvCache;
 import hflash.memory.KvCacheLayout;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
-import java.lang.management.ThreadInfo;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -24,12 +23,10 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CancellationException;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import org.junit.jupiter.api.Test;
@@ -142,17 +139,7 @@ class ConcurrencyStressTest {
           }));
         }
       }
-      for (int i = 0; i < futures.size(); i++) {
-        try {
-          futures.get(i).get(ROUND_DEADLINE_SECONDS, TimeUnit.SECONDS);
-        } catch (TimeoutException e) {
-          failures.add(new StressFailure("round " + round + " worker " + i, "did not finish within "
-              + ROUND_DEADLINE_SECONDS + " s (deadlock?); threads:\n" + threadDump()));
-          break;
-        } catch (ExecutionException e) {
-          failures.add(new StressFailure("round " + round + " worker " + i, "threw " + e.getCause()));
-        }
-      }
+      StressFailure.awaitRound(futures, round, ROUND_DEADLINE_SECONDS, failures);
     } finally {
       pool.shutdownNow();
       assertTrue(pool.awaitTermination(ROUND_DEADLINE_SECONDS, TimeUnit.SECONDS), "seed " + SEED
@@ -456,13 +443,6 @@ class ConcurrencyStressTest {
     }
   }
 
-  private static String threadDump() {
-    StringBuilder b = new StringBuilder();
-    for (ThreadInfo t : ManagementFactory.getThreadMXBean().dumpAllThreads(false, false)) {
-      b.append(t);
-    }
-    return b.toString();
-  }
 
   @Test
   void modeHelperCoversEveryMode() {

@@ -23,12 +23,10 @@ import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -118,17 +116,7 @@ class PagePoolStressTest {
           return null;
         }));
       }
-      for (int i = 0; i < futures.size(); i++) {
-        try {
-          futures.get(i).get(ROUND_DEADLINE_SECONDS, TimeUnit.SECONDS);
-        } catch (TimeoutException e) {
-          failures.add(new StressFailure("round " + round + " worker " + i, "did not finish within "
-              + ROUND_DEADLINE_SECONDS + " s (deadlock?)"));
-          break;
-        } catch (ExecutionException e) {
-          failures.add(new StressFailure("round " + round + " worker " + i, "threw " + e.getCause()));
-        }
-      }
+      StressFailure.awaitRound(futures, round, ROUND_DEADLINE_SECONDS, failures);
     } finally {
       exec.shutdownNow();
       assertTrue(exec.awaitTermination(ROUND_DEADLINE_SECONDS, TimeUnit.SECONDS), "seed " + SEED
