@@ -104,12 +104,18 @@ for r in range(1, rounds + 1):
                     iters = [x for fork in res["primaryMetric"]["rawData"] for x in fork]
                     vals.setdefault(key, {}).setdefault(lab, []).append(statistics.median(iters))
 head = "| bits | kernel | dtype | " + " | ".join(f"{l} ns/row" for l in labels) + " | " + \
-    " | ".join(f"{l}/{labels[0]}" for l in labels[1:]) + " |"
-print("ns per key row: median over the rounds of each run's median iteration")
+    " | ".join(f"{l}/{labels[0]} | paired" for l in labels[1:]) + " |"
+print("ns per key row: median over the rounds of each run's median iteration; paired: the median")
+print("over the rounds of the ratio of the two runs of one round (adjacent in time, so a slow phase")
+print("of a shared machine that spans both runs cancels)")
 print(head)
-print("|" + "---|" * (3 + 2 * len(labels) - 1))
+print("|" + "---|" * (3 + 3 * len(labels) - 2))
 for key in sorted(vals, key=lambda k: (-int(k[0]), k[1], ["f32", "bf16", "f16", "q8_0", "q4_0"].index(k[2]))):
     med = {l: statistics.median(vals[key][l]) for l in labels}
-    cells = [f"{med[l]:.3f}" for l in labels] + [f"{med[l] / med[labels[0]]:.3f}" for l in labels[1:]]
+    base = vals[key][labels[0]]
+    cells = [f"{med[l]:.3f}" for l in labels]
+    for l in labels[1:]:
+        paired = statistics.median(x / b for x, b in zip(vals[key][l], base))
+        cells += [f"{med[l] / med[labels[0]]:.3f}", f"{paired:.3f}"]
     print(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
 EOF

@@ -76,8 +76,9 @@ final class VectorFloatShapes {
     FloatVector a22 = z, a23 = z;
     FloatVector a30 = z, a31 = z;
     FloatVector a32 = z, a33 = z;
-    for (int t = 0; t < n; t++) {
-      long row = at + t * rowBytes, row2 = row + o2;
+    long row = at;
+    for (int t = 0; t < n; t++, row += rowBytes) {
+      long row2 = row + o2;
       // load step (see the class comment): two pairs, each one word load and its two halves
       IntVector x = IntVector.fromMemorySegment(I, seg, row, LE), y = IntVector.fromMemorySegment(I, seg, row2, LE);
       FloatVector v0 = enc == F32 ? x.reinterpretAsFloats() : enc == BF16 ? x.lanewise(LSHL, 16).reinterpretAsFloats()
@@ -141,8 +142,8 @@ final class VectorFloatShapes {
     FloatVector a10 = z, a11 = z;
     FloatVector a20 = z, a21 = z;
     FloatVector a30 = z, a31 = z;
-    for (int t = 0; t < n; t++) {
-      long row = at + t * rowBytes;
+    long row = at;
+    for (int t = 0; t < n; t++, row += rowBytes) {
       IntVector x = IntVector.fromMemorySegment(I, seg, row, LE); // load step: one pair
       FloatVector v0 = enc == F32 ? x.reinterpretAsFloats() : enc == BF16 ? x.lanewise(LSHL, 16).reinterpretAsFloats()
           : x.lanewise(LSHL, 16).lanewise(ASHR, 3).and(F16_MASK).reinterpretAsFloats();
@@ -176,8 +177,8 @@ final class VectorFloatShapes {
       float[] out, int o0, int o1) {
     FloatVector z = FloatVector.zero(F);
     FloatVector a0 = z, a1 = z;
-    for (int t = 0; t < n; t++) {
-      long row = at + t * rowBytes;
+    long row = at;
+    for (int t = 0; t < n; t++, row += rowBytes) {
       IntVector x = IntVector.fromMemorySegment(I, seg, row, LE); // load step: one pair
       FloatVector v0 = enc == F32 ? x.reinterpretAsFloats() : enc == BF16 ? x.lanewise(LSHL, 16).reinterpretAsFloats()
           : x.lanewise(LSHL, 16).lanewise(ASHR, 3).and(F16_MASK).reinterpretAsFloats();
@@ -209,8 +210,9 @@ final class VectorFloatShapes {
     FloatVector a22 = FloatVector.fromArray(F, out, o2Out + r2), a23 = FloatVector.fromArray(F, out, o3 + r2);
     FloatVector a30 = FloatVector.fromArray(F, out, o0 + r3), a31 = FloatVector.fromArray(F, out, o1 + r3);
     FloatVector a32 = FloatVector.fromArray(F, out, o2Out + r3), a33 = FloatVector.fromArray(F, out, o3 + r3);
-    for (int t = 0; t < n; t++) {
-      long row = at + t * rowBytes, row2 = row + o2;
+    long row = at;
+    for (int t = 0; t < n; t++, row += rowBytes) {
+      long row2 = row + o2;
       // load step (see the class comment): two pairs, each one word load and its two halves
       IntVector x = IntVector.fromMemorySegment(I, seg, row, LE), y = IntVector.fromMemorySegment(I, seg, row2, LE);
       FloatVector v0 = enc == F32 ? x.reinterpretAsFloats() : enc == BF16 ? x.lanewise(LSHL, 16).reinterpretAsFloats()
@@ -273,8 +275,8 @@ final class VectorFloatShapes {
     FloatVector a10 = FloatVector.fromArray(F, out, o0 + r1), a11 = FloatVector.fromArray(F, out, o1 + r1);
     FloatVector a20 = FloatVector.fromArray(F, out, o0 + r2), a21 = FloatVector.fromArray(F, out, o1 + r2);
     FloatVector a30 = FloatVector.fromArray(F, out, o0 + r3), a31 = FloatVector.fromArray(F, out, o1 + r3);
-    for (int t = 0; t < n; t++) {
-      long row = at + t * rowBytes;
+    long row = at;
+    for (int t = 0; t < n; t++, row += rowBytes) {
       IntVector x = IntVector.fromMemorySegment(I, seg, row, LE); // load step: one pair
       FloatVector v0 = enc == F32 ? x.reinterpretAsFloats() : enc == BF16 ? x.lanewise(LSHL, 16).reinterpretAsFloats()
           : x.lanewise(LSHL, 16).lanewise(ASHR, 3).and(F16_MASK).reinterpretAsFloats();
@@ -307,8 +309,8 @@ final class VectorFloatShapes {
   static void accumulate2Vec1Head(int enc, float[] w, int w0, int n, MemorySegment seg, long at, long rowBytes,
       float[] out, int o0, int o1) {
     FloatVector a0 = FloatVector.fromArray(F, out, o0), a1 = FloatVector.fromArray(F, out, o1);
-    for (int t = 0; t < n; t++) {
-      long row = at + t * rowBytes;
+    long row = at;
+    for (int t = 0; t < n; t++, row += rowBytes) {
       IntVector x = IntVector.fromMemorySegment(I, seg, row, LE); // load step: one pair
       FloatVector v0 = enc == F32 ? x.reinterpretAsFloats() : enc == BF16 ? x.lanewise(LSHL, 16).reinterpretAsFloats()
           : x.lanewise(LSHL, 16).lanewise(ASHR, 3).and(F16_MASK).reinterpretAsFloats();
