@@ -54,6 +54,8 @@ final class VectorFloatShapes {
   private static final VectorSpecies<Float> F = VectorConstants.FLOATS;
   private static final VectorSpecies<Integer> I = VectorConstants.INTS;
   private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+  /** Bytes of a block row (32 keys of a K block, 32 channels of a V block): f32, and 16-bit pairs. */
+  private static final long ROW_F32 = 32L * Float.BYTES, ROW_16 = 32L * Short.BYTES;
 
   private VectorFloatShapes() {}
 
@@ -64,7 +66,7 @@ final class VectorFloatShapes {
    * {@code out[o_i + h * outStride ..]}, from +0.
    */
   static void scores4Vec4Heads(int enc, float[] w, int w0, int wStride, int n, MemorySegment seg, long at, long o2,
-      long rowBytes, float[] out, int outStride, int o0, int o1, int o2Out, int o3) {
+      float[] out, int outStride, int o0, int o1, int o2Out, int o3) {
     int w1 = w0 + wStride, w2 = w1 + wStride, w3 = w2 + wStride;
     int r1 = outStride, r2 = 2 * outStride, r3 = 3 * outStride;
     FloatVector z = FloatVector.zero(F);
@@ -76,7 +78,7 @@ final class VectorFloatShapes {
     FloatVector a22 = z, a23 = z;
     FloatVector a30 = z, a31 = z;
     FloatVector a32 = z, a33 = z;
-    long row = at;
+    long row = at, rowBytes = enc == F32 ? ROW_F32 : ROW_16;
     for (int t = 0; t < n; t++, row += rowBytes) {
       long row2 = row + o2;
       // load step (see the class comment): two pairs, each one word load and its two halves
@@ -134,7 +136,7 @@ final class VectorFloatShapes {
    * {@link #scores4Vec4Heads}.
    */
   static void scores2Vec4Heads(int enc, float[] w, int w0, int wStride, int n, MemorySegment seg, long at,
-      long rowBytes, float[] out, int outStride, int o0, int o1) {
+      float[] out, int outStride, int o0, int o1) {
     int w1 = w0 + wStride, w2 = w1 + wStride, w3 = w2 + wStride;
     int r1 = outStride, r2 = 2 * outStride, r3 = 3 * outStride;
     FloatVector z = FloatVector.zero(F);
@@ -142,7 +144,7 @@ final class VectorFloatShapes {
     FloatVector a10 = z, a11 = z;
     FloatVector a20 = z, a21 = z;
     FloatVector a30 = z, a31 = z;
-    long row = at;
+    long row = at, rowBytes = enc == F32 ? ROW_F32 : ROW_16;
     for (int t = 0; t < n; t++, row += rowBytes) {
       IntVector x = IntVector.fromMemorySegment(I, seg, row, LE); // load step: one pair
       FloatVector v0 = enc == F32 ? x.reinterpretAsFloats() : enc == BF16 ? x.lanewise(LSHL, 16).reinterpretAsFloats()
@@ -173,11 +175,11 @@ final class VectorFloatShapes {
   }
 
   /** {@link #scores2Vec4Heads} for 1 head ({@code w[w0 + t]}): 2 accumulators, 4 vector registers. */
-  static void scores2Vec1Head(int enc, float[] w, int w0, int n, MemorySegment seg, long at, long rowBytes,
+  static void scores2Vec1Head(int enc, float[] w, int w0, int n, MemorySegment seg, long at,
       float[] out, int o0, int o1) {
     FloatVector z = FloatVector.zero(F);
     FloatVector a0 = z, a1 = z;
-    long row = at;
+    long row = at, rowBytes = enc == F32 ? ROW_F32 : ROW_16;
     for (int t = 0; t < n; t++, row += rowBytes) {
       IntVector x = IntVector.fromMemorySegment(I, seg, row, LE); // load step: one pair
       FloatVector v0 = enc == F32 ? x.reinterpretAsFloats() : enc == BF16 ? x.lanewise(LSHL, 16).reinterpretAsFloats()

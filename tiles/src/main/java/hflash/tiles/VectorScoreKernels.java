@@ -65,7 +65,6 @@ final class VectorScoreKernels {
     // one low/high pair of key vectors, and the keys of the high vector
     boolean f32 = enc == F32;
     int words = f32 ? KB : SPAN, pairWords = f32 ? 2 * L : L, hiKeys = f32 ? L : SPAN;
-    long rowBytes = (long) KB * e.bytes();
     int blocks = (count + KB - 1) / KB;
     long blockBytes = (long) KB * d * e.bytes();
     for (int b = 0; b < blocks; ) {
@@ -76,16 +75,16 @@ final class VectorScoreKernels {
       for (; h + 4 <= g; h += 4) {
         int q0 = qOff + h * d, j = h * sStride + b * KB;
         if (unit == 2) {
-          VectorFloatShapes.scores4Vec4Heads(enc, q, q0, d, d, k, at, blockBytes, rowBytes, s, sStride, j, j + hiKeys,
+          VectorFloatShapes.scores4Vec4Heads(enc, q, q0, d, d, k, at, blockBytes, s, sStride, j, j + hiKeys,
               j + KB, j + KB + hiKeys);
         } else if (WIDE && words >= 2 * pairWords) { // 4 x 4 inside one block: 256 and 128 bits
           for (int w = 0; w < words; w += 2 * pairWords) {
-            VectorFloatShapes.scores4Vec4Heads(enc, q, q0, d, d, k, at + 4L * w, 4L * pairWords, rowBytes, s, sStride,
+            VectorFloatShapes.scores4Vec4Heads(enc, q, q0, d, d, k, at + 4L * w, 4L * pairWords, s, sStride,
                 j + w, j + w + hiKeys, j + w + pairWords, j + w + pairWords + hiKeys);
           }
         } else {
           for (int w = 0; w < words; w += pairWords) {
-            VectorFloatShapes.scores2Vec4Heads(enc, q, q0, d, d, k, at + 4L * w, rowBytes, s, sStride, j + w,
+            VectorFloatShapes.scores2Vec4Heads(enc, q, q0, d, d, k, at + 4L * w, s, sStride, j + w,
                 j + w + hiKeys);
           }
         }
@@ -94,7 +93,7 @@ final class VectorScoreKernels {
         for (int u = 0; u < unit; u++) {
           int q0 = qOff + h * d, j = h * sStride + (b + u) * KB;
           for (int w = 0; w < words; w += pairWords) {
-            VectorFloatShapes.scores2Vec1Head(enc, q, q0, d, k, at + u * blockBytes + 4L * w, rowBytes, s, j + w,
+            VectorFloatShapes.scores2Vec1Head(enc, q, q0, d, k, at + u * blockBytes + 4L * w, s, j + w,
                 j + w + hiKeys);
           }
         }
