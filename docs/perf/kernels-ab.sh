@@ -9,6 +9,7 @@
 #   docs/perf/kernels-ab.sh                                # before vs after, 3 rounds, 512 and 256 bits
 #   docs/perf/kernels-ab.sh before=98e39ba main=cc5b53f:inline after=HEAD   # also the helper version
 #   ROUNDS=5 WIDTHS="512" docs/perf/kernels-ab.sh before=98e39ba after=HEAD
+#   JVM_EXTRA=-Dhflash.vectorRegisters=16 WIDTHS=256 docs/perf/kernels-ab.sh   # the AVX2 shapes (2 x 4)
 #
 # A build is label=ref, or label=ref:inline to run it with the JIT flags the launcher of that era
 # passed (-XX:CompileCommand=inline,hflash.tiles.VectorLoads::*). The builds of interest:
@@ -69,7 +70,7 @@ for spec in "$@"; do
 done
 
 echo "# $(date -u '+%F %T') UTC; $(lscpu | sed -n 's/^Model name: *//p' | head -1); $(nproc) cpus"
-echo "# builds: $*; rounds $ROUNDS; widths $WIDTHS; JMH $JMH_OPTS"
+echo "# builds: $*; rounds $ROUNDS; widths $WIDTHS; JMH $JMH_OPTS; JVM ${JVM_EXTRA:-(defaults)}"
 n=${#labels[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "# round $r: $(uptime)"
@@ -81,7 +82,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       json="$OUT/r$r-w$w-$label.json"
       # shellcheck disable=SC2086
       "$JAVA" -jar "${!jarvar}" KernelRowBench -p headDim=128 $JMH_OPTS -rf json -rff "$json" \
-        -jvmArgsAppend "-Xms1g -Xmx1g -Xbatch -Dhflash.vectorBitSize=$w ${flags[$label]}" >"$OUT/r$r-w$w-$label.txt" 2>&1 \
+        -jvmArgsAppend "-Xms1g -Xmx1g -Xbatch -Dhflash.vectorBitSize=$w ${JVM_EXTRA:-} ${flags[$label]}" >"$OUT/r$r-w$w-$label.txt" 2>&1 \
         || { echo "run $label w=$w failed, see $OUT/r$r-w$w-$label.txt" >&2; exit 1; }
     done
   done

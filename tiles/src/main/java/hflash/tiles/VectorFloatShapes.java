@@ -39,6 +39,15 @@ import jdk.incubator.vector.VectorSpecies;
  * are loop-invariant: C2 folds them against the branch profile or unswitches the loop, as it did
  * for the inlined helpers.
  *
+ * <p><b>Row address.</b> Each loop walks the row address ({@code row += rowBytes}) rather than
+ * computing {@code at + t * rowBytes}: one add per row instead of a sign extension, a multiply and
+ * two adds from the stack, and a general-purpose register fewer (C2 had moved one through an XMM
+ * register three times per row). The score shapes take the stride from the encoding (a constant
+ * once C2 folds the encoding test), so C2 also removes the per-row bounds checks; the p.V shapes
+ * take it as an argument, because for their 64-key calls the loop nest that removal builds cost
+ * more than it saved (docs/KERNELS.md, "Vector kernel template"; {@code docs/perf/kernel-loops.sh}
+ * prints the compiled loops).
+ *
  * <p>Shapes, L = lanes per vector ({@link VectorConstants#WIDE} picks 4 x 4):
  *
  * <ul>
@@ -61,9 +70,9 @@ final class VectorFloatShapes {
 
   /**
    * 4 vectors x 4 heads, 16 accumulators, 21 vector registers, over {@code n} rows. Row t: two
-   * vector pairs at {@code at + t * rowBytes} and {@code + o2} (vectors 0, 1 and 2, 3); head h's
-   * weight of row t is {@code w[w0 + h * wStride + t]}; vector i of head h is accumulated in
-   * {@code out[o_i + h * outStride ..]}, from +0.
+   * vector pairs at {@code at + t * rowBytes} (rowBytes: 128 for f32, 64 for 16-bit pairs) and
+   * {@code + o2} (vectors 0, 1 and 2, 3); head h's weight of row t is {@code w[w0 + h * wStride + t]};
+   * vector i of head h is accumulated in {@code out[o_i + h * outStride ..]}, from +0.
    */
   static void scores4Vec4Heads(int enc, float[] w, int w0, int wStride, int n, MemorySegment seg, long at, long o2,
       float[] out, int outStride, int o0, int o1, int o2Out, int o3) {
@@ -131,9 +140,9 @@ final class VectorFloatShapes {
   }
 
   /**
-   * 2 vectors (one pair at {@code at + t * rowBytes}: the low vector to {@code out[o0 ..]}, the
-   * high one to {@code out[o1 ..]}) x 4 heads, 8 accumulators, 11 vector registers; otherwise as
-   * {@link #scores4Vec4Heads}.
+   * 2 vectors (one pair at {@code at + t * rowBytes}, rowBytes from the encoding: the low vector to
+   * {@code out[o0 ..]}, the high one to {@code out[o1 ..]}) x 4 heads, 8 accumulators, 11 vector
+   * registers; otherwise as {@link #scores4Vec4Heads}.
    */
   static void scores2Vec4Heads(int enc, float[] w, int w0, int wStride, int n, MemorySegment seg, long at,
       float[] out, int outStride, int o0, int o1) {
