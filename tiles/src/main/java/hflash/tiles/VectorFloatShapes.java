@@ -63,8 +63,9 @@ final class VectorFloatShapes {
   private static final VectorSpecies<Float> F = VectorConstants.FLOATS;
   private static final VectorSpecies<Integer> I = VectorConstants.INTS;
   private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
-  /** Bytes of a block row (32 keys of a K block, 32 channels of a V block): f32, and 16-bit pairs. */
-  private static final long ROW_F32 = 32L * Float.BYTES, ROW_16 = 32L * Short.BYTES;
+  /** Bytes of a K block row (the block's keys at one channel), f32 and 16-bit: the score shapes' stride. */
+  private static final long ROW_F32 = (long) TileFormat.KEY_BLOCK * Float.BYTES;
+  private static final long ROW_16 = (long) TileFormat.KEY_BLOCK * Short.BYTES;
 
   private VectorFloatShapes() {}
 
