@@ -58,20 +58,14 @@ public final class TileSummaries {
   private final long ballBytes;
   private final long tailAt; // byte offset of radius, vmax, cnorm inside a ball record
   private final double[] centroid; // (d) scratch of complete(): appends are not concurrent
-  // Where the records are. A flat cache has one slot holding every tile and block; a sequence one
-  // slot per pool page, holding that page's tiles and the blocks whose last tile is in it.
-  private final int slotTiles; // tiles per (layer, kvHead) in a slot
-  private final int slotBlocks; // blocks per (layer, kvHead) in a slot
+  private final SummarySlots slots; // where the records are: one slot (flat) or one per pool page
   private final long blockBoxBase; // byte offsets, inside a slot, of the regions after the tile boxes
   private final long tileBallBase;
   private final long blockBallBase;
-  private final PageTable pages; // a sequence's page table; null: flat
-  private final long pageStride; // bytes of one page's slot in the pool's summary segment
-  private final long partBase; // where the key summaries start inside a page's slot
 
   /** A flat cache's summaries, in their own segment from {@code arena}. */
   TileSummaries(KvCacheLayout layout, Arena arena) {
-    this(layout, null, null, 0, 0, (int) (layout.paddedCapacity() / layout.tileTokens()), arena);
+    this(layout, SummarySlots.flat((int) (layout.paddedCapacity() / layout.tileTokens())), null, arena);
   }
 
   /**
@@ -80,11 +74,10 @@ public final class TileSummaries {
    */
   TileSummaries(KvCacheLayout layout, MemorySegment pool, PageTable pages, long pageStride, long partBase,
       int tilesPerPage) {
-    this(layout, pool, pages, pageStride, partBase, tilesPerPage, null);
+    this(layout, SummarySlots.paged(pages, pageStride, partBase, tilesPerPage), pool, null);
   }
 
-  private TileSummaries(KvCacheLayout layout, MemorySegment pool, PageTable pages, long pageStride, long partBase,
-      int slotTiles, Arena arena) {
+  private TileSummaries(KvCacheLayout layout, SummarySlots slots, MemorySegment pool, Arena arena) {
     this.layout = layout;
     this.dtype = layout.dtype().summaryDType();
     this.boxBytes = boxBytes(layout.headDim(), dtype);
@@ -92,32 +85,19 @@ public final class TileSummaries {
     this.tailAt = (long) layout.headDim() * Float.BYTES;
     this.centroid = new double[layout.headDim()];
     this.blocks = (int) (layout.paddedCapacity() / layout.tileTokens()) / BLOCK_TILES;
-    this.slotTiles = slotTiles;
-    this.slotBlocks = pages == null ? slotTiles / BLOCK_TILES : slotBlocks(slotTiles);
-    this.pages = pages;
-    this.pageStride = pageStride;
-    this.partBase = partBase;
+    this.slots = slots;
     long heads = (long) layout.layers() * layout.kvHeads();
-    this.blockBoxBase = Math.multiplyExact(heads * slotTiles, boxBytes);
-    this.tileBallBase = Math.addExact(blockBoxBase, Math.multiplyExact(heads * slotBlocks, boxBytes));
-    this.blockBallBase = Math.addExact(tileBallBase, Math.multiplyExact(heads * slotTiles, ballBytes));
-    long slot = Math.addExact(blockBallBase, Math.multiplyExact(heads * slotBlocks, ballBytes));
-    this.data = pages == null ? arena.allocate(slot, 64) : pool;
-  }
-
-  /**
-   * Blocks per (layer, kvHead) a page of {@code tilesPerPage} tiles keeps: those whose last tile is
-   * in the page, at most {@code ceil(tilesPerPage / 16)} (so a page of fewer than 16 tiles keeps one
-   * block slot, used by every 16/tilesPerPage-th page).
-   */
-  static int slotBlocks(int tilesPerPage) {
-    return (tilesPerPage + BLOCK_TILES - 1) / BLOCK_TILES;
+    this.blockBoxBase = Math.multiplyExact(heads * slots.tiles, boxBytes);
+    this.tileBallBase = Math.addExact(blockBoxBase, Math.multiplyExact(heads * slots.blocks, boxBytes));
+    this.blockBallBase = Math.addExact(tileBallBase, Math.multiplyExact(heads * slots.tiles, ballBytes));
+    long slot = Math.addExact(blockBallBase, Math.multiplyExact(heads * slots.blocks, ballBytes));
+    this.data = slots.paged() ? pool : arena.allocate(slot, 64);
   }
 
   /** Bytes of one pool page's key summaries: box and ball records of its tiles and blocks, every layer and KV head. */
   static long slotBytes(KvCacheLayout layout, int tilesPerPage) {
     long heads = (long) layout.layers() * layout.kvHeads();
-    return Math.multiplyExact(heads * (tilesPerPage + slotBlocks(tilesPerPage)),
+    return Math.multiplyExact(heads * (tilesPerPage + SummarySlots.blocksPerPage(tilesPerPage)),
         recordBytes(layout.headDim(), layout.dtype()));
   }
 
@@ -148,41 +128,21 @@ public final class TileSummaries {
     return ((long) layer * layout.kvHeads() + kvHead) * perHead + i;
   }
 
-  /** Start of the slot holding tile {@code tile}'s records. */
-  private long tileSlot(int tile) {
-    return pages == null ? 0 : pages.page(tile / slotTiles) * pageStride + partBase;
-  }
-
-  /** Start of the slot holding block {@code block}'s records: the page of its last tile. */
-  private long blockSlot(int block) {
-    return pages == null ? 0 : pages.page((block * BLOCK_TILES + BLOCK_TILES - 1) / slotTiles) * pageStride + partBase;
-  }
-
-  /** Index of tile {@code tile} in its slot. */
-  private int tileIndex(int tile) {
-    return pages == null ? tile : tile % slotTiles;
-  }
-
-  /** Index of block {@code block} in its slot. */
-  private int blockIndex(int block) {
-    return pages == null ? block : (block * BLOCK_TILES + BLOCK_TILES - 1) % slotTiles / BLOCK_TILES;
-  }
-
   /**
    * How many of the {@code count} tiles (blocks when {@code block}) from {@code index} on have their
    * ball records one after the other, {@link #ballBytes()} apart, as a run from the first's offset:
    * all of them for a flat cache; for a sequence those in the same page.
    */
   public int ballRun(int index, int count, boolean block) {
-    if (pages == null || count <= 1) {
+    if (!slots.paged() || count <= 1) {
       return count;
     }
     if (!block) {
-      return Math.min(count, slotTiles - index % slotTiles);
+      return Math.min(count, slots.tiles - index % slots.tiles);
     }
-    int page = (index * BLOCK_TILES + BLOCK_TILES - 1) / slotTiles;
+    int page = slots.blockPage(index);
     int run = 1;
-    while (run < count && ((index + run) * BLOCK_TILES + BLOCK_TILES - 1) / slotTiles == page) {
+    while (run < count && slots.blockPage(index + run) == page) {
       run++;
     }
     return run;
@@ -190,12 +150,12 @@ public final class TileSummaries {
 
   /** Byte offset of the box record (lo, hi) of (layer, kvHead, tile). */
   public long boxOffset(int layer, int kvHead, int tile) {
-    return tileSlot(tile) + index(layer, kvHead, tileIndex(tile), slotTiles) * boxBytes;
+    return slots.tileSlot(tile) + index(layer, kvHead, slots.tileIndex(tile), slots.tiles) * boxBytes;
   }
 
   /** Byte offset of the ball record (centroid, radius, vmax, ||c||) of (layer, kvHead, tile). */
   public long ballOffset(int layer, int kvHead, int tile) {
-    return tileSlot(tile) + tileBallBase + index(layer, kvHead, tileIndex(tile), slotTiles) * ballBytes;
+    return slots.tileSlot(tile) + tileBallBase + index(layer, kvHead, slots.tileIndex(tile), slots.tiles) * ballBytes;
   }
 
   /**
@@ -206,12 +166,14 @@ public final class TileSummaries {
    * tiles' max.
    */
   public long blockBoxOffset(int layer, int kvHead, int block) {
-    return blockSlot(block) + blockBoxBase + index(layer, kvHead, blockIndex(block), slotBlocks) * boxBytes;
+    return slots.blockSlot(block) + blockBoxBase
+        + index(layer, kvHead, slots.blockIndex(block), slots.blocks) * boxBytes;
   }
 
   /** Byte offset of the ball record of block {@code block} of (layer, kvHead). */
   public long blockBallOffset(int layer, int kvHead, int block) {
-    return blockSlot(block) + blockBallBase + index(layer, kvHead, blockIndex(block), slotBlocks) * ballBytes;
+    return slots.blockSlot(block) + blockBallBase
+        + index(layer, kvHead, slots.blockIndex(block), slots.blocks) * ballBytes;
   }
 
   /** Bytes of one box record. */
@@ -231,7 +193,7 @@ public final class TileSummaries {
 
   /** Bytes reserved for all summaries: a flat cache's segment; 0 for a sequence (they are in the pool's pages). */
   public long bytesReserved() {
-    return pages == null ? data.byteSize() : 0;
+    return slots.paged() ? 0 : data.byteSize();
   }
 
   // ------------------------------------------------------------------ maintenance (KvCache)

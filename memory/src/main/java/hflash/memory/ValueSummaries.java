@@ -38,46 +38,36 @@ public final class ValueSummaries {
   private final int blocks; // complete-able blocks per (layer, kvHead) of the capacity
   private final long recordBytes;
   private final double[] centroid; // (d) scratch: appends are not concurrent within a layer's head
-  // Where the records are: as in TileSummaries, one slot for a flat cache, one per pool page for a sequence
-  private final int slotTiles;
-  private final int slotBlocks;
+  private final SummarySlots slots; // where the records are: one slot (flat) or one per pool page
   private final long blockBase; // inside a slot
-  private final PageTable pages; // null: flat
-  private final long pageStride;
-  private final long partBase; // where the value summaries start inside a page's slot
 
   /** A flat cache's records, in their own segment from {@code arena}. */
   ValueSummaries(KvCacheLayout layout, Arena arena) {
-    this(layout, null, null, 0, 0, (int) (layout.paddedCapacity() / layout.tileTokens()), arena);
+    this(layout, SummarySlots.flat((int) (layout.paddedCapacity() / layout.tileTokens())), null, arena);
   }
 
   /** A sequence's records: page {@code p}'s slot at {@code p * pageStride + partBase} of {@code pool}. */
   ValueSummaries(KvCacheLayout layout, MemorySegment pool, PageTable pages, long pageStride, long partBase,
       int tilesPerPage) {
-    this(layout, pool, pages, pageStride, partBase, tilesPerPage, null);
+    this(layout, SummarySlots.paged(pages, pageStride, partBase, tilesPerPage), pool, null);
   }
 
-  private ValueSummaries(KvCacheLayout layout, MemorySegment pool, PageTable pages, long pageStride, long partBase,
-      int slotTiles, Arena arena) {
+  private ValueSummaries(KvCacheLayout layout, SummarySlots slots, MemorySegment pool, Arena arena) {
     this.layout = layout;
     this.blocks = (int) (layout.paddedCapacity() / layout.tileTokens()) / BLOCK_TILES;
     this.recordBytes = recordBytes(layout.headDim());
-    this.slotTiles = slotTiles;
-    this.slotBlocks = pages == null ? slotTiles / BLOCK_TILES : TileSummaries.slotBlocks(slotTiles);
-    this.pages = pages;
-    this.pageStride = pageStride;
-    this.partBase = partBase;
+    this.slots = slots;
     long heads = (long) layout.layers() * layout.kvHeads();
-    this.blockBase = Math.multiplyExact(heads * slotTiles, recordBytes);
-    long slot = Math.addExact(blockBase, Math.multiplyExact(heads * slotBlocks, recordBytes));
-    this.data = pages == null ? arena.allocate(slot, 64) : pool;
+    this.blockBase = Math.multiplyExact(heads * slots.tiles, recordBytes);
+    long slot = Math.addExact(blockBase, Math.multiplyExact(heads * slots.blocks, recordBytes));
+    this.data = slots.paged() ? pool : arena.allocate(slot, 64);
     this.centroid = new double[layout.headDim()];
   }
 
   /** Bytes of one pool page's value records: its tiles and blocks, every layer and KV head. */
   static long slotBytes(KvCacheLayout layout, int tilesPerPage) {
     long heads = (long) layout.layers() * layout.kvHeads();
-    return Math.multiplyExact(heads * (tilesPerPage + TileSummaries.slotBlocks(tilesPerPage)),
+    return Math.multiplyExact(heads * (tilesPerPage + SummarySlots.blocksPerPage(tilesPerPage)),
         recordBytes(layout.headDim()));
   }
 
@@ -93,7 +83,7 @@ public final class ValueSummaries {
 
   /** Bytes reserved for all records: a flat cache's segment; 0 for a sequence (its records are in the pool's pages). */
   public long bytesReserved() {
-    return pages == null ? data.byteSize() : 0;
+    return slots.paged() ? 0 : data.byteSize();
   }
 
   private long index(int layer, int kvHead, int i, int perHead) {
@@ -102,21 +92,13 @@ public final class ValueSummaries {
 
   /** Byte offset of the record of (layer, kvHead, tile). */
   public long tileOffset(int layer, int kvHead, int tile) {
-    if (pages == null) {
-      return index(layer, kvHead, tile, slotTiles) * recordBytes;
-    }
-    return pages.page(tile / slotTiles) * pageStride + partBase + index(layer, kvHead, tile % slotTiles, slotTiles)
-        * recordBytes;
+    return slots.tileSlot(tile) + index(layer, kvHead, slots.tileIndex(tile), slots.tiles) * recordBytes;
   }
 
   /** Byte offset of the record of block {@code block} (tiles {@code [16 block, 16 block + 16)}). */
   public long blockOffset(int layer, int kvHead, int block) {
-    if (pages == null) {
-      return blockBase + index(layer, kvHead, block, slotBlocks) * recordBytes;
-    }
-    int last = block * BLOCK_TILES + BLOCK_TILES - 1; // a block's records are in the page of its last tile
-    return pages.page(last / slotTiles) * pageStride + partBase + blockBase
-        + index(layer, kvHead, last % slotTiles / BLOCK_TILES, slotBlocks) * recordBytes;
+    return slots.blockSlot(block) + blockBase
+        + index(layer, kvHead, slots.blockIndex(block), slots.blocks) * recordBytes;
   }
 
   /** Element c of the value centroid of the record at {@code offset}. */
@@ -161,21 +143,21 @@ public final class ValueSummaries {
       radius = Math.max(radius, Math.sqrt(r2));
     }
     data.set(F32, rec + (long) d * Float.BYTES, Math.nextUp((float) (radius * (1 + 1e-9))));
-    if (tile % TileSummaries.BLOCK_TILES == TileSummaries.BLOCK_TILES - 1
-        && tile / TileSummaries.BLOCK_TILES < blocks) {
-      completeBlock(layer, kvHead, tile / TileSummaries.BLOCK_TILES);
+    if (tile % BLOCK_TILES == BLOCK_TILES - 1
+        && tile / BLOCK_TILES < blocks) {
+      completeBlock(layer, kvHead, tile / BLOCK_TILES);
     }
   }
 
   private void completeBlock(int layer, int kvHead, int block) {
     int d = layout.headDim();
     long rec = blockOffset(layer, kvHead, block);
-    int t0 = block * TileSummaries.BLOCK_TILES;
+    int t0 = block * BLOCK_TILES;
     java.util.Arrays.fill(centroid, 0);
-    for (int t = t0; t < t0 + TileSummaries.BLOCK_TILES; t++) {
+    for (int t = t0; t < t0 + BLOCK_TILES; t++) {
       long tr = tileOffset(layer, kvHead, t);
       for (int c = 0; c < d; c++) {
-        centroid[c] += centroid(tr, c) / (double) TileSummaries.BLOCK_TILES;
+        centroid[c] += centroid(tr, c) / (double) BLOCK_TILES;
       }
     }
     for (int c = 0; c < d; c++) {
